@@ -1,0 +1,27 @@
+// Package errdefs holds the error classes every icebox package uses to say what
+// went wrong. Packages wrap them with %w where the failure happens; the API edge
+// is the only place that turns a class into an HTTP status and AWS error code.
+package errdefs
+
+import "errors"
+
+var (
+	// ErrNotFound: the named function, version, log group… does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the resource already exists or is being changed concurrently.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a parameter is out of range or malformed.
+	ErrInvalid = errors.New("invalid parameter")
+	// ErrInvalidContent: a request body could not be parsed (not JSON).
+	ErrInvalidContent = errors.New("invalid request content")
+	// ErrInvalidZip: uploaded code is not a usable zip archive.
+	ErrInvalidZip = errors.New("invalid zip file")
+	// ErrTooLarge: a payload exceeds a Lambda limit.
+	ErrTooLarge = errors.New("request too large")
+	// ErrThrottled: no capacity to run the call right now.
+	ErrThrottled = errors.New("throttled")
+	// ErrPreconditionFailed: a RevisionId did not match.
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrUnavailable: icebox is shutting down or a dependency is down.
+	ErrUnavailable = errors.New("service unavailable")
+)

@@ -1,0 +1,443 @@
+// Package linux builds icebox sandboxes from Linux namespaces and cgroups.
+// Every syscall icebox makes lives in this package.
+package linux
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"icebox/internal/sandbox"
+)
+
+// Config configures the sandbox manager.
+type Config struct {
+	// StateDir holds the (empty) mount point sandboxes build their root on.
+	StateDir string
+	// CgroupParent is the group, relative to each hierarchy's root, under
+	// which sandbox groups are made. Default "icebox".
+	CgroupParent string
+	// CgroupMount is where the cgroup hierarchies are mounted. Default /sys/fs/cgroup.
+	CgroupMount string
+	// InitPath is the binary re-executed as the sandbox's PID 1. Default /proc/self/exe.
+	InitPath string
+	// UID and GID the runtime runs as. Default 993, Lambda's sbx_user1051.
+	UID, GID int
+}
+
+func (c *Config) setDefaults() {
+	if c.CgroupParent == "" {
+		c.CgroupParent = "icebox"
+	}
+	if c.CgroupMount == "" {
+		c.CgroupMount = "/sys/fs/cgroup"
+	}
+	if c.InitPath == "" {
+		c.InitPath = "/proc/self/exe"
+	}
+	if c.UID == 0 {
+		c.UID, c.GID = 993, 993
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.StateDir == "" {
+		return errors.New("sandbox: StateDir is required")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("sandbox: icebox must run as root to build sandboxes")
+	}
+	return nil
+}
+
+// RuntimeAPIAddr is where the Runtime API listens inside every sandbox.
+const RuntimeAPIAddr = "127.0.0.1:9001"
+
+// Manager creates sandboxes. It is safe for concurrent use.
+type Manager struct {
+	cfg    Config
+	cg     cgroupDriver
+	hostNS int // this process's network namespace, to return to after setns
+	root   string
+	system []bindMount
+	links  [][2]string
+}
+
+var _ sandbox.Factory = (*Manager)(nil)
+
+// NewManager prepares the host: cgroup parents and the root mount point.
+// Groups left behind by a crashed daemon under the same parent are removed.
+func NewManager(cfg Config) (_ *Manager, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, hostNS: -1, root: filepath.Join(cfg.StateDir, "root")}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := os.MkdirAll(m.root, 0o700); err != nil {
+		return nil, err
+	}
+	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
+		return nil, err
+	}
+	m.removeStale()
+	if m.hostNS, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("open host netns: %w", err)
+	}
+	m.system, m.links = hostSystem()
+	return m, nil
+}
+
+// CgroupVersion reports which cgroup hierarchy the manager drives.
+func (m *Manager) CgroupVersion() int { return m.cg.version() }
+
+// Close releases the manager's own resources. Sandboxes must be destroyed first.
+func (m *Manager) Close() {
+	if m.hostNS >= 0 {
+		unix.Close(m.hostNS)
+		m.hostNS = -1
+	}
+}
+
+// removeStale deletes sandbox groups a previous daemon left behind, killing
+// whatever still runs in them.
+func (m *Manager) removeStale() {
+	var dirs []string
+	switch d := m.cg.(type) {
+	case *v1Driver:
+		dirs = append(dirs, d.dirs["freezer"])
+		for _, c := range v1Controllers {
+			if c != "freezer" {
+				dirs = append(dirs, d.dirs[c])
+			}
+		}
+	case *v2Driver:
+		dirs = append(dirs, d.dir)
+	}
+	for _, parent := range dirs {
+		ents, _ := os.ReadDir(parent)
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			g := filepath.Join(parent, e.Name())
+			_ = writeFile(filepath.Join(g, "freezer.state"), "THAWED")
+			_ = writeFile(filepath.Join(g, "cgroup.kill"), "1")
+			if b, err := os.ReadFile(filepath.Join(g, "cgroup.procs")); err == nil {
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						_ = unix.Kill(pid, unix.SIGKILL)
+					}
+				}
+			}
+			_ = rmdirRetry(g)
+		}
+	}
+}
+
+// hostSystem lists what of the host's system directories a sandbox sees: the
+// runtimes need /usr and the libraries, a few /etc files and device nodes.
+// Never /root, /home, the data dir or other functions' code.
+func hostSystem() ([]bindMount, [][2]string) {
+	var binds []bindMount
+	var links [][2]string
+	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			if t, err := os.Readlink(d); err == nil {
+				links = append(links, [2]string{t, d})
+			}
+		case fi.IsDir():
+			binds = append(binds, bindMount{Src: d, Dst: d, Dir: true})
+		}
+	}
+	for _, f := range []string{
+		"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/ld.so.cache", "/etc/ld.so.conf",
+		"/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives",
+		"/etc/java-17-openjdk", "/etc/java-21-openjdk", "/etc/mime.types", "/etc/protocols", "/etc/services",
+	} {
+		if fi, err := os.Stat(f); err == nil {
+			binds = append(binds, bindMount{Src: f, Dst: f, Dir: fi.IsDir()})
+		}
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom"} {
+		binds = append(binds, bindMount{Src: "/dev/" + d, Dst: "/dev/" + d, RW: true})
+	}
+	links = append(links,
+		[2]string{"/proc/self/fd", "/dev/fd"}, [2]string{"/proc/self/fd/0", "/dev/stdin"},
+		[2]string{"/proc/self/fd/1", "/dev/stdout"}, [2]string{"/proc/self/fd/2", "/dev/stderr"})
+	return binds, links
+}
+
+// Create builds a sandbox up to the point where its runtime would start.
+func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sandbox, err error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &linuxSandbox{id: spec.ID, done: make(chan struct{}), statusDone: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Destroy()
+		}
+	}()
+	if s.cg, err = m.cg.create(spec.ID, limitsFor(spec.MemoryMB)); err != nil {
+		return nil, err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	s.ctl = os.NewFile(uintptr(fds[0]), "ctl")
+	child := os.NewFile(uintptr(fds[1]), "ctl-child")
+	defer child.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pw.Close()
+	s.out = pr
+
+	s.cmd = &exec.Cmd{
+		Path:       m.cfg.InitPath,
+		Args:       []string{"icebox", InitArg},
+		Env:        []string{},
+		Stdout:     pw,
+		Stderr:     pw,
+		ExtraFiles: []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sandbox init: %w", err)
+	}
+	go s.wait()
+
+	is := initSpec{
+		Root:     m.root,
+		Hostname: "localhost",
+		Binds:    append([]bindMount(nil), m.system...),
+		Links:    m.links,
+		Files: [][2]string{
+			{"/etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n"},
+			{"/etc/group", "root:x:0:\nsbx_user1051:x:990:\n"},
+		},
+		TmpMB: spec.TmpMB,
+		UID:   m.cfg.UID,
+		GID:   m.cfg.GID,
+		Args:  spec.Args,
+		Env:   spec.Env,
+		Cwd:   "/var/task",
+	}
+	is.Binds = append(is.Binds, bindMount{Src: spec.CodeDir, Dst: "/var/task", Dir: true})
+	if spec.RuntimeDir != "" {
+		is.Binds = append(is.Binds, bindMount{Src: spec.RuntimeDir, Dst: "/var/runtime", Dir: true})
+	}
+	if spec.OptDir != "" {
+		is.Binds = append(is.Binds, bindMount{Src: spec.OptDir, Dst: "/opt", Dir: true})
+	}
+	b, _ := json.Marshal(is)
+	if _, err := s.ctl.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("send spec to init: %w", err)
+	}
+	s.ctlR = bufio.NewReader(s.ctl)
+
+	// While init builds the root, join the cgroup and open the Runtime API
+	// listener in the sandbox's network namespace.
+	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	if s.listener, err = listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr); err != nil {
+		return nil, err
+	}
+	if err := s.expectOK(ctx, "build sandbox root"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type linuxSandbox struct {
+	id       string
+	cg       cgroup
+	cmd      *exec.Cmd
+	ctl      *os.File
+	ctlR     *bufio.Reader
+	out      *os.File
+	listener net.Listener
+
+	done       chan struct{} // closed when init has exited and its status is known
+	statusDone chan struct{} // closed when the status reader is finished (or never started)
+	destroy    sync.Once
+
+	mu      sync.Mutex
+	started bool
+	status  sandbox.ExitStatus
+}
+
+var _ sandbox.Sandbox = (*linuxSandbox)(nil)
+
+// StartError means the runtime process could not be started, e.g. the
+// bootstrap is missing or not executable.
+type StartError struct{ Msg string }
+
+func (e *StartError) Error() string { return e.Msg }
+
+func (s *linuxSandbox) Listener() net.Listener { return s.listener }
+func (s *linuxSandbox) Output() io.Reader       { return s.out }
+func (s *linuxSandbox) Done() <-chan struct{}   { return s.done }
+
+// expectOK reads one reply line from init.
+func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.ctl.SetReadDeadline(dl)
+		defer s.ctl.SetReadDeadline(time.Time{})
+	}
+	line, err := s.ctlR.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("%s: sandbox init: %w", what, err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if line == "ok" {
+		return nil
+	}
+	msg := strings.TrimPrefix(line, "error: ")
+	if what == "start runtime" {
+		return &StartError{Msg: msg}
+	}
+	return fmt.Errorf("%s: %s", what, msg)
+}
+
+func (s *linuxSandbox) Start() error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("sandbox already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+	if _, err := s.ctl.Write([]byte("go\n")); err != nil {
+		close(s.statusDone)
+		return fmt.Errorf("start runtime: %w", err)
+	}
+	if err := s.expectOK(context.Background(), "start runtime"); err != nil {
+		close(s.statusDone)
+		return err
+	}
+	go s.readStatus()
+	return nil
+}
+
+// readStatus waits for init's final "exit CODE SIGNAL" line. If init dies
+// without one (it was killed), the runtime is reported killed.
+func (s *linuxSandbox) readStatus() {
+	defer close(s.statusDone)
+	st := sandbox.ExitStatus{Signal: syscall.SIGKILL}
+	if line, err := s.ctlR.ReadString('\n'); err == nil {
+		var code, sig int
+		if _, err := fmt.Sscanf(line, "exit %d %d", &code, &sig); err == nil {
+			st = sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)}
+		}
+	}
+	s.mu.Lock()
+	s.status = st
+	s.mu.Unlock()
+}
+
+func (s *linuxSandbox) wait() {
+	_ = s.cmd.Wait()
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		<-s.statusDone
+	} else {
+		s.mu.Lock()
+		s.status = sandbox.ExitStatus{Signal: syscall.SIGKILL}
+		s.mu.Unlock()
+	}
+	close(s.done)
+}
+
+func (s *linuxSandbox) Exit() sandbox.ExitStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *linuxSandbox) Freeze() error { return s.cg.freeze() }
+func (s *linuxSandbox) Thaw() error   { return s.cg.thaw() }
+
+// Kill ends the sandbox's PID 1; the kernel then kills every other process
+// of its pid namespace, double-forked or not. A frozen group is thawed so the
+// signal is delivered.
+func (s *linuxSandbox) Kill() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	err := s.cmd.Process.Signal(syscall.SIGKILL)
+	if s.cg != nil {
+		_ = s.cg.thaw()
+	}
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+func (s *linuxSandbox) Stats() sandbox.Stats {
+	mem, oom := s.cg.stats()
+	return sandbox.Stats{MaxMemoryBytes: mem, OOMKills: oom}
+}
+
+func (s *linuxSandbox) Destroy() error {
+	var err error
+	s.destroy.Do(func() {
+		if s.cmd != nil && s.cmd.Process != nil {
+			_ = s.Kill()
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				err = fmt.Errorf("sandbox %s: init did not exit", s.id)
+			}
+		}
+		if s.listener != nil {
+			s.listener.Close()
+		}
+		if s.ctl != nil {
+			s.ctl.Close()
+		}
+		if s.out != nil {
+			// The reader may still be draining; closing here unblocks it.
+			s.out.Close()
+		}
+		if s.cg != nil {
+			err = errors.Join(err, s.cg.remove())
+		}
+	})
+	return err
+}

@@ -1,0 +1,102 @@
+// Package sandbox defines what the pool needs from an execution environment's
+// isolation: a box built from a Spec that runs one runtime process, can be
+// frozen and thawed, and is destroyed with everything in it. The Linux
+// implementation lives in sandbox/linux; tests of the pool use fakes.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+)
+
+// Spec is everything a sandbox is built from.
+type Spec struct {
+	// ID names the sandbox (cgroup name, hostname suffix). Unique per host.
+	ID string
+	// CodeDir is mounted read-only at /var/task.
+	CodeDir string
+	// RuntimeDir, when set, is mounted read-only at /var/runtime.
+	RuntimeDir string
+	// OptDir, when set, is mounted read-only at /opt.
+	OptDir string
+	// MemoryMB is the hard memory limit (no swap); CPU share follows it.
+	MemoryMB int
+	// TmpMB sizes the private /tmp.
+	TmpMB int
+	// Args is the runtime's argv inside the sandbox; Args[0] is an absolute path.
+	Args []string
+	// Env is the runtime's complete environment.
+	Env []string
+}
+
+// Validate checks a Spec before any kernel object is made for it.
+func (s *Spec) Validate() error {
+	switch {
+	case s.ID == "":
+		return fmt.Errorf("sandbox spec: empty ID")
+	case s.CodeDir == "":
+		return fmt.Errorf("sandbox spec: empty CodeDir")
+	case len(s.Args) == 0 || s.Args[0] == "" || s.Args[0][0] != '/':
+		return fmt.Errorf("sandbox spec: Args[0] must be an absolute path")
+	case s.MemoryMB <= 0 || s.TmpMB <= 0:
+		return fmt.Errorf("sandbox spec: memory and /tmp sizes must be positive")
+	}
+	return nil
+}
+
+// Factory builds sandboxes.
+type Factory interface {
+	// Create builds the sandbox and stops just before the runtime starts, so
+	// the caller can serve the Runtime API on Listener first.
+	Create(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
+// Sandbox is one isolated box. Container control (Start, Freeze, Thaw, Kill,
+// Destroy) is split from what the pool reads about the process (Done, Output,
+// Stats).
+type Sandbox interface {
+	// Listener is 127.0.0.1:9001 inside the sandbox's own network namespace;
+	// the Runtime API for this environment is served on it.
+	Listener() net.Listener
+	// Output yields the runtime's stdout and stderr, merged, until it exits.
+	Output() io.Reader
+	// Start runs the runtime process.
+	Start() error
+	// Freeze stops every process in the sandbox; Thaw resumes them.
+	Freeze() error
+	Thaw() error
+	// Kill ends every process in the sandbox at once (no grace period).
+	Kill() error
+	// Done is closed when the runtime process has exited; Exit then tells how.
+	Done() <-chan struct{}
+	Exit() ExitStatus
+	// Stats reads the sandbox's resource accounting.
+	Stats() Stats
+	// Destroy kills what is left and removes every kernel object of the
+	// sandbox. It is safe to call more than once.
+	Destroy() error
+}
+
+// Stats is a sandbox's resource accounting.
+type Stats struct {
+	MaxMemoryBytes uint64
+	OOMKills       uint64
+}
+
+// ExitStatus tells how the runtime process ended.
+type ExitStatus struct {
+	Code   int
+	Signal syscall.Signal
+}
+
+// String renders the status as Go's os/exec does, which is what Lambda's
+// "Runtime exited with error: …" messages show.
+func (e ExitStatus) String() string {
+	if e.Signal != 0 {
+		return "signal: " + e.Signal.String()
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
