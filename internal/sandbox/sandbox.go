@@ -63,6 +63,8 @@ type Sandbox interface {
 	Listener() net.Listener
 	// Output yields the runtime's stdout and stderr, merged, until it exits.
 	Output() io.Reader
+	// OutputPending is the number of output bytes written but not yet read.
+	OutputPending() int
 	// Start runs the runtime process.
 	Start() error
 	// Freeze stops every process in the sandbox; Thaw resumes them.
@@ -100,3 +102,9 @@ func (e ExitStatus) String() string {
 	}
 	return fmt.Sprintf("exit status %d", e.Code)
 }
+
+// StartError means the runtime process could not be started, e.g. the
+// bootstrap is not executable. It is the function's fault, not icebox's.
+type StartError struct{ Msg string }
+
+func (e *StartError) Error() string { return e.Msg }

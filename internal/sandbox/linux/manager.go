@@ -301,15 +301,17 @@ type linuxSandbox struct {
 
 var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 
-// StartError means the runtime process could not be started, e.g. the
-// bootstrap is missing or not executable.
-type StartError struct{ Msg string }
-
-func (e *StartError) Error() string { return e.Msg }
-
 func (s *linuxSandbox) Listener() net.Listener { return s.listener }
 func (s *linuxSandbox) Output() io.Reader       { return s.out }
 func (s *linuxSandbox) Done() <-chan struct{}   { return s.done }
+
+func (s *linuxSandbox) OutputPending() int {
+	n := 0
+	if rc, err := s.out.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	}
+	return n
+}
 
 // expectOK reads one reply line from init.
 func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
@@ -327,7 +329,7 @@ func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 	}
 	msg := strings.TrimPrefix(line, "error: ")
 	if what == "start runtime" {
-		return &StartError{Msg: msg}
+		return &sandbox.StartError{Msg: msg}
 	}
 	return fmt.Errorf("%s: %s", what, msg)
 }

@@ -1,0 +1,173 @@
+// Package api serves Lambda's REST API (and mounts the CloudWatch Logs API)
+// on one HTTP handler. It is the only package that knows HTTP status codes
+// and AWS error codes: errors arrive classified by errdefs and are
+// translated here, once.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/functions"
+	"icebox/internal/invoke"
+)
+
+// Config configures the API.
+type Config struct {
+	Region    string
+	AccountID string
+}
+
+// Server is the HTTP front of icebox.
+type Server struct {
+	cfg       Config
+	functions *functions.Service
+	invoker   *invoke.Invoker
+	logsAPI   http.Handler
+	metrics   http.Handler
+	log       *slog.Logger
+	mux       *http.ServeMux
+}
+
+// New builds the handler tree.
+func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, functions: fs, invoker: iv, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
+	const fn = "/2015-03-31/functions"
+	s.mux.HandleFunc("POST "+fn, s.createFunction)
+	s.mux.HandleFunc("POST "+fn+"/{$}", s.createFunction)
+	s.mux.HandleFunc("GET "+fn, s.listFunctions)
+	s.mux.HandleFunc("GET "+fn+"/{$}", s.listFunctions)
+	s.mux.HandleFunc("GET "+fn+"/{name}", s.getFunction)
+	s.mux.HandleFunc("DELETE "+fn+"/{name}", s.deleteFunction)
+	s.mux.HandleFunc("GET "+fn+"/{name}/configuration", s.getFunctionConfiguration)
+	s.mux.HandleFunc("PUT "+fn+"/{name}/configuration", s.updateFunctionConfiguration)
+	s.mux.HandleFunc("PUT "+fn+"/{name}/code", s.updateFunctionCode)
+	s.mux.HandleFunc("POST "+fn+"/{name}/invocations", s.invoke)
+	s.mux.HandleFunc("GET /icebox/v1/functions/{name}/code", s.downloadCode)
+	if metrics != nil {
+		s.mux.Handle("GET /metrics", metrics)
+	}
+	s.mux.HandleFunc("/", s.notFound)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.") && s.logsAPI != nil {
+		s.logsAPI.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, s.log, http.StatusNotFound, "UnknownOperationException", fmt.Sprintf("Unknown operation %s %s", r.Method, r.URL.Path))
+}
+
+// apiError maps an error class to Lambda's status and error code.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		return http.StatusNotFound, "ResourceNotFoundException"
+	case errors.Is(err, errdefs.ErrConflict):
+		return http.StatusConflict, "ResourceConflictException"
+	case errors.Is(err, errdefs.ErrInvalidContent):
+		return http.StatusBadRequest, "InvalidRequestContentException"
+	case errors.Is(err, errdefs.ErrInvalid), errors.Is(err, errdefs.ErrInvalidZip):
+		return http.StatusBadRequest, "InvalidParameterValueException"
+	case errors.Is(err, errdefs.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "RequestTooLargeException"
+	case errors.Is(err, errdefs.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed, "PreconditionFailedException"
+	case errors.Is(err, errdefs.ErrThrottled):
+		return http.StatusTooManyRequests, "TooManyRequestsException"
+	case errors.Is(err, errdefs.ErrUnavailable):
+		return http.StatusServiceUnavailable, "ServiceException"
+	}
+	return http.StatusInternalServerError, "ServiceException"
+}
+
+var classes = []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalidContent, errdefs.ErrInvalid,
+	errdefs.ErrInvalidZip, errdefs.ErrTooLarge, errdefs.ErrPreconditionFailed, errdefs.ErrThrottled, errdefs.ErrUnavailable}
+
+// message strips the trailing ": <class>" that wrapping with %w leaves.
+func message(err error) string {
+	msg := err.Error()
+	for _, c := range classes {
+		msg = strings.TrimSuffix(msg, ": "+c.Error())
+	}
+	return msg
+}
+
+// fail writes err as an AWS error response. Platform faults are logged here,
+// once; their details stay out of the response.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := classify(err)
+	msg := message(err)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if status == http.StatusInternalServerError {
+			msg = "An internal error occurred in icebox; see the server log."
+		}
+	}
+	writeError(w, r, s.log, status, code, msg)
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, code, msg string) {
+	typ := "User"
+	if status >= 500 {
+		typ = "Service"
+	}
+	body := map[string]string{"Type": typ, "message": msg}
+	if code == "ResourceNotFoundException" {
+		// Lambda spells this one with a capital M; SDKs read either.
+		body = map[string]string{"Type": typ, "Message": msg}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("x-amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a request body of at most limit bytes into v.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("Request must be smaller than %d bytes for the %s operation: %w", limit, operation(r), errdefs.ErrTooLarge)
+		}
+		return fmt.Errorf("read request body: %w", errdefs.ErrInvalidContent)
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("Could not parse request body into json: %s: %w", err.Error(), errdefs.ErrInvalidContent)
+	}
+	return nil
+}
+
+func operation(r *http.Request) string {
+	switch {
+	case r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/functions"):
+		return "CreateFunction"
+	case strings.HasSuffix(r.URL.Path, "/code"):
+		return "UpdateFunctionCode"
+	case strings.HasSuffix(r.URL.Path, "/configuration"):
+		return "UpdateFunctionConfiguration"
+	}
+	return "request"
+}

@@ -1,0 +1,331 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/invoke"
+	"icebox/internal/model"
+	"icebox/internal/pool"
+)
+
+// Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB
+// zip, base64-encoded, plus the rest of the JSON.
+const maxCodeRequestBytes = 69905067
+
+type environment struct {
+	Variables map[string]string `json:"Variables"`
+}
+
+type ephemeralStorage struct {
+	Size int `json:"Size"`
+}
+
+type functionCode struct {
+	ZipFile         []byte  `json:"ZipFile"`
+	S3Bucket        *string `json:"S3Bucket"`
+	S3Key           *string `json:"S3Key"`
+	ImageURI        *string `json:"ImageUri"`
+	S3ObjectVersion *string `json:"S3ObjectVersion"`
+}
+
+type createFunctionInput struct {
+	FunctionName     string            `json:"FunctionName"`
+	Runtime          string            `json:"Runtime"`
+	Role             string            `json:"Role"`
+	Handler          string            `json:"Handler"`
+	Description      string            `json:"Description"`
+	Timeout          int               `json:"Timeout"`
+	MemorySize       int               `json:"MemorySize"`
+	Code             functionCode      `json:"Code"`
+	Environment      *environment      `json:"Environment"`
+	Architectures    []string          `json:"Architectures"`
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
+	PackageType      string            `json:"PackageType"`
+	Publish          bool              `json:"Publish"`
+}
+
+// functionConfiguration is Lambda's FunctionConfiguration shape.
+type functionConfiguration struct {
+	FunctionName     string            `json:"FunctionName"`
+	FunctionArn      string            `json:"FunctionArn"`
+	Runtime          string            `json:"Runtime"`
+	Role             string            `json:"Role"`
+	Handler          string            `json:"Handler"`
+	CodeSize         int64             `json:"CodeSize"`
+	Description      string            `json:"Description"`
+	Timeout          int               `json:"Timeout"`
+	MemorySize       int               `json:"MemorySize"`
+	LastModified     string            `json:"LastModified"`
+	CodeSha256       string            `json:"CodeSha256"`
+	Version          string            `json:"Version"`
+	Environment      *environment      `json:"Environment,omitempty"`
+	TracingConfig    map[string]string `json:"TracingConfig"`
+	RevisionID       string            `json:"RevisionId"`
+	State            string            `json:"State"`
+	LastUpdateStatus string            `json:"LastUpdateStatus"`
+	PackageType      string            `json:"PackageType"`
+	Architectures    []string          `json:"Architectures"`
+	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
+	SnapStart        map[string]string `json:"SnapStart"`
+	LoggingConfig    map[string]string `json:"LoggingConfig"`
+}
+
+func (s *Server) configuration(fn model.Function) functionConfiguration {
+	c := functionConfiguration{
+		FunctionName:     fn.Name,
+		FunctionArn:      model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name),
+		Runtime:          fn.Runtime,
+		Role:             fn.Role,
+		Handler:          fn.Handler,
+		CodeSize:         fn.CodeSize,
+		Description:      fn.Description,
+		Timeout:          fn.Timeout,
+		MemorySize:       fn.MemorySize,
+		LastModified:     fn.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
+		CodeSha256:       fn.CodeSha256,
+		Version:          model.LatestVersion,
+		TracingConfig:    map[string]string{"Mode": "PassThrough"},
+		RevisionID:       fn.RevisionID,
+		State:            "Active",
+		LastUpdateStatus: "Successful",
+		PackageType:      "Zip",
+		Architectures:    fn.Architectures,
+		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
+		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
+		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": pool.LogGroup(fn.Name)},
+	}
+	if len(fn.Environment) > 0 {
+		c.Environment = &environment{Variables: fn.Environment}
+	}
+	return c
+}
+
+// codeZip takes the zip from a Code / UpdateFunctionCode input; only direct
+// uploads exist here (there is no S3).
+func codeZip(c functionCode) ([]byte, error) {
+	if c.S3Bucket != nil || c.S3Key != nil || c.S3ObjectVersion != nil {
+		return nil, fmt.Errorf("icebox has no S3: upload the code as ZipFile: %w", errdefs.ErrInvalid)
+	}
+	if c.ImageURI != nil {
+		return nil, fmt.Errorf("container images are not supported: upload the code as ZipFile: %w", errdefs.ErrInvalid)
+	}
+	return c.ZipFile, nil
+}
+
+func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
+	var in createFunctionInput
+	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.PackageType != "" && in.PackageType != "Zip" {
+		s.fail(w, r, fmt.Errorf("PackageType %s is not supported: only Zip: %w", in.PackageType, errdefs.ErrInvalid))
+		return
+	}
+	zip, err := codeZip(in.Code)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name, _, err := invoke.ParseFunctionRef(in.FunctionName, s.cfg.Region, s.cfg.AccountID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
+		Timeout: in.Timeout, MemorySize: in.MemorySize, Architectures: in.Architectures}
+	if in.Environment != nil {
+		fn.Environment = in.Environment.Variables
+	}
+	if in.EphemeralStorage != nil {
+		fn.EphemeralStorage = in.EphemeralStorage.Size
+	}
+	created, err := s.functions.Create(r.Context(), fn, zip)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.configuration(created))
+}
+
+// lookup finds the function a path's {name} refers to; only $LATEST exists.
+func (s *Server) lookup(r *http.Request) (model.Function, error) {
+	return s.invoker.Resolve(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
+}
+
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"Configuration": s.configuration(fn),
+		"Code": map[string]string{
+			"RepositoryType": "S3",
+			"Location":       "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code",
+		},
+		"Tags": map[string]string{},
+	})
+}
+
+func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.configuration(fn))
+}
+
+func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	zip, err := s.functions.Code(r.Context(), &fn)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	_, _ = w.Write(zip)
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	maxItems := 50
+	if v := q.Get("MaxItems"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			s.fail(w, r, fmt.Errorf("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000, inclusive: %w", v, errdefs.ErrInvalid))
+			return
+		}
+		maxItems = n
+	}
+	marker := q.Get("Marker")
+	all := s.functions.List()
+	// The marker is the last name returned: names are unique and sorted, so
+	// the listing stays consistent while functions come and go.
+	out := []functionConfiguration{}
+	next := ""
+	for _, fn := range all {
+		if marker != "" && fn.Name <= marker {
+			continue
+		}
+		if len(out) == maxItems {
+			next = out[len(out)-1].FunctionName
+			break
+		}
+		out = append(out, s.configuration(fn))
+	}
+	resp := map[string]any{"Functions": out}
+	if next != "" {
+		resp["NextMarker"] = next
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	name, q, err := invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
+	if err == nil && (q != "" || r.URL.Query().Get("Qualifier") != "") {
+		err = fmt.Errorf("deleting a version is not supported: only $LATEST exists: %w", errdefs.ErrInvalid)
+	}
+	if err == nil {
+		err = s.functions.Delete(r.Context(), name)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type updateCodeInput struct {
+	functionCode
+	RevisionID    string   `json:"RevisionId"`
+	Publish       bool     `json:"Publish"`
+	DryRun        bool     `json:"DryRun"`
+	Architectures []string `json:"Architectures"`
+}
+
+func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
+	var in updateCodeInput
+	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	zip, err := codeZip(in.functionCode)
+	if err == nil && len(in.Architectures) > 0 && (len(in.Architectures) != 1 || in.Architectures[0] != "x86_64") {
+		err = fmt.Errorf("architecture %v is not supported on this host (x86_64 only): %w", in.Architectures, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	updated, err := s.functions.UpdateCode(r.Context(), fn.Name, zip, in.RevisionID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.configuration(updated))
+}
+
+type updateConfigInput struct {
+	Role             *string           `json:"Role"`
+	Handler          *string           `json:"Handler"`
+	Description      *string           `json:"Description"`
+	Timeout          *int              `json:"Timeout"`
+	MemorySize       *int              `json:"MemorySize"`
+	Environment      *environment      `json:"Environment"`
+	Runtime          *string           `json:"Runtime"`
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
+	RevisionID       string            `json:"RevisionId"`
+}
+
+func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+	var in updateConfigInput
+	if err := readJSON(w, r, 1<<20, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, in.RevisionID, func(f *model.Function) {
+		set(&f.Role, in.Role)
+		set(&f.Handler, in.Handler)
+		set(&f.Description, in.Description)
+		set(&f.Timeout, in.Timeout)
+		set(&f.MemorySize, in.MemorySize)
+		set(&f.Runtime, in.Runtime)
+		if in.Environment != nil {
+			f.Environment = in.Environment.Variables
+		}
+		if in.EphemeralStorage != nil {
+			f.EphemeralStorage = in.EphemeralStorage.Size
+		}
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.configuration(updated))
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/invoke"
+	"icebox/internal/model"
+)
+
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
+	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
+	// Read one byte past the limit so an oversized payload is reported with its size.
+	body, err := io.ReadAll(io.LimitReader(r.Body, model.MaxSyncPayloadBytes+1))
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("read payload: %w", errdefs.ErrInvalidContent))
+		return
+	}
+	if len(body) > model.MaxSyncPayloadBytes {
+		size := int64(len(body))
+		if r.ContentLength > size {
+			size = r.ContentLength
+		}
+		s.fail(w, r, fmt.Errorf("%d byte payload is too large for the RequestResponse invocation type (limit %d bytes): %w", size, model.MaxSyncPayloadBytes, errdefs.ErrTooLarge))
+		return
+	}
+	req := invoke.Request{
+		FunctionName:  r.PathValue("name"),
+		Qualifier:     r.URL.Query().Get("Qualifier"),
+		Type:          typ,
+		Payload:       body,
+		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+	}
+	tail := r.Header.Get("X-Amz-Log-Type") == "Tail"
+	if tail && typ != "" && typ != invoke.RequestResponse {
+		s.fail(w, r, fmt.Errorf("LogType Tail is only supported for the RequestResponse invocation type: %w", errdefs.ErrInvalid))
+		return
+	}
+	res, err := s.invoker.Invoke(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Amz-Executed-Version", res.ExecutedVersion)
+	if res.RequestID != "" {
+		h.Set("x-amzn-RequestId", res.RequestID)
+	}
+	if typ == invoke.DryRun {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if res.FunctionError != "" {
+		h.Set("X-Amz-Function-Error", res.FunctionError)
+	}
+	if tail {
+		h.Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString(res.LogTail))
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Payload)
+}

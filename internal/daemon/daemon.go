@@ -1,0 +1,220 @@
+// Package daemon wires icebox together from one Config and owns the start
+// and shutdown order.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"icebox/internal/api"
+	"icebox/internal/engine"
+	"icebox/internal/functions"
+	"icebox/internal/invoke"
+	"icebox/internal/logs"
+	"icebox/internal/metrics"
+	"icebox/internal/model"
+	"icebox/internal/pool"
+	sblinux "icebox/internal/sandbox/linux"
+	"icebox/internal/store"
+)
+
+// Config is everything `icebox serve` can be told.
+type Config struct {
+	// Listen is the API address. Default 127.0.0.1:9070.
+	Listen string
+	// DataDir holds the embedded engine's files and unpacked code.
+	DataDir string
+	// NatsURL, when set, is an external JetStream to use instead of the embedded one.
+	NatsURL string
+	// IdleTimeout is how long an idle environment is kept. Default 10m.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds how long in-flight calls may finish on shutdown. Default 30s.
+	ShutdownTimeout time.Duration
+	Region          string // default us-east-1
+	AccountID       string // default 000000000000
+}
+
+// DefaultDataDir is a per-user data directory.
+func DefaultDataDir() string {
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".local", "share", "icebox")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("icebox-%d", os.Getuid()))
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9070"
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.AccountID == "" {
+		c.AccountID = "000000000000"
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if len(c.AccountID) != 12 {
+		return fmt.Errorf("account id %q must be 12 digits", c.AccountID)
+	}
+	for _, r := range c.AccountID {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("account id %q must be 12 digits", c.AccountID)
+		}
+	}
+	if c.IdleTimeout < 0 {
+		return errors.New("idle timeout must not be negative")
+	}
+	return nil
+}
+
+// Daemon is a running icebox.
+type Daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	engine    *engine.Engine
+	catalog   *store.Catalog
+	logs      *logs.Store
+	sandboxes *sblinux.Manager
+	pool      *pool.Pool
+	Functions *functions.Service
+	http      *http.Server
+	listener  net.Listener
+	served    chan error
+}
+
+type logSink struct{ s *logs.Store }
+
+func (l logSink) Writer(group, stream string) pool.LogWriter { return l.s.Writer(group, stream) }
+
+// Start brings every part up and starts serving. On error, whatever was
+// started is stopped again.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.shutdown(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if d.engine, err = engine.Open(ctx, engine.Config{DataDir: cfg.DataDir, URL: cfg.NatsURL}, log); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	js := d.engine.JetStream()
+	if d.catalog, err = store.OpenCatalog(ctx, js, log); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	code, err := store.OpenCodeStore(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("code store: %w", err)
+	}
+	if d.logs, err = logs.Open(ctx, js, logs.Config{}, log); err != nil {
+		return nil, fmt.Errorf("log store: %w", err)
+	}
+	m := metrics.New(func() float64 { return float64(d.logs.Dropped()) })
+
+	// Sandbox cgroups are named after the data dir so two daemons on one
+	// host never touch each other's groups.
+	sum := sha256.Sum256([]byte(cfg.DataDir))
+	if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
+		StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
+		CgroupParent: "icebox/" + hex.EncodeToString(sum[:6]),
+	}); err != nil {
+		return nil, fmt.Errorf("sandboxes: %w", err)
+	}
+	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), SupportedRuntime: pool.SupportedRuntime}, d.catalog, code, log); err != nil {
+		return nil, err
+	}
+	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout},
+		d.sandboxes, d.Functions, logSink{d.logs}, m, log); err != nil {
+		return nil, err
+	}
+	// Environments built from an old configuration are drained, whichever
+	// node changed the function.
+	d.catalog.Subscribe(func(old, fn *model.Function) {
+		switch {
+		case fn != nil:
+			d.pool.FunctionChanged(fn.Name, fn.ConfigKey())
+		case old != nil:
+			d.pool.FunctionChanged(old.Name, "")
+		}
+	})
+	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, d.pool, m)
+	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.Functions, iv, logs.NewHandler(d.logs, log), m.Handler(), log)
+	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	go func() { d.served <- d.http.Serve(d.listener) }()
+	log.Info("icebox serving", "listen", d.listener.Addr().String(), "data_dir", cfg.DataDir,
+		"engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""], "cgroup", d.sandboxes.CgroupVersion())
+	return d, nil
+}
+
+// Addr is the address the API listens on.
+func (d *Daemon) Addr() string { return d.listener.Addr().String() }
+
+// Done yields the serve loop's error if it stops on its own.
+func (d *Daemon) Done() <-chan error { return d.served }
+
+// Shutdown stops accepting calls, lets in-flight calls finish (bounded by
+// ShutdownTimeout), destroys every environment and closes the engine.
+func (d *Daemon) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	return d.shutdown(ctx)
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
+	var errs []error
+	if d.http != nil {
+		if err := d.http.Shutdown(ctx); err != nil {
+			d.http.Close()
+		}
+	}
+	if d.pool != nil {
+		errs = append(errs, d.pool.Close(ctx))
+	}
+	if d.sandboxes != nil {
+		d.sandboxes.Close()
+	}
+	if d.logs != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.logs.Flush(fctx)
+		cancel()
+		errs = append(errs, d.logs.Close())
+	}
+	if d.catalog != nil {
+		d.catalog.Close()
+	}
+	if d.engine != nil {
+		errs = append(errs, d.engine.Close())
+	}
+	return errors.Join(errs...)
+}

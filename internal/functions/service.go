@@ -1,0 +1,223 @@
+// Package functions manages functions' configuration and code: validation,
+// content-addressed code storage on the engine, and the on-disk cache of
+// unpacked code that sandboxes mount at /var/task.
+package functions
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+	"icebox/internal/store"
+	"icebox/internal/store/codezip"
+)
+
+// Config configures the service.
+type Config struct {
+	// CodeDir caches unpacked code, one directory per CodeSha256.
+	CodeDir string
+	// SupportedRuntime reports whether the host can run a runtime id.
+	SupportedRuntime func(id string) bool
+}
+
+// Service is the control plane for functions.
+type Service struct {
+	cfg     Config
+	catalog *store.Catalog
+	code    *store.CodeStore
+	log     *slog.Logger
+
+	// extracting serialises unpacking of one code sha.
+	mu         sync.Mutex
+	extracting map[string]*sync.Mutex
+}
+
+// New makes the service.
+func New(cfg Config, c *store.Catalog, code *store.CodeStore, log *slog.Logger) (*Service, error) {
+	if cfg.CodeDir == "" || cfg.SupportedRuntime == nil {
+		return nil, errors.New("functions: CodeDir and SupportedRuntime are required")
+	}
+	if err := os.MkdirAll(cfg.CodeDir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, catalog: c, code: code, log: log, extracting: map[string]*sync.Mutex{}}, nil
+}
+
+// Get returns a function from the catalog cache.
+func (s *Service) Get(name string) (model.Function, error) { return s.catalog.Get(name) }
+
+// List returns every function, sorted by name.
+func (s *Service) List() []model.Function { return s.catalog.List() }
+
+func (s *Service) validate(fn *model.Function) error {
+	if fn.Runtime == "" || fn.Handler == "" {
+		return fmt.Errorf("Runtime and Handler are mandatory parameters for functions created with deployment packages.: %w", errdefs.ErrInvalid)
+	}
+	if !s.cfg.SupportedRuntime(fn.Runtime) {
+		return fmt.Errorf("The runtime parameter of %s is not supported by this icebox host (supported: provided.al2023, provided.al2): %w", fn.Runtime, errdefs.ErrInvalid)
+	}
+	return fn.Validate()
+}
+
+// storeCode checks a zip, stores it on the engine and unpacks it, so the
+// first cold start does not pay for it.
+func (s *Service) storeCode(ctx context.Context, zip []byte) (codezip.Info, error) {
+	if len(zip) == 0 {
+		return codezip.Info{}, fmt.Errorf("Please provide a source for function code.: %w", errdefs.ErrInvalid)
+	}
+	info, err := codezip.Inspect(zip)
+	if err != nil {
+		return info, err
+	}
+	if err := s.code.Put(ctx, info.Sha256Base64, zip); err != nil {
+		return info, err
+	}
+	if _, err := s.unpack(info.Sha256Base64, zip); err != nil {
+		return info, err
+	}
+	return info, nil
+}
+
+// Create adds a function.
+func (s *Service) Create(ctx context.Context, fn model.Function, zip []byte) (model.Function, error) {
+	fn.ApplyDefaults()
+	if err := s.validate(&fn); err != nil {
+		return model.Function{}, err
+	}
+	if _, err := s.catalog.Get(fn.Name); err == nil {
+		return model.Function{}, fmt.Errorf("Function already exist: %s: %w", fn.Name, errdefs.ErrConflict)
+	}
+	info, err := s.storeCode(ctx, zip)
+	if err != nil {
+		return model.Function{}, err
+	}
+	fn.CodeSha256, fn.CodeSize = info.Sha256Base64, info.Size
+	return s.catalog.Create(ctx, fn)
+}
+
+// UpdateCode replaces a function's code. revisionID, when set, must match.
+func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revisionID string) (model.Function, error) {
+	if _, err := s.catalog.Get(name); err != nil {
+		return model.Function{}, err
+	}
+	info, err := s.storeCode(ctx, zip)
+	if err != nil {
+		return model.Function{}, err
+	}
+	var old string
+	fn, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if revisionID != "" && revisionID != f.RevisionID {
+			return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		}
+		old = f.CodeSha256
+		f.CodeSha256, f.CodeSize = info.Sha256Base64, info.Size
+		return nil
+	})
+	if err == nil && old != info.Sha256Base64 {
+		s.collect(ctx, old)
+	}
+	return fn, err
+}
+
+// UpdateConfig applies mutate to a function's configuration and validates
+// the result. revisionID, when set, must match.
+func (s *Service) UpdateConfig(ctx context.Context, name, revisionID string, mutate func(*model.Function)) (model.Function, error) {
+	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if revisionID != "" && revisionID != f.RevisionID {
+			return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		}
+		mutate(f)
+		return s.validate(f)
+	})
+}
+
+// Delete removes a function and, when no other function uses it, its code.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	fn, err := s.catalog.Get(name)
+	if err != nil {
+		return err
+	}
+	if err := s.catalog.Delete(ctx, name); err != nil {
+		return err
+	}
+	s.collect(ctx, fn.CodeSha256)
+	return nil
+}
+
+// Code returns a function's zip.
+func (s *Service) Code(ctx context.Context, fn *model.Function) ([]byte, error) {
+	return s.code.Get(ctx, fn.CodeSha256)
+}
+
+// collect deletes code no function refers to any more. Failure only leaks
+// storage, so it is logged, not returned.
+func (s *Service) collect(ctx context.Context, sha string) {
+	for _, f := range s.catalog.List() {
+		if f.CodeSha256 == sha {
+			return
+		}
+	}
+	if err := s.code.Delete(ctx, sha); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		s.log.Warn("delete unused code", "sha256", sha, "err", err)
+	}
+	// Running environments keep their bind mount; the directory can go.
+	if dir, err := s.dir(sha); err == nil {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func (s *Service) dir(sha string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(sha)
+	if err != nil || len(raw) != 32 {
+		return "", fmt.Errorf("bad code sha %q", sha)
+	}
+	return filepath.Join(s.cfg.CodeDir, hex.EncodeToString(raw)), nil
+}
+
+// unpack extracts zip into its cache directory unless it is already there.
+func (s *Service) unpack(sha string, zip []byte) (string, error) {
+	dir, err := s.dir(sha)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	m, ok := s.extracting[sha]
+	if !ok {
+		m = &sync.Mutex{}
+		s.extracting[sha] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if zip == nil {
+		return "", errNeedZip
+	}
+	return dir, codezip.Extract(zip, dir)
+}
+
+var errNeedZip = errors.New("code not unpacked")
+
+// CodeDir returns the unpacked code of fn, fetching it from the engine when
+// this node has not unpacked it yet (after a restart or on another node).
+func (s *Service) CodeDir(ctx context.Context, fn *model.Function) (string, error) {
+	dir, err := s.unpack(fn.CodeSha256, nil)
+	if !errors.Is(err, errNeedZip) {
+		return dir, err
+	}
+	zip, err := s.code.Get(ctx, fn.CodeSha256)
+	if err != nil {
+		return "", fmt.Errorf("fetch code of %s: %w", fn.Name, err)
+	}
+	return s.unpack(fn.CodeSha256, zip)
+}

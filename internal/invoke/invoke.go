@@ -1,0 +1,203 @@
+// Package invoke runs calls to functions: it resolves the function from the
+// catalog cache (never the engine), checks the request, and hands it to the
+// pool. Admission and asynchronous dispatch hang off this package.
+package invoke
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/metrics"
+	"icebox/internal/model"
+)
+
+// Catalog is where functions are looked up; Get must not block on I/O.
+type Catalog interface {
+	Get(name string) (model.Function, error)
+}
+
+// Runner runs an invocation on an environment of fn.
+type Runner interface {
+	Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error)
+}
+
+// Config configures the invoker.
+type Config struct {
+	Region    string
+	AccountID string
+}
+
+// Invoker runs calls.
+type Invoker struct {
+	cfg     Config
+	catalog Catalog
+	runner  Runner
+	metrics *metrics.Metrics
+}
+
+// New makes an invoker.
+func New(cfg Config, c Catalog, r Runner, m *metrics.Metrics) *Invoker {
+	return &Invoker{cfg: cfg, catalog: c, runner: r, metrics: m}
+}
+
+// Type is Lambda's invocation type.
+type Type string
+
+const (
+	RequestResponse Type = "RequestResponse"
+	Event           Type = "Event"
+	DryRun          Type = "DryRun"
+)
+
+// Request is one call as the API received it.
+type Request struct {
+	FunctionName  string // name, ARN or partial ARN, optionally with :qualifier
+	Qualifier     string
+	Type          Type
+	Payload       []byte
+	ClientContext string // base64, as the caller sent it
+}
+
+// Invoke resolves and runs a call. For DryRun it only resolves.
+func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error) {
+	fn, err := iv.Resolve(req.FunctionName, req.Qualifier)
+	if err != nil {
+		return model.Result{}, err
+	}
+	switch req.Type {
+	case "", RequestResponse:
+	case DryRun:
+		return model.Result{ExecutedVersion: model.LatestVersion}, nil
+	case Event:
+		return model.Result{}, fmt.Errorf("InvocationType Event is not supported yet: %w", errdefs.ErrInvalid)
+	default:
+		return model.Result{}, fmt.Errorf("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]: %w", req.Type, errdefs.ErrInvalid)
+	}
+	if len(req.Payload) > model.MaxSyncPayloadBytes {
+		return model.Result{}, fmt.Errorf("%d byte payload is too large for the RequestResponse invocation type (limit %d bytes): %w", len(req.Payload), model.MaxSyncPayloadBytes, errdefs.ErrTooLarge)
+	}
+	payload := req.Payload
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	} else if !json.Valid(payload) {
+		return model.Result{}, fmt.Errorf("Could not parse request body into json: Could not parse payload into json: Unexpected character: was expecting a JSON value: %w", errdefs.ErrInvalidContent)
+	}
+	inv := &model.Invocation{
+		RequestID:   NewRequestID(),
+		FunctionARN: model.ARN(iv.cfg.Region, iv.cfg.AccountID, fn.Name),
+		Payload:     payload,
+		TraceID:     newTraceID(),
+	}
+	if req.ClientContext != "" {
+		cc, err := base64.StdEncoding.DecodeString(req.ClientContext)
+		if err != nil || !json.Valid(cc) {
+			return model.Result{}, fmt.Errorf("Client context must be a valid Base64-encoded JSON object: %w", errdefs.ErrInvalidContent)
+		}
+		if len(cc) > 3583 {
+			return model.Result{}, fmt.Errorf("Client context is too long (limit 3583 bytes): %w", errdefs.ErrInvalid)
+		}
+		inv.ClientContext = string(cc)
+	}
+	name := fn.Name
+	iv.metrics.Invocations.WithLabelValues(name).Inc()
+	conc := iv.metrics.Concurrent.WithLabelValues(name)
+	conc.Inc()
+	res, err := iv.runner.Invoke(ctx, fn, inv)
+	conc.Dec()
+	if err != nil {
+		return res, err
+	}
+	if res.FunctionError != "" {
+		iv.metrics.Errors.WithLabelValues(name).Inc()
+	}
+	iv.metrics.Duration.WithLabelValues(name).Observe(res.Duration.Seconds())
+	if res.ColdStart {
+		iv.metrics.InitDuration.WithLabelValues(name).Observe(res.InitDuration.Seconds())
+	}
+	return res, nil
+}
+
+// Resolve finds the function a name (plain, ARN or partial ARN, optionally
+// with :qualifier) refers to. Only $LATEST exists until versions are built.
+func (iv *Invoker) Resolve(ref, qualifier string) (model.Function, error) {
+	name, q, err := ParseFunctionRef(ref, iv.cfg.Region, iv.cfg.AccountID)
+	if err != nil {
+		return model.Function{}, err
+	}
+	if qualifier == "" {
+		qualifier = q
+	} else if q != "" && q != qualifier {
+		return model.Function{}, fmt.Errorf("The derived qualifier from the function name does not match the specified qualifier: %w", errdefs.ErrInvalid)
+	}
+	fn, err := iv.catalog.Get(name)
+	if err != nil {
+		return model.Function{}, err
+	}
+	if qualifier != "" && qualifier != model.LatestVersion {
+		return model.Function{}, fmt.Errorf("Function not found: %s:%s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), qualifier, errdefs.ErrNotFound)
+	}
+	return fn, nil
+}
+
+// ParseFunctionRef splits a FunctionName parameter into name and qualifier.
+// It accepts "name", "name:qual", "ACCOUNT:function:name[:qual]" and
+// "arn:aws:lambda:REGION:ACCOUNT:function:name[:qual]".
+func ParseFunctionRef(ref, region, account string) (name, qualifier string, err error) {
+	parts := strings.Split(ref, ":")
+	bad := func() (string, string, error) {
+		return "", "", fmt.Errorf("1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?: %w", ref, errdefs.ErrInvalid)
+	}
+	switch {
+	case len(parts) == 1:
+		name = parts[0]
+	case len(parts) == 2:
+		name, qualifier = parts[0], parts[1]
+	case (len(parts) == 3 || len(parts) == 4) && parts[1] == "function":
+		if parts[0] != account {
+			return "", "", fmt.Errorf("Function not found: %s: %w", ref, errdefs.ErrNotFound)
+		}
+		name = parts[2]
+		if len(parts) == 4 {
+			qualifier = parts[3]
+		}
+	case (len(parts) == 7 || len(parts) == 8) && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function":
+		if parts[3] != region || parts[4] != account {
+			return "", "", fmt.Errorf("Function not found: %s: %w", ref, errdefs.ErrNotFound)
+		}
+		name = parts[6]
+		if len(parts) == 8 {
+			qualifier = parts[7]
+		}
+	default:
+		return bad()
+	}
+	if model.ValidateName(name) != nil || (len(parts) > 1 && qualifier == "") {
+		return bad()
+	}
+	return name, qualifier, nil
+}
+
+// NewRequestID returns a random UUID (version 4), Lambda's request id format.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// newTraceID returns an X-Ray trace header value like Lambda passes runtimes.
+func newTraceID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", time.Now().Unix(), h[:24], h[24:40])
+}

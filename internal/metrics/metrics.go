@@ -1,0 +1,54 @@
+// Package metrics defines icebox's Prometheus metrics, named after Lambda's
+// CloudWatch metrics, on a registry of their own.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector. Label "function" is the function name.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Invocations  *prometheus.CounterVec
+	Errors       *prometheus.CounterVec
+	Throttles    *prometheus.CounterVec
+	Duration     *prometheus.HistogramVec
+	InitDuration *prometheus.HistogramVec
+	Concurrent   *prometheus.GaugeVec
+	Environments *prometheus.GaugeVec
+	LogDrops     prometheus.CounterFunc
+}
+
+// New registers every collector on a fresh registry. logDrops reports log
+// lines dropped under pressure; it may be nil.
+func New(logDrops func() float64) *Metrics {
+	fn := []string{"function"}
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900}
+	m := &Metrics{
+		Registry:     prometheus.NewRegistry(),
+		Invocations:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_invocations_total", Help: "Invocations of a function, successful or not (Lambda's Invocations)."}, fn),
+		Errors:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_errors_total", Help: "Invocations that ended in a function error (Lambda's Errors)."}, fn),
+		Throttles:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_throttles_total", Help: "Invocation requests throttled (Lambda's Throttles)."}, fn),
+		Duration:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_duration_seconds", Help: "Time the function code ran per invocation (Lambda's Duration).", Buckets: buckets}, fn),
+		InitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_init_duration_seconds", Help: "Cold start: sandbox creation plus runtime init.", Buckets: buckets}, fn),
+		Concurrent:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_concurrent_executions", Help: "Environments busy with an event (Lambda's ConcurrentExecutions)."}, fn),
+		Environments: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_environments", Help: "Execution environments by lifecycle state."}, []string{"state"}),
+	}
+	if logDrops == nil {
+		logDrops = func() float64 { return 0 }
+	}
+	m.LogDrops = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "icebox_log_lines_dropped_total", Help: "Function log lines dropped because the log store could not keep up."}, logDrops)
+	m.Registry.MustRegister(m.Invocations, m.Errors, m.Throttles, m.Duration, m.InitDuration, m.Concurrent, m.Environments, m.LogDrops,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

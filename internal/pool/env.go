@@ -1,0 +1,171 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"icebox/internal/runtimeapi"
+	"icebox/internal/sandbox"
+)
+
+type state int
+
+const (
+	stateCreating state = iota
+	stateInitializing
+	stateIdle
+	stateBusy
+	stateDestroyed
+)
+
+func (s state) String() string {
+	return [...]string{"creating", "initializing", "idle", "busy", "destroyed"}[s]
+}
+
+// transitions lists every allowed move; anything else is a bug.
+var transitions = map[state][]state{
+	stateCreating:     {stateInitializing, stateDestroyed},
+	stateInitializing: {stateBusy, stateDestroyed},
+	stateBusy:         {stateIdle, stateDestroyed},
+	stateIdle:         {stateBusy, stateDestroyed},
+}
+
+// env is one execution environment.
+type env struct {
+	id        string
+	key       string // model.Function.ConfigKey of what it was built from
+	name      string // function name
+	logStream string
+	sb        sandbox.Sandbox
+	api       *runtimeapi.Server
+	log       LogWriter
+	// exited is cancelled when the runtime process is gone.
+	exited context.Context
+
+	mu       sync.Mutex
+	state    state
+	lastUsed time.Time
+	// tail collects the current invocation's log lines for X-Amz-Log-Result.
+	tail      *tailBuffer
+	pumpBusy  bool
+	pumpCond  *sync.Cond
+	pumpEnded bool
+}
+
+// transition moves the environment to a new state.
+// Preconditions: e.mu held.
+func (e *env) transition(to state) error {
+	for _, ok := range transitions[e.state] {
+		if ok == to {
+			e.state = to
+			return nil
+		}
+	}
+	return fmt.Errorf("environment %s: illegal transition %s → %s", e.id, e.state, to)
+}
+
+func (e *env) setState(to state) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.transition(to)
+}
+
+// pump copies the runtime's output into the log store and, while an
+// invocation is running, into its tail buffer. Lines are cut at 256 KiB so a
+// flood can't grow memory.
+func (e *env) pump() {
+	const maxLine = 256 << 10
+	r := bufio.NewReaderSize(e.sb.Output(), 64<<10)
+	var partial []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		e.mu.Lock()
+		e.pumpBusy = true
+		e.mu.Unlock()
+		if len(chunk) > 0 {
+			if len(partial)+len(chunk) <= maxLine {
+				partial = append(partial, chunk...)
+			}
+			if chunk[len(chunk)-1] == '\n' || len(partial) >= maxLine {
+				e.emit(partial)
+				partial = partial[:0]
+			}
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			if len(partial) > 0 {
+				e.emit(partial)
+			}
+			e.mu.Lock()
+			e.pumpBusy, e.pumpEnded = false, true
+			e.pumpCond.Broadcast()
+			e.mu.Unlock()
+			return
+		}
+		e.mu.Lock()
+		e.pumpBusy = false
+		e.pumpCond.Broadcast()
+		e.mu.Unlock()
+	}
+}
+
+func (e *env) emit(line []byte) {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	now := time.Now()
+	e.log.Write(now, string(line))
+	e.mu.Lock()
+	if e.tail != nil {
+		e.tail.add(line)
+	}
+	e.mu.Unlock()
+}
+
+// syncOutput waits (briefly) until everything the runtime wrote so far has
+// been pumped, so log lines land before END/REPORT and in the tail. A runtime
+// writes its logs before it posts the response, so they are already in the
+// pipe by the time we get here.
+func (e *env) syncOutput() {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for e.sb.OutputPending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Microsecond)
+	}
+	e.mu.Lock()
+	for e.pumpBusy && !e.pumpEnded {
+		e.pumpCond.Wait()
+	}
+	e.mu.Unlock()
+}
+
+// writeLog records a platform line (START, END, REPORT…) in the log and tail.
+func (e *env) writeLog(line string) {
+	e.log.Write(time.Now(), line)
+	e.mu.Lock()
+	if e.tail != nil {
+		e.tail.add([]byte(line))
+	}
+	e.mu.Unlock()
+}
+
+// tailBuffer keeps the last 4 KB of an invocation's log.
+type tailBuffer struct{ b []byte }
+
+const tailLimit = 4096
+
+func (t *tailBuffer) add(line []byte) {
+	t.b = append(t.b, line...)
+	t.b = append(t.b, '\n')
+	if len(t.b) > 2*tailLimit {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailLimit:]...)
+	}
+}
+
+func (t *tailBuffer) bytes() []byte {
+	if len(t.b) > tailLimit {
+		return t.b[len(t.b)-tailLimit:]
+	}
+	return t.b
+}

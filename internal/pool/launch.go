@@ -1,0 +1,101 @@
+package pool
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"icebox/internal/model"
+)
+
+// Runtime ids icebox runs. The managed-runtime issue adds interpreters.
+var providedRuntimes = map[string]bool{"provided.al2023": true, "provided.al2": true, "provided": true}
+
+// SupportedRuntime reports whether icebox can run functions of this runtime id.
+func SupportedRuntime(id string) bool { return providedRuntimes[id] }
+
+// bootstrapPaths are where a provided runtime's entry point may be, in order.
+var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
+
+// entrypoint finds the runtime's argv for fn with code in codeDir. A missing
+// bootstrap is a function error (Runtime.InvalidEntrypoint), reported as msg.
+func entrypoint(fn *model.Function, codeDir string) (args []string, msg string) {
+	if fi, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err == nil && !fi.IsDir() {
+		return []string{bootstrapPaths[0]}, ""
+	}
+	return nil, fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths)
+}
+
+// envVars builds the runtime's environment: Lambda's variables plus the
+// user's. TZ, LANG, PATH and LD_LIBRARY_PATH are defaults the user may override.
+func envVars(fn *model.Function, region, logStream string, creds credentials) []string {
+	vars := map[string]string{
+		"TZ":              ":UTC",
+		"LANG":            "en_US.UTF-8",
+		"PATH":            "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+	}
+	for k, v := range fn.Environment {
+		vars[k] = v
+	}
+	reserved := map[string]string{
+		"_HANDLER":                        fn.Handler,
+		"AWS_REGION":                      region,
+		"AWS_DEFAULT_REGION":              region,
+		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
+		"AWS_LAMBDA_FUNCTION_VERSION":     model.LatestVersion,
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME":       LogGroup(fn.Name),
+		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,
+		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
+		"LAMBDA_TASK_ROOT":                "/var/task",
+		"LAMBDA_RUNTIME_DIR":              "/var/runtime",
+		"AWS_ACCESS_KEY_ID":               creds.accessKeyID,
+		"AWS_ACCESS_KEY":                  creds.accessKeyID,
+		"AWS_SECRET_ACCESS_KEY":           creds.secretAccessKey,
+		"AWS_SESSION_TOKEN":               creds.sessionToken,
+	}
+	if !providedRuntimes[fn.Runtime] {
+		reserved["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + fn.Runtime
+	}
+	for k, v := range reserved {
+		vars[k] = v
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// credentials are the execution role's temporary credentials. Until roles
+// are enforced (security issue) they are random and grant nothing; they are
+// never the server's own keys.
+type credentials struct{ accessKeyID, secretAccessKey, sessionToken string }
+
+func newCredentials() credentials {
+	return credentials{
+		accessKeyID:     "ASIA" + randomHex(8),
+		secretAccessKey: randomHex(20),
+		sessionToken:    randomHex(64),
+	}
+}
+
+// LogGroup is a function's CloudWatch log group name.
+func LogGroup(name string) string { return "/aws/lambda/" + name }
+
+// logStreamName is Lambda's stream name for an environment.
+func logStreamName(now time.Time, id string) string {
+	return now.UTC().Format("2006/01/02") + "/[" + model.LatestVersion + "]" + id
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,473 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/metrics"
+	"icebox/internal/model"
+	"icebox/internal/runtimeapi"
+	"icebox/internal/sandbox"
+)
+
+// Config configures the pool.
+type Config struct {
+	Region    string
+	AccountID string
+	// IdleTimeout is how long an idle environment is kept. Default 10m.
+	IdleTimeout time.Duration
+	// InitTimeout bounds the runtime's init phase. Default 10s (Lambda's).
+	InitTimeout time.Duration
+	// MaxIdlePerConfig bounds idle environments kept per function
+	// configuration. Default 64.
+	MaxIdlePerConfig int
+}
+
+func (c *Config) setDefaults() {
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = 10 * time.Second
+	}
+	if c.MaxIdlePerConfig == 0 {
+		c.MaxIdlePerConfig = 64
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Region == "" || c.AccountID == "" {
+		return errors.New("pool: region and account id are required")
+	}
+	if c.IdleTimeout < 0 || c.InitTimeout < 0 {
+		return errors.New("pool: negative timeout")
+	}
+	return nil
+}
+
+// CodeSource gives the directory holding a function's unpacked code.
+type CodeSource interface {
+	CodeDir(ctx context.Context, fn *model.Function) (string, error)
+}
+
+// LogSink stores function logs.
+type LogSink interface {
+	Writer(group, stream string) LogWriter
+}
+
+// LogWriter appends lines to one log stream; it must not block for long.
+type LogWriter interface {
+	Write(ts time.Time, msg string)
+}
+
+// Pool owns every execution environment.
+type Pool struct {
+	cfg     Config
+	factory sandbox.Factory
+	code    CodeSource
+	logs    LogSink
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	stop    chan struct{}
+	reaped  chan struct{}
+
+	mu      sync.Mutex
+	idle    map[string][]*env // by config key; the most recently used last
+	all     map[*env]struct{}
+	current map[string]string // function name → newest config key
+	closed  bool
+}
+
+// New makes a pool and starts its idle reaper.
+func New(cfg Config, f sandbox.Factory, code CodeSource, logs LogSink, m *metrics.Metrics, log *slog.Logger) (*Pool, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, factory: f, code: code, logs: logs, metrics: m, log: log,
+		stop: make(chan struct{}), reaped: make(chan struct{}),
+		idle: map[string][]*env{}, all: map[*env]struct{}{}, current: map[string]string{}}
+	go p.reapLoop()
+	return p, nil
+}
+
+// Invoke runs inv on an environment of fn. Function failures are in the
+// Result; an error means icebox could not run the call.
+func (p *Pool) Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
+	start := time.Now()
+	e, failure, err := p.acquire(ctx, &fn, inv.RequestID)
+	if err != nil {
+		return model.Result{}, err
+	}
+	res := model.Result{RequestID: inv.RequestID, ExecutedVersion: model.LatestVersion}
+	if failure != nil {
+		res.FunctionError, res.Payload = model.FunctionErrorUnhandled, failure
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+	cold := e.lastUsed.IsZero()
+	if cold {
+		res.ColdStart, res.InitDuration = true, time.Since(start)
+	}
+
+	e.mu.Lock()
+	e.tail = &tailBuffer{}
+	e.mu.Unlock()
+	e.writeLog(fmt.Sprintf("START RequestId: %s Version: %s", inv.RequestID, model.LatestVersion))
+	runStart := time.Now()
+	timeout := time.Duration(fn.Timeout) * time.Second
+	inv.Deadline = runStart.Add(timeout)
+	runCtx, cancel := context.WithDeadline(e.exited, inv.Deadline)
+	resp, err := e.api.Invoke(runCtx, inv)
+	cancel()
+	res.Duration = time.Since(runStart)
+	reuse := true
+	switch {
+	case err == nil:
+		res.Payload = resp.Payload
+		if resp.ErrorType != "" {
+			res.FunctionError = model.FunctionErrorUnhandled
+		}
+	case e.exited.Err() == nil && errors.Is(runCtx.Err(), context.DeadlineExceeded):
+		reuse = false
+		e.sb.Kill()
+		msg := fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())
+		e.writeLog(fmt.Sprintf("%s %s %s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), inv.RequestID, msg))
+		res.FunctionError = model.FunctionErrorUnhandled
+		res.Payload = runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: %s", inv.RequestID, msg))
+	default:
+		reuse = false
+		res.FunctionError = model.FunctionErrorUnhandled
+		res.Payload = p.exitError(e, inv.RequestID)
+	}
+	e.syncOutput()
+	stats := e.sb.Stats()
+	e.writeLog("END RequestId: " + inv.RequestID)
+	report := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
+		inv.RequestID, ms(res.Duration), max(1, int64((res.Duration+time.Millisecond-1)/time.Millisecond)), fn.MemorySize, stats.MaxMemoryBytes>>20)
+	if cold {
+		report += fmt.Sprintf("\tInit Duration: %.2f ms", ms(res.InitDuration))
+	}
+	e.writeLog(report)
+	e.mu.Lock()
+	res.LogTail = append([]byte(nil), e.tail.bytes()...)
+	e.tail = nil
+	e.lastUsed = time.Now()
+	e.mu.Unlock()
+	if reuse {
+		p.release(e)
+	} else {
+		p.destroy(e)
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// exitError waits for a dead runtime's status and renders Lambda's error.
+func (p *Pool) exitError(e *env, requestID string) []byte {
+	select {
+	case <-e.sb.Done():
+	case <-time.After(5 * time.Second):
+	}
+	st := e.sb.Exit()
+	typ := "Runtime.ExitError"
+	if e.sb.Stats().OOMKills > 0 {
+		typ = "Runtime.OutOfMemory"
+	}
+	return runtimeapi.ErrorBody(typ, fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", requestID, st))
+}
+
+// acquire returns a busy environment for fn: a warm one when one is idle,
+// else a new one. failure is set (and e nil) when the function could not
+// initialise, even after Lambda's second, "suppressed" init attempt.
+func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, failure []byte, err error) {
+	key := fn.ConfigKey()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, nil, fmt.Errorf("pool is shutting down: %w", errdefs.ErrUnavailable)
+	}
+	p.current[fn.Name] = key
+	for {
+		list := p.idle[key]
+		if len(list) == 0 {
+			break
+		}
+		e = list[len(list)-1]
+		p.idle[key] = list[:len(list)-1]
+		if e.exited.Err() != nil {
+			// Died while idle (killed from outside, OOM): never hand it out.
+			p.mu.Unlock()
+			p.destroy(e)
+			p.mu.Lock()
+			continue
+		}
+		p.mu.Unlock()
+		if err := p.setState(e, stateBusy); err != nil {
+			return nil, nil, err
+		}
+		return e, nil, nil
+	}
+	p.mu.Unlock()
+
+	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout)
+	if err != nil || failure == nil {
+		return e, nil, err
+	}
+	// Lambda does not fail the call on a failed init: it runs init again
+	// inside the invocation, under the function's own timeout.
+	p.log.Info("init failed, retrying within the invocation", "function", fn.Name, "request_id", requestID)
+	return p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second)
+}
+
+// start creates an environment and waits for its runtime's init.
+func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, initTimeout time.Duration) (_ *env, failure []byte, err error) {
+	codeDir, err := p.code.CodeDir(ctx, fn)
+	if err != nil {
+		return nil, nil, err
+	}
+	args, msg := entrypoint(fn, codeDir)
+	if msg != "" {
+		return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, msg)), nil
+	}
+	id := randomHex(16)
+	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, logStream: logStreamName(time.Now(), id)}
+	e.pumpCond = sync.NewCond(&e.mu)
+	e.log = p.logs.Writer(LogGroup(fn.Name), e.logStream)
+	p.metrics.Environments.WithLabelValues(stateCreating.String()).Inc()
+	p.mu.Lock()
+	p.all[e] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		if err != nil || failure != nil {
+			p.destroy(e)
+		}
+	}()
+
+	e.sb, err = p.factory.Create(ctx, sandbox.Spec{
+		ID:       id,
+		CodeDir:  codeDir,
+		MemoryMB: fn.MemorySize,
+		TmpMB:    fn.EphemeralStorage,
+		Args:     args,
+		Env:      envVars(fn, p.cfg.Region, e.logStream, newCredentials()),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create sandbox: %w", err)
+	}
+	exited, cancel := context.WithCancel(context.Background())
+	e.exited = exited
+	go func() { <-e.sb.Done(); cancel() }()
+	e.api = runtimeapi.New(e.sb)
+	go e.api.Serve(e.sb.Listener())
+	go e.pump()
+	if err := p.setState(e, stateInitializing); err != nil {
+		return nil, nil, err
+	}
+	if err := e.sb.Start(); err != nil {
+		var se *sandbox.StartError
+		if errors.As(err, &se) {
+			return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, se.Msg)), nil
+		}
+		return nil, nil, err
+	}
+	timer := time.NewTimer(initTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.api.InitDone():
+	case body := <-e.api.InitError():
+		return nil, body, nil
+	case <-e.exited.Done():
+		return nil, p.exitError(e, requestID), nil
+	case <-timer.C:
+		return nil, runtimeapi.ErrorBody("Runtime.InitError", fmt.Sprintf("RequestId: %s Error: init phase did not complete within %s", requestID, initTimeout)), nil
+	}
+	if err := p.setState(e, stateBusy); err != nil {
+		return nil, nil, err
+	}
+	return e, nil, nil
+}
+
+func (p *Pool) setState(e *env, to state) error {
+	e.mu.Lock()
+	from := e.state
+	err := e.transition(to)
+	e.mu.Unlock()
+	if err == nil {
+		p.metrics.Environments.WithLabelValues(from.String()).Dec()
+		p.metrics.Environments.WithLabelValues(to.String()).Inc()
+	}
+	return err
+}
+
+// release returns a busy environment to the idle list, unless it is stale.
+func (p *Pool) release(e *env) {
+	p.mu.Lock()
+	if p.closed || p.current[e.name] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || e.exited.Err() != nil {
+		p.mu.Unlock()
+		p.destroy(e)
+		return
+	}
+	if err := p.setState(e, stateIdle); err != nil {
+		p.mu.Unlock()
+		p.log.Error("release", "err", err)
+		p.destroy(e)
+		return
+	}
+	p.idle[e.key] = append(p.idle[e.key], e)
+	p.mu.Unlock()
+}
+
+// destroy tears an environment down. It must not be in an idle list.
+func (p *Pool) destroy(e *env) {
+	e.mu.Lock()
+	from := e.state
+	if from == stateDestroyed {
+		e.mu.Unlock()
+		return
+	}
+	_ = e.transition(stateDestroyed)
+	e.mu.Unlock()
+	p.metrics.Environments.WithLabelValues(from.String()).Dec()
+	if e.api != nil {
+		e.api.Close()
+	}
+	if e.sb != nil {
+		if err := e.sb.Destroy(); err != nil {
+			p.log.Error("destroy environment", "env", e.id, "function", e.name, "err", err)
+		}
+	}
+	p.mu.Lock()
+	delete(p.all, e)
+	p.mu.Unlock()
+}
+
+// FunctionChanged drains a function's idle environments built from an older
+// configuration; busy ones are destroyed when they finish. newKey is the
+// function's new ConfigKey, or "" when it was deleted.
+func (p *Pool) FunctionChanged(name, newKey string) {
+	p.mu.Lock()
+	if newKey == "" {
+		delete(p.current, name)
+	} else {
+		p.current[name] = newKey
+	}
+	var stale []*env
+	for key, list := range p.idle {
+		if len(list) > 0 && list[0].name == name && key != newKey {
+			stale = append(stale, list...)
+			delete(p.idle, key)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range stale {
+		p.destroy(e)
+	}
+}
+
+// Counts reports how many environments are in each state.
+func (p *Pool) Counts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for e := range p.all {
+		e.mu.Lock()
+		out[e.state.String()]++
+		e.mu.Unlock()
+	}
+	return out
+}
+
+func (p *Pool) reapLoop() {
+	defer close(p.reaped)
+	tick := min(max(p.cfg.IdleTimeout/10, 50*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.reapIdle(time.Now().Add(-p.cfg.IdleTimeout))
+		}
+	}
+}
+
+// reapIdle destroys environments idle since before cutoff.
+func (p *Pool) reapIdle(cutoff time.Time) {
+	var old []*env
+	p.mu.Lock()
+	for key, list := range p.idle {
+		keep := list[:0]
+		for _, e := range list {
+			e.mu.Lock()
+			expired := e.lastUsed.Before(cutoff)
+			e.mu.Unlock()
+			if expired {
+				old = append(old, e)
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		if len(keep) == 0 {
+			delete(p.idle, key)
+		} else {
+			p.idle[key] = keep
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range old {
+		p.destroy(e)
+	}
+}
+
+// Close waits (until ctx ends) for busy environments to finish, then
+// destroys every environment.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.reaped
+	for {
+		p.mu.Lock()
+		busy := 0
+		for e := range p.all {
+			e.mu.Lock()
+			if e.state != stateIdle {
+				busy++
+			}
+			e.mu.Unlock()
+		}
+		p.mu.Unlock()
+		if busy == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.mu.Lock()
+	all := make([]*env, 0, len(p.all))
+	for e := range p.all {
+		all = append(all, e)
+	}
+	p.idle = map[string][]*env{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.destroy(e) }()
+	}
+	wg.Wait()
+	return nil
+}

@@ -1,0 +1,298 @@
+// Package runtimeapi serves Lambda's Runtime API (2018-06-01) to the runtime
+// of one execution environment: the runtime long-polls
+// /runtime/invocation/next, and answers with /response or /error.
+//
+// The server also owns freezing: the environment is frozen the moment its
+// runtime waits for an event and none is queued, and thawed right before an
+// event is handed over. Both decisions are taken under one lock, so an event
+// can never be handed to a frozen environment or be followed by a freeze.
+package runtimeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"icebox/internal/model"
+)
+
+// Freezer stops and resumes every process of an environment.
+type Freezer interface {
+	Freeze() error
+	Thaw() error
+}
+
+// Response is what the runtime answered for one invocation.
+type Response struct {
+	Payload []byte
+	// ErrorType is set when the runtime posted to /error (or the response was
+	// too large); Payload then holds Lambda's error body.
+	ErrorType string
+}
+
+// ErrResponseTooLarge is the error type Lambda reports for an oversized response.
+const ErrResponseTooLarge = "Function.ResponseSizeTooLarge"
+
+type call struct {
+	inv    *model.Invocation
+	result chan Response
+}
+
+// Server is the Runtime API of one environment.
+type Server struct {
+	freezer Freezer
+	http    *http.Server
+
+	initOnce sync.Once
+	initDone chan struct{} // closed at the runtime's first /next
+	initErr  chan []byte   // receives the body of /runtime/init/error
+
+	mu      sync.Mutex
+	pending *call      // handed over, runtime not yet in /next
+	current *call      // runtime is working on it
+	waiter  chan *call // runtime is blocked in /next
+	frozen  bool
+	closed  bool
+}
+
+// New makes a server for one environment. freezer may be nil (no freezing).
+func New(freezer Freezer) *Server {
+	s := &Server{freezer: freezer, initDone: make(chan struct{}), initErr: make(chan []byte, 1)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.next)
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.error)
+	mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.initError)
+	s.http = &http.Server{Handler: mux}
+	return s
+}
+
+// Serve answers the runtime on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the server and fails the call in progress, if any.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return s.http.Close()
+}
+
+// InitDone is closed when the runtime first asks for an event: init is over.
+func (s *Server) InitDone() <-chan struct{} { return s.initDone }
+
+// InitError yields the body the runtime posted to /runtime/init/error.
+func (s *Server) InitError() <-chan []byte { return s.initErr }
+
+// Invoke hands inv to the runtime and waits for its answer. A context error
+// means the caller gave up (timeout): the environment is then unusable and
+// must be destroyed by the caller.
+func (s *Server) Invoke(ctx context.Context, inv *model.Invocation) (Response, error) {
+	c := &call{inv: inv, result: make(chan Response, 1)}
+	if err := s.deliver(c); err != nil {
+		return Response{}, err
+	}
+	select {
+	case r := <-c.result:
+		return r, nil
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	}
+}
+
+func (s *Server) deliver(c *call) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("runtime api closed")
+	}
+	if s.pending != nil || s.current != nil {
+		return errors.New("environment is busy")
+	}
+	if s.frozen {
+		if err := s.freezer.Thaw(); err != nil {
+			return fmt.Errorf("thaw: %w", err)
+		}
+		s.frozen = false
+	}
+	if s.waiter != nil {
+		s.waiter <- c
+		s.waiter = nil
+		s.current = c
+		return nil
+	}
+	s.pending = c
+	return nil
+}
+
+func (s *Server) next(w http.ResponseWriter, r *http.Request) {
+	s.initOnce.Do(func() { close(s.initDone) })
+	s.mu.Lock()
+	if s.current != nil {
+		// The runtime moved on without answering: Lambda fails that call.
+		s.current.result <- Response{ErrorType: "Runtime.InvalidResponse", Payload: ErrorBody("Runtime.InvalidResponse", "runtime asked for the next event before answering the current one")}
+		s.current = nil
+	}
+	c := s.pending
+	if c != nil {
+		s.pending, s.current = nil, c
+		s.mu.Unlock()
+		writeEvent(w, c.inv)
+		return
+	}
+	ch := make(chan *call, 1)
+	s.waiter = ch
+	if s.freezer != nil && !s.frozen {
+		// Freezing is best effort: an environment that cannot be frozen keeps running.
+		if err := s.freezer.Freeze(); err == nil {
+			s.frozen = true
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case c := <-ch:
+		writeEvent(w, c.inv)
+	case <-r.Context().Done():
+		s.mu.Lock()
+		if s.waiter == ch {
+			s.waiter = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+func writeEvent(w http.ResponseWriter, inv *model.Invocation) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Lambda-Runtime-Aws-Request-Id"] = []string{inv.RequestID}
+	h["Lambda-Runtime-Deadline-Ms"] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
+	h["Lambda-Runtime-Invoked-Function-Arn"] = []string{inv.FunctionARN}
+	h["Lambda-Runtime-Trace-Id"] = []string{inv.TraceID}
+	if inv.ClientContext != "" {
+		h["Lambda-Runtime-Client-Context"] = []string{inv.ClientContext}
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(inv.Payload)
+}
+
+// take removes the current call if it has the given id.
+func (s *Server) take(id string) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil || s.current.inv.RequestID != id {
+		return nil
+	}
+	c := s.current
+	s.current = nil
+	return c
+}
+
+// readLimited reads at most limit bytes; ok is false when the body was longer.
+func readLimited(r io.Reader, limit int64) ([]byte, bool, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return b, int64(len(b)) <= limit, nil
+}
+
+func (s *Server) response(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c := s.take(id)
+	if c == nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	body, ok, err := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	switch {
+	case err != nil:
+		c.result <- Response{ErrorType: "Runtime.InvalidResponse", Payload: ErrorBody("Runtime.InvalidResponse", "reading response: "+err.Error())}
+		apiError(w, http.StatusBadRequest, "InvalidResponse", err.Error())
+	case !ok:
+		c.result <- Response{ErrorType: ErrResponseTooLarge, Payload: ErrorBody(ErrResponseTooLarge,
+			fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", model.MaxResponseBytes))}
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response payload too large")
+	default:
+		c.result <- Response{Payload: body}
+		accepted(w)
+	}
+}
+
+func (s *Server) error(w http.ResponseWriter, r *http.Request) {
+	c := s.take(r.PathValue("id"))
+	if c == nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+		return
+	}
+	body, _, _ := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	if !json.Valid(body) || len(body) == 0 {
+		if typ == "" {
+			typ = "Runtime.Unknown"
+		}
+		body = ErrorBody(typ, string(body))
+	} else if typ == "" {
+		var e struct{ ErrorType string }
+		_ = json.Unmarshal(body, &e)
+		typ = e.ErrorType
+	}
+	if typ == "" {
+		typ = "Runtime.Unknown"
+	}
+	c.result <- Response{ErrorType: typ, Payload: body}
+	accepted(w)
+}
+
+func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
+	body, _, _ := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	if !json.Valid(body) || len(body) == 0 {
+		typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+		if typ == "" {
+			typ = "Runtime.InitError"
+		}
+		body = ErrorBody(typ, string(body))
+	}
+	select {
+	case s.initErr <- body:
+	default:
+	}
+	accepted(w)
+}
+
+// ErrorBody renders Lambda's {"errorMessage","errorType"} function error body.
+func ErrorBody(typ, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{msg, typ})
+	return b
+}
+
+func accepted(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"status":"OK"}`)
+}
+
+func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{msg, typ})
+	_, _ = w.Write(b)
+}
