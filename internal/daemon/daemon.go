@@ -218,3 +218,6 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Environments counts execution environments by lifecycle state.
+func (d *Daemon) Environments() map[string]int { return d.pool.Counts() }

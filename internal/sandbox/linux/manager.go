@@ -110,11 +110,34 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 // CgroupVersion reports which cgroup hierarchy the manager drives.
 func (m *Manager) CgroupVersion() int { return m.cg.version() }
 
-// Close releases the manager's own resources. Sandboxes must be destroyed first.
+// Close releases the manager's own resources and removes its cgroup parents
+// (and their ancestors up to the mount, when empty). Sandboxes must be
+// destroyed first.
 func (m *Manager) Close() {
 	if m.hostNS >= 0 {
 		unix.Close(m.hostNS)
 		m.hostNS = -1
+	}
+	if m.cg == nil {
+		return
+	}
+	var roots []string
+	switch m.cg.(type) {
+	case *v1Driver:
+		for _, c := range v1Controllers {
+			roots = append(roots, filepath.Join(m.cfg.CgroupMount, c))
+		}
+	case *v2Driver:
+		roots = append(roots, m.cfg.CgroupMount)
+	}
+	for _, root := range roots {
+		// Remove the parent chain bottom-up; rmdir fails harmlessly on a
+		// level another daemon still uses.
+		for dir := filepath.Join(root, m.cfg.CgroupParent); dir != root && dir != "."; dir = filepath.Dir(dir) {
+			if unix.Rmdir(dir) != nil {
+				break
+			}
+		}
 	}
 }
 

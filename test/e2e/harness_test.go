@@ -1,0 +1,250 @@
+// Package e2e drives a real icebox daemon (real sandboxes, embedded
+// JetStream) with clients nobody here wrote: aws-sdk-go-v2, the AWS CLI and
+// boto3, deploying aws-lambda-go functions built by the test.
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"icebox/internal/daemon"
+	sblinux "icebox/internal/sandbox/linux"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
+		sblinux.RunInit()
+		return
+	}
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	fnZip     []byte
+	buildErr  error
+)
+
+// functionZip builds testdata/fn (an aws-lambda-go program) once and zips it
+// as a provided.al2023 deployment package.
+func functionZip(t testing.TB) []byte {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "icebox-e2e-")
+		if buildErr != nil {
+			return
+		}
+		bin := filepath.Join(buildDir, "bootstrap")
+		cmd := exec.Command("go", "build", "-o", bin, "./testdata/fn")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = err
+			buildDir = string(out)
+			return
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		fnZip = zipOf(map[string][]byte{"bootstrap": b})
+	})
+	if buildErr != nil {
+		t.Fatalf("build test function: %v %s", buildErr, buildDir)
+	}
+	return fnZip
+}
+
+// zipOf makes a zip with the given files; "bootstrap" is made executable.
+func zipOf(files map[string][]byte) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, data := range files {
+		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+		h.SetMode(0o644)
+		if name == "bootstrap" {
+			h.SetMode(0o755)
+		}
+		w, _ := zw.CreateHeader(h)
+		w.Write(data)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+type server struct {
+	t       testing.TB
+	d       *daemon.Daemon
+	cfg     daemon.Config
+	url     string
+	client  *lambda.Client
+	stopped bool
+}
+
+// startServer runs a daemon on a free port with its own data dir.
+func startServer(t testing.TB, mutate ...func(*daemon.Config)) *server {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end tests build real sandboxes and need root (CI runs as root)")
+	}
+	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 10 * time.Second}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s := &server{t: t, cfg: cfg}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	d, err := daemon.Start(context.Background(), s.cfg, log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.d, s.stopped = d, false
+	s.url = "http://" + d.Addr()
+	s.client = lambda.New(lambda.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+func (s *server) stop() {
+	if !s.stopped {
+		s.stopped = true
+		if err := s.d.Shutdown(); err != nil {
+			s.t.Errorf("shutdown: %v", err)
+		}
+	}
+}
+
+// restart stops the daemon and starts a new one on the same data dir.
+func (s *server) restart() {
+	s.stop()
+	s.cfg.Listen = strings.TrimPrefix(s.url, "http://")
+	s.start()
+}
+
+func (s *server) create(name string, mutate ...func(*lambda.CreateFunctionInput)) *lambda.CreateFunctionOutput {
+	s.t.Helper()
+	in := &lambda.CreateFunctionInput{
+		FunctionName: aws.String(name),
+		Runtime:      types.RuntimeProvidedal2023,
+		Handler:      aws.String("bootstrap"),
+		Role:         aws.String("arn:aws:iam::000000000000:role/lambda-role"),
+		Code:         &types.FunctionCode{ZipFile: functionZip(s.t)},
+	}
+	for _, m := range mutate {
+		m(in)
+	}
+	out, err := s.client.CreateFunction(context.Background(), in)
+	if err != nil {
+		s.t.Fatalf("create %s: %v", name, err)
+	}
+	return out
+}
+
+// result is what testdata/fn returns.
+type result struct {
+	Calls         int               `json:"calls"`
+	Ticks         int64             `json:"ticks"`
+	Tmp           string            `json:"tmp"`
+	RequestID     string            `json:"requestId"`
+	FunctionArn   string            `json:"functionArn"`
+	ClientContext map[string]string `json:"clientContext"`
+	DeadlineInMs  int64             `json:"deadlineInMs"`
+	Env           map[string]string `json:"env"`
+	UID           int               `json:"uid"`
+	PID           int               `json:"pid"`
+}
+
+// invoke calls name with a JSON event and returns the raw output.
+func (s *server) invoke(name string, event any, mutate ...func(*lambda.InvokeInput)) *lambda.InvokeOutput {
+	s.t.Helper()
+	payload, _ := json.Marshal(event)
+	in := &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload}
+	for _, m := range mutate {
+		m(in)
+	}
+	out, err := s.client.Invoke(context.Background(), in)
+	if err != nil {
+		s.t.Fatalf("invoke %s: %v", name, err)
+	}
+	return out
+}
+
+// call invokes and decodes a successful result.
+func (s *server) call(name string, event any) result {
+	s.t.Helper()
+	out := s.invoke(name, event)
+	if out.FunctionError != nil {
+		s.t.Fatalf("invoke %s: function error %s: %s", name, *out.FunctionError, out.Payload)
+	}
+	var r result
+	if err := json.Unmarshal(out.Payload, &r); err != nil {
+		s.t.Fatalf("decode %s: %v", out.Payload, err)
+	}
+	return r
+}
+
+// functionError is Lambda's error body.
+type functionError struct {
+	ErrorMessage string `json:"errorMessage"`
+	ErrorType    string `json:"errorType"`
+}
+
+func (s *server) callFail(name string, event any) functionError {
+	s.t.Helper()
+	out := s.invoke(name, event)
+	if out.FunctionError == nil || *out.FunctionError != "Unhandled" {
+		s.t.Fatalf("invoke %s: want Unhandled function error, got %v: %s", name, out.FunctionError, out.Payload)
+	}
+	var e functionError
+	if err := json.Unmarshal(out.Payload, &e); err != nil {
+		s.t.Fatalf("decode error %s: %v", out.Payload, err)
+	}
+	return e
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type daemonConfig = daemon.Config
