@@ -45,6 +45,11 @@ func New(cfg Config, c *store.Catalog, code *store.CodeStore, log *slog.Logger) 
 	if cfg.CodeDir == "" || cfg.SupportedRuntime == nil {
 		return nil, errors.New("functions: CodeDir and SupportedRuntime are required")
 	}
+	// The unpacked code is only a cache of the engine's object store. A crash
+	// can leave half-written or temporary directories in it, so it starts empty.
+	if err := os.RemoveAll(cfg.CodeDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.CodeDir, 0o755); err != nil {
 		return nil, err
 	}
