@@ -325,8 +325,8 @@ type linuxSandbox struct {
 var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 
 func (s *linuxSandbox) Listener() net.Listener { return s.listener }
-func (s *linuxSandbox) Output() io.Reader       { return s.out }
-func (s *linuxSandbox) Done() <-chan struct{}   { return s.done }
+func (s *linuxSandbox) Output() io.Reader      { return s.out }
+func (s *linuxSandbox) Done() <-chan struct{}  { return s.done }
 
 func (s *linuxSandbox) OutputPending() int {
 	n := 0
