@@ -1,0 +1,224 @@
+// Package logs keeps function logs in a JetStream stream and serves them
+// through the CloudWatch Logs API.
+//
+// Every log event is one message on subject logs.<group>.<stream>, where each
+// token is the base64url encoding of the CloudWatch name: names may contain
+// '.', '*', '>' or spaces, which NATS tokens cannot. The body is
+// "<timestamp ms> <message>" so `nats stream view` stays readable; the ingestion
+// time is the time JetStream stored the message and the eventId is its stream
+// sequence. Groups and streams exist while they have events: retention (size
+// and age bounds on the stream) ages them out like a CloudWatch retention
+// policy would.
+//
+//	Writer.Write ──▶ bounded queue (drops when full) ──▶ publisher goroutine ──PublishAsync──▶ LOGS
+//	FilterLogEvents / GetLogEvents ◀── ephemeral filtered consumers ◀── LOGS
+//	Describe* ◀── stream info subject counts + direct gets
+package logs
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"icebox/internal/errdefs"
+)
+
+// StreamName is the JetStream stream holding every log event.
+const StreamName = "LOGS"
+
+// MaxEventBytes is the longest message kept; longer lines are truncated, as
+// Lambda does with very long lines.
+const MaxEventBytes = 256 << 10
+
+const subjectPrefix = "logs."
+
+// Config holds the store's bounds. Zero fields take the documented defaults.
+type Config struct {
+	// MaxBytes bounds the stream's size; the oldest events go first. Default 1 GiB.
+	MaxBytes int64
+	// MaxAge is the retention of an event. Default 7 days.
+	MaxAge time.Duration
+	// Replicas of the stream on a clustered engine. Default 1.
+	Replicas int
+	// BufferBytes bounds the memory held by events written but not yet
+	// stored (queued or in flight). Default 4 MiB.
+	BufferBytes int
+	// BufferEvents bounds the number of such events. Default 16384.
+	BufferEvents int
+	// PublishTimeout is how long the publisher waits for JetStream to
+	// acknowledge a batch before counting it as dropped. Default 5 s.
+	PublishTimeout time.Duration
+	// Region and Account appear in ARNs. Defaults us-east-1 and 000000000000.
+	Region, Account string
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 1 << 30
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = 4 << 20
+	}
+	if c.BufferEvents == 0 {
+		c.BufferEvents = 16384
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.Account == "" {
+		c.Account = "000000000000"
+	}
+}
+
+// Validate checks a Config after defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.MaxBytes < 1<<20:
+		return fmt.Errorf("logs: MaxBytes %d is below 1 MiB: %w", c.MaxBytes, errdefs.ErrInvalid)
+	case c.MaxAge < time.Minute:
+		return fmt.Errorf("logs: MaxAge %s is below one minute: %w", c.MaxAge, errdefs.ErrInvalid)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("logs: Replicas %d not in 1..5: %w", c.Replicas, errdefs.ErrInvalid)
+	case c.BufferBytes < MaxEventBytes+eventOverhead:
+		return fmt.Errorf("logs: BufferBytes %d cannot hold one event: %w", c.BufferBytes, errdefs.ErrInvalid)
+	case c.BufferEvents < 1 || c.PublishTimeout < 0:
+		return fmt.Errorf("logs: BufferEvents and PublishTimeout must be positive: %w", errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// Store writes and reads log events. It is safe for concurrent use.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+	log    *slog.Logger
+
+	dropped   atomic.Uint64
+	wake      chan struct{} // capacity 1: a pending "queue is not empty" signal
+	done      chan struct{} // closed when the publisher has exited
+	closeOnce sync.Once
+
+	mu sync.Mutex
+	// queue holds accepted events not yet handed to the publisher.
+	queue []event
+	// bytes and events count reserved, queued and in-flight events: the
+	// memory Write may hold, bounded by BufferBytes and BufferEvents.
+	bytes, events int
+	// accepted and completed count events since Open; completion is in
+	// acceptance order, so completed >= n means the first n are settled.
+	accepted, completed uint64
+	// failed counts accepted events the publisher could not store.
+	failed uint64
+	// progress is closed and replaced whenever completed advances.
+	progress chan struct{}
+	closed   bool
+}
+
+// Open creates or updates the LOGS stream and starts the publisher.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "icebox function logs",
+		Subjects:    []string{subjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxBytes:    cfg.MaxBytes,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		// Log lines compress well; direct gets serve Describe* without consumers.
+		Compression: jetstream.S2Compression,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logs: create stream %s: %w", StreamName, err)
+	}
+	s := &Store{
+		js: js, stream: stream, cfg: cfg, log: log,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), progress: make(chan struct{}),
+	}
+	go s.publisher()
+	return s, nil
+}
+
+// Close stops accepting events, stores what is queued and stops the
+// publisher. Once a batch fails while closing the rest is dropped, so a dead
+// engine holds Close for about one PublishTimeout. Call Flush first to bound
+// the wait with a context.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.signal()
+	})
+	<-s.done
+	return nil
+}
+
+// GroupName is the log group Lambda uses for a function.
+func GroupName(function string) string { return "/aws/lambda/" + function }
+
+// StreamNameFor is the log stream name Lambda gives an execution environment
+// started on day t for version: 2026/11/25/[$LATEST]<32 hex>.
+func StreamNameFor(t time.Time, version, envID string) string {
+	return t.UTC().Format("2006/01/02") + "/[" + version + "]" + envID
+}
+
+var b64 = base64.RawURLEncoding
+
+// subject returns the subject of a group's stream; stream "*" is the wildcard
+// over all streams of the group. Empty names have no subject.
+func subject(group, stream string) string {
+	if group == "" || stream == "" {
+		return ""
+	}
+	if stream != "*" {
+		stream = b64.EncodeToString([]byte(stream))
+	}
+	return subjectPrefix + b64.EncodeToString([]byte(group)) + "." + stream
+}
+
+// parseSubject is the inverse of subject.
+func parseSubject(subj string) (group, stream string, err error) {
+	g, st, ok := strings.Cut(strings.TrimPrefix(subj, subjectPrefix), ".")
+	if !ok || !strings.HasPrefix(subj, subjectPrefix) {
+		return "", "", fmt.Errorf("logs: subject %q is not logs.<group>.<stream>", subj)
+	}
+	gb, err1 := b64.DecodeString(g)
+	sb, err2 := b64.DecodeString(st)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", "", fmt.Errorf("logs: subject %q: %w", subj, err)
+	}
+	return string(gb), string(sb), nil
+}
+
+func (s *Store) groupARN(group string) string {
+	return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s", s.cfg.Region, s.cfg.Account, group)
+}
