@@ -1,0 +1,2 @@
+// Package layers holds only a test that keeps the import graph flowing one way.
+package layers

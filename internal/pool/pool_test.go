@@ -1,0 +1,408 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"icebox/internal/metrics"
+	"icebox/internal/model"
+	"icebox/internal/sandbox"
+)
+
+// behaviour is a fake runtime: it talks to the Runtime API at base.
+type behaviour func(ctx context.Context, base string, sb *fakeSandbox)
+
+type fakeFactory struct {
+	mu      sync.Mutex
+	made    []*fakeSandbox
+	runtime func(n int) behaviour // n counts sandboxes made, from 0
+}
+
+func (f *fakeFactory) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	sb := &fakeSandbox{spec: spec, l: l, outR: r, outW: w, done: make(chan struct{}), run: f.runtime(len(f.made))}
+	f.made = append(f.made, sb)
+	f.mu.Unlock()
+	return sb, nil
+}
+
+func (f *fakeFactory) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.made)
+}
+
+type fakeSandbox struct {
+	spec       sandbox.Spec
+	l          net.Listener
+	outR, outW *os.File
+	run        behaviour
+	cancel     context.CancelFunc
+	done       chan struct{}
+	once       sync.Once
+	frozen     atomic.Bool
+	freezes    atomic.Int32
+	// deliveredFrozen counts events the runtime received while frozen: a bug.
+	deliveredFrozen atomic.Int32
+	destroyed       atomic.Bool
+	exit            sandbox.ExitStatus
+	written, read   atomic.Int64
+}
+
+func (s *fakeSandbox) Listener() net.Listener { return s.l }
+func (s *fakeSandbox) Output() io.Reader      { return countingReader{s} }
+func (s *fakeSandbox) OutputPending() int     { return int(s.written.Load() - s.read.Load()) }
+
+// log writes a line of runtime output, as a runtime's stdout would.
+func (s *fakeSandbox) log(format string, args ...any) {
+	n, _ := fmt.Fprintf(s.outW, format, args...)
+	s.written.Add(int64(n))
+}
+
+type countingReader struct{ s *fakeSandbox }
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.s.outR.Read(b)
+	c.s.read.Add(int64(n))
+	return n, err
+}
+func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
+func (s *fakeSandbox) Exit() sandbox.ExitStatus {
+	return s.exit
+}
+func (s *fakeSandbox) Stats() sandbox.Stats { return sandbox.Stats{MaxMemoryBytes: 10 << 20} }
+func (s *fakeSandbox) Freeze() error {
+	s.frozen.Store(true)
+	s.freezes.Add(1)
+	return nil
+}
+func (s *fakeSandbox) Thaw() error { s.frozen.Store(false); return nil }
+
+func (s *fakeSandbox) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() {
+		s.run(ctx, "http://"+s.l.Addr().String()+"/2018-06-01", s)
+		s.end(sandbox.ExitStatus{Code: 1})
+	}()
+	return nil
+}
+
+func (s *fakeSandbox) end(st sandbox.ExitStatus) {
+	s.once.Do(func() {
+		s.exit = st
+		s.outW.Close()
+		close(s.done)
+	})
+}
+
+func (s *fakeSandbox) Kill() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.end(sandbox.ExitStatus{Signal: syscall.SIGKILL})
+	return nil
+}
+
+func (s *fakeSandbox) Destroy() error {
+	s.Kill()
+	s.destroyed.Store(true)
+	s.l.Close()
+	return nil
+}
+
+// echo is a well-behaved runtime: it answers every event with its payload,
+// prefixed by how many events it served.
+func echo(ctx context.Context, base string, sb *fakeSandbox) {
+	n := 0
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/runtime/invocation/next", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		if sb.frozen.Load() {
+			sb.deliveredFrozen.Add(1)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		n++
+		sb.log("log line %d\n", n)
+		var ev struct{ Sleep int }
+		json.Unmarshal(body, &ev)
+		if ev.Sleep > 0 {
+			select {
+			case <-time.After(time.Duration(ev.Sleep) * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+		out := fmt.Sprintf(`{"n":%d,"event":%s}`, n, body)
+		r, err := http.Post(base+"/runtime/invocation/"+id+"/response", "application/json", strings.NewReader(out))
+		if err != nil {
+			return
+		}
+		r.Body.Close()
+	}
+}
+
+// initFails posts an init error and exits.
+func initFails(ctx context.Context, base string, sb *fakeSandbox) {
+	r, err := http.Post(base+"/runtime/init/error", "application/json", strings.NewReader(`{"errorMessage":"bad init","errorType":"Runtime.ImportModuleError"}`))
+	if err == nil {
+		r.Body.Close()
+	}
+	<-ctx.Done()
+}
+
+type codeDir string
+
+func (c codeDir) CodeDir(context.Context, *model.Function) (string, error) { return string(c), nil }
+
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Writer(group, stream string) LogWriter { return l }
+func (l *logLines) Write(_ time.Time, msg string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, msg)
+	l.mu.Unlock()
+}
+
+func newPool(t *testing.T, cfg Config, runtime func(n int) behaviour) (*Pool, *fakeFactory) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
+	f := &fakeFactory{runtime: runtime}
+	cfg.Region, cfg.AccountID = "us-east-1", "000000000000"
+	p, err := New(cfg, f, codeDir(dir), &logLines{}, metrics.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p, f
+}
+
+func always(b behaviour) func(int) behaviour { return func(int) behaviour { return b } }
+
+func function(name string) model.Function {
+	fn := model.Function{Name: name, Runtime: "provided.al2023", Handler: "h", Role: "arn:aws:iam::000000000000:role/r", CodeSha256: "abc"}
+	fn.ApplyDefaults()
+	return fn
+}
+
+func invoke(t *testing.T, p *Pool, fn model.Function, payload string) model.Result {
+	t.Helper()
+	res, err := p.Invoke(context.Background(), fn, &model.Invocation{RequestID: fmt.Sprintf("req-%d", time.Now().UnixNano()), Payload: []byte(payload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestTransitions(t *testing.T) {
+	allowed := map[[2]state]bool{}
+	for from, tos := range transitions {
+		for _, to := range tos {
+			allowed[[2]state{from, to}] = true
+		}
+	}
+	for from := stateCreating; from <= stateDestroyed; from++ {
+		for to := stateCreating; to <= stateDestroyed; to++ {
+			e := &env{state: from}
+			err := e.transition(to)
+			if allowed[[2]state{from, to}] != (err == nil) {
+				t.Errorf("%s → %s: err = %v", from, to, err)
+			}
+		}
+	}
+	// The lifecycle as documented.
+	e := &env{}
+	for _, to := range []state{stateInitializing, stateBusy, stateIdle, stateBusy, stateDestroyed} {
+		if err := e.transition(to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if (&env{state: stateDestroyed}).transition(stateBusy) == nil {
+		t.Error("a destroyed environment came back")
+	}
+}
+
+func TestWarmReuseAndFreeze(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	fn := function("f")
+	r1 := invoke(t, p, fn, `{"a":1}`)
+	r2 := invoke(t, p, fn, `{"a":2}`)
+	if !r1.ColdStart || r2.ColdStart {
+		t.Errorf("cold starts: %v %v", r1.ColdStart, r2.ColdStart)
+	}
+	if string(r2.Payload) != `{"n":2,"event":{"a":2}}` || f.count() != 1 {
+		t.Errorf("second call %s on %d sandboxes; want the same environment", r2.Payload, f.count())
+	}
+	sb := f.made[0]
+	waitUntil(t, "freeze after the runtime asks for more", func() bool { return sb.frozen.Load() })
+	invoke(t, p, fn, `{}`)
+	if sb.deliveredFrozen.Load() != 0 {
+		t.Error("an event reached a frozen environment")
+	}
+	if sb.freezes.Load() < 2 {
+		t.Errorf("froze %d times over 3 calls", sb.freezes.Load())
+	}
+	if !strings.Contains(string(r1.LogTail), "log line 1") || !strings.Contains(string(r1.LogTail), "Init Duration") || strings.Contains(string(r2.LogTail), "Init Duration") {
+		t.Errorf("tails:\n%s\n%s", r1.LogTail, r2.LogTail)
+	}
+}
+
+func TestConcurrentCallsGetTheirOwnEnvironment(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	fn := function("f")
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); invoke(t, p, fn, `{"Sleep":100}`) }()
+	}
+	wg.Wait()
+	if f.count() != 4 {
+		t.Errorf("%d sandboxes for 4 overlapping calls", f.count())
+	}
+	if got := p.Counts()["idle"]; got != 4 {
+		t.Errorf("idle = %d", got)
+	}
+}
+
+func TestStaleEnvironmentsDrained(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	fn := function("f")
+	invoke(t, p, fn, `{}`)
+	fn2 := fn
+	fn2.MemorySize = 256
+	p.FunctionChanged(fn.Name, fn2.ConfigKey())
+	if !f.made[0].destroyed.Load() {
+		t.Error("idle environment of the old configuration kept")
+	}
+	r := invoke(t, p, fn2, `{}`)
+	if !r.ColdStart || f.count() != 2 || f.made[1].spec.MemoryMB != 256 {
+		t.Errorf("new config not used: cold=%v sandboxes=%d", r.ColdStart, f.count())
+	}
+	// A busy environment of an old config is destroyed when it finishes.
+	done := make(chan struct{})
+	go func() { invoke(t, p, fn2, `{"Sleep":200}`); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	p.FunctionChanged(fn.Name, "")
+	<-done
+	if !f.made[1].destroyed.Load() {
+		t.Error("busy environment of a deleted function survived")
+	}
+}
+
+func TestSuppressedInit(t *testing.T) {
+	p, f := newPool(t, Config{}, func(n int) behaviour {
+		if n == 0 {
+			return initFails
+		}
+		return echo
+	})
+	r := invoke(t, p, function("f"), `{}`)
+	if r.FunctionError != "" || f.count() != 2 {
+		t.Errorf("second init attempt not made: %s on %d sandboxes", r.Payload, f.count())
+	}
+
+	p2, f2 := newPool(t, Config{}, always(initFails))
+	r = invoke(t, p2, function("g"), `{}`)
+	if r.FunctionError != model.FunctionErrorUnhandled || !bytes.Contains(r.Payload, []byte("Runtime.ImportModuleError")) || f2.count() != 2 {
+		t.Errorf("init failing twice: %s %s on %d sandboxes", r.FunctionError, r.Payload, f2.count())
+	}
+	if p2.Counts()["idle"] != 0 {
+		t.Error("failed environment kept")
+	}
+}
+
+func TestTimeoutDestroysEnvironment(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	fn := function("f")
+	fn.Timeout = 1
+	r := invoke(t, p, fn, `{"Sleep":5000}`)
+	if r.FunctionError == "" || !bytes.Contains(r.Payload, []byte(`"errorType":"Sandbox.Timedout"`)) || !bytes.Contains(r.Payload, []byte("Task timed out after 1.00 seconds")) {
+		t.Errorf("timeout result %s", r.Payload)
+	}
+	if !f.made[0].destroyed.Load() {
+		t.Error("timed-out environment not destroyed")
+	}
+}
+
+func TestRuntimeExit(t *testing.T) {
+	crash := func(ctx context.Context, base string, sb *fakeSandbox) {
+		resp, err := http.Get(base + "/runtime/invocation/next")
+		if err == nil {
+			resp.Body.Close()
+		}
+		sb.end(sandbox.ExitStatus{Code: 2})
+	}
+	p, _ := newPool(t, Config{}, always(crash))
+	r := invoke(t, p, function("f"), `{}`)
+	if !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.ExitError"`)) || !bytes.Contains(r.Payload, []byte("Runtime exited with error: exit status 2")) {
+		t.Errorf("exit result %s", r.Payload)
+	}
+}
+
+func TestIdleReaping(t *testing.T) {
+	p, f := newPool(t, Config{IdleTimeout: 100 * time.Millisecond}, always(echo))
+	invoke(t, p, function("f"), `{}`)
+	waitUntil(t, "idle environment reaped", func() bool { return f.made[0].destroyed.Load() })
+	if p.Counts()["idle"] != 0 {
+		t.Error("reaped environment still counted")
+	}
+}
+
+func TestCloseDestroysEverything(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	invoke(t, p, function("a"), `{}`)
+	invoke(t, p, function("b"), `{}`)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range f.made {
+		if !sb.destroyed.Load() {
+			t.Error("environment survived Close")
+		}
+	}
+	if _, err := p.Invoke(context.Background(), function("a"), &model.Invocation{RequestID: "x"}); err == nil {
+		t.Error("invoke after Close succeeded")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
