@@ -37,8 +37,8 @@ type createFunctionInput struct {
 	Role             string            `json:"Role"`
 	Handler          string            `json:"Handler"`
 	Description      string            `json:"Description"`
-	Timeout          int               `json:"Timeout"`
-	MemorySize       int               `json:"MemorySize"`
+	Timeout          *int              `json:"Timeout"`
+	MemorySize       *int              `json:"MemorySize"`
 	Code             functionCode      `json:"Code"`
 	Environment      *environment      `json:"Environment"`
 	Architectures    []string          `json:"Architectures"`
@@ -136,12 +136,21 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
-		Timeout: in.Timeout, MemorySize: in.MemorySize, Architectures: in.Architectures}
+		Architectures: in.Architectures}
+	// Omitted fields take Lambda's defaults; given ones are checked as given,
+	// so an explicit 0 is refused instead of being taken for "default".
+	fn.ApplyDefaults()
+	set(&fn.Timeout, in.Timeout)
+	set(&fn.MemorySize, in.MemorySize)
 	if in.Environment != nil {
 		fn.Environment = in.Environment.Variables
 	}
 	if in.EphemeralStorage != nil {
 		fn.EphemeralStorage = in.EphemeralStorage.Size
+	}
+	if err := fn.Validate(); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	created, err := s.functions.Create(r.Context(), fn, zip)
 	if err != nil {
@@ -234,6 +243,10 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	name, q, err := invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
 	if err == nil && (q != "" || r.URL.Query().Get("Qualifier") != "") {
 		err = fmt.Errorf("deleting a version is not supported: only $LATEST exists: %w", errdefs.ErrInvalid)
+	}
+	if err == nil {
+		// A missing function is reported as Lambda does, by its ARN.
+		_, err = s.invoker.Resolve(name, "")
 	}
 	if err == nil {
 		err = s.functions.Delete(r.Context(), name)

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -137,6 +138,10 @@ func (iv *Invoker) Resolve(ref, qualifier string) (model.Function, error) {
 		return model.Function{}, fmt.Errorf("The derived qualifier from the function name does not match the specified qualifier: %w", errdefs.ErrInvalid)
 	}
 	fn, err := iv.catalog.Get(name)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// Lambda names the missing function by its ARN.
+		return model.Function{}, fmt.Errorf("Function not found: %s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), errdefs.ErrNotFound)
+	}
 	if err != nil {
 		return model.Function{}, err
 	}
@@ -151,6 +156,9 @@ func (iv *Invoker) Resolve(ref, qualifier string) (model.Function, error) {
 // "arn:aws:lambda:REGION:ACCOUNT:function:name[:qual]".
 func ParseFunctionRef(ref, region, account string) (name, qualifier string, err error) {
 	parts := strings.Split(ref, ":")
+	// Only a ref with a qualifier part must have a non-empty one ("f:" is
+	// malformed; an unqualified ARN is not).
+	qualified := false
 	bad := func() (string, string, error) {
 		return "", "", fmt.Errorf("1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?: %w", ref, errdefs.ErrInvalid)
 	}
@@ -158,14 +166,14 @@ func ParseFunctionRef(ref, region, account string) (name, qualifier string, err 
 	case len(parts) == 1:
 		name = parts[0]
 	case len(parts) == 2:
-		name, qualifier = parts[0], parts[1]
+		name, qualifier, qualified = parts[0], parts[1], true
 	case (len(parts) == 3 || len(parts) == 4) && parts[1] == "function":
 		if parts[0] != account {
 			return "", "", fmt.Errorf("Function not found: %s: %w", ref, errdefs.ErrNotFound)
 		}
 		name = parts[2]
 		if len(parts) == 4 {
-			qualifier = parts[3]
+			qualifier, qualified = parts[3], true
 		}
 	case (len(parts) == 7 || len(parts) == 8) && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function":
 		if parts[3] != region || parts[4] != account {
@@ -173,12 +181,12 @@ func ParseFunctionRef(ref, region, account string) (name, qualifier string, err 
 		}
 		name = parts[6]
 		if len(parts) == 8 {
-			qualifier = parts[7]
+			qualifier, qualified = parts[7], true
 		}
 	default:
 		return bad()
 	}
-	if model.ValidateName(name) != nil || (len(parts) > 1 && qualifier == "") {
+	if model.ValidateName(name) != nil || (qualified && qualifier == "") {
 		return bad()
 	}
 	return name, qualifier, nil
