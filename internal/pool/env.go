@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"icebox/internal/runtimeapi"
@@ -49,10 +50,13 @@ type env struct {
 	state    state
 	lastUsed time.Time
 	// tail collects the current invocation's log lines for X-Amz-Log-Result.
-	tail      *tailBuffer
-	pumpBusy  bool
+	tail *tailBuffer
+	// pumpCond is signalled whenever pumped or pumpEnded change.
 	pumpCond  *sync.Cond
+	pumped    int64 // output bytes fully handled by the pump
 	pumpEnded bool
+
+	read atomic.Int64 // output bytes taken from the pipe
 }
 
 // transition moves the environment to a new state.
@@ -78,13 +82,10 @@ func (e *env) setState(to state) error {
 // flood can't grow memory.
 func (e *env) pump() {
 	const maxLine = 256 << 10
-	r := bufio.NewReaderSize(e.sb.Output(), 64<<10)
+	r := bufio.NewReaderSize(countingReader{e}, 64<<10)
 	var partial []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
-		e.mu.Lock()
-		e.pumpBusy = true
-		e.mu.Unlock()
 		if len(chunk) > 0 {
 			if len(partial)+len(chunk) <= maxLine {
 				partial = append(partial, chunk...)
@@ -94,21 +95,28 @@ func (e *env) pump() {
 				partial = partial[:0]
 			}
 		}
-		if err != nil && err != bufio.ErrBufferFull {
-			if len(partial) > 0 {
-				e.emit(partial)
-			}
-			e.mu.Lock()
-			e.pumpBusy, e.pumpEnded = false, true
-			e.pumpCond.Broadcast()
-			e.mu.Unlock()
-			return
+		end := err != nil && err != bufio.ErrBufferFull
+		if end && len(partial) > 0 {
+			e.emit(partial)
 		}
 		e.mu.Lock()
-		e.pumpBusy = false
+		e.pumped += int64(len(chunk))
+		e.pumpEnded = end
 		e.pumpCond.Broadcast()
 		e.mu.Unlock()
+		if end {
+			return
+		}
 	}
+}
+
+// countingReader counts the bytes taken from the runtime's output.
+type countingReader struct{ e *env }
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.e.sb.Output().Read(b)
+	c.e.read.Add(int64(n))
+	return n, err
 }
 
 func (e *env) emit(line []byte) {
@@ -124,20 +132,19 @@ func (e *env) emit(line []byte) {
 	e.mu.Unlock()
 }
 
-// syncOutput waits (briefly) until everything the runtime wrote so far has
-// been pumped, so log lines land before END/REPORT and in the tail. A runtime
-// writes its logs before it posts the response, so they are already in the
-// pipe by the time we get here.
+// syncOutput waits until everything the runtime wrote so far has been
+// pumped, so log lines land before END/REPORT and in the tail. A runtime
+// writes its logs before it posts the response, so they are in the pipe by
+// the time we get here: what was read plus what is still in the pipe is the
+// target. (Reading the two in this order can only undercount, in the
+// instant between a read returning and its count being added.)
 func (e *env) syncOutput() {
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for e.sb.OutputPending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Microsecond)
-	}
+	target := e.read.Load() + int64(e.sb.OutputPending())
 	e.mu.Lock()
-	for e.pumpBusy && !e.pumpEnded {
+	defer e.mu.Unlock()
+	for !e.pumpEnded && e.pumped < target {
 		e.pumpCond.Wait()
 	}
-	e.mu.Unlock()
 }
 
 // writeLog records a platform line (START, END, REPORT…) in the log and tail.

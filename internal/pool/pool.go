@@ -251,7 +251,11 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		}
 	}()
 
-	e.sb, err = p.factory.Create(ctx, sandbox.Spec{
+	// Building a sandbox takes milliseconds; a stuck kernel call must not
+	// hold the caller forever.
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.InitTimeout)
+	defer cancel()
+	e.sb, err = p.factory.Create(cctx, sandbox.Spec{
 		ID:       id,
 		CodeDir:  codeDir,
 		MemoryMB: fn.MemorySize,

@@ -72,7 +72,7 @@ type fakeSandbox struct {
 }
 
 func (s *fakeSandbox) Listener() net.Listener { return s.l }
-func (s *fakeSandbox) Output() io.Reader      { return countingReader{s} }
+func (s *fakeSandbox) Output() io.Reader      { return fakeOutput{s} }
 func (s *fakeSandbox) OutputPending() int     { return int(s.written.Load() - s.read.Load()) }
 
 // log writes a line of runtime output, as a runtime's stdout would.
@@ -81,14 +81,14 @@ func (s *fakeSandbox) log(format string, args ...any) {
 	s.written.Add(int64(n))
 }
 
-type countingReader struct{ s *fakeSandbox }
+type fakeOutput struct{ s *fakeSandbox }
 
-func (c countingReader) Read(b []byte) (int, error) {
+func (c fakeOutput) Read(b []byte) (int, error) {
 	n, err := c.s.outR.Read(b)
 	c.s.read.Add(int64(n))
 	return n, err
 }
-func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
+func (s *fakeSandbox) Done() <-chan struct{} { return s.done }
 func (s *fakeSandbox) Exit() sandbox.ExitStatus {
 	return s.exit
 }

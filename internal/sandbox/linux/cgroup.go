@@ -18,13 +18,16 @@ import (
 // controller) and v2 (one unified hierarchy). Files are written directly: the
 // freeze/thaw path is on every warm invoke and must not poll or sleep.
 type cgroupDriver interface {
-	// create makes the group for one sandbox with its limits.
-	create(name string, lim limits) (cgroup, error)
+	// create makes the (unlimited) group for one sandbox.
+	create(name string) (cgroup, error)
 	// version is 1 or 2.
 	version() int
 }
 
 type cgroup interface {
+	// setLimits applies memory, CPU and pids limits; it runs when a
+	// pre-built sandbox is given its function, before the runtime starts.
+	setLimits(lim limits) error
 	addProc(pid int) error
 	freeze() error
 	thaw() error
@@ -35,19 +38,27 @@ type cgroup interface {
 
 type limits struct {
 	memoryBytes int64
+	cpuShares   int64 // v1 cpu.shares; v2 cpu.weight is derived from it
 	cpuQuotaUS  int64 // per cpuPeriodUS
 	pids        int64
 }
 
 const cpuPeriodUS = 100000
 
-// limitsFor derives Lambda's resource shape from the configured memory:
-// memory is a hard limit without swap, CPU is proportional to memory
-// (1769 MB buys one vCPU).
+// limitsFor derives Lambda's resource shape from the configured memory.
+// Memory is a hard limit without swap. CPU follows memory as Lambda's does
+// (1769 MB buys one vCPU) in two parts: under contention environments share
+// CPU in proportion to their memory (shares/weight), and an environment is
+// capped at its vCPU count rounded up to whole CPUs. A hard fractional quota
+// (128 MB = 7% of a CPU) would throttle every small function for most of
+// each 100 ms period even on an idle host, adding tens of milliseconds to
+// calls without protecting anyone.
 func limitsFor(memoryMB int) limits {
+	cpus := (int64(memoryMB) + 1768) / 1769
 	return limits{
 		memoryBytes: int64(memoryMB) << 20,
-		cpuQuotaUS:  max(int64(memoryMB)*cpuPeriodUS/1769, 1000),
+		cpuShares:   max(int64(memoryMB)*1024/1769, 2),
+		cpuQuotaUS:  cpus * cpuPeriodUS,
 		pids:        1024,
 	}
 }
@@ -145,8 +156,8 @@ func newV1(mountRoot, parent string) (*v1Driver, error) {
 
 func (d *v1Driver) version() int { return 1 }
 
-func (d *v1Driver) create(name string, lim limits) (_ cgroup, err error) {
-	g := &v1Group{paths: map[string]string{}}
+func (d *v1Driver) create(name string) (_ cgroup, err error) {
+	g := &v1Group{paths: map[string]string{}, swap: d.swap}
 	defer func() {
 		if err != nil {
 			_ = g.remove()
@@ -159,31 +170,36 @@ func (d *v1Driver) create(name string, lim limits) (_ cgroup, err error) {
 		}
 		g.paths[c] = p
 	}
-	mem := strconv.FormatInt(lim.memoryBytes, 10)
-	if err := writeFile(filepath.Join(g.paths["memory"], "memory.limit_in_bytes"), mem); err != nil {
-		return nil, err
-	}
-	if d.swap {
-		if err := writeFile(filepath.Join(g.paths["memory"], "memory.memsw.limit_in_bytes"), mem); err != nil {
-			return nil, err
-		}
-	} else {
-		_ = writeFile(filepath.Join(g.paths["memory"], "memory.swappiness"), "0")
-	}
-	if err := writeFile(filepath.Join(g.paths["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUS)); err != nil {
-		return nil, err
-	}
-	if err := writeFile(filepath.Join(g.paths["cpu"], "cpu.cfs_quota_us"), strconv.FormatInt(lim.cpuQuotaUS, 10)); err != nil {
-		return nil, err
-	}
-	if err := writeFile(filepath.Join(g.paths["pids"], "pids.max"), strconv.FormatInt(lim.pids, 10)); err != nil {
-		return nil, err
-	}
 	return g, nil
 }
 
 type v1Group struct {
 	paths map[string]string
+	swap  bool
+}
+
+func (g *v1Group) setLimits(lim limits) error {
+	mem := strconv.FormatInt(lim.memoryBytes, 10)
+	if err := writeFile(filepath.Join(g.paths["memory"], "memory.limit_in_bytes"), mem); err != nil {
+		return err
+	}
+	if g.swap {
+		if err := writeFile(filepath.Join(g.paths["memory"], "memory.memsw.limit_in_bytes"), mem); err != nil {
+			return err
+		}
+	} else {
+		_ = writeFile(filepath.Join(g.paths["memory"], "memory.swappiness"), "0")
+	}
+	if err := writeFile(filepath.Join(g.paths["cpu"], "cpu.shares"), strconv.FormatInt(lim.cpuShares, 10)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(g.paths["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUS)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(g.paths["cpu"], "cpu.cfs_quota_us"), strconv.FormatInt(lim.cpuQuotaUS, 10)); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(g.paths["pids"], "pids.max"), strconv.FormatInt(lim.pids, 10))
 }
 
 func (g *v1Group) addProc(pid int) error {
@@ -262,36 +278,37 @@ func newV2(mountRoot, parent string) (*v2Driver, error) {
 
 func (d *v2Driver) version() int { return 2 }
 
-func (d *v2Driver) create(name string, lim limits) (_ cgroup, err error) {
-	g := &v2Group{dir: filepath.Join(d.dir, name)}
+func (d *v2Driver) create(name string) (cgroup, error) {
+	g := &v2Group{dir: filepath.Join(d.dir, name), limits: d.limits}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = g.remove()
-		}
-	}()
-	if !d.limits {
-		return g, nil
-	}
-	if err := writeFile(filepath.Join(g.dir, "memory.max"), strconv.FormatInt(lim.memoryBytes, 10)); err != nil {
-		return nil, err
-	}
-	if err := writeFile(filepath.Join(g.dir, "memory.swap.max"), "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if err := writeFile(filepath.Join(g.dir, "cpu.max"), fmt.Sprintf("%d %d", lim.cpuQuotaUS, cpuPeriodUS)); err != nil {
-		return nil, err
-	}
-	if err := writeFile(filepath.Join(g.dir, "pids.max"), strconv.FormatInt(lim.pids, 10)); err != nil {
-		return nil, err
 	}
 	return g, nil
 }
 
 type v2Group struct {
-	dir string
+	dir    string
+	limits bool // the hierarchy has memory, cpu and pids controllers
+}
+
+func (g *v2Group) setLimits(lim limits) error {
+	if !g.limits {
+		return nil
+	}
+	if err := writeFile(filepath.Join(g.dir, "memory.max"), strconv.FormatInt(lim.memoryBytes, 10)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(g.dir, "memory.swap.max"), "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// cpu.weight spans 1..10000 with 100 as default, as shares span 2..262144 with 1024.
+	if err := writeFile(filepath.Join(g.dir, "cpu.weight"), strconv.FormatInt(min(max(lim.cpuShares*100/1024, 1), 10000), 10)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(g.dir, "cpu.max"), fmt.Sprintf("%d %d", lim.cpuQuotaUS, cpuPeriodUS)); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(g.dir, "pids.max"), strconv.FormatInt(lim.pids, 10))
 }
 
 func (g *v2Group) addProc(pid int) error {

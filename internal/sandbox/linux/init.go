@@ -19,19 +19,25 @@ import (
 // included, must check for it first thing in main or TestMain.
 const InitArg = "init"
 
-// initSpec is what the daemon sends the sandbox init over the control socket.
-type initSpec struct {
+// baseSpec is the part of a sandbox's root every function shares; it is
+// built ahead of need.
+type baseSpec struct {
 	Root     string      `json:"root"`
 	Hostname string      `json:"hostname"`
 	Binds    []bindMount `json:"binds"`
 	Links    [][2]string `json:"links"` // {target, path inside the root}
 	Files    [][2]string `json:"files"` // {path inside the root, content}
-	TmpMB    int         `json:"tmpMB"`
-	UID      int         `json:"uid"`
-	GID      int         `json:"gid"`
-	Args     []string    `json:"args"`
-	Env      []string    `json:"env"`
-	Cwd      string      `json:"cwd"`
+}
+
+// runSpec is the function-specific part, sent when the sandbox is claimed.
+type runSpec struct {
+	Binds []bindMount `json:"binds"`
+	TmpMB int         `json:"tmpMB"`
+	UID   int         `json:"uid"`
+	GID   int         `json:"gid"`
+	Args  []string    `json:"args"`
+	Env   []string    `json:"env"`
+	Cwd   string      `json:"cwd"`
 }
 
 type bindMount struct {
@@ -47,14 +53,16 @@ const ctlFD = 3
 // RunInit is the sandbox's PID 1. It is entered in fresh mount, pid, ipc, uts
 // and net namespaces. Protocol on the control socket (one line each):
 //
-//	daemon → init: spec (JSON)     init → daemon: "ok" | "error: …"   (root built)
-//	daemon → init: "go"            init → daemon: "ok" | "error: …"   (runtime started)
-//	                               init → daemon: "exit CODE SIGNAL"  (runtime ended)
+//	daemon → init: baseSpec (JSON)  init → daemon: "ok" | "error: …"   (shared root built)
+//	daemon → init: runSpec (JSON)   init → daemon: "ok" | "error: …"   (code mounted, pivoted)
+//	daemon → init: "go"             init → daemon: "ok" | "error: …"   (runtime started)
+//	                                init → daemon: "exit CODE SIGNAL"  (runtime ended)
 //
-// Between the two exchanges the daemon moves init into its cgroup and opens
-// the Runtime API listener inside the network namespace. Init then stays to
-// reap orphans; when the runtime exits, init exits, and the kernel kills
-// everything left in the pid namespace.
+// After the first exchange the daemon moves init into its cgroup and opens
+// the Runtime API listener inside the network namespace; the sandbox then
+// waits, pre-built, until a function claims it. Init stays to reap orphans;
+// when the runtime exits, init exits, and the kernel kills everything left
+// in the pid namespace.
 func RunInit() {
 	// Namespace-affecting prctls and the fork of the runtime must happen on
 	// one thread: no_new_privs and the capability bounding set are per thread.
@@ -70,20 +78,22 @@ func RunInit() {
 		fmt.Fprintln(ctl, "ok")
 	}
 
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		os.Exit(1)
+	var base baseSpec
+	err := readJSON(r, &base)
+	if err == nil {
+		err = buildBase(&base)
 	}
-	var spec initSpec
-	if err := json.Unmarshal(line, &spec); err != nil {
-		reply(fmt.Errorf("decode spec: %w", err))
+	reply(err)
+	var run runSpec
+	if err = readJSON(r, &run); err == nil {
+		err = finishRoot(base.Root, &run)
 	}
-	reply(buildRoot(&spec))
+	reply(err)
 
 	if line, err := r.ReadString('\n'); err != nil || line != "go\n" {
 		os.Exit(1)
 	}
-	cmd, err := startRuntime(&spec)
+	cmd, err := startRuntime(&run)
 	reply(err)
 
 	code, sig := reap(cmd.Process.Pid)
@@ -91,8 +101,21 @@ func RunInit() {
 	os.Exit(0)
 }
 
-// buildRoot assembles the sandbox's filesystem on a tmpfs and pivots into it.
-func buildRoot(s *initSpec) error {
+// readJSON reads one line and decodes it; a closed socket ends init quietly
+// (the daemon destroyed a pre-built sandbox).
+func readJSON(r *bufio.Reader, v any) error {
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		os.Exit(1)
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("decode spec: %w", err)
+	}
+	return nil
+}
+
+// buildBase assembles the shared part of the sandbox's filesystem on a tmpfs.
+func buildBase(s *baseSpec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -126,16 +149,28 @@ func buildRoot(s *initSpec) error {
 	if err := unix.Mount("proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
+	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	return nil
+}
+
+// finishRoot mounts the function's code and its /tmp, then pivots into the
+// root and makes it read-only.
+func finishRoot(root string, s *runSpec) error {
+	in := func(p string) string { return filepath.Join(root, p) }
+	for _, b := range s.Binds {
+		if err := bind(b.Src, in(b.Dst), b.Dir, b.RW); err != nil {
+			return err
+		}
+	}
 	tmpOpts := fmt.Sprintf("mode=1777,size=%dm", s.TmpMB)
 	if err := unix.Mount("tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
-	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-		return fmt.Errorf("sethostname: %w", err)
-	}
 	// pivot_root(".", ".") stacks the old root on top of the new one; the
 	// detach then leaves only the new root (runc does the same).
-	if err := unix.Chdir(s.Root); err != nil {
+	if err := unix.Chdir(root); err != nil {
 		return err
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
@@ -184,7 +219,7 @@ func bind(src, dst string, dir, rw bool) error {
 
 // startRuntime drops every privilege and starts the runtime as the sandbox
 // user, in a cgroup namespace rooted at the sandbox's own cgroup.
-func startRuntime(s *initSpec) (*exec.Cmd, error) {
+func startRuntime(s *runSpec) (*exec.Cmd, error) {
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return nil, fmt.Errorf("drop capability %d: %w", c, err)

@@ -5,6 +5,8 @@ package linux
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +39,10 @@ type Config struct {
 	InitPath string
 	// UID and GID the runtime runs as. Default 993, Lambda's sbx_user1051.
 	UID, GID int
+	// Prebuilt is how many sandboxes are kept built ahead of need, so cold
+	// starts skip namespace, cgroup and root creation. Default 2; negative
+	// means none.
+	Prebuilt int
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +57,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UID == 0 {
 		c.UID, c.GID = 993, 993
+	}
+	if c.Prebuilt == 0 {
+		c.Prebuilt = 2
 	}
 }
 
@@ -76,6 +85,10 @@ type Manager struct {
 	root   string
 	system []bindMount
 	links  [][2]string
+
+	ready    chan *linuxSandbox // pre-built sandboxes
+	stop     chan struct{}
+	prebuilt chan struct{} // closed when the prebuild loop has ended
 }
 
 var _ sandbox.Factory = (*Manager)(nil)
@@ -104,6 +117,13 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 		return nil, fmt.Errorf("open host netns: %w", err)
 	}
 	m.system, m.links = hostSystem()
+	m.stop, m.prebuilt = make(chan struct{}), make(chan struct{})
+	if cfg.Prebuilt > 0 {
+		m.ready = make(chan *linuxSandbox, cfg.Prebuilt-1)
+		go m.prebuild()
+	} else {
+		close(m.prebuilt)
+	}
 	return m, nil
 }
 
@@ -114,6 +134,14 @@ func (m *Manager) CgroupVersion() int { return m.cg.version() }
 // (and their ancestors up to the mount, when empty). Sandboxes must be
 // destroyed first.
 func (m *Manager) Close() {
+	if m.stop != nil {
+		close(m.stop)
+		<-m.prebuilt
+		m.stop = nil
+		for len(m.ready) > 0 {
+			(<-m.ready).Destroy()
+		}
+	}
 	if m.hostNS >= 0 {
 		unix.Close(m.hostNS)
 		m.hostNS = -1
@@ -213,7 +241,9 @@ func hostSystem() ([]bindMount, [][2]string) {
 	return binds, links
 }
 
-// Create builds a sandbox up to the point where its runtime would start.
+// Create builds a sandbox for spec up to the point where its runtime would
+// start. It takes a pre-built sandbox when one is ready, so a cold start
+// only applies limits, mounts the code and pivots.
 func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sandbox, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -221,13 +251,80 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &linuxSandbox{id: spec.ID, done: make(chan struct{}), statusDone: make(chan struct{})}
+	var s *linuxSandbox
+	select {
+	case s = <-m.ready:
+	default:
+		if s, err = m.build(ctx); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			s.Destroy()
 		}
 	}()
-	if s.cg, err = m.cg.create(spec.ID, limitsFor(spec.MemoryMB)); err != nil {
+	if err := s.cg.setLimits(limitsFor(spec.MemoryMB)); err != nil {
+		return nil, err
+	}
+	run := runSpec{
+		Binds: []bindMount{{Src: spec.CodeDir, Dst: "/var/task", Dir: true}},
+		TmpMB: spec.TmpMB,
+		UID:   m.cfg.UID,
+		GID:   m.cfg.GID,
+		Args:  spec.Args,
+		Env:   spec.Env,
+		Cwd:   "/var/task",
+	}
+	if spec.RuntimeDir != "" {
+		run.Binds = append(run.Binds, bindMount{Src: spec.RuntimeDir, Dst: "/var/runtime", Dir: true})
+	}
+	if spec.OptDir != "" {
+		run.Binds = append(run.Binds, bindMount{Src: spec.OptDir, Dst: "/opt", Dir: true})
+	}
+	if err := s.send(run); err != nil {
+		return nil, err
+	}
+	if err := s.expectOK(ctx, "mount function code"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// prebuild keeps cfg.Prebuilt sandboxes ready until the manager closes.
+func (m *Manager) prebuild() {
+	defer close(m.prebuilt)
+	for {
+		s, err := m.build(context.Background())
+		if err != nil {
+			// The host may be out of something; try again later rather than spin.
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		select {
+		case m.ready <- s:
+		case <-m.stop:
+			s.Destroy()
+			return
+		}
+	}
+}
+
+// build makes a sandbox with everything functions share: namespaces, an
+// unlimited cgroup, the shared part of the root and the Runtime API listener.
+func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
+	id := randomID()
+	s := &linuxSandbox{id: id, done: make(chan struct{}), statusDone: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Destroy()
+		}
+	}()
+	if s.cg, err = m.cg.create(id); err != nil {
 		return nil, err
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -235,6 +332,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	s.ctl = os.NewFile(uintptr(fds[0]), "ctl")
+	s.ctlR = bufio.NewReader(s.ctl)
 	child := os.NewFile(uintptr(fds[1]), "ctl-child")
 	defer child.Close()
 	pr, pw, err := os.Pipe()
@@ -261,35 +359,19 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	}
 	go s.wait()
 
-	is := initSpec{
+	base := baseSpec{
 		Root:     m.root,
 		Hostname: "localhost",
-		Binds:    append([]bindMount(nil), m.system...),
+		Binds:    m.system,
 		Links:    m.links,
 		Files: [][2]string{
 			{"/etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n"},
 			{"/etc/group", "root:x:0:\nsbx_user1051:x:990:\n"},
 		},
-		TmpMB: spec.TmpMB,
-		UID:   m.cfg.UID,
-		GID:   m.cfg.GID,
-		Args:  spec.Args,
-		Env:   spec.Env,
-		Cwd:   "/var/task",
 	}
-	is.Binds = append(is.Binds, bindMount{Src: spec.CodeDir, Dst: "/var/task", Dir: true})
-	if spec.RuntimeDir != "" {
-		is.Binds = append(is.Binds, bindMount{Src: spec.RuntimeDir, Dst: "/var/runtime", Dir: true})
+	if err := s.send(base); err != nil {
+		return nil, err
 	}
-	if spec.OptDir != "" {
-		is.Binds = append(is.Binds, bindMount{Src: spec.OptDir, Dst: "/opt", Dir: true})
-	}
-	b, _ := json.Marshal(is)
-	if _, err := s.ctl.Write(append(b, '\n')); err != nil {
-		return nil, fmt.Errorf("send spec to init: %w", err)
-	}
-	s.ctlR = bufio.NewReader(s.ctl)
-
 	// While init builds the root, join the cgroup and open the Runtime API
 	// listener in the sandbox's network namespace.
 	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
@@ -302,6 +384,12 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		return nil, err
 	}
 	return s, nil
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 type linuxSandbox struct {
@@ -334,6 +422,18 @@ func (s *linuxSandbox) OutputPending() int {
 		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
 	}
 	return n
+}
+
+// send writes one JSON line to init.
+func (s *linuxSandbox) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ctl.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("send spec to sandbox init: %w", err)
+	}
+	return nil
 }
 
 // expectOK reads one reply line from init.

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+)
+
+// Benchmarks compare icebox with floors measured in the same run:
+//
+//	BenchmarkFloorLoopbackEcho  a bare net/http echo over loopback, same client
+//	BenchmarkWarmInvoke         icebox warm invoke, same client (and the SDK)
+//	BenchmarkFloorExec          exec of the function's static binary until it exits
+//	BenchmarkColdStart          first invoke of a fresh function (sandbox + init + call)
+//
+// Each reports p50/p99 in µs next to ns/op. Run:
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./test/e2e/
+
+var payload = []byte(`{"action":"echo"}`)
+
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	b.ReportMetric(float64(l[len(l)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), "p99-µs")
+}
+
+func post(b *testing.B, c *http.Client, url string) {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func BenchmarkFloorLoopbackEcho(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	defer srv.Close()
+	c := &http.Client{}
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		post(b, c, srv.URL)
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
+
+func BenchmarkWarmInvoke(b *testing.B) {
+	s := startServer(b)
+	s.create("bench")
+	url := s.url + "/2015-03-31/functions/bench/invocations"
+	c := &http.Client{}
+	post(b, c, url)
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		post(b, c, url)
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
+
+func BenchmarkWarmInvokeSDK(b *testing.B) {
+	s := startServer(b)
+	s.create("bench")
+	in := &lambda.InvokeInput{FunctionName: aws.String("bench"), Payload: payload}
+	ctx := context.Background()
+	s.client.Invoke(ctx, in)
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		if _, err := s.client.Invoke(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
+
+func BenchmarkFloorExec(b *testing.B) {
+	functionZip(b)
+	bin := filepath.Join(buildDir, "bootstrap")
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		// Without the Runtime API variables aws-lambda-go exits at once.
+		cmd := exec.Command(bin)
+		cmd.Env = []string{}
+		_ = cmd.Run()
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
+
+func BenchmarkColdStart(b *testing.B) {
+	s := startServer(b)
+	c := &http.Client{}
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("cold%d", i)
+		s.create(name)
+		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
+		b.StartTimer()
+		t := time.Now()
+		post(b, c, url)
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
