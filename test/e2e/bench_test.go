@@ -28,7 +28,7 @@ import (
 //
 //	go test -run '^$' -bench . -benchtime 2000x ./test/e2e/
 
-var payload = []byte(`{"action":"echo"}`)
+var payload = []byte(`{"hello":"world"}`)
 
 type latencies []time.Duration
 
@@ -73,7 +73,7 @@ func BenchmarkFloorLoopbackEcho(b *testing.B) {
 
 func BenchmarkWarmInvoke(b *testing.B) {
 	s := startServer(b)
-	s.create("bench")
+	s.create("bench", withProgram(b, "echo"))
 	url := s.url + "/2015-03-31/functions/bench/invocations"
 	c := &http.Client{}
 	post(b, c, url)
@@ -89,7 +89,7 @@ func BenchmarkWarmInvoke(b *testing.B) {
 
 func BenchmarkWarmInvokeSDK(b *testing.B) {
 	s := startServer(b)
-	s.create("bench")
+	s.create("bench", withProgram(b, "echo"))
 	in := &lambda.InvokeInput{FunctionName: aws.String("bench"), Payload: payload}
 	ctx := context.Background()
 	s.client.Invoke(ctx, in)
@@ -106,8 +106,8 @@ func BenchmarkWarmInvokeSDK(b *testing.B) {
 }
 
 func BenchmarkFloorExec(b *testing.B) {
-	functionZip(b)
-	bin := filepath.Join(buildDir, "bootstrap")
+	programZip(b, "echo")
+	bin := filepath.Join(buildDir, "echo", "bootstrap")
 	lat := make(latencies, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -129,7 +129,7 @@ func BenchmarkColdStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		name := fmt.Sprintf("cold%d", i)
-		s.create(name)
+		s.create(name, withProgram(b, "echo"))
 		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
 		b.StartTimer()
 		t := time.Now()
@@ -137,4 +137,10 @@ func BenchmarkColdStart(b *testing.B) {
 		lat = append(lat, time.Since(t))
 	}
 	lat.report(b)
+}
+
+// withProgram deploys testdata/NAME instead of the default test function.
+func withProgram(t testing.TB, name string) func(*lambda.CreateFunctionInput) {
+	zip := programZip(t, name)
+	return func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = zip }
 }

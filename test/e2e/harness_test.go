@@ -40,40 +40,42 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	buildOnce sync.Once
-	buildDir  string
-	fnZip     []byte
-	buildErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string][]byte{}
 )
 
 // functionZip builds testdata/fn (an aws-lambda-go program) once and zips it
 // as a provided.al2023 deployment package.
-func functionZip(t testing.TB) []byte {
+func functionZip(t testing.TB) []byte { return programZip(t, "fn") }
+
+// programZip builds testdata/NAME once and zips it as a bootstrap.
+func programZip(t testing.TB, name string) []byte {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "icebox-e2e-")
-		if buildErr != nil {
-			return
-		}
-		bin := filepath.Join(buildDir, "bootstrap")
-		cmd := exec.Command("go", "build", "-o", bin, "./testdata/fn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			buildDir = string(out)
-			return
-		}
-		b, err := os.ReadFile(bin)
-		if err != nil {
-			buildErr = err
-			return
-		}
-		fnZip = zipOf(map[string][]byte{"bootstrap": b})
-	})
-	if buildErr != nil {
-		t.Fatalf("build test function: %v %s", buildErr, buildDir)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if z, ok := built[name]; ok {
+		return z
 	}
-	return fnZip
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "icebox-e2e-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+	}
+	bin := filepath.Join(buildDir, name, "bootstrap")
+	cmd := exec.Command("go", "build", "-o", bin, "./testdata/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build testdata/%s: %v\n%s", name, err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built[name] = zipOf(map[string][]byte{"bootstrap": b})
+	return built[name]
 }
 
 // zipOf makes a zip with the given files; "bootstrap" is made executable.

@@ -78,19 +78,43 @@ func writeFile(path, val string) error {
 	return nil
 }
 
-func readUint(path string) uint64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
+// statFile is a cgroup file read again and again (once per invocation for
+// the REPORT line): it stays open and is re-read from offset 0, which saves
+// the open and close on the warm path.
+type statFile struct {
+	path string
+	f    *os.File
+}
+
+func (s *statFile) read() []byte {
+	if s.f == nil {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil
+		}
+		s.f = f
 	}
-	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	var buf [512]byte
+	n, _ := s.f.ReadAt(buf[:], 0)
+	return buf[:n]
+}
+
+func (s *statFile) close() {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+func readUint(f *statFile) uint64 {
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(f.read())), 10, 64)
 	return v
 }
 
 // readKey reads "key value" lines (memory.events, memory.oom_control).
-func readKey(path, key string) uint64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
+func readKey(f *statFile, key string) uint64 {
+	b := f.read()
+	if b == nil {
 		return 0
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -174,8 +198,9 @@ func (d *v1Driver) create(name string) (_ cgroup, err error) {
 }
 
 type v1Group struct {
-	paths map[string]string
-	swap  bool
+	paths     map[string]string
+	swap      bool
+	peak, oom statFile
 }
 
 func (g *v1Group) setLimits(lim limits) error {
@@ -220,11 +245,16 @@ func (g *v1Group) thaw() error {
 }
 
 func (g *v1Group) stats() (uint64, uint64) {
-	m := g.paths["memory"]
-	return readUint(filepath.Join(m, "memory.max_usage_in_bytes")), readKey(filepath.Join(m, "memory.oom_control"), "oom_kill")
+	if g.peak.path == "" {
+		g.peak.path = filepath.Join(g.paths["memory"], "memory.max_usage_in_bytes")
+		g.oom.path = filepath.Join(g.paths["memory"], "memory.oom_control")
+	}
+	return readUint(&g.peak), readKey(&g.oom, "oom_kill")
 }
 
 func (g *v1Group) remove() error {
+	g.peak.close()
+	g.oom.close()
 	var errs []error
 	for _, c := range v1Controllers {
 		if p, ok := g.paths[c]; ok {
@@ -287,8 +317,9 @@ func (d *v2Driver) create(name string) (cgroup, error) {
 }
 
 type v2Group struct {
-	dir    string
-	limits bool // the hierarchy has memory, cpu and pids controllers
+	dir          string
+	limits       bool // the hierarchy has memory, cpu and pids controllers
+	peak, events statFile
 }
 
 func (g *v2Group) setLimits(lim limits) error {
@@ -319,10 +350,16 @@ func (g *v2Group) freeze() error { return writeFile(filepath.Join(g.dir, "cgroup
 func (g *v2Group) thaw() error   { return writeFile(filepath.Join(g.dir, "cgroup.freeze"), "0") }
 
 func (g *v2Group) stats() (uint64, uint64) {
-	return readUint(filepath.Join(g.dir, "memory.peak")), readKey(filepath.Join(g.dir, "memory.events"), "oom_kill")
+	if g.peak.path == "" {
+		g.peak.path = filepath.Join(g.dir, "memory.peak")
+		g.events.path = filepath.Join(g.dir, "memory.events")
+	}
+	return readUint(&g.peak), readKey(&g.events, "oom_kill")
 }
 
 func (g *v2Group) remove() error {
+	g.peak.close()
+	g.events.close()
 	// cgroup.kill (5.14+) ends anything left behind before the rmdir.
 	_ = writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
 	return rmdirRetry(g.dir)
