@@ -58,6 +58,9 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, logsAPI, metrics
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every AWS response carries a request id; Invoke replaces it with the
+	// invocation's own.
+	w.Header().Set("x-amzn-RequestId", invoke.NewRequestID())
 	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.") && s.logsAPI != nil {
 		s.logsAPI.ServeHTTP(w, r)
 		return
