@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"icebox/internal/daemon"
@@ -19,6 +21,11 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "how long an idle environment is kept (default 10m)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region in ARNs and AWS_REGION")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "account id in ARNs")
+	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 100, "concurrent executions allowed across all functions")
+	fs.IntVar(&cfg.UnreservedMin, "unreserved-min", 10, "concurrency that reservations must leave unreserved")
+	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of function memory the host may hold in environments (default 70% of RAM)")
+	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new environments a function may get at once")
+	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
 	return cfg
 }
 
@@ -26,6 +33,20 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	cfg := serveFlags(fs)
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q (flags only, see icebox serve -h)", fs.Arg(0))
+	}
+	// The sandboxes' cgroup parent is named after the data dir, so one
+	// directory must always be spelled the same: a daemon restarted with
+	// another spelling would not find, and not clean, the groups a crashed
+	// predecessor left.
+	if cfg.DataDir != "" {
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("serve: data dir: %w", err)
+		}
+		cfg.DataDir = abs
+	}
 	return runDaemon(*cfg, nil)
 }
 
@@ -47,6 +68,9 @@ func runDaemon(cfg daemon.Config, ready func(*daemon.Daemon) error) error {
 	}
 	select {
 	case <-ctx.Done():
+		// A second signal now ends the process at once instead of waiting
+		// for in-flight calls (up to the shutdown timeout).
+		stop()
 		log.Info("shutting down")
 	case err := <-d.Done():
 		log.Error("server stopped", "err", err)

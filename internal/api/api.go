@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"icebox/internal/errdefs"
@@ -29,6 +30,7 @@ type Server struct {
 	cfg       Config
 	functions *functions.Service
 	invoker   *invoke.Invoker
+	account   Account
 	logsAPI   http.Handler
 	metrics   http.Handler
 	log       *slog.Logger
@@ -36,8 +38,8 @@ type Server struct {
 }
 
 // New builds the handler tree.
-func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, functions: fs, invoker: iv, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
+func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, functions: fs, invoker: iv, account: account, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
 	const fn = "/2015-03-31/functions"
 	s.mux.HandleFunc("POST "+fn, s.createFunction)
 	s.mux.HandleFunc("POST "+fn+"/{$}", s.createFunction)
@@ -49,6 +51,11 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, logsAPI, metrics
 	s.mux.HandleFunc("PUT "+fn+"/{name}/configuration", s.updateFunctionConfiguration)
 	s.mux.HandleFunc("PUT "+fn+"/{name}/code", s.updateFunctionCode)
 	s.mux.HandleFunc("POST "+fn+"/{name}/invocations", s.invoke)
+	s.mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", s.putFunctionConcurrency)
+	s.mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", s.deleteFunctionConcurrency)
+	s.mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", s.getFunctionConcurrency)
+	s.mux.HandleFunc("GET /2016-08-19/account-settings", s.getAccountSettings)
+	s.mux.HandleFunc("GET /2016-08-19/account-settings/{$}", s.getAccountSettings)
 	s.mux.HandleFunc("GET /icebox/v1/functions/{name}/code", s.downloadCode)
 	if metrics != nil {
 		s.mux.Handle("GET /metrics", metrics)
@@ -112,6 +119,12 @@ func message(err error) string {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := classify(err)
 	msg := message(err)
+	var te *errdefs.ThrottleError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(te.RetryAfterSeconds, 1)))
+		writeErrorBody(w, status, code, te.Message, map[string]string{"Reason": te.Reason})
+		return
+	}
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		if status == http.StatusInternalServerError {
@@ -122,14 +135,23 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, code, msg string) {
+	writeErrorBody(w, status, code, msg, nil)
+}
+
+// writeErrorBody writes an AWS error with extra body fields (Reason…).
+func writeErrorBody(w http.ResponseWriter, status int, code, msg string, extra map[string]string) {
 	typ := "User"
 	if status >= 500 {
 		typ = "Service"
 	}
 	body := map[string]string{"Type": typ, "message": msg}
+	for k, v := range extra {
+		body[k] = v
+	}
 	if code == "ResourceNotFoundException" {
 		// Lambda spells this one with a capital M; SDKs read either.
-		body = map[string]string{"Type": typ, "Message": msg}
+		delete(body, "message")
+		body["Message"] = msg
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

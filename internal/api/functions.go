@@ -171,14 +171,18 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"Configuration": s.configuration(fn),
 		"Code": map[string]string{
 			"RepositoryType": "S3",
 			"Location":       "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code",
 		},
 		"Tags": map[string]string{},
-	})
+	}
+	if fn.ReservedConcurrency != nil {
+		out["Concurrency"] = concurrency{fn.ReservedConcurrency}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {

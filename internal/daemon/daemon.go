@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"icebox/internal/admission"
 	"icebox/internal/api"
 	"icebox/internal/engine"
 	"icebox/internal/functions"
@@ -41,6 +42,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Region          string // default us-east-1
 	AccountID       string // default 000000000000
+	// AccountConcurrency bounds concurrent executions across all functions. Default 100.
+	AccountConcurrency int
+	// UnreservedMin is what reserved concurrency must leave unreserved. Default 10.
+	UnreservedMin int
+	// MemoryBudgetMB bounds the MemorySize of all live environments.
+	// Default: 70% of the host's RAM.
+	MemoryBudgetMB int
+	// ScaleBurst and ScaleRate bound new environments per function (Lambda:
+	// 1,000 per 10 s). Defaults 1000 and 100/s.
+	ScaleBurst int
+	ScaleRate  float64
 }
 
 // DefaultDataDir is a per-user data directory.
@@ -69,6 +81,17 @@ func (c *Config) setDefaults() {
 	}
 	if c.AccountID == "" {
 		c.AccountID = "000000000000"
+	}
+	if c.AccountConcurrency == 0 {
+		c.AccountConcurrency = 100
+	}
+	if c.UnreservedMin == 0 {
+		c.UnreservedMin = min(10, c.AccountConcurrency)
+	}
+	if c.MemoryBudgetMB == 0 {
+		if mb, err := sblinux.HostMemoryMB(); err == nil {
+			c.MemoryBudgetMB = mb * 7 / 10
+		}
 	}
 }
 
@@ -148,25 +171,39 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
-	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), SupportedRuntime: pool.SupportedRuntime}, d.catalog, code, log); err != nil {
+	counter, err := admission.New(admission.Config{AccountLimit: cfg.AccountConcurrency, UnreservedMin: cfg.UnreservedMin})
+	if err != nil {
 		return nil, err
 	}
-	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout},
+	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), SupportedRuntime: pool.SupportedRuntime, Reservations: counter}, d.catalog, code, log); err != nil {
+		return nil, err
+	}
+	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
+		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate},
 		d.sandboxes, d.Functions, logSink{d.logs}, m, log); err != nil {
 		return nil, err
 	}
 	// Environments built from an old configuration are drained, whichever
-	// node changed the function.
+	// node changed the function; reservations follow the catalog.
 	d.catalog.Subscribe(func(old, fn *model.Function) {
 		switch {
 		case fn != nil:
 			d.pool.FunctionChanged(fn.Name, fn.ConfigKey())
+			counter.SetReservation(fn.Name, fn.ReservedConcurrency)
 		case old != nil:
 			d.pool.FunctionChanged(old.Name, "")
+			counter.SetReservation(old.Name, nil)
 		}
 	})
-	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, d.pool, m)
-	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.Functions, iv, logs.NewHandler(d.logs, log), m.Handler(), log)
+	for _, fn := range d.catalog.List() {
+		counter.SetReservation(fn.Name, fn.ReservedConcurrency)
+	}
+	m.WatchAccount(func() (float64, float64) {
+		u := counter.Usage()
+		return float64(u.Concurrent), float64(u.Unreserved)
+	})
+	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
+	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.Functions, iv, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}

@@ -25,3 +25,22 @@ var (
 	// ErrUnavailable: icebox is shutting down or a dependency is down.
 	ErrUnavailable = errors.New("service unavailable")
 )
+
+// Lambda's throttling reasons.
+const (
+	ReasonConcurrentLimit         = "ConcurrentInvocationLimitExceeded"
+	ReasonReservedConcurrentLimit = "ReservedFunctionConcurrentInvocationLimitExceeded"
+	ReasonFunctionRateLimit       = "FunctionInvocationRateLimitExceeded"
+)
+
+// ThrottleError is a call refused for lack of capacity, with Lambda's
+// Reason. It is an ErrThrottled.
+type ThrottleError struct {
+	Reason  string
+	Message string
+	// RetryAfterSeconds hints when capacity may be back.
+	RetryAfterSeconds int
+}
+
+func (e *ThrottleError) Error() string { return e.Message }
+func (e *ThrottleError) Unwrap() error { return ErrThrottled }

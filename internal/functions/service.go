@@ -26,6 +26,11 @@ type Config struct {
 	CodeDir string
 	// SupportedRuntime reports whether the host can run a runtime id.
 	SupportedRuntime func(id string) bool
+	// Reservations checks a reserved concurrency against the account's
+	// unreserved minimum.
+	Reservations interface {
+		CheckReservation(name string, r int) error
+	}
 }
 
 // Service is the control plane for functions.
@@ -42,8 +47,8 @@ type Service struct {
 
 // New makes the service.
 func New(cfg Config, c *store.Catalog, code *store.CodeStore, log *slog.Logger) (*Service, error) {
-	if cfg.CodeDir == "" || cfg.SupportedRuntime == nil {
-		return nil, errors.New("functions: CodeDir and SupportedRuntime are required")
+	if cfg.CodeDir == "" || cfg.SupportedRuntime == nil || cfg.Reservations == nil {
+		return nil, errors.New("functions: CodeDir, SupportedRuntime and Reservations are required")
 	}
 	// The unpacked code is only a cache of the engine's object store. A crash
 	// can leave half-written or temporary directories in it, so it starts empty.
@@ -142,6 +147,27 @@ func (s *Service) UpdateConfig(ctx context.Context, name, revisionID string, mut
 		mutate(f)
 		return s.validate(f)
 	})
+}
+
+// PutConcurrency reserves n concurrent executions for a function (and caps
+// it there); 0 stops the function from being invoked.
+func (s *Service) PutConcurrency(ctx context.Context, name string, n int) (model.Function, error) {
+	if err := s.cfg.Reservations.CheckReservation(name, n); err != nil {
+		return model.Function{}, err
+	}
+	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+		f.ReservedConcurrency = &n
+		return nil
+	})
+}
+
+// DeleteConcurrency removes a function's reservation.
+func (s *Service) DeleteConcurrency(ctx context.Context, name string) error {
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		f.ReservedConcurrency = nil
+		return nil
+	})
+	return err
 }
 
 // Delete removes a function and, when no other function uses it, its code.

@@ -29,6 +29,12 @@ type Runner interface {
 	Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error)
 }
 
+// Admission decides whether a call may run now; see package admission.
+type Admission interface {
+	// Admit returns a release func, or an error wrapping errdefs.ErrThrottled.
+	Admit(fn *model.Function) (release func(), err error)
+}
+
 // Config configures the invoker.
 type Config struct {
 	Region    string
@@ -39,13 +45,14 @@ type Config struct {
 type Invoker struct {
 	cfg     Config
 	catalog Catalog
+	admit   Admission
 	runner  Runner
 	metrics *metrics.Metrics
 }
 
 // New makes an invoker.
-func New(cfg Config, c Catalog, r Runner, m *metrics.Metrics) *Invoker {
-	return &Invoker{cfg: cfg, catalog: c, runner: r, metrics: m}
+func New(cfg Config, c Catalog, a Admission, r Runner, m *metrics.Metrics) *Invoker {
+	return &Invoker{cfg: cfg, catalog: c, admit: a, runner: r, metrics: m}
 }
 
 // Type is Lambda's invocation type.
@@ -107,12 +114,22 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 		inv.ClientContext = string(cc)
 	}
 	name := fn.Name
+	release, err := iv.admit.Admit(&fn)
+	if err != nil {
+		// A throttled call does not run and is not an invocation.
+		iv.metrics.Throttles.WithLabelValues(name).Inc()
+		return model.Result{}, err
+	}
 	iv.metrics.Invocations.WithLabelValues(name).Inc()
 	conc := iv.metrics.Concurrent.WithLabelValues(name)
 	conc.Inc()
 	res, err := iv.runner.Invoke(ctx, fn, inv)
 	conc.Dec()
+	release()
 	if err != nil {
+		if errors.Is(err, errdefs.ErrThrottled) {
+			iv.metrics.Throttles.WithLabelValues(name).Inc()
+		}
 		return res, err
 	}
 	if res.FunctionError != "" {

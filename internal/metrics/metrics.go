@@ -48,6 +48,17 @@ func New(logDrops func() float64) *Metrics {
 	return m
 }
 
+// WatchAccount exports account-wide concurrency read from usage:
+// executions in progress and those of functions without a reservation.
+func (m *Metrics) WatchAccount(usage func() (concurrent, unreserved float64)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icebox_account_concurrent_executions", Help: "Executions in progress across all functions (Lambda's account ConcurrentExecutions)."},
+			func() float64 { c, _ := usage(); return c }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icebox_unreserved_concurrent_executions", Help: "Executions in progress of functions without reserved concurrency (Lambda's UnreservedConcurrentExecutions)."},
+			func() float64 { _, u := usage(); return u }),
+	)
+}
+
 // Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})

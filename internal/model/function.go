@@ -53,6 +53,9 @@ type Function struct {
 	CodeSize     int64     `json:"codeSize"`
 	LastModified time.Time `json:"lastModified"`
 	RevisionID   string    `json:"revisionId"`
+	// ReservedConcurrency, when set, is both guaranteed to the function and
+	// its cap; 0 stops it from running. It does not affect environments.
+	ReservedConcurrency *int `json:"reservedConcurrency,omitempty"`
 }
 
 var (

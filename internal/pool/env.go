@@ -39,6 +39,7 @@ type env struct {
 	id        string
 	key       string // model.Function.ConfigKey of what it was built from
 	name      string // function name
+	memoryMB  int    // reserved from the pool's memory budget
 	logStream string
 	sb        sandbox.Sandbox
 	api       *runtimeapi.Server

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"icebox/internal/errdefs"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
@@ -26,6 +28,14 @@ type Config struct {
 	// MaxIdlePerConfig bounds idle environments kept per function
 	// configuration. Default 64.
 	MaxIdlePerConfig int
+	// MemoryBudgetMB bounds the MemorySize of all live environments
+	// together, so the host is never overcommitted. Required.
+	MemoryBudgetMB int
+	// ScaleBurst and ScaleRate bound how fast one function gains new
+	// environments: a burst of ScaleBurst, refilled at ScaleRate per second
+	// (Lambda: 1,000 per 10 s). Defaults 1000 and 100.
+	ScaleBurst int
+	ScaleRate  float64
 }
 
 func (c *Config) setDefaults() {
@@ -38,6 +48,12 @@ func (c *Config) setDefaults() {
 	if c.MaxIdlePerConfig == 0 {
 		c.MaxIdlePerConfig = 64
 	}
+	if c.ScaleBurst == 0 {
+		c.ScaleBurst = 1000
+	}
+	if c.ScaleRate == 0 {
+		c.ScaleRate = 100
+	}
 }
 
 // Validate checks the configuration.
@@ -47,6 +63,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout < 0 || c.InitTimeout < 0 {
 		return errors.New("pool: negative timeout")
+	}
+	if c.MemoryBudgetMB < model.MinMemoryMB {
+		return fmt.Errorf("pool: memory budget %d MB is below one environment (%d MB)", c.MemoryBudgetMB, model.MinMemoryMB)
+	}
+	if c.ScaleBurst < 1 || c.ScaleRate <= 0 {
+		return errors.New("pool: scale burst and rate must be positive")
 	}
 	return nil
 }
@@ -77,11 +99,13 @@ type Pool struct {
 	stop    chan struct{}
 	reaped  chan struct{}
 
-	mu      sync.Mutex
-	idle    map[string][]*env // by config key; the most recently used last
-	all     map[*env]struct{}
-	current map[string]string // function name → newest config key
-	closed  bool
+	mu       sync.Mutex
+	idle     map[string][]*env // by config key; the most recently used last
+	all      map[*env]struct{}
+	current  map[string]string // function name → newest config key
+	memoryMB int               // MemorySize of every live environment, summed
+	scaling  map[string]*rate.Limiter
+	closed   bool
 }
 
 // New makes a pool and starts its idle reaper.
@@ -92,7 +116,7 @@ func New(cfg Config, f sandbox.Factory, code CodeSource, logs LogSink, m *metric
 	}
 	p := &Pool{cfg: cfg, factory: f, code: code, logs: logs, metrics: m, log: log,
 		stop: make(chan struct{}), reaped: make(chan struct{}),
-		idle: map[string][]*env{}, all: map[*env]struct{}{}, current: map[string]string{}}
+		idle: map[string][]*env{}, all: map[*env]struct{}{}, current: map[string]string{}, scaling: map[string]*rate.Limiter{}}
 	go p.reapLoop()
 	return p, nil
 }
@@ -237,8 +261,11 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if msg != "" {
 		return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, msg)), nil
 	}
+	if err := p.reserve(fn); err != nil {
+		return nil, nil, err
+	}
 	id := randomHex(16)
-	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, logStream: logStreamName(time.Now(), id)}
+	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: logStreamName(time.Now(), id)}
 	e.pumpCond = sync.NewCond(&e.mu)
 	e.log = p.logs.Writer(LogGroup(fn.Name), e.logStream)
 	p.metrics.Environments.WithLabelValues(stateCreating.String()).Inc()
@@ -350,7 +377,61 @@ func (p *Pool) destroy(e *env) {
 	}
 	p.mu.Lock()
 	delete(p.all, e)
+	p.memoryMB -= e.memoryMB
 	p.mu.Unlock()
+}
+
+// reserve admits a new environment for fn: within the function's scaling
+// rate, and within the host memory budget, evicting idle environments
+// (least recently used first) to make room. The reservation is returned by
+// destroy.
+func (p *Pool) reserve(fn *model.Function) error {
+	p.mu.Lock()
+	lim, ok := p.scaling[fn.Name]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(p.cfg.ScaleRate), p.cfg.ScaleBurst)
+		p.scaling[fn.Name] = lim
+	}
+	p.mu.Unlock()
+	if !lim.Allow() {
+		return &errdefs.ThrottleError{Reason: errdefs.ReasonFunctionRateLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
+	}
+	for {
+		p.mu.Lock()
+		if p.memoryMB+fn.MemorySize <= p.cfg.MemoryBudgetMB {
+			p.memoryMB += fn.MemorySize
+			p.mu.Unlock()
+			return nil
+		}
+		victim := p.popLRU()
+		used := p.memoryMB
+		p.mu.Unlock()
+		if victim == nil {
+			return &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, RetryAfterSeconds: 1,
+				Message: fmt.Sprintf("Rate Exceeded. icebox's host memory budget is exhausted: %d of %d MB are held by busy environments and a new %d MB environment does not fit.", used, p.cfg.MemoryBudgetMB, fn.MemorySize)}
+		}
+		p.destroy(victim)
+	}
+}
+
+// popLRU removes the least recently used idle environment from its list.
+// Preconditions: p.mu held.
+func (p *Pool) popLRU() *env {
+	var victim *env
+	var victimKey string
+	for key, list := range p.idle {
+		// Lists are ordered by use: the first is the oldest of its key.
+		if len(list) > 0 && (victim == nil || list[0].lastUsed.Before(victim.lastUsed)) {
+			victim, victimKey = list[0], key
+		}
+	}
+	if victim != nil {
+		p.idle[victimKey] = p.idle[victimKey][1:]
+		if len(p.idle[victimKey]) == 0 {
+			delete(p.idle, victimKey)
+		}
+	}
+	return victim
 }
 
 // FunctionChanged drains a function's idle environments built from an older

@@ -200,6 +200,9 @@ func newPool(t *testing.T, cfg Config, runtime func(n int) behaviour) (*Pool, *f
 	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
 	f := &fakeFactory{runtime: runtime}
 	cfg.Region, cfg.AccountID = "us-east-1", "000000000000"
+	if cfg.MemoryBudgetMB == 0 {
+		cfg.MemoryBudgetMB = 1 << 20
+	}
 	p, err := New(cfg, f, codeDir(dir), &logLines{}, metrics.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

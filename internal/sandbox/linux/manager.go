@@ -566,3 +566,12 @@ func (s *linuxSandbox) Destroy() error {
 	})
 	return err
 }
+
+// HostMemoryMB is the host's total RAM in MB.
+func HostMemoryMB() (int, error) {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0, err
+	}
+	return int(uint64(si.Totalram) * uint64(si.Unit) >> 20), nil
+}

@@ -1,0 +1,136 @@
+// Package admission decides whether a call may run now: Lambda's account
+// concurrency limit and per-function reserved concurrency. Concurrency is the
+// number of environments busy with an event. The in-process Counter is the
+// single place the decision is made, for synchronous and asynchronous calls
+// alike; a cluster-wide counter on the shared engine can replace it behind
+// the same interface.
+package admission
+
+import (
+	"fmt"
+	"sync"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+)
+
+// Config configures the counter.
+type Config struct {
+	// AccountLimit bounds concurrent executions across all functions. Default 100.
+	AccountLimit int
+	// UnreservedMin is what reservations must leave to functions without
+	// one. Default 10.
+	UnreservedMin int
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.AccountLimit < 1 {
+		return fmt.Errorf("account concurrency must be at least 1, not %d", c.AccountLimit)
+	}
+	if c.UnreservedMin < 0 || c.UnreservedMin > c.AccountLimit {
+		return fmt.Errorf("unreserved minimum %d must be between 0 and the account limit %d", c.UnreservedMin, c.AccountLimit)
+	}
+	return nil
+}
+
+// Counter is the in-process admission counter.
+type Counter struct {
+	cfg Config
+
+	mu         sync.Mutex
+	busy       map[string]int // function → executions in progress
+	total      int
+	unreserved int            // executions of functions without a reservation
+	reserved   map[string]int // function → reservation
+	sumReserve int
+}
+
+// New makes a counter.
+func New(cfg Config) (*Counter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Counter{cfg: cfg, busy: map[string]int{}, reserved: map[string]int{}}, nil
+}
+
+// SetReservation records a function's reservation (nil: none). The catalog
+// feeds it on every change so the pool of unreserved concurrency is right.
+func (c *Counter) SetReservation(name string, r *int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sumReserve -= c.reserved[name]
+	delete(c.reserved, name)
+	if r != nil {
+		c.reserved[name] = *r
+		c.sumReserve += *r
+	}
+}
+
+// Admit reserves one execution for fn or returns a *errdefs.ThrottleError.
+// release must be called exactly once when the execution ends.
+func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := fn.Name
+	r, hasReservation := c.reserved[name]
+	if fn.ReservedConcurrency != nil {
+		r, hasReservation = *fn.ReservedConcurrency, true
+	}
+	if hasReservation {
+		if c.busy[name] >= r {
+			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonReservedConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
+		}
+	} else {
+		if c.unreserved >= c.cfg.AccountLimit-c.sumReserve {
+			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
+		}
+		c.unreserved++
+	}
+	c.busy[name]++
+	c.total++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.busy[name]--; c.busy[name] == 0 {
+				delete(c.busy, name)
+			}
+			c.total--
+			if !hasReservation {
+				c.unreserved--
+			}
+		})
+	}, nil
+}
+
+// Usage is a snapshot of the counter.
+type Usage struct {
+	Concurrent, Unreserved, UnreservedLimit int
+}
+
+// Usage reports current executions and the unreserved pool's size.
+func (c *Counter) Usage() Usage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Usage{Concurrent: c.total, Unreserved: c.unreserved, UnreservedLimit: c.cfg.AccountLimit - c.sumReserve}
+}
+
+// CheckReservation validates a new reservation for name against the
+// unreserved minimum, given everyone else's current reservations.
+func (c *Counter) CheckReservation(name string, r int) error {
+	if r < 0 {
+		return fmt.Errorf("1 validation error detected: Value '%d' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0: %w", r, errdefs.ErrInvalid)
+	}
+	c.mu.Lock()
+	others := c.sumReserve - c.reserved[name]
+	c.mu.Unlock()
+	if c.cfg.AccountLimit-others-r < c.cfg.UnreservedMin {
+		return fmt.Errorf("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].: %w", c.cfg.UnreservedMin, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// Limits reports the configuration.
+func (c *Counter) Limits() Config { return c.cfg }
