@@ -1,0 +1,117 @@
+package admission
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+)
+
+func reason(err error) string {
+	var te *errdefs.ThrottleError
+	if errors.As(err, &te) && errors.Is(err, errdefs.ErrThrottled) {
+		return te.Reason
+	}
+	return ""
+}
+
+func TestAccountLimit(t *testing.T) {
+	c, _ := New(Config{AccountLimit: 2, UnreservedMin: 1})
+	f := &model.Function{Name: "f"}
+	r1, err1 := c.Admit(f)
+	r2, err2 := c.Admit(f)
+	_, err3 := c.Admit(f)
+	if err1 != nil || err2 != nil || reason(err3) != errdefs.ReasonConcurrentLimit {
+		t.Fatalf("admits: %v %v %v", err1, err2, err3)
+	}
+	r1()
+	r1() // release is idempotent
+	if _, err := c.Admit(f); err != nil {
+		t.Errorf("after a release: %v", err)
+	}
+	r2()
+	if u := c.Usage(); u.Concurrent != 1 || u.Unreserved != 1 {
+		t.Errorf("usage = %+v", u)
+	}
+}
+
+func TestReservations(t *testing.T) {
+	c, _ := New(Config{AccountLimit: 10, UnreservedMin: 5})
+	three, zero := 3, 0
+	c.SetReservation("r", &three)
+	c.SetReservation("z", &zero)
+	r := &model.Function{Name: "r", ReservedConcurrency: &three}
+	for i := 0; i < 3; i++ {
+		if _, err := c.Admit(r); err != nil {
+			t.Fatalf("reserved call %d: %v", i, err)
+		}
+	}
+	if _, err := c.Admit(r); reason(err) != errdefs.ReasonReservedConcurrentLimit {
+		t.Errorf("past the reservation: %v", err)
+	}
+	if _, err := c.Admit(&model.Function{Name: "z", ReservedConcurrency: &zero}); reason(err) != errdefs.ReasonReservedConcurrentLimit {
+		t.Errorf("reserved 0: %v", err)
+	}
+	// Unreserved functions share 10-3 = 7; reserved use does not eat it.
+	u := &model.Function{Name: "u"}
+	for i := 0; i < 7; i++ {
+		if _, err := c.Admit(u); err != nil {
+			t.Fatalf("unreserved call %d: %v", i, err)
+		}
+	}
+	if _, err := c.Admit(u); reason(err) != errdefs.ReasonConcurrentLimit {
+		t.Errorf("past the unreserved pool: %v", err)
+	}
+	if err := c.CheckReservation("x", 3); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("reservation leaving 4 < 5 unreserved: %v", err)
+	}
+	if err := c.CheckReservation("x", 2); err != nil {
+		t.Errorf("reservation leaving exactly 5: %v", err)
+	}
+	if err := c.CheckReservation("r", 5); err != nil {
+		t.Errorf("changing r's own reservation to 5: %v", err)
+	}
+	if err := c.CheckReservation("r", -1); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("negative reservation: %v", err)
+	}
+}
+
+func TestConcurrentAdmitsNeverExceed(t *testing.T) {
+	c, _ := New(Config{AccountLimit: 5})
+	f := &model.Function{Name: "f"}
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rel, err := c.Admit(f)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			inFlight++
+			peak = max(peak, inFlight)
+			mu.Unlock()
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			rel()
+		}()
+	}
+	wg.Wait()
+	if peak > 5 || c.Usage().Concurrent != 0 {
+		t.Errorf("peak %d, left %+v", peak, c.Usage())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, bad := range []Config{{AccountLimit: 0}, {AccountLimit: 5, UnreservedMin: 6}, {AccountLimit: 5, UnreservedMin: -1}} {
+		if _, err := New(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
