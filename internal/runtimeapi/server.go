@@ -52,6 +52,7 @@ type Server struct {
 	initOnce sync.Once
 	initDone chan struct{} // closed at the runtime's first /next
 	initErr  chan []byte   // receives the body of /runtime/init/error
+	done     chan struct{} // closed by Close: fails the call in progress
 
 	mu      sync.Mutex
 	pending *call      // handed over, runtime not yet in /next
@@ -63,7 +64,7 @@ type Server struct {
 
 // New makes a server for one environment. freezer may be nil (no freezing).
 func New(freezer Freezer) *Server {
-	s := &Server{freezer: freezer, initDone: make(chan struct{}), initErr: make(chan []byte, 1)}
+	s := &Server{freezer: freezer, initDone: make(chan struct{}), initErr: make(chan []byte, 1), done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.next)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
@@ -85,7 +86,10 @@ func (s *Server) Serve(l net.Listener) error {
 // Close stops the server and fails the call in progress, if any.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	s.mu.Unlock()
 	return s.http.Close()
 }
@@ -109,6 +113,14 @@ func (s *Server) Invoke(ctx context.Context, inv *model.Invocation) (Response, e
 		return r, nil
 	case <-ctx.Done():
 		return Response{}, ctx.Err()
+	case <-s.done:
+		// An answer that raced with Close still counts.
+		select {
+		case r := <-c.result:
+			return r, nil
+		default:
+		}
+		return Response{}, errors.New("runtime api closed")
 	}
 }
 
