@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"icebox/internal/daemon"
 )
@@ -26,6 +28,17 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of function memory the host may hold in environments (default 70% of RAM)")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new environments a function may get at once")
 	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
+	fs.Func("async-retry-delays", "waits before the retries of a failed asynchronous event (default 1m,2m)", func(v string) error {
+		cfg.AsyncRetryDelays = nil
+		for _, part := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || d < 0 {
+				return fmt.Errorf("bad delay %q", part)
+			}
+			cfg.AsyncRetryDelays = append(cfg.AsyncRetryDelays, d)
+		}
+		return nil
+	})
 	return cfg
 }
 

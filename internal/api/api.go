@@ -56,6 +56,12 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, account Account,
 	s.mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", s.getFunctionConcurrency)
 	s.mux.HandleFunc("GET /2016-08-19/account-settings", s.getAccountSettings)
 	s.mux.HandleFunc("GET /2016-08-19/account-settings/{$}", s.getAccountSettings)
+	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
+	s.mux.HandleFunc("PUT "+eic, s.putEventInvokeConfig)
+	s.mux.HandleFunc("POST "+eic, s.putEventInvokeConfig)
+	s.mux.HandleFunc("GET "+eic, s.getEventInvokeConfig)
+	s.mux.HandleFunc("DELETE "+eic, s.deleteEventInvokeConfig)
+	s.mux.HandleFunc("GET "+eic+"/list", s.listEventInvokeConfigs)
 	s.mux.HandleFunc("GET /icebox/v1/functions/{name}/code", s.downloadCode)
 	if metrics != nil {
 		s.mux.Handle("GET /metrics", metrics)

@@ -45,6 +45,11 @@ type createFunctionInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	PackageType      string            `json:"PackageType"`
 	Publish          bool              `json:"Publish"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
+}
+
+type deadLetterConfig struct {
+	TargetArn string `json:"TargetArn"`
 }
 
 // functionConfiguration is Lambda's FunctionConfiguration shape.
@@ -71,6 +76,7 @@ type functionConfiguration struct {
 	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
 	SnapStart        map[string]string `json:"SnapStart"`
 	LoggingConfig    map[string]string `json:"LoggingConfig"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
 }
 
 func (s *Server) configuration(fn model.Function) functionConfiguration {
@@ -99,6 +105,9 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 	}
 	if len(fn.Environment) > 0 {
 		c.Environment = &environment{Variables: fn.Environment}
+	}
+	if fn.DeadLetterTarget != "" {
+		c.DeadLetterConfig = &deadLetterConfig{TargetArn: fn.DeadLetterTarget}
 	}
 	return c
 }
@@ -147,6 +156,13 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.EphemeralStorage != nil {
 		fn.EphemeralStorage = in.EphemeralStorage.Size
+	}
+	if in.DeadLetterConfig != nil {
+		if err := s.checkTarget("DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		fn.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 	}
 	if err := fn.Validate(); err != nil {
 		s.fail(w, r, err)
@@ -307,6 +323,7 @@ type updateConfigInput struct {
 	Runtime          *string           `json:"Runtime"`
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
+	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 }
 
 func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -316,11 +333,17 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	fn, err := s.lookup(r)
+	if err == nil && in.DeadLetterConfig != nil {
+		err = s.checkTarget("DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, in.RevisionID, func(f *model.Function) {
+		if in.DeadLetterConfig != nil {
+			f.DeadLetterTarget = in.DeadLetterConfig.TargetArn
+		}
 		set(&f.Role, in.Role)
 		set(&f.Handler, in.Handler)
 		set(&f.Description, in.Description)

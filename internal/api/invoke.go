@@ -49,8 +49,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	if res.RequestID != "" {
 		h.Set("x-amzn-RequestId", res.RequestID)
 	}
-	if typ == invoke.DryRun {
+	switch typ {
+	case invoke.DryRun:
 		w.WriteHeader(http.StatusNoContent)
+		return
+	case invoke.Event:
+		// The event is stored; it runs later.
+		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	if res.FunctionError != "" {

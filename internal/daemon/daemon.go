@@ -53,6 +53,12 @@ type Config struct {
 	// 1,000 per 10 s). Defaults 1000 and 100/s.
 	ScaleBurst int
 	ScaleRate  float64
+	// AsyncRetryDelays are the waits before retries of a failed
+	// asynchronous event. Default 1m, 2m (Lambda's).
+	AsyncRetryDelays []time.Duration
+	// AsyncAckWait is how long an in-progress event may go silent before it
+	// is redelivered (after a crash). Default 30s.
+	AsyncAckWait time.Duration
 }
 
 // DefaultDataDir is a per-user data directory.
@@ -120,6 +126,7 @@ type Daemon struct {
 	logs      *logs.Store
 	sandboxes *sblinux.Manager
 	pool      *pool.Pool
+	invoker   *invoke.Invoker
 	Functions *functions.Service
 	http      *http.Server
 	listener  net.Listener
@@ -203,6 +210,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return float64(u.Concurrent), float64(u.Unreserved)
 	})
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
+	if err := iv.StartAsync(ctx, js, invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}, log); err != nil {
+		return nil, err
+	}
+	d.invoker = iv
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.Functions, iv, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
@@ -234,6 +245,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		if err := d.http.Shutdown(ctx); err != nil {
 			d.http.Close()
 		}
+	}
+	if d.invoker != nil {
+		d.invoker.StopAsync(ctx)
 	}
 	if d.pool != nil {
 		errs = append(errs, d.pool.Close(ctx))

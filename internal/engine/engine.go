@@ -144,6 +144,10 @@ func startEmbedded(storeDir string, log *slog.Logger) (_ *server.Server, err err
 		StoreDir:   storeDir,
 		DontListen: true,
 		NoSigs:     true,
+		// An asynchronous event may be 1 MiB of payload plus headers; the
+		// default limit (1 MiB in all) would refuse the largest ones. An
+		// external server needs max_payload raised the same way.
+		MaxPayload: 8 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: embedded server: %w", err)

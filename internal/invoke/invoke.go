@@ -48,6 +48,7 @@ type Invoker struct {
 	admit   Admission
 	runner  Runner
 	metrics *metrics.Metrics
+	async   *queue // nil until StartAsync
 }
 
 // New makes an invoker.
@@ -79,23 +80,36 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 	if err != nil {
 		return model.Result{}, err
 	}
+	limit := model.MaxSyncPayloadBytes
 	switch req.Type {
 	case "", RequestResponse:
+		req.Type = RequestResponse
 	case DryRun:
 		return model.Result{ExecutedVersion: model.LatestVersion}, nil
 	case Event:
-		return model.Result{}, fmt.Errorf("InvocationType Event is not supported yet: %w", errdefs.ErrInvalid)
+		if iv.async == nil {
+			return model.Result{}, fmt.Errorf("asynchronous invocation is not running: %w", errdefs.ErrUnavailable)
+		}
+		limit = model.MaxAsyncPayloadBytes
 	default:
 		return model.Result{}, fmt.Errorf("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]: %w", req.Type, errdefs.ErrInvalid)
 	}
-	if len(req.Payload) > model.MaxSyncPayloadBytes {
-		return model.Result{}, fmt.Errorf("%d byte payload is too large for the RequestResponse invocation type (limit %d bytes): %w", len(req.Payload), model.MaxSyncPayloadBytes, errdefs.ErrTooLarge)
+	if len(req.Payload) > limit {
+		return model.Result{}, fmt.Errorf("%d byte payload is too large for the %s invocation type (limit %d bytes): %w", len(req.Payload), req.Type, limit, errdefs.ErrTooLarge)
 	}
 	payload := req.Payload
 	if len(payload) == 0 {
 		payload = []byte("{}")
 	} else if !json.Valid(payload) {
 		return model.Result{}, fmt.Errorf("Could not parse request body into json: Could not parse payload into json: Unexpected character: was expecting a JSON value: %w", errdefs.ErrInvalidContent)
+	}
+	if req.Type == Event {
+		id := NewRequestID()
+		if err := iv.async.enqueue(ctx, event{requestID: id, function: fn.Name, received: time.Now()}, payload); err != nil {
+			return model.Result{}, err
+		}
+		iv.metrics.AsyncReceived.WithLabelValues(fn.Name).Inc()
+		return model.Result{RequestID: id, ExecutedVersion: model.LatestVersion}, nil
 	}
 	inv := &model.Invocation{
 		RequestID:   NewRequestID(),
@@ -113,6 +127,12 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 		}
 		inv.ClientContext = string(cc)
 	}
+	return iv.run(ctx, fn, inv)
+}
+
+// run admits and runs one invocation, for synchronous calls and for each
+// attempt of an asynchronous one.
+func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
 	name := fn.Name
 	release, err := iv.admit.Admit(&fn)
 	if err != nil {

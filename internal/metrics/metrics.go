@@ -22,6 +22,12 @@ type Metrics struct {
 	Concurrent   *prometheus.GaugeVec
 	Environments *prometheus.GaugeVec
 	LogDrops     prometheus.CounterFunc
+
+	AsyncReceived       *prometheus.CounterVec
+	AsyncEventAge       *prometheus.HistogramVec
+	AsyncDropped        *prometheus.CounterVec
+	DestinationFailures *prometheus.CounterVec
+	DeadLetterErrors    *prometheus.CounterVec
 }
 
 // New registers every collector on a fresh registry. logDrops reports log
@@ -38,12 +44,19 @@ func New(logDrops func() float64) *Metrics {
 		InitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_init_duration_seconds", Help: "Cold start: sandbox creation plus runtime init.", Buckets: buckets}, fn),
 		Concurrent:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_concurrent_executions", Help: "Environments busy with an event (Lambda's ConcurrentExecutions)."}, fn),
 		Environments: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_environments", Help: "Execution environments by lifecycle state."}, []string{"state"}),
+
+		AsyncReceived:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_async_events_received_total", Help: "Events queued for asynchronous invocation (Lambda's AsyncEventsReceived)."}, fn),
+		AsyncEventAge:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_async_event_age_seconds", Help: "Time from queueing to each attempt (Lambda's AsyncEventAge).", Buckets: buckets}, fn),
+		AsyncDropped:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_async_events_dropped_total", Help: "Events dropped without reaching a destination or dead-letter target (Lambda's AsyncEventsDropped)."}, fn),
+		DestinationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_destination_delivery_failures_total", Help: "Records that could not be sent to a destination (Lambda's DestinationDeliveryFailures)."}, fn),
+		DeadLetterErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_dead_letter_errors_total", Help: "Events that could not be sent to the dead-letter target (Lambda's DeadLetterErrors)."}, fn),
 	}
 	if logDrops == nil {
 		logDrops = func() float64 { return 0 }
 	}
 	m.LogDrops = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "icebox_log_lines_dropped_total", Help: "Function log lines dropped because the log store could not keep up."}, logDrops)
 	m.Registry.MustRegister(m.Invocations, m.Errors, m.Throttles, m.Duration, m.InitDuration, m.Concurrent, m.Environments, m.LogDrops,
+		m.AsyncReceived, m.AsyncEventAge, m.AsyncDropped, m.DestinationFailures, m.DeadLetterErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

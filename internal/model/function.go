@@ -56,6 +56,56 @@ type Function struct {
 	// ReservedConcurrency, when set, is both guaranteed to the function and
 	// its cap; 0 stops it from running. It does not affect environments.
 	ReservedConcurrency *int `json:"reservedConcurrency,omitempty"`
+	// DeadLetterTarget receives events that asynchronous invocation gave up
+	// on (a function ARN: icebox's extension of Lambda's SQS/SNS targets).
+	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
+	// EventInvoke configures asynchronous invocation; nil means defaults.
+	EventInvoke *EventInvokeConfig `json:"eventInvoke,omitempty"`
+}
+
+// EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
+type EventInvokeConfig struct {
+	MaximumRetryAttempts     *int      `json:"maximumRetryAttempts,omitempty"`
+	MaximumEventAgeInSeconds *int      `json:"maximumEventAgeInSeconds,omitempty"`
+	OnSuccess                string    `json:"onSuccess,omitempty"` // destination ARN
+	OnFailure                string    `json:"onFailure,omitempty"`
+	LastModified             time.Time `json:"lastModified"`
+}
+
+// Asynchronous invocation defaults and bounds.
+const (
+	DefaultMaxRetryAttempts = 2
+	MaxRetryAttempts        = 2
+	DefaultMaxEventAgeSec   = 21600
+	MinMaxEventAgeSec       = 60
+)
+
+// Retries is the effective MaximumRetryAttempts.
+func (c *EventInvokeConfig) Retries() int {
+	if c == nil || c.MaximumRetryAttempts == nil {
+		return DefaultMaxRetryAttempts
+	}
+	return *c.MaximumRetryAttempts
+}
+
+// MaxAge is the effective MaximumEventAgeInSeconds.
+func (c *EventInvokeConfig) MaxAge() time.Duration {
+	if c == nil || c.MaximumEventAgeInSeconds == nil {
+		return DefaultMaxEventAgeSec * time.Second
+	}
+	return time.Duration(*c.MaximumEventAgeInSeconds) * time.Second
+}
+
+// Validate checks Lambda's bounds. Destinations are checked by the caller,
+// which knows which targets it can deliver to.
+func (c *EventInvokeConfig) Validate() error {
+	if r := c.MaximumRetryAttempts; r != nil && (*r < 0 || *r > MaxRetryAttempts) {
+		return fmt.Errorf("1 validation error detected: Value '%d' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value less than or equal to 2: %w", *r, errdefs.ErrInvalid)
+	}
+	if a := c.MaximumEventAgeInSeconds; a != nil && (*a < MinMaxEventAgeSec || *a > DefaultMaxEventAgeSec) {
+		return fmt.Errorf("1 validation error detected: Value '%d' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value between 60 and 21600, inclusive: %w", *a, errdefs.ErrInvalid)
+	}
+	return nil
 }
 
 var (
@@ -127,6 +177,11 @@ func (f *Function) Validate() error {
 	}
 	if len(f.Architectures) != 1 {
 		return fmt.Errorf("1 validation error detected: Value at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1: %w", errdefs.ErrInvalid)
+	}
+	if f.EventInvoke != nil {
+		if err := f.EventInvoke.Validate(); err != nil {
+			return err
+		}
 	}
 	return ValidateEnvironment(f.Environment)
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,7 +44,12 @@ func init() {
 	}()
 }
 
-func handler(ctx context.Context, ev event) (any, error) {
+func handler(ctx context.Context, raw json.RawMessage) (any, error) {
+	var ev event
+	_ = json.Unmarshal(raw, &ev)
+	if os.Getenv("PRINT_EVENT") != "" {
+		fmt.Println("EVENT " + string(raw))
+	}
 	calls++
 	lc, _ := lambdacontext.FromContext(ctx)
 	deadline, _ := ctx.Deadline()

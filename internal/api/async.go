@@ -1,0 +1,181 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/invoke"
+	"icebox/internal/model"
+)
+
+type destination struct {
+	Destination string `json:"Destination,omitempty"`
+}
+
+type destinationConfig struct {
+	OnSuccess *destination `json:"OnSuccess,omitempty"`
+	OnFailure *destination `json:"OnFailure,omitempty"`
+}
+
+type eventInvokeConfigInput struct {
+	MaximumRetryAttempts     *int               `json:"MaximumRetryAttempts"`
+	MaximumEventAgeInSeconds *int               `json:"MaximumEventAgeInSeconds"`
+	DestinationConfig        *destinationConfig `json:"DestinationConfig"`
+}
+
+type eventInvokeConfigOutput struct {
+	LastModified             float64           `json:"LastModified"`
+	FunctionArn              string            `json:"FunctionArn"`
+	MaximumRetryAttempts     *int              `json:"MaximumRetryAttempts,omitempty"`
+	MaximumEventAgeInSeconds *int              `json:"MaximumEventAgeInSeconds,omitempty"`
+	DestinationConfig        destinationConfig `json:"DestinationConfig"`
+}
+
+// checkTarget accepts the destinations icebox can deliver to: functions of
+// this account and region.
+func (s *Server) checkTarget(field, arn string) error {
+	if arn == "" {
+		return nil
+	}
+	if !strings.HasPrefix(arn, "arn:") || !strings.Contains(arn, ":lambda:") {
+		return fmt.Errorf("%s %s is not supported: icebox delivers only to Lambda functions (arn:aws:lambda:%s:%s:function:NAME); SQS, SNS, EventBridge and S3 targets are not available: %w",
+			field, arn, s.cfg.Region, s.cfg.AccountID, errdefs.ErrInvalid)
+	}
+	if _, _, err := invoke.ParseFunctionRef(arn, s.cfg.Region, s.cfg.AccountID); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("%s %s is not a function of this account and region (%s, %s): %w", field, arn, s.cfg.AccountID, s.cfg.Region, errdefs.ErrInvalid)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) eventInvokeOutput(fn model.Function) eventInvokeConfigOutput {
+	c := fn.EventInvoke
+	out := eventInvokeConfigOutput{
+		LastModified:             float64(c.LastModified.UnixMilli()) / 1000,
+		FunctionArn:              model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name) + ":" + model.LatestVersion,
+		MaximumRetryAttempts:     c.MaximumRetryAttempts,
+		MaximumEventAgeInSeconds: c.MaximumEventAgeInSeconds,
+	}
+	if c.OnSuccess != "" {
+		out.DestinationConfig.OnSuccess = &destination{c.OnSuccess}
+	}
+	if c.OnFailure != "" {
+		out.DestinationConfig.OnFailure = &destination{c.OnFailure}
+	}
+	return out
+}
+
+// putEventInvokeConfig serves Put (replace, PUT) and Update (merge, POST).
+func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+	var in eventInvokeConfigInput
+	if err := readJSON(w, r, 1<<16, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	merge := r.Method == http.MethodPost
+	if merge && fn.EventInvoke == nil {
+		s.fail(w, r, fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound))
+		return
+	}
+	var onSuccess, onFailure *string
+	if d := in.DestinationConfig; d != nil {
+		if d.OnSuccess != nil {
+			onSuccess = &d.OnSuccess.Destination
+		}
+		if d.OnFailure != nil {
+			onFailure = &d.OnFailure.Destination
+		}
+	}
+	for field, v := range map[string]*string{"OnSuccess destination": onSuccess, "OnFailure destination": onFailure} {
+		if v != nil {
+			if err := s.checkTarget(field, *v); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+	}
+	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) {
+		c := &model.EventInvokeConfig{}
+		if merge && f.EventInvoke != nil {
+			cp := *f.EventInvoke
+			c = &cp
+		}
+		if in.MaximumRetryAttempts != nil || !merge {
+			c.MaximumRetryAttempts = in.MaximumRetryAttempts
+		}
+		if in.MaximumEventAgeInSeconds != nil || !merge {
+			c.MaximumEventAgeInSeconds = in.MaximumEventAgeInSeconds
+		}
+		if onSuccess != nil || !merge {
+			c.OnSuccess = deref(onSuccess)
+		}
+		if onFailure != nil || !merge {
+			c.OnFailure = deref(onFailure)
+		}
+		c.LastModified = time.Now().UTC()
+		f.EventInvoke = c
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.eventInvokeOutput(updated))
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err == nil && fn.EventInvoke == nil {
+		err = fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.eventInvokeOutput(fn))
+}
+
+func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := []eventInvokeConfigOutput{}
+	if fn.EventInvoke != nil {
+		out = append(out, s.eventInvokeOutput(fn))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"FunctionEventInvokeConfigs": out})
+}
+
+func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err == nil && fn.EventInvoke == nil {
+		err = fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound)
+	}
+	if err == nil {
+		_, err = s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) { f.EventInvoke = nil })
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

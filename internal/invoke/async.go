@@ -1,0 +1,375 @@
+package invoke
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+)
+
+// AsyncConfig configures asynchronous invocation.
+type AsyncConfig struct {
+	// RetryDelays are the waits before the retries of a failed event
+	// (Lambda: about 1 and 2 minutes). Default 1m, 2m.
+	RetryDelays []time.Duration
+	// AckWait is how long an event being worked on may go without a sign of
+	// life before it is redelivered (after a crash). Default 30s.
+	AckWait time.Duration
+	// MaxInFlight bounds events being worked on at once. Default 64.
+	MaxInFlight int
+}
+
+func (c *AsyncConfig) setDefaults() {
+	if len(c.RetryDelays) == 0 {
+		c.RetryDelays = []time.Duration{time.Minute, 2 * time.Minute}
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 64
+	}
+}
+
+const (
+	eventStream  = "EVENTS"
+	eventSubject = "icebox.events"
+	dispatcher   = "dispatcher"
+
+	hdrRequestID = "Icebox-Request-Id"
+	hdrFunction  = "Icebox-Function"
+	hdrReceived  = "Icebox-Received"   // unix ms when Lambda accepted the event
+	hdrAttempts  = "Icebox-Attempts"   // runs that ended in a function error so far
+	hdrNotBefore = "Icebox-Not-Before" // unix ms; a retry waits until then
+)
+
+// event is an asynchronous invocation as queued.
+type event struct {
+	requestID string
+	function  string
+	received  time.Time
+	attempts  int
+	notBefore time.Time
+}
+
+// queue is the durable event queue (a JetStream work-queue stream) and its
+// dispatcher. An event is stored before the caller gets 202, and acked only
+// once its outcome is decided and any follow-up (retry, destination,
+// dead-letter) is itself stored: delivery is at least once, across crashes.
+type queue struct {
+	iv   *Invoker
+	cfg  AsyncConfig
+	js   jetstream.JetStream
+	log  *slog.Logger
+	sem  chan struct{}
+	cc   jetstream.ConsumeContext
+	wg   sync.WaitGroup
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// StartAsync opens the event stream and starts dispatching. Events accepted
+// before a restart are picked up again.
+func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg AsyncConfig, log *slog.Logger) error {
+	cfg.setDefaults()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      eventStream,
+		Subjects:  []string{eventSubject},
+		Retention: jetstream.WorkQueuePolicy,
+		Storage:   jetstream.FileStorage,
+	}); err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, eventStream, jetstream.ConsumerConfig{
+		Durable:       dispatcher,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxInFlight * 4,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("event consumer: %w", err)
+	}
+	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight)}
+	q.ctx, q.stop = context.WithCancel(context.Background())
+	q.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		q.sem <- struct{}{}
+		q.wg.Add(1)
+		go func() {
+			defer func() { <-q.sem; q.wg.Done() }()
+			q.handle(msg)
+		}()
+	}, jetstream.PullMaxMessages(cfg.MaxInFlight))
+	if err != nil {
+		return fmt.Errorf("consume events: %w", err)
+	}
+	iv.async = q
+	return nil
+}
+
+// StopAsync stops taking events and waits (until ctx ends) for those in
+// progress. Unfinished events are redelivered after a restart.
+func (iv *Invoker) StopAsync(ctx context.Context) {
+	q := iv.async
+	if q == nil {
+		return
+	}
+	q.cc.Stop()
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	q.stop()
+}
+
+// enqueue stores an event durably: it returns only once JetStream has
+// acknowledged the write.
+func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
+	msg := nats.NewMsg(eventSubject)
+	msg.Data = payload
+	msg.Header.Set(hdrRequestID, e.requestID)
+	msg.Header.Set(hdrFunction, e.function)
+	msg.Header.Set(hdrReceived, strconv.FormatInt(e.received.UnixMilli(), 10))
+	msg.Header.Set(hdrAttempts, strconv.Itoa(e.attempts))
+	if !e.notBefore.IsZero() {
+		msg.Header.Set(hdrNotBefore, strconv.FormatInt(e.notBefore.UnixMilli(), 10))
+	}
+	// The message id makes a repeated publish of the same step harmless.
+	id := e.requestID + "/" + e.function + "/" + strconv.Itoa(e.attempts)
+	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("queue event: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+func parseEvent(msg jetstream.Msg) (event, error) {
+	h := msg.Headers()
+	e := event{requestID: h.Get(hdrRequestID), function: h.Get(hdrFunction)}
+	rec, err := strconv.ParseInt(h.Get(hdrReceived), 10, 64)
+	if err != nil || e.requestID == "" || e.function == "" {
+		return e, errors.New("malformed event headers")
+	}
+	e.received = time.UnixMilli(rec)
+	e.attempts, _ = strconv.Atoi(h.Get(hdrAttempts))
+	if nb, err := strconv.ParseInt(h.Get(hdrNotBefore), 10, 64); err == nil {
+		e.notBefore = time.UnixMilli(nb)
+	}
+	return e, nil
+}
+
+// throttleBackoff is the wait after a throttled or failed-to-run attempt:
+// 1 s doubling up to 5 minutes, as Lambda retries throttles.
+func throttleBackoff(deliveries uint64) time.Duration {
+	d := time.Second
+	for i := uint64(1); i < deliveries && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// handle decides one event's fate. Every path either acks (the outcome and
+// any follow-up are stored) or naks with a delay (try again later).
+func (q *queue) handle(msg jetstream.Msg) {
+	e, err := parseEvent(msg)
+	if err != nil {
+		q.log.Error("dropping malformed event", "err", err)
+		_ = msg.Term()
+		return
+	}
+	now := time.Now()
+	if wait := e.notBefore.Sub(now); wait > 0 {
+		_ = msg.NakWithDelay(wait)
+		return
+	}
+	fn, err := q.iv.catalog.Get(e.function)
+	if err != nil {
+		q.log.Warn("dropping event of a deleted function", "function", e.function, "request_id", e.requestID)
+		q.iv.metrics.AsyncDropped.WithLabelValues(e.function).Inc()
+		_ = msg.Ack()
+		return
+	}
+	cfg := fn.EventInvoke
+	age := now.Sub(e.received)
+	q.iv.metrics.AsyncEventAge.WithLabelValues(fn.Name).Observe(age.Seconds())
+	if age > cfg.MaxAge() {
+		q.finish(msg, &fn, e, "EventAgeExceeded", nil)
+		return
+	}
+
+	inv := &model.Invocation{
+		RequestID:   e.requestID,
+		FunctionARN: model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, fn.Name),
+		Payload:     msg.Data(),
+		TraceID:     newTraceID(),
+	}
+	stop := q.keepAlive(msg)
+	res, err := q.iv.run(q.ctx, fn, inv)
+	stop()
+	if err != nil {
+		// Throttled, or icebox could not run it: not a retry of the
+		// function; wait and try again until the event is too old.
+		meta, _ := msg.Metadata()
+		delivered := uint64(1)
+		if meta != nil {
+			delivered = meta.NumDelivered
+		}
+		if !errors.Is(err, errdefs.ErrThrottled) {
+			q.log.Warn("asynchronous attempt could not run", "function", fn.Name, "request_id", e.requestID, "err", err)
+		}
+		_ = msg.NakWithDelay(throttleBackoff(delivered))
+		return
+	}
+	e.attempts++
+	if res.FunctionError == "" {
+		q.finish(msg, &fn, e, "Success", &res)
+		return
+	}
+	if retries := cfg.Retries(); e.attempts <= retries {
+		delay := q.cfg.RetryDelays[min(e.attempts, len(q.cfg.RetryDelays))-1]
+		e.notBefore = time.Now().Add(delay)
+		if err := q.enqueue(q.ctx, e, msg.Data()); err != nil {
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		_ = msg.Ack()
+		return
+	}
+	q.finish(msg, &fn, e, "RetriesExhausted", &res)
+}
+
+// keepAlive tells JetStream the event is still being worked on while a long
+// invocation runs, so it is not redelivered to another attempt.
+func (q *queue) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(q.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// finish sends the outcome where the function's configuration says, then
+// acks the event. Destinations and dead-letter targets are functions: their
+// delivery is an event of its own on the same durable queue.
+func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition string, res *model.Result) {
+	cfg := fn.EventInvoke
+	success := condition == "Success"
+	var dest string
+	if cfg != nil {
+		dest = cfg.OnFailure
+		if success {
+			dest = cfg.OnSuccess
+		}
+	}
+	delivered := false
+	if dest != "" {
+		if err := q.deliver(dest, e, q.record(fn, e, condition, msg.Data(), res)); err != nil {
+			q.log.Warn("destination delivery failed", "function", fn.Name, "destination", dest, "err", err)
+			q.iv.metrics.DestinationFailures.WithLabelValues(fn.Name).Inc()
+			if errors.Is(err, errdefs.ErrUnavailable) {
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		} else {
+			delivered = true
+		}
+	}
+	if !success && fn.DeadLetterTarget != "" {
+		if err := q.deliver(fn.DeadLetterTarget, e, msg.Data()); err != nil {
+			q.log.Warn("dead-letter delivery failed", "function", fn.Name, "target", fn.DeadLetterTarget, "err", err)
+			q.iv.metrics.DeadLetterErrors.WithLabelValues(fn.Name).Inc()
+			if errors.Is(err, errdefs.ErrUnavailable) {
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		} else {
+			delivered = true
+		}
+	}
+	if !success && !delivered {
+		q.iv.metrics.AsyncDropped.WithLabelValues(fn.Name).Inc()
+		q.log.Info("asynchronous event dropped", "function", fn.Name, "request_id", e.requestID, "condition", condition, "attempts", e.attempts)
+	}
+	_ = msg.Ack()
+}
+
+// deliver queues payload as an asynchronous invocation of the function a
+// destination ARN names.
+func (q *queue) deliver(arn string, from event, payload []byte) error {
+	name, _, err := ParseFunctionRef(arn, q.iv.cfg.Region, q.iv.cfg.AccountID)
+	if err != nil {
+		return err
+	}
+	if _, err := q.iv.catalog.Get(name); err != nil {
+		return err
+	}
+	if err := q.enqueue(q.ctx, event{requestID: from.requestID, function: name, received: time.Now(), attempts: 0}, payload); err != nil {
+		return err
+	}
+	q.iv.metrics.AsyncReceived.WithLabelValues(name).Inc()
+	return nil
+}
+
+// record is Lambda's destination record.
+func (q *queue) record(fn *model.Function, e event, condition string, request []byte, res *model.Result) []byte {
+	type requestContext struct {
+		RequestID              string `json:"requestId"`
+		FunctionArn            string `json:"functionArn"`
+		Condition              string `json:"condition"`
+		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+	}
+	type responseContext struct {
+		StatusCode      int    `json:"statusCode"`
+		ExecutedVersion string `json:"executedVersion"`
+		FunctionError   string `json:"functionError,omitempty"`
+	}
+	r := struct {
+		Version         string           `json:"version"`
+		Timestamp       string           `json:"timestamp"`
+		RequestContext  requestContext   `json:"requestContext"`
+		RequestPayload  json.RawMessage  `json:"requestPayload"`
+		ResponseContext *responseContext `json:"responseContext,omitempty"`
+		ResponsePayload json.RawMessage  `json:"responsePayload,omitempty"`
+	}{
+		Version:   "1.0",
+		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		RequestContext: requestContext{
+			RequestID:              e.requestID,
+			FunctionArn:            model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, fn.Name) + ":" + model.LatestVersion,
+			Condition:              condition,
+			ApproximateInvokeCount: e.attempts,
+		},
+		RequestPayload: json.RawMessage(request),
+	}
+	if res != nil {
+		r.ResponseContext = &responseContext{StatusCode: 200, ExecutedVersion: model.LatestVersion, FunctionError: res.FunctionError}
+		if json.Valid(res.Payload) {
+			r.ResponsePayload = json.RawMessage(res.Payload)
+		} else {
+			b, _ := json.Marshal(string(res.Payload))
+			r.ResponsePayload = b
+		}
+	}
+	b, _ := json.Marshal(r)
+	return b
+}

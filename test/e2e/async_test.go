@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"icebox/internal/daemon"
+)
+
+func fastRetries(c *daemon.Config) {
+	c.AsyncRetryDelays = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
+}
+
+// printEvents makes the test function log every event it receives.
+func printEvents(in *lambda.CreateFunctionInput) {
+	in.Environment = &types.Environment{Variables: map[string]string{"PRINT_EVENT": "1"}}
+}
+
+// events returns the events a function logged, waiting until there are n.
+func events(t *testing.T, s *server, name string, n int) []json.RawMessage {
+	t.Helper()
+	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+	var out []json.RawMessage
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out = out[:0]
+		res, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{
+			LogGroupName: aws.String("/aws/lambda/" + name), FilterPattern: aws.String("EVENT"),
+		})
+		if err == nil {
+			for _, e := range res.Events {
+				if msg := aws.ToString(e.Message); strings.HasPrefix(msg, "EVENT ") {
+					out = append(out, json.RawMessage(strings.TrimPrefix(msg, "EVENT ")))
+				}
+			}
+		}
+		if len(out) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(out) < n {
+		t.Fatalf("%s logged %d events, want %d", name, len(out), n)
+	}
+	return out
+}
+
+type record struct {
+	Version        string `json:"version"`
+	Timestamp      string `json:"timestamp"`
+	RequestContext struct {
+		RequestID              string `json:"requestId"`
+		FunctionArn            string `json:"functionArn"`
+		Condition              string `json:"condition"`
+		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+	} `json:"requestContext"`
+	RequestPayload  json.RawMessage `json:"requestPayload"`
+	ResponseContext *struct {
+		StatusCode      int    `json:"statusCode"`
+		ExecutedVersion string `json:"executedVersion"`
+		FunctionError   string `json:"functionError"`
+	} `json:"responseContext"`
+	ResponsePayload json.RawMessage `json:"responsePayload"`
+}
+
+func sinkArn(name string) string { return "arn:aws:lambda:us-east-1:000000000000:function:" + name }
+
+func TestAsyncSuccessDestination(t *testing.T) {
+	s := startServer(t, fastRetries)
+	s.create("sink", printEvents)
+	s.create("src")
+	ctx := context.Background()
+	_, err := s.client.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{
+		FunctionName:      aws.String("src"),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{Destination: aws.String(sinkArn("sink"))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("src"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"data":"x"}`)})
+	if err != nil || out.StatusCode != 202 {
+		t.Fatalf("async invoke: %v %v", out, err)
+	}
+	var rec record
+	json.Unmarshal(events(t, s, "sink", 1)[0], &rec)
+	if rec.Version != "1.0" || rec.RequestContext.Condition != "Success" || rec.RequestContext.ApproximateInvokeCount != 1 ||
+		rec.RequestContext.FunctionArn != sinkArn("src")+":$LATEST" || rec.RequestContext.RequestID == "" ||
+		string(rec.RequestPayload) != `{"data":"x"}` || rec.ResponseContext == nil || rec.ResponseContext.StatusCode != 200 ||
+		rec.ResponseContext.FunctionError != "" || !strings.Contains(string(rec.ResponsePayload), `"calls":1`) {
+		t.Errorf("success record = %+v", rec)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", rec.Timestamp); err != nil {
+		t.Errorf("timestamp %q: %v", rec.Timestamp, err)
+	}
+}
+
+func TestAsyncRetriesThenFailureDestination(t *testing.T) {
+	s := startServer(t, fastRetries)
+	s.create("sink", printEvents)
+	s.create("dlq", printEvents)
+	s.create("bad", func(in *lambda.CreateFunctionInput) {
+		in.DeadLetterConfig = &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("dlq"))}
+	})
+	ctx := context.Background()
+	_, err := s.client.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{
+		FunctionName:      aws.String("bad"),
+		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(sinkArn("sink"))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bad"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"action":"fail"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var rec record
+	json.Unmarshal(events(t, s, "sink", 1)[0], &rec)
+	if rec.RequestContext.Condition != "RetriesExhausted" || rec.RequestContext.ApproximateInvokeCount != 3 ||
+		rec.ResponseContext == nil || rec.ResponseContext.FunctionError != "Unhandled" || !strings.Contains(string(rec.ResponsePayload), "failing on request") {
+		t.Errorf("failure record = %+v %s", rec, rec.ResponsePayload)
+	}
+	// The dead-letter target gets the original event.
+	if ev := events(t, s, "dlq", 1)[0]; string(ev) != `{"action":"fail"}` {
+		t.Errorf("dead-letter event = %s", ev)
+	}
+	if got := metric(t, s, `icebox_invocations_total{function="bad"}`, ""); got != 3 {
+		t.Errorf("attempts = %v, want 3 (1 + 2 retries)", got)
+	}
+	if got := metric(t, s, `icebox_async_events_received_total{function="bad"}`, ""); got != 1 {
+		t.Errorf("events received = %v", got)
+	}
+
+	// MaximumRetryAttempts 0: one attempt, then the dead-letter target.
+	_, err = s.client.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("bad"), MaximumRetryAttempts: aws.Int32(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bad"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"action":"fail","data":"2"}`)})
+	events(t, s, "sink", 2)
+	if got := metric(t, s, `icebox_invocations_total{function="bad"}`, ""); got != 4 {
+		t.Errorf("attempts with no retries = %v, want 4", got)
+	}
+}
+
+func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
+	s := startServer(t, fastRetries)
+	s.create("held", printEvents)
+	ctx := context.Background()
+	// Reserved concurrency 0: the event is accepted but cannot run.
+	s.client.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("held"), ReservedConcurrentExecutions: aws.Int32(0)})
+	if _, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("held"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"data":"kept"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a throttled attempt", 10*time.Second, func() bool { return metric(t, s, `icebox_throttles_total{function="held"}`, "") >= 1 })
+	// The queue is durable: a restart keeps the event.
+	s.restart()
+	if _, err := s.client.DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String("held")}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := events(t, s, "held", 1)[0]; string(ev) != `{"data":"kept"}` {
+		t.Errorf("event after restart = %s", ev)
+	}
+}
+
+func TestAsyncLimitsAndConfigAPI(t *testing.T) {
+	s := startServer(t)
+	s.create("cfg")
+	ctx := context.Background()
+	big := `{"data":"` + strings.Repeat("x", 1<<20) + `"}`
+	_, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("cfg"), InvocationType: types.InvocationTypeEvent, Payload: []byte(big)})
+	var tooLarge *types.RequestTooLargeException
+	if !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "byte payload is too large for the Event invocation type (limit 1048576 bytes)") {
+		t.Errorf("oversized event: %v", err)
+	}
+	if _, err := s.client.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("cfg")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("get before put: %v", err)
+	}
+	bad := []*lambda.PutFunctionEventInvokeConfigInput{
+		{FunctionName: aws.String("cfg"), MaximumRetryAttempts: aws.Int32(3)},
+		{FunctionName: aws.String("cfg"), MaximumEventAgeInSeconds: aws.Int32(59)},
+		{FunctionName: aws.String("cfg"), DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("arn:aws:sqs:us-east-1:000000000000:q")}}},
+	}
+	for _, in := range bad {
+		if _, err := s.client.PutFunctionEventInvokeConfig(ctx, in); errorCode(err) != "InvalidParameterValueException" {
+			t.Errorf("put %+v: %v", in, err)
+		}
+	}
+	put, err := s.client.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("cfg"), MaximumRetryAttempts: aws.Int32(1), MaximumEventAgeInSeconds: aws.Int32(120)})
+	if err != nil || aws.ToInt32(put.MaximumRetryAttempts) != 1 || aws.ToString(put.FunctionArn) != sinkArn("cfg")+":$LATEST" || put.LastModified == nil {
+		t.Fatalf("put: %+v %v", put, err)
+	}
+	upd, err := s.client.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("cfg"), MaximumEventAgeInSeconds: aws.Int32(300)})
+	if err != nil || aws.ToInt32(upd.MaximumRetryAttempts) != 1 || aws.ToInt32(upd.MaximumEventAgeInSeconds) != 300 {
+		t.Errorf("update merges: %+v %v", upd, err)
+	}
+	list, err := s.client.ListFunctionEventInvokeConfigs(ctx, &lambda.ListFunctionEventInvokeConfigsInput{FunctionName: aws.String("cfg")})
+	if err != nil || len(list.FunctionEventInvokeConfigs) != 1 {
+		t.Errorf("list: %+v %v", list, err)
+	}
+	if _, err := s.client.DeleteFunctionEventInvokeConfig(ctx, &lambda.DeleteFunctionEventInvokeConfigInput{FunctionName: aws.String("cfg")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("cfg")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("get after delete: %v", err)
+	}
+	if _, err := s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("cfg"),
+		DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String("arn:aws:sns:us-east-1:000000000000:t")}}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("SNS dead-letter target: %v", err)
+	}
+}
