@@ -22,9 +22,12 @@ func logsCmd(args []string) error {
 	follow := fs.Bool("follow", false, "keep printing new events")
 	since := fs.Duration("since", time.Hour, "start this long ago")
 	region := fs.String("region", "us-east-1", "region")
-	fs.Parse(reorder(args))
-	if fs.NArg() != 1 {
-		return errors.New("logs: usage: icebox logs NAME [--follow]")
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(names) != 1 {
+		return errors.New("logs: usage: icebox logs NAME [--follow] [--endpoint URL] [--since DURATION]")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -33,7 +36,7 @@ func logsCmd(args []string) error {
 		BaseEndpoint: endpoint,
 		Credentials:  credentials.NewStaticCredentialsProvider("icebox", "icebox", ""),
 	})
-	group := "/aws/lambda/" + fs.Arg(0)
+	group := "/aws/lambda/" + names[0]
 	start := time.Now().Add(-*since).UnixMilli()
 	seen := map[string]bool{}
 	for {
@@ -71,16 +74,25 @@ func logsCmd(args []string) error {
 	}
 }
 
-// reorder moves flags before positional arguments so `icebox logs NAME
-// --follow` works with the flag package.
-func reorder(args []string) []string {
-	var flags, rest []string
-	for _, a := range args {
-		if len(a) > 1 && a[0] == '-' {
-			flags = append(flags, a)
-		} else {
-			rest = append(rest, a)
+// parseInterspersed parses args with fs and returns the positional
+// arguments. Unlike fs.Parse alone it accepts flags after them, as in
+// `icebox logs NAME --endpoint URL --follow`: flag parsing stops at the first
+// non-flag, so that argument is taken and parsing resumes after it. A flag's
+// separate value is consumed by fs.Parse itself and never mistaken for a
+// positional. "--" ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	return append(flags, rest...)
 }

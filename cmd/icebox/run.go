@@ -27,6 +27,9 @@ func run(args []string) error {
 	timeout := fset.Int("timeout", model.DefaultTimeoutSec, "timeout in seconds")
 	listen := fset.String("listen", "127.0.0.1:8080", "listen address")
 	fset.Parse(args)
+	if fset.NArg() > 0 {
+		return fmt.Errorf("run: unexpected argument %q (use --code DIR|ZIP)", fset.Arg(0))
+	}
 	if *code == "" {
 		return errors.New("run: --code is required")
 	}
