@@ -150,7 +150,11 @@ func (s *Server) deliver(c *call) error {
 }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
-	s.initOnce.Do(func() { close(s.initDone) })
+	// The first /next ends init. The environment is not frozen then: the
+	// sandbox's own start-up (its PID 1 reporting the runtime started) may
+	// still be under way, and a cold start's event follows at once anyway.
+	first := false
+	s.initOnce.Do(func() { close(s.initDone); first = true })
 	s.mu.Lock()
 	if s.current != nil {
 		// The runtime moved on without answering: Lambda fails that call.
@@ -166,7 +170,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	}
 	ch := make(chan *call, 1)
 	s.waiter = ch
-	if s.freezer != nil && !s.frozen {
+	if s.freezer != nil && !s.frozen && !first {
 		// Freezing is best effort: an environment that cannot be frozen keeps running.
 		if err := s.freezer.Freeze(); err == nil {
 			s.frozen = true

@@ -489,9 +489,23 @@ func TestInit(t *testing.T) {
 	})
 }
 
+// warmUp runs the first event: the /next that ends init never freezes.
+func warmUp(t *testing.T, h *harness, fr *fakeFreezer) {
+	t.Helper()
+	evc := h.next(context.Background(), fr)
+	res := h.invoke(context.Background(), testInvocation("init"))
+	h.recv(evc)
+	h.post("/runtime/invocation/init/response", nil, []byte(`1`))
+	h.result(res)
+	if frozen, freezes, thaws := fr.state(); frozen || freezes != 0 || thaws != 0 {
+		t.Fatalf("around the first event: frozen=%v freezes=%d thaws=%d; want no freezing while init ends", frozen, freezes, thaws)
+	}
+}
+
 func TestFreezeThaw(t *testing.T) {
 	fr := newFakeFreezer()
 	h := start(t, fr)
+	warmUp(t, h, fr)
 
 	for i := range 3 {
 		id := "f" + strconv.Itoa(i)
@@ -538,6 +552,7 @@ func TestFreezeThaw(t *testing.T) {
 func TestThawWithoutWaiter(t *testing.T) {
 	fr := newFakeFreezer()
 	h := start(t, fr)
+	warmUp(t, h, fr)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.next(ctx, fr)
 	<-fr.froze
@@ -561,6 +576,7 @@ func TestFreezeErrorKeepsRunning(t *testing.T) {
 	fr := newFakeFreezer()
 	fr.failFreeze = true
 	h := start(t, fr)
+	warmUp(t, h, fr)
 	evc := h.next(context.Background(), fr)
 	<-fr.froze
 	if frozen, freezes, _ := fr.state(); frozen || freezes != 1 {

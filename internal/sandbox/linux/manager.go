@@ -469,7 +469,9 @@ func (s *linuxSandbox) Start() error {
 		close(s.statusDone)
 		return fmt.Errorf("start runtime: %w", err)
 	}
-	if err := s.expectOK(context.Background(), "start runtime"); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.expectOK(ctx, "start runtime"); err != nil {
 		close(s.statusDone)
 		return err
 	}
