@@ -17,6 +17,7 @@ usage:
   icebox serve [flags]            run the Lambda API (see icebox serve -h)
   icebox run --code DIR|ZIP       serve one function like AWS's runtime interface emulator
   icebox logs NAME [--follow]     print a function's logs
+  icebox status                   environments, concurrency and queued events of a running server
 `
 
 func main() {
@@ -45,6 +46,8 @@ func main() {
 		err = run(os.Args[2:])
 	case "logs":
 		err = logsCmd(os.Args[2:])
+	case "status":
+		err = statusCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -35,6 +35,8 @@ type Server struct {
 	metrics   http.Handler
 	log       *slog.Logger
 	mux       *http.ServeMux
+	// environments counts environments by state, for the status page.
+	environments func() map[string]int
 }
 
 // New builds the handler tree.
@@ -63,6 +65,7 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, account Account,
 	s.mux.HandleFunc("DELETE "+eic, s.deleteEventInvokeConfig)
 	s.mux.HandleFunc("GET "+eic+"/list", s.listEventInvokeConfigs)
 	s.mux.HandleFunc("GET /icebox/v1/functions/{name}/code", s.downloadCode)
+	s.mux.HandleFunc("GET /icebox/v1/status", s.status)
 	if metrics != nil {
 		s.mux.Handle("GET /metrics", metrics)
 	}
@@ -79,6 +82,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// Status is what `icebox status` shows.
+type Status struct {
+	Environments map[string]int     `json:"environments"`
+	Concurrent   int                `json:"concurrentExecutions"`
+	Unreserved   int                `json:"unreservedConcurrentExecutions"`
+	QueueDepth   map[string]float64 `json:"asyncQueueDepth"`
+}
+
+// SetEnvironments tells the status page how to count environments by state.
+func (s *Server) SetEnvironments(count func() map[string]int) { s.environments = count }
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	u := s.account.Usage()
+	st := Status{Concurrent: u.Concurrent, Unreserved: u.Unreserved, QueueDepth: s.invoker.QueueDepth(r.Context())}
+	if s.environments != nil {
+		st.Environments = s.environments()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -215,6 +215,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 	d.invoker = iv
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.Functions, iv, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
+	handler.SetEnvironments(d.pool.Counts)
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}

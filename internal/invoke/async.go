@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,9 +43,12 @@ func (c *AsyncConfig) setDefaults() {
 }
 
 const (
-	eventStream  = "EVENTS"
-	eventSubject = "icebox.events"
-	dispatcher   = "dispatcher"
+	eventStream = "EVENTS"
+	// Events go to icebox.events.<function>: names are valid subject
+	// tokens, and per-subject counts give each function's queue depth.
+	eventSubjects = "icebox.events.>"
+	eventPrefix   = "icebox.events."
+	dispatcher    = "dispatcher"
 
 	hdrRequestID = "Icebox-Request-Id"
 	hdrFunction  = "Icebox-Function"
@@ -84,7 +88,7 @@ func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg A
 	cfg.setDefaults()
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:      eventStream,
-		Subjects:  []string{eventSubject},
+		Subjects:  []string{eventSubjects},
 		Retention: jetstream.WorkQueuePolicy,
 		Storage:   jetstream.FileStorage,
 	}); err != nil {
@@ -114,7 +118,35 @@ func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg A
 		return fmt.Errorf("consume events: %w", err)
 	}
 	iv.async = q
+	iv.metrics.WatchQueue(func() map[string]float64 { return q.depth(context.Background()) })
 	return nil
+}
+
+// depth counts queued events per function (waiting, retrying or running).
+func (q *queue) depth(ctx context.Context) map[string]float64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := q.js.Stream(ctx, eventStream)
+	if err != nil {
+		return nil
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(eventSubjects))
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]float64, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, eventPrefix)] = float64(n)
+	}
+	return out
+}
+
+// QueueDepth reports queued asynchronous events per function.
+func (iv *Invoker) QueueDepth(ctx context.Context) map[string]float64 {
+	if iv.async == nil {
+		return nil
+	}
+	return iv.async.depth(ctx)
 }
 
 // StopAsync stops taking events and waits (until ctx ends) for those in
@@ -137,7 +169,7 @@ func (iv *Invoker) StopAsync(ctx context.Context) {
 // enqueue stores an event durably: it returns only once JetStream has
 // acknowledged the write.
 func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
-	msg := nats.NewMsg(eventSubject)
+	msg := nats.NewMsg(eventPrefix + e.function)
 	msg.Data = payload
 	msg.Header.Set(hdrRequestID, e.requestID)
 	msg.Header.Set(hdrFunction, e.function)

@@ -72,6 +72,23 @@ func (m *Metrics) WatchAccount(usage func() (concurrent, unreserved float64)) {
 	)
 }
 
+// WatchQueue exports icebox_async_queue_depth{function}, read from depth
+// on every scrape.
+func (m *Metrics) WatchQueue(depth func() map[string]float64) {
+	m.Registry.MustRegister(&queueCollector{depth: depth})
+}
+
+var queueDesc = prometheus.NewDesc("icebox_async_queue_depth", "Asynchronous events queued per function (waiting, retrying or running).", []string{"function"}, nil)
+
+type queueCollector struct{ depth func() map[string]float64 }
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for fn, n := range c.depth() {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, n, fn)
+	}
+}
+
 // Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})

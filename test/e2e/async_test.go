@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,17 @@ func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a throttled attempt", 10*time.Second, func() bool { return metric(t, s, `icebox_throttles_total{function="held"}`, "") >= 1 })
+	if got := metric(t, s, `icebox_async_queue_depth{function="held"}`, ""); got != 1 {
+		t.Errorf("queue depth = %v, want 1", got)
+	}
+	var st struct{ AsyncQueueDepth map[string]float64 }
+	if resp, err := http.Get(s.url + "/icebox/v1/status"); err == nil {
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+	}
+	if st.AsyncQueueDepth["held"] != 1 {
+		t.Errorf("status queue depth = %v", st.AsyncQueueDepth)
+	}
 	// The queue is durable: a restart keeps the event.
 	s.restart()
 	if _, err := s.client.DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String("held")}); err != nil {
@@ -170,6 +182,7 @@ func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
 	if ev := events(t, s, "held", 1)[0]; string(ev) != `{"data":"kept"}` {
 		t.Errorf("event after restart = %s", ev)
 	}
+	waitFor(t, "the queue to drain", 5*time.Second, func() bool { return metric(t, s, `icebox_async_queue_depth{function="held"}`, "") <= 0 })
 }
 
 func TestAsyncLimitsAndConfigAPI(t *testing.T) {
