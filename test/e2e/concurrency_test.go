@@ -173,3 +173,22 @@ func TestScalingRate(t *testing.T) {
 		t.Errorf("warm calls throttled: %d", len(th))
 	}
 }
+
+// TestNoLeakedSlots: every way a call can end gives its concurrency back.
+func TestNoLeakedSlots(t *testing.T) {
+	s := startServer(t, func(c *daemon.Config) { c.AccountConcurrency = 3 })
+	s.create("leak", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
+	s.call("leak", map[string]any{})
+	s.callFail("leak", map[string]any{"action": "fail"})
+	s.callFail("leak", map[string]any{"action": "exit", "code": 2})
+	s.callFail("leak", map[string]any{"action": "sleep", "ms": 5000})
+	parallel(t, s, "leak", 5, 300) // some throttled
+	for _, m := range []string{"icebox_account_concurrent_executions", "icebox_unreserved_concurrent_executions", `icebox_concurrent_executions{function="leak"}`} {
+		if got := metric(t, s, m, ""); got != 0 {
+			t.Errorf("%s = %v after every call ended", m, got)
+		}
+	}
+	if th := parallel(t, s, "leak", 3, 100); len(th) != 0 {
+		t.Errorf("%d of 3 calls throttled under a limit of 3 after earlier calls ended", len(th))
+	}
+}
