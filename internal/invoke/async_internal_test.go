@@ -1,0 +1,141 @@
+package invoke
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"icebox/internal/engine/enginetest"
+	"icebox/internal/errdefs"
+	"icebox/internal/metrics"
+	"icebox/internal/model"
+)
+
+type mapCatalog map[string]model.Function
+
+func (c mapCatalog) Get(name string) (model.Function, error) {
+	if fn, ok := c[name]; ok {
+		return fn, nil
+	}
+	return model.Function{}, fmt.Errorf("function %s: %w", name, errdefs.ErrNotFound)
+}
+
+type admitAll struct{}
+
+func (admitAll) Admit(*model.Function) (func(), error) { return func() {}, nil }
+
+type ran struct {
+	function string
+	payload  []byte
+}
+
+type recordingRunner struct {
+	mu   sync.Mutex
+	runs []ran
+}
+
+func (r *recordingRunner) Invoke(_ context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = append(r.runs, ran{fn.Name, append([]byte(nil), inv.Payload...)})
+	return model.Result{RequestID: inv.RequestID, Payload: []byte(`{}`)}, nil
+}
+
+func (r *recordingRunner) wait(t *testing.T, n int) []ran {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		got := append([]ran(nil), r.runs...)
+		r.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startQueue(t *testing.T, cat mapCatalog) (*Invoker, *recordingRunner, *metrics.Metrics) {
+	t.Helper()
+	e := enginetest.Embedded(t)
+	run := &recordingRunner{}
+	m := metrics.New(nil)
+	iv := New(Config{Region: "us-east-1", AccountID: "000000000000"}, cat, admitAll{}, run, m)
+	if err := iv.StartAsync(context.Background(), e.JetStream(), AsyncConfig{AckWait: 2 * time.Second}, enginetest.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iv.StopAsync(context.Background()) })
+	return iv, run, m
+}
+
+// An event older than MaximumEventAgeInSeconds is not run: its record goes
+// to the OnFailure destination with condition EventAgeExceeded.
+func TestEventAgeExceeded(t *testing.T) {
+	age := 60
+	src := model.Function{Name: "src", EventInvoke: &model.EventInvokeConfig{
+		MaximumEventAgeInSeconds: &age, OnFailure: "arn:aws:lambda:us-east-1:000000000000:function:dst"}}
+	iv, run, m := startQueue(t, mapCatalog{"src": src, "dst": {Name: "dst"}})
+	old := event{requestID: "r-1", function: "src", received: time.Now().Add(-2 * time.Minute)}
+	if err := iv.async.enqueue(context.Background(), old, []byte(`{"k":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	runs := run.wait(t, 1)
+	if len(runs) != 1 || runs[0].function != "dst" {
+		t.Fatalf("runs = %+v; want only the destination", runs)
+	}
+	var rec struct {
+		RequestContext struct {
+			RequestID              string
+			Condition              string
+			ApproximateInvokeCount int
+		} `json:"requestContext"`
+		RequestPayload  json.RawMessage `json:"requestPayload"`
+		ResponseContext *struct{}       `json:"responseContext"`
+	}
+	if err := json.Unmarshal(runs[0].payload, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.RequestContext.Condition != "EventAgeExceeded" || rec.RequestContext.RequestID != "r-1" ||
+		rec.RequestContext.ApproximateInvokeCount != 0 || string(rec.RequestPayload) != `{"k":1}` || rec.ResponseContext != nil {
+		t.Errorf("record = %s", runs[0].payload)
+	}
+	// Both the expired event and the destination's event had their age observed.
+	if n := testutil.CollectAndCount(m.AsyncEventAge); n != 2 {
+		t.Errorf("event age observed for %d functions, want 2", n)
+	}
+}
+
+// Events of a deleted function are dropped and counted.
+func TestEventOfDeletedFunctionDropped(t *testing.T) {
+	iv, run, m := startQueue(t, mapCatalog{})
+	if err := iv.async.enqueue(context.Background(), event{requestID: "r-2", function: "gone", received: time.Now()}, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.AsyncDropped.WithLabelValues("gone")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("event of a deleted function not counted as dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if runs := run.wait(t, 0); len(runs) != 0 {
+		t.Errorf("runs = %+v", runs)
+	}
+}
+
+func TestThrottleBackoff(t *testing.T) {
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	for i, w := range want {
+		if got := throttleBackoff(uint64(i + 1)); got != w {
+			t.Errorf("backoff after %d deliveries = %v, want %v", i+1, got, w)
+		}
+	}
+	if got := throttleBackoff(100); got != 5*time.Minute {
+		t.Errorf("backoff cap = %v", got)
+	}
+}
