@@ -26,6 +26,7 @@ import (
 	"icebox/internal/pool"
 	sblinux "icebox/internal/sandbox/linux"
 	"icebox/internal/store"
+	"icebox/runtimes"
 )
 
 // Config is everything `icebox serve` can be told.
@@ -178,15 +179,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
+	runtimeDir := filepath.Join(cfg.DataDir, "runtime")
+	if err := runtimes.Extract(runtimeDir); err != nil {
+		return nil, fmt.Errorf("runtime clients: %w", err)
+	}
 	counter, err := admission.New(admission.Config{AccountLimit: cfg.AccountConcurrency, UnreservedMin: cfg.UnreservedMin})
 	if err != nil {
 		return nil, err
 	}
-	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), SupportedRuntime: pool.SupportedRuntime, Reservations: counter}, d.catalog, code, log); err != nil {
+	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), CheckRuntime: pool.CheckRuntime, Reservations: counter}, d.catalog, code, log); err != nil {
 		return nil, err
 	}
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
-		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate},
+		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, RuntimeDir: runtimeDir},
 		d.sandboxes, d.Functions, logSink{d.logs}, m, log); err != nil {
 		return nil, err
 	}

@@ -24,8 +24,9 @@ import (
 type Config struct {
 	// CodeDir caches unpacked code, one directory per CodeSha256.
 	CodeDir string
-	// SupportedRuntime reports whether the host can run a runtime id.
-	SupportedRuntime func(id string) bool
+	// CheckRuntime says whether the host can run a runtime id, and if not
+	// what is missing (an error wrapping errdefs.ErrInvalid).
+	CheckRuntime func(id string) error
 	// Reservations checks a reserved concurrency against the account's
 	// unreserved minimum.
 	Reservations interface {
@@ -47,8 +48,8 @@ type Service struct {
 
 // New makes the service.
 func New(cfg Config, c *store.Catalog, code *store.CodeStore, log *slog.Logger) (*Service, error) {
-	if cfg.CodeDir == "" || cfg.SupportedRuntime == nil || cfg.Reservations == nil {
-		return nil, errors.New("functions: CodeDir, SupportedRuntime and Reservations are required")
+	if cfg.CodeDir == "" || cfg.CheckRuntime == nil || cfg.Reservations == nil {
+		return nil, errors.New("functions: CodeDir, CheckRuntime and Reservations are required")
 	}
 	// The unpacked code is only a cache of the engine's object store. A crash
 	// can leave half-written or temporary directories in it, so it starts empty.
@@ -71,8 +72,8 @@ func (s *Service) validate(fn *model.Function) error {
 	if fn.Runtime == "" || fn.Handler == "" {
 		return fmt.Errorf("Runtime and Handler are mandatory parameters for functions created with deployment packages.: %w", errdefs.ErrInvalid)
 	}
-	if !s.cfg.SupportedRuntime(fn.Runtime) {
-		return fmt.Errorf("The runtime parameter of %s is not supported by this icebox host (supported: provided.al2023, provided.al2): %w", fn.Runtime, errdefs.ErrInvalid)
+	if err := s.cfg.CheckRuntime(fn.Runtime); err != nil {
+		return err
 	}
 	return fn.Validate()
 }

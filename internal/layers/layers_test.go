@@ -19,6 +19,7 @@ var rank = map[string]int{
 	"icebox/internal/store/codezip": 2,
 	"icebox/internal/metrics":       2,
 	"icebox/internal/admission":     2,
+	"icebox/runtimes":               2,
 	"icebox/internal/runtimeapi":    2,
 	"icebox/internal/store":         3,
 	"icebox/internal/sandbox/linux": 3,

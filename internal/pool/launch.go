@@ -10,24 +10,41 @@ import (
 	"time"
 
 	"icebox/internal/model"
+	"icebox/runtimes"
 )
 
-// Runtime ids icebox runs. The managed-runtime issue adds interpreters.
+// OS-only runtimes: the function brings its own bootstrap.
 var providedRuntimes = map[string]bool{"provided.al2023": true, "provided.al2": true, "provided": true}
 
-// SupportedRuntime reports whether icebox can run functions of this runtime id.
-func SupportedRuntime(id string) bool { return providedRuntimes[id] }
+// CheckRuntime says whether this host can run functions of a runtime id,
+// and if not, what is missing.
+func CheckRuntime(id string) error {
+	if providedRuntimes[id] {
+		return nil
+	}
+	_, err := runtimes.Lookup(id)
+	return err
+}
 
 // bootstrapPaths are where a provided runtime's entry point may be, in order.
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 
-// entrypoint finds the runtime's argv for fn with code in codeDir. A missing
-// bootstrap is a function error (Runtime.InvalidEntrypoint), reported as msg.
-func entrypoint(fn *model.Function, codeDir string) (args []string, msg string) {
-	if fi, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err == nil && !fi.IsDir() {
-		return []string{bootstrapPaths[0]}, ""
+// entrypoint finds the runtime's argv for fn with code in codeDir, and the
+// runtime client directory to mount at /var/runtime (managed runtimes). A
+// missing bootstrap is a function error (Runtime.InvalidEntrypoint),
+// reported as msg.
+func (p *Pool) entrypoint(fn *model.Function, codeDir string) (args []string, runtimeDir, msg string, err error) {
+	if !providedRuntimes[fn.Runtime] {
+		rt, err := runtimes.Lookup(fn.Runtime)
+		if err != nil {
+			return nil, "", "", err
+		}
+		return rt.Command(fn.Handler, fn.MemorySize), filepath.Join(p.cfg.RuntimeDir, rt.Family), "", nil
 	}
-	return nil, fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths)
+	if fi, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err == nil && !fi.IsDir() {
+		return []string{bootstrapPaths[0]}, "", "", nil
+	}
+	return nil, "", fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths), nil
 }
 
 // envVars builds the runtime's environment: Lambda's variables plus the

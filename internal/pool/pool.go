@@ -36,6 +36,8 @@ type Config struct {
 	// (Lambda: 1,000 per 10 s). Defaults 1000 and 100.
 	ScaleBurst int
 	ScaleRate  float64
+	// RuntimeDir holds the managed runtimes' clients (runtimes.Extract).
+	RuntimeDir string
 }
 
 func (c *Config) setDefaults() {
@@ -257,7 +259,10 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	args, msg := entrypoint(fn, codeDir)
+	args, runtimeDir, msg, err := p.entrypoint(fn, codeDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	if msg != "" {
 		return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, msg)), nil
 	}
@@ -283,12 +288,13 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.InitTimeout)
 	defer cancel()
 	e.sb, err = p.factory.Create(cctx, sandbox.Spec{
-		ID:       id,
-		CodeDir:  codeDir,
-		MemoryMB: fn.MemorySize,
-		TmpMB:    fn.EphemeralStorage,
-		Args:     args,
-		Env:      envVars(fn, p.cfg.Region, e.logStream, newCredentials()),
+		ID:         id,
+		CodeDir:    codeDir,
+		RuntimeDir: runtimeDir,
+		MemoryMB:   fn.MemorySize,
+		TmpMB:      fn.EphemeralStorage,
+		Args:       args,
+		Env:        envVars(fn, p.cfg.Region, e.logStream, newCredentials()),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
