@@ -55,6 +55,31 @@ func Lookup(id string) (Runtime, error) {
 	return r, nil
 }
 
+// Status says whether one runtime id can run on this host, and if not why.
+type Status struct {
+	ID        string
+	Available bool
+	Why       string
+}
+
+// Statuses lists every runtime id icebox knows with its availability here;
+// the OS-only runtimes come first.
+func Statuses() []Status {
+	out := []Status{
+		{ID: "provided.al2023", Available: true, Why: "the function's own bootstrap"},
+		{ID: "provided.al2", Available: true, Why: "the function's own bootstrap"},
+	}
+	for _, id := range IDs() {
+		r := registry[id]
+		if _, err := os.Stat(r.Interpreter); err != nil {
+			out = append(out, Status{ID: id, Why: r.Interpreter + " is missing"})
+		} else {
+			out = append(out, Status{ID: id, Available: true, Why: r.Interpreter})
+		}
+	}
+	return out
+}
+
 // IDs lists the managed runtime ids icebox knows, sorted.
 func IDs() []string {
 	out := make([]string, 0, len(registry))

@@ -18,6 +18,7 @@ usage:
   icebox run --code DIR|ZIP       serve one function like AWS's runtime interface emulator
   icebox logs NAME [--follow]     print a function's logs
   icebox status                   environments, concurrency and queued events of a running server
+  icebox runtimes                 which runtime ids this host can run, and why others can't
 `
 
 func main() {
@@ -48,6 +49,8 @@ func main() {
 		err = logsCmd(os.Args[2:])
 	case "status":
 		err = statusCmd(os.Args[2:])
+	case "runtimes":
+		err = runtimesCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
