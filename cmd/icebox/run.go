@@ -43,15 +43,16 @@ func run(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	cfg := daemon.Config{Listen: *listen, DataDir: dir}
-	return runDaemon(cfg, func(d *daemon.Daemon) error {
+	cfg.BeforeServe = func(d *daemon.Daemon) error {
 		_, err := d.Functions.Create(context.Background(), model.Function{
 			Name: "function", Runtime: *runtime, Handler: *handler, MemorySize: *memory, Timeout: *timeout,
 			Role: "arn:aws:iam::000000000000:role/icebox-run",
 		}, zipped)
-		if err == nil {
-			fmt.Fprintf(os.Stderr, "invoke with: curl -d '{}' http://%s/2015-03-31/functions/function/invocations\n", d.Addr())
-		}
 		return err
+	}
+	return runDaemon(cfg, func(d *daemon.Daemon) error {
+		fmt.Fprintf(os.Stderr, "invoke with: curl -d '{}' http://%s/2015-03-31/functions/function/invocations\n", d.Addr())
+		return nil
 	})
 }
 

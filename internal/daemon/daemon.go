@@ -60,6 +60,10 @@ type Config struct {
 	// AsyncAckWait is how long an in-progress event may go silent before it
 	// is redelivered (after a crash). Default 30s.
 	AsyncAckWait time.Duration
+	// BeforeServe, when set, runs after the listener is open but before the
+	// first request is served (`icebox run` creates its function there, so
+	// no caller ever sees it missing).
+	BeforeServe func(*Daemon) error
 }
 
 // DefaultDataDir is a per-user data directory.
@@ -225,6 +229,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	if cfg.BeforeServe != nil {
+		if err := cfg.BeforeServe(d); err != nil {
+			return nil, err
+		}
+	}
 	go func() { d.served <- d.http.Serve(d.listener) }()
 	log.Info("icebox serving", "listen", d.listener.Addr().String(), "data_dir", cfg.DataDir,
 		"engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""], "cgroup", d.sandboxes.CgroupVersion())
