@@ -85,7 +85,7 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	merge := r.Method == http.MethodPost
 	if merge && fn.EventInvoke == nil {
-		s.fail(w, r, fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound))
+		s.fail(w, r, s.noEventInvokeConfig(fn.Name))
 		return
 	}
 	var onSuccess, onFailure *string
@@ -133,6 +133,11 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.eventInvokeOutput(updated))
 }
 
+// noEventInvokeConfig is Lambda's 404 for a function without one.
+func (s *Server) noEventInvokeConfig(name string) error {
+	return fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, name), errdefs.ErrNotFound)
+}
+
 func deref(p *string) string {
 	if p == nil {
 		return ""
@@ -143,7 +148,7 @@ func deref(p *string) string {
 func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	fn, err := s.lookup(r)
 	if err == nil && fn.EventInvoke == nil {
-		err = fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound)
+		err = s.noEventInvokeConfig(fn.Name)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -168,7 +173,7 @@ func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) 
 func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	fn, err := s.lookup(r)
 	if err == nil && fn.EventInvoke == nil {
-		err = fmt.Errorf("The function %s doesn't have an EventInvokeConfig: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), errdefs.ErrNotFound)
+		err = s.noEventInvokeConfig(fn.Name)
 	}
 	if err == nil {
 		_, err = s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) { f.EventInvoke = nil })
