@@ -76,10 +76,12 @@ type queue struct {
 	js   jetstream.JetStream
 	log  *slog.Logger
 	sem  chan struct{}
-	cc   jetstream.ConsumeContext
 	wg   sync.WaitGroup
 	ctx  context.Context
 	stop context.CancelFunc
+	// noPull ends pull; pulled is closed once it has returned.
+	noPull context.CancelFunc
+	pulled chan struct{}
 }
 
 // StartAsync opens the event stream and starts dispatching. Events accepted
@@ -95,31 +97,63 @@ func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg A
 		return fmt.Errorf("event stream: %w", err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, eventStream, jetstream.ConsumerConfig{
-		Durable:       dispatcher,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxAckPending: cfg.MaxInFlight * 4,
+		Durable:   dispatcher,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   cfg.AckWait,
+		// An event waiting out a throttle backoff or a retry delay stays
+		// pending (nakked with a delay). A bound here would let one
+		// throttled function's backlog hold up every other function's
+		// events; MaxInFlight bounds what runs at once.
+		MaxAckPending: -1,
 		MaxDeliver:    -1,
 	})
 	if err != nil {
 		return fmt.Errorf("event consumer: %w", err)
 	}
-	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight)}
+	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight), pulled: make(chan struct{})}
 	q.ctx, q.stop = context.WithCancel(context.Background())
-	q.cc, err = cons.Consume(func(msg jetstream.Msg) {
-		q.sem <- struct{}{}
+	pullCtx, noPull := context.WithCancel(context.Background())
+	q.noPull = noPull
+	go q.pull(pullCtx, cons)
+	iv.async = q
+	iv.metrics.WatchQueue(func() map[string]float64 { return q.depth(context.Background()) })
+	return nil
+}
+
+// pull takes events one at a time, and only once a slot is free. An event
+// JetStream has handed over is thus always being worked on and kept alive:
+// one left waiting in a client-side buffer past AckWait would be delivered,
+// and run, a second time.
+func (q *queue) pull(ctx context.Context, cons jetstream.Consumer) {
+	defer close(q.pulled)
+	for {
+		select {
+		case q.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			<-q.sem
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, nats.ErrTimeout) {
+				q.log.Warn("taking events from the queue", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return
+				}
+			}
+			continue
+		}
 		q.wg.Add(1)
 		go func() {
 			defer func() { <-q.sem; q.wg.Done() }()
 			q.handle(msg)
 		}()
-	}, jetstream.PullMaxMessages(cfg.MaxInFlight))
-	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
 	}
-	iv.async = q
-	iv.metrics.WatchQueue(func() map[string]float64 { return q.depth(context.Background()) })
-	return nil
 }
 
 // depth counts queued events per function (waiting, retrying or running).
@@ -156,7 +190,9 @@ func (iv *Invoker) StopAsync(ctx context.Context) {
 	if q == nil {
 		return
 	}
-	q.cc.Stop()
+	// Once pull has returned nothing calls wg.Add: Wait below is sound.
+	q.noPull()
+	<-q.pulled
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {
