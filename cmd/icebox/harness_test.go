@@ -309,12 +309,24 @@ func (s *server) create(t *testing.T, name string) { s.createFrom(t, name, build
 
 func (s *server) createFrom(t *testing.T, name string, zipFile []byte) {
 	t.Helper()
+	s.createWithEnv(t, name, zipFile, nil)
+}
+
+// createWithEnv makes a function from zipFile with env as its environment
+// variables.
+func (s *server) createWithEnv(t *testing.T, name string, zipFile []byte, env map[string]string) {
+	t.Helper()
+	type environment struct{ Variables map[string]string }
 	req := struct {
 		FunctionName, Runtime, Handler, Role string
 		Timeout                              int
 		Code                                 struct{ ZipFile []byte }
+		Environment                          *environment `json:",omitempty"`
 	}{FunctionName: name, Runtime: "provided.al2023", Handler: "bootstrap", Role: "arn:aws:iam::000000000000:role/x", Timeout: 30}
 	req.Code.ZipFile = zipFile
+	if env != nil {
+		req.Environment = &environment{Variables: env}
+	}
 	body, _ := json.Marshal(req)
 	code, out, _ := post(t, s.url+"/2015-03-31/functions", "application/json", string(body))
 	if code != http.StatusCreated {

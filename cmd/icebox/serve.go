@@ -39,8 +39,33 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 		}
 		return nil
 	})
+	// Hidden: how long an event a crashed daemon left in progress waits
+	// before it is redelivered (default 30s). Only tests that kill the
+	// daemon need it shorter; it is not a knob users should reach for.
+	fs.Func(hiddenAckWait, "", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("bad duration %q", v)
+		}
+		cfg.AsyncAckWait = d
+		return nil
+	})
+	fs.Usage = func() {
+		// PrintDefaults of a copy that lacks the hidden flags.
+		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name != hiddenAckWait {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.SetOutput(fs.Output())
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		shown.PrintDefaults()
+	}
 	return cfg
 }
+
+const hiddenAckWait = "async-ack-wait"
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
