@@ -64,6 +64,9 @@ type event struct {
 	received  time.Time
 	attempts  int
 	notBefore time.Time
+	// origin tells a destination or dead-letter delivery apart from the
+	// event it came from, in the publish's de-duplication id only.
+	origin string
 }
 
 // queue is the durable event queue (a JetStream work-queue stream) and its
@@ -215,7 +218,7 @@ func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
 		msg.Header.Set(hdrNotBefore, strconv.FormatInt(e.notBefore.UnixMilli(), 10))
 	}
 	// The message id makes a repeated publish of the same step harmless.
-	id := e.requestID + "/" + e.function + "/" + strconv.Itoa(e.attempts)
+	id := e.requestID + "/" + e.function + "/" + strconv.Itoa(e.attempts) + "/" + e.origin
 	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("queue event: %v: %w", err, errdefs.ErrUnavailable)
 	}
@@ -351,7 +354,7 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 	}
 	delivered := false
 	if dest != "" {
-		if err := q.deliver(dest, e, q.record(fn, e, condition, msg.Data(), res)); err != nil {
+		if err := q.deliver(dest, "destination", e, q.record(fn, e, condition, msg.Data(), res)); err != nil {
 			q.log.Warn("destination delivery failed", "function", fn.Name, "destination", dest, "err", err)
 			q.iv.metrics.DestinationFailures.WithLabelValues(fn.Name).Inc()
 			if errors.Is(err, errdefs.ErrUnavailable) {
@@ -363,7 +366,7 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 		}
 	}
 	if !success && fn.DeadLetterTarget != "" {
-		if err := q.deliver(fn.DeadLetterTarget, e, msg.Data()); err != nil {
+		if err := q.deliver(fn.DeadLetterTarget, "dead-letter", e, msg.Data()); err != nil {
 			q.log.Warn("dead-letter delivery failed", "function", fn.Name, "target", fn.DeadLetterTarget, "err", err)
 			q.iv.metrics.DeadLetterErrors.WithLabelValues(fn.Name).Inc()
 			if errors.Is(err, errdefs.ErrUnavailable) {
@@ -383,7 +386,7 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 
 // deliver queues payload as an asynchronous invocation of the function a
 // destination ARN names.
-func (q *queue) deliver(arn string, from event, payload []byte) error {
+func (q *queue) deliver(arn, origin string, from event, payload []byte) error {
 	name, _, err := ParseFunctionRef(arn, q.iv.cfg.Region, q.iv.cfg.AccountID)
 	if err != nil {
 		return err
@@ -391,7 +394,7 @@ func (q *queue) deliver(arn string, from event, payload []byte) error {
 	if _, err := q.iv.catalog.Get(name); err != nil {
 		return err
 	}
-	if err := q.enqueue(q.ctx, event{requestID: from.requestID, function: name, received: time.Now(), attempts: 0}, payload); err != nil {
+	if err := q.enqueue(q.ctx, event{requestID: from.requestID, function: name, received: time.Now(), origin: origin}, payload); err != nil {
 		return err
 	}
 	q.iv.metrics.AsyncReceived.WithLabelValues(name).Inc()

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"net/http"
 	"regexp"
 	"runtime"
@@ -60,7 +63,7 @@ func TestMetrics(t *testing.T) {
 // store buffers must not grow the daemon's memory with it.
 func TestLogFloodIsBounded(t *testing.T) {
 	s := startServer(t)
-	s.create("flood")
+	s.create("flood", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(60) })
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
