@@ -1,0 +1,2 @@
+def total(items):
+    return sum(i["price"] * i.get("qty", 1) for i in items)
