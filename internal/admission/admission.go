@@ -73,9 +73,12 @@ func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := fn.Name
-	r, hasReservation := c.reserved[name]
-	if fn.ReservedConcurrency != nil {
-		r, hasReservation = *fn.ReservedConcurrency, true
+	// The caller's copy of the function is authoritative for its own
+	// reservation; the map (fed by the catalog watch, possibly a moment
+	// behind) only sizes the unreserved pool.
+	r, hasReservation := 0, fn.ReservedConcurrency != nil
+	if hasReservation {
+		r = *fn.ReservedConcurrency
 	}
 	if hasReservation {
 		if c.busy[name] >= r {

@@ -77,6 +77,11 @@ func TestReservations(t *testing.T) {
 	if err := c.CheckReservation("r", -1); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("negative reservation: %v", err)
 	}
+	// The function's own copy decides, even before the catalog watch has
+	// told the counter that its reservation was removed.
+	if _, err := c.Admit(&model.Function{Name: "z"}); err != nil && reason(err) == errdefs.ReasonReservedConcurrentLimit {
+		t.Errorf("removed reservation still applied: %v", err)
+	}
 }
 
 func TestConcurrentAdmitsNeverExceed(t *testing.T) {
