@@ -126,6 +126,10 @@ func New(cfg Config, f sandbox.Factory, code CodeSource, logs LogSink, m *metric
 // Invoke runs inv on an environment of fn. Function failures are in the
 // Result; an error means icebox could not run the call.
 func (p *Pool) Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
+	return p.invoke(ctx, fn, inv, false)
+}
+
+func (p *Pool) invoke(ctx context.Context, fn model.Function, inv *model.Invocation, retried bool) (model.Result, error) {
 	start := time.Now()
 	e, failure, err := p.acquire(ctx, &fn, inv.RequestID)
 	if err != nil {
@@ -152,6 +156,13 @@ func (p *Pool) Invoke(ctx context.Context, fn model.Function, inv *model.Invocat
 	runCtx, cancel := context.WithDeadline(e.exited, inv.Deadline)
 	resp, err := e.api.Invoke(runCtx, inv)
 	cancel()
+	if !cold && !retried && errors.Is(err, runtimeapi.ErrNotTaken) && e.exited.Err() != nil {
+		// A warm runtime that died between calls (it exited right after
+		// answering the last one) never saw this event: Lambda would have
+		// started a fresh environment, so do that, once.
+		p.destroy(e)
+		return p.invoke(ctx, fn, inv, true)
+	}
 	res.Duration = time.Since(runStart)
 	reuse := true
 	switch {

@@ -410,3 +410,32 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A warm runtime that exits right after answering (as Node does after an
+// uncaught error) must not take the next call down with it.
+func TestRuntimeDyingBetweenCallsIsReplaced(t *testing.T) {
+	answerThenExit := func(ctx context.Context, base string, sb *fakeSandbox) {
+		resp, err := http.Get(base + "/runtime/invocation/next")
+		if err != nil {
+			return
+		}
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		resp.Body.Close()
+		r, err := http.Post(base+"/runtime/invocation/"+id+"/response", "application/json", strings.NewReader(`"once"`))
+		if err == nil {
+			r.Body.Close()
+		}
+		time.Sleep(50 * time.Millisecond)
+		sb.end(sandbox.ExitStatus{Code: 128})
+	}
+	p, f := newPool(t, Config{}, always(answerThenExit))
+	fn := function("f")
+	for i := 0; i < 2; i++ {
+		if r := invoke(t, p, fn, `{}`); r.FunctionError != "" || string(r.Payload) != `"once"` {
+			t.Fatalf("call %d: %s %s", i, r.FunctionError, r.Payload)
+		}
+	}
+	if f.count() != 2 {
+		t.Errorf("%d sandboxes; want the second call on a fresh one", f.count())
+	}
+}

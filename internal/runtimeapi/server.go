@@ -36,6 +36,10 @@ type Response struct {
 	ErrorType string
 }
 
+// ErrNotTaken means Invoke gave up before the runtime had taken the event:
+// the function never saw it, so it may safely run elsewhere.
+var ErrNotTaken = errors.New("the runtime never took the event")
+
 // ErrResponseTooLarge is the error type Lambda reports for an oversized response.
 const ErrResponseTooLarge = "Function.ResponseSizeTooLarge"
 
@@ -112,6 +116,15 @@ func (s *Server) Invoke(ctx context.Context, inv *model.Invocation) (Response, e
 	case r := <-c.result:
 		return r, nil
 	case <-ctx.Done():
+		s.mu.Lock()
+		untaken := s.pending == c
+		if untaken {
+			s.pending = nil
+		}
+		s.mu.Unlock()
+		if untaken {
+			return Response{}, fmt.Errorf("%w: %w", ErrNotTaken, ctx.Err())
+		}
 		return Response{}, ctx.Err()
 	case <-s.done:
 		// An answer that raced with Close still counts.
