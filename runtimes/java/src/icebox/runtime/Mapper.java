@@ -2,13 +2,12 @@ package icebox.runtime;
 
 import java.lang.reflect.Array;
 import java.lang.reflect.Constructor;
-import java.lang.reflect.Field;
 import java.lang.reflect.GenericArrayType;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.lang.reflect.RecordComponent;
-import java.lang.reflect.Type;
+import java.lang.reflect.TypeVariable;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayDeque;
@@ -428,7 +427,7 @@ final class Mapper {
         }
         @SuppressWarnings("unchecked")
         Map<String, Object> m = (Map<String, Object>) v;
-        Bean b = BEANS.get(c);
+        Bean b = Bean.of(c);
         if (b.components != null) {
             return record(m, r, c, b);
         }
@@ -446,9 +445,9 @@ final class Mapper {
         } catch (ReflectiveOperationException e) {
             throw new MappingException("Cannot construct instance of `" + c.getName() + "`", e);
         }
-        Map<java.lang.reflect.TypeVariable<?>, Types> env = null;
+        Map<TypeVariable<?>, Types> env = null;
         for (Map.Entry<String, Object> e : m.entrySet()) {
-            Setter s = b.setters.get(e.getKey());
+            Bean.Setter s = b.setters.get(e.getKey());
             if (s == null) {
                 continue; // unknown properties are ignored
             }
@@ -474,7 +473,7 @@ final class Mapper {
 
     private static Object record(Map<String, Object> m, Types r, Class<?> c, Bean b) {
         Object[] args = new Object[b.components.length];
-        Map<java.lang.reflect.TypeVariable<?>, Types> env = Types.hierarchy(r);
+        Map<TypeVariable<?>, Types> env = Types.hierarchy(r);
         for (int i = 0; i < args.length; i++) {
             RecordComponent rc = b.components[i];
             args[i] = fromJson(m.get(rc.getName()), new Types(rc.getGenericType(), env));
@@ -606,10 +605,10 @@ final class Mapper {
     }
 
     private static void writeBean(Object o, StringBuilder sb, int depth) {
-        Bean b = BEANS.get(o.getClass());
+        Bean b = Bean.of(o.getClass());
         sb.append('{');
         boolean first = true;
-        for (Getter g : b.getters) {
+        for (Bean.Getter g : b.getters) {
             Object val = g.get(o);
             if (val == null) {
                 continue; // null properties are left out
@@ -623,197 +622,5 @@ final class Mapper {
             write(val, sb, depth + 1);
         }
         sb.append('}');
-    }
-
-    // ------------------------------------------------------- bean introspection
-
-    private static final ClassValue<Bean> BEANS = new ClassValue<Bean>() {
-        @Override
-        protected Bean computeValue(Class<?> c) {
-            return new Bean(c);
-        }
-    };
-
-    /** How one class is read and written; built once per class. */
-    private static final class Bean {
-        final Class<?> c;
-        final Constructor<?> ctor; // zero-argument, or canonical for records; null if none
-        final RecordComponent[] components; // non-null for records
-        final Map<String, Setter> setters = new LinkedHashMap<>();
-        final List<Getter> getters = new ArrayList<>();
-        private volatile Map<java.lang.reflect.TypeVariable<?>, Types> env;
-
-        Bean(Class<?> c) {
-            this.c = c;
-            if (c.isRecord()) {
-                components = c.getRecordComponents();
-                Class<?>[] types = new Class<?>[components.length];
-                for (int i = 0; i < types.length; i++) {
-                    types[i] = components[i].getType();
-                }
-                ctor = declaredConstructor(c, types);
-                for (RecordComponent rc : components) {
-                    Method acc = rc.getAccessor();
-                    acc.trySetAccessible();
-                    getters.add(new Getter(rc.getName(), acc, null));
-                }
-                return;
-            }
-            components = null;
-            ctor = c.isInterface() || Modifier.isAbstract(c.getModifiers()) ? null : declaredConstructor(c);
-            findSetters();
-            findGetters();
-        }
-
-        Map<java.lang.reflect.TypeVariable<?>, Types> env() {
-            Map<java.lang.reflect.TypeVariable<?>, Types> e = env;
-            if (e == null) {
-                e = Types.hierarchy(Types.of(c));
-                env = e;
-            }
-            return e;
-        }
-
-        private static Constructor<?> declaredConstructor(Class<?> c, Class<?>... types) {
-            try {
-                Constructor<?> k = c.getDeclaredConstructor(types);
-                k.trySetAccessible();
-                return k;
-            } catch (NoSuchMethodException | SecurityException e) {
-                return null;
-            }
-        }
-
-        /** Setters of any visibility, the subclass's first, then public fields. */
-        private void findSetters() {
-            for (Class<?> k = c; k != null && k != Object.class; k = k.getSuperclass()) {
-                for (Method m : k.getDeclaredMethods()) {
-                    String n = m.getName();
-                    if (n.length() > 3 && n.startsWith("set") && m.getParameterCount() == 1
-                            && !Modifier.isStatic(m.getModifiers()) && !m.isBridge() && !m.isSynthetic()) {
-                        String p = decapitalize(n.substring(3));
-                        if (!setters.containsKey(p) && m.trySetAccessible()) {
-                            setters.put(p, new Setter(m, null, m.getGenericParameterTypes()[0]));
-                        }
-                    }
-                }
-            }
-            for (Field f : c.getFields()) {
-                int mod = f.getModifiers();
-                if (Modifier.isStatic(mod) || Modifier.isTransient(mod) || Modifier.isFinal(mod)) {
-                    continue;
-                }
-                if (!setters.containsKey(f.getName()) && f.trySetAccessible()) {
-                    setters.put(f.getName(), new Setter(null, f, f.getGenericType()));
-                }
-            }
-        }
-
-        /**
-         * Public getters and public fields, ordered as the fields are
-         * declared (superclass first), then getters without a field.
-         */
-        private void findGetters() {
-            Map<String, Getter> byName = new LinkedHashMap<>();
-            for (Method m : c.getMethods()) {
-                if (Modifier.isStatic(m.getModifiers()) || m.getParameterCount() != 0 || m.isBridge() || m.isSynthetic()
-                        || m.getDeclaringClass() == Object.class || m.getReturnType() == void.class) {
-                    continue;
-                }
-                String n = m.getName();
-                String p;
-                if (n.length() > 3 && n.startsWith("get")) {
-                    p = decapitalize(n.substring(3));
-                } else if (n.length() > 2 && n.startsWith("is") && m.getReturnType() == boolean.class) {
-                    p = decapitalize(n.substring(2));
-                } else {
-                    continue;
-                }
-                Getter prev = byName.get(p);
-                // getX wins over isX for the same name, as with JavaBeans.
-                if ((prev == null || n.startsWith("get")) && m.trySetAccessible()) {
-                    byName.put(p, new Getter(p, m, null));
-                }
-            }
-            for (Field f : c.getFields()) {
-                int mod = f.getModifiers();
-                if (!Modifier.isStatic(mod) && !Modifier.isTransient(mod) && !byName.containsKey(f.getName()) && f.trySetAccessible()) {
-                    byName.put(f.getName(), new Getter(f.getName(), null, f));
-                }
-            }
-            List<Class<?>> chain = new ArrayList<>();
-            for (Class<?> k = c; k != null && k != Object.class; k = k.getSuperclass()) {
-                chain.add(0, k);
-            }
-            for (Class<?> k : chain) {
-                for (Field f : k.getDeclaredFields()) {
-                    Getter g = byName.remove(f.getName());
-                    if (g != null) {
-                        getters.add(g);
-                    }
-                }
-            }
-            getters.addAll(byName.values());
-        }
-    }
-
-    /** Property names as java.beans.Introspector.decapitalize makes them. */
-    static String decapitalize(String s) {
-        if (s.isEmpty() || (s.length() > 1 && Character.isUpperCase(s.charAt(0)) && Character.isUpperCase(s.charAt(1)))) {
-            return s;
-        }
-        return Character.toLowerCase(s.charAt(0)) + s.substring(1);
-    }
-
-    private static final class Setter {
-        final Method method;
-        final Field field;
-        final Type type;
-
-        Setter(Method method, Field field, Type type) {
-            this.method = method;
-            this.field = field;
-            this.type = type;
-        }
-
-        void set(Object o, Object val) {
-            Class<?> t = method != null ? method.getParameterTypes()[0] : field.getType();
-            if (val == null && t.isPrimitive()) {
-                return;
-            }
-            try {
-                if (method != null) {
-                    method.invoke(o, val);
-                } else {
-                    field.set(o, val);
-                }
-            } catch (InvocationTargetException e) {
-                throw new MappingException("Setter " + method.getName() + " failed", e.getCause());
-            } catch (IllegalAccessException | IllegalArgumentException e) {
-                throw new MappingException("Cannot set property of " + o.getClass().getName(), e);
-            }
-        }
-    }
-
-    private static final class Getter {
-        final String name;
-        final Method method;
-        final Field field;
-
-        Getter(String name, Method method, Field field) {
-            this.name = name;
-            this.method = method;
-            this.field = field;
-        }
-
-        Object get(Object o) {
-            try {
-                return method != null ? method.invoke(o) : field.get(o);
-            } catch (InvocationTargetException e) {
-                throw new MappingException("Getter " + method.getName() + " of " + o.getClass().getName() + " failed", e.getCause());
-            } catch (IllegalAccessException e) {
-                throw new MappingException("Cannot read property " + name + " of " + o.getClass().getName(), e);
-            }
-        }
     }
 }
