@@ -121,12 +121,12 @@ var javaPrepareMu sync.Mutex
 // a JDK it does nothing and returns nil: Lookup then reports the Java
 // runtimes as missing their javac.
 //
-// Building takes a few seconds, so the output is cached beside dst, in
-// dst+"-cache"/java/<hash of the sources and JDKs>, which Extract does not
-// clear: a daemon restart with the same icebox binary and JDKs only links
-// the cached files. A class-data archive that cannot be recorded is no
+// Building takes a few seconds, so the output is cached in
+// cacheDir/java/<hash of the sources and JDKs>, shared by every data dir
+// on the host: a daemon start with the same icebox binary and JDKs only
+// links the cached files. A class-data archive that cannot be recorded is no
 // error: functions then start without it, slower.
-func PrepareJava(dst string) error {
+func PrepareJava(dst, cacheDir string) error {
 	jdks := javaJDKs()
 	javac := ""
 	for _, major := range jdks {
@@ -145,7 +145,7 @@ func PrepareJava(dst string) error {
 	if err != nil {
 		return err
 	}
-	cacheRoot := filepath.Join(dst+"-cache", "java")
+	cacheRoot := filepath.Join(cacheDir, "java")
 	cached := filepath.Join(cacheRoot, sum)
 	if !javaExists(filepath.Join(cached, "stamp")) {
 		if err := buildJava(javac, jdks, cacheRoot, sum); err != nil {

@@ -19,6 +19,7 @@ usage:
   icebox logs NAME [--follow]     print a function's logs
   icebox status                   environments, concurrency and queued events of a running server
   icebox runtimes                 which runtime ids this host can run, and why others can't
+  icebox java-api-jar [--out F]   the jar of Lambda's Java interfaces, to compile handlers against
 `
 
 func main() {
@@ -51,6 +52,8 @@ func main() {
 		err = statusCmd(os.Args[2:])
 	case "runtimes":
 		err = runtimesCmd(os.Args[2:])
+	case "java-api-jar":
+		err = javaAPIJarCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

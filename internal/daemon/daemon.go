@@ -35,6 +35,9 @@ type Config struct {
 	Listen string
 	// DataDir holds the embedded engine's files and unpacked code.
 	DataDir string
+	// CacheDir holds build output shared by every data dir on the host (the
+	// compiled Java runtime client). Default: the user's cache dir + /icebox.
+	CacheDir string
 	// NatsURL, when set, is an external JetStream to use instead of the embedded one.
 	NatsURL string
 	// IdleTimeout is how long an idle environment is kept. Default 10m.
@@ -74,12 +77,23 @@ func DefaultDataDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("icebox-%d", os.Getuid()))
 }
 
+// DefaultCacheDir is where host-wide build output is cached.
+func DefaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "icebox")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("icebox-cache-%d", os.Getuid()))
+}
+
 func (c *Config) setDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9070"
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir()
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = DefaultCacheDir()
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
@@ -186,6 +200,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	runtimeDir := filepath.Join(cfg.DataDir, "runtime")
 	if err := runtimes.Extract(runtimeDir); err != nil {
 		return nil, fmt.Errorf("runtime clients: %w", err)
+	}
+	if err := runtimes.PrepareJava(runtimeDir, cfg.CacheDir); err != nil {
+		return nil, fmt.Errorf("java runtime client: %w", err)
 	}
 	counter, err := admission.New(admission.Config{AccountLimit: cfg.AccountConcurrency, UnreservedMin: cfg.UnreservedMin})
 	if err != nil {
