@@ -223,10 +223,11 @@ func buildJava(javac string, jdks []int, cacheRoot, sum string) error {
 	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
 		return err
 	}
-	// Older builds are of no use to this binary.
+	// Older builds are of no use to this binary. Another process's build
+	// in progress (.build-*) is left alone: the cache is shared host-wide.
 	if old, err := os.ReadDir(cacheRoot); err == nil {
 		for _, e := range old {
-			if e.Name() != sum {
+			if e.Name() != sum && !strings.HasPrefix(e.Name(), ".build-") {
 				os.RemoveAll(filepath.Join(cacheRoot, e.Name()))
 			}
 		}
@@ -256,10 +257,14 @@ func buildJava(javac string, jdks []int, cacheRoot, sum string) error {
 		return err
 	}
 	final := filepath.Join(cacheRoot, sum)
-	if err := os.RemoveAll(final); err != nil {
+	if err := os.Rename(runtimeDir, final); err != nil {
+		// Another process finished the same build first: use theirs.
+		if javaExists(filepath.Join(final, "stamp")) {
+			return nil
+		}
 		return err
 	}
-	return os.Rename(runtimeDir, final)
+	return nil
 }
 
 // compileJava writes the embedded sources under work/src and compiles them
