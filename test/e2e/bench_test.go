@@ -41,6 +41,28 @@ func (l latencies) report(b *testing.B) {
 	b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), "p99-µs")
 }
 
+// measure times each of b.N runs of op and reports p50/p99.
+func measure(b *testing.B, op func()) {
+	measureFresh(b, func(int) func() { return op })
+}
+
+// measureFresh is measure with untimed preparation before each run
+// (creating the fresh function a cold start needs); prepare returns the
+// operation to time.
+func measureFresh(b *testing.B, prepare func(i int) func()) {
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		op := prepare(i)
+		b.StartTimer()
+		t := time.Now()
+		op()
+		lat = append(lat, time.Since(t))
+	}
+	lat.report(b)
+}
+
 func post(b *testing.B, c *http.Client, url string) {
 	resp, err := c.Post(url, "application/json", bytes.NewReader(payload))
 	if err != nil {
@@ -61,14 +83,9 @@ func BenchmarkFloorLoopbackEcho(b *testing.B) {
 	}))
 	defer srv.Close()
 	c := &http.Client{}
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		post(b, c, srv.URL)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkWarmInvoke(b *testing.B) {
@@ -77,14 +94,9 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	url := s.url + "/2015-03-31/functions/bench/invocations"
 	c := &http.Client{}
 	post(b, c, url)
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkWarmInvokeSDK(b *testing.B) {
@@ -93,50 +105,35 @@ func BenchmarkWarmInvokeSDK(b *testing.B) {
 	in := &lambda.InvokeInput{FunctionName: aws.String("bench"), Payload: payload}
 	ctx := context.Background()
 	s.client.Invoke(ctx, in)
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		if _, err := s.client.Invoke(ctx, in); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkFloorExec(b *testing.B) {
 	programZip(b, "echo")
 	bin := filepath.Join(buildDir, "echo", "bootstrap")
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		// Without the Runtime API variables aws-lambda-go exits at once.
 		cmd := exec.Command(bin)
 		cmd.Env = []string{}
 		_ = cmd.Run()
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkColdStart(b *testing.B) {
 	s := startServer(b)
 	c := &http.Client{}
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
+	measureFresh(b, func(i int) func() {
 		name := fmt.Sprintf("cold%d", i)
 		s.create(name, withProgram(b, "echo"))
 		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-		b.StartTimer()
-		t := time.Now()
-		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+		return func() {
+			post(b, c, url)
+		}
+	})
 }
 
 // withProgram deploys testdata/NAME instead of the default test function.

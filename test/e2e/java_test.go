@@ -482,37 +482,27 @@ func BenchmarkFloorJavaVersion(b *testing.B) {
 	if _, err := os.Stat(javaHome + "/bin/java"); err != nil {
 		b.Skip("no JDK 17")
 	}
-	lat := make(latencies, 0, b.N)
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		if err := exec.Command(javaHome+"/bin/java", "-version").Run(); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkJavaColdStart(b *testing.B) {
 	s := startServer(b)
 	prepareJava(b, s)
 	c := &http.Client{}
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
+	measureFresh(b, func(i int) func() {
+		if i > 0 {
+			// Keep one Java environment alive at a time, as the host's memory wants.
+			s.client.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String(fmt.Sprintf("jcold%d", i-1))})
+		}
 		name := fmt.Sprintf("jcold%d", i)
 		s.createJava(name, "example.Trivial", benchMemory)
 		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-		b.StartTimer()
-		t := time.Now()
-		post(b, c, url)
-		lat = append(lat, time.Since(t))
-		b.StopTimer()
-		s.client.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String(name)})
-		b.StartTimer()
-	}
-	lat.report(b)
+		return func() { post(b, c, url) }
+	})
 }
 
 func BenchmarkJavaWarmInvoke(b *testing.B) {
@@ -525,12 +515,7 @@ func BenchmarkJavaWarmInvoke(b *testing.B) {
 	for i := 0; i < 2000; i++ {
 		post(b, c, url)
 	}
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }

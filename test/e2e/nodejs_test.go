@@ -502,9 +502,7 @@ export const handler = async () => {
 //	go test -run '^$' -bench 'Node|WarmInvoke$' -benchtime 50x ./test/e2e/
 func BenchmarkNodeFloorStart(b *testing.B) {
 	needNode(b)
-	lat := make(latencies, 0, b.N)
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		// The sandbox's environment, not the host's (NODE_OPTIONS,
 		// NODE_EXTRA_CA_CERTS would slow the floor down).
 		cmd := exec.Command("/usr/bin/node", "-e", "0")
@@ -512,9 +510,7 @@ func BenchmarkNodeFloorStart(b *testing.B) {
 		if err := cmd.Run(); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 // nodeTrivial is the smallest handler of each module kind.
@@ -530,21 +526,16 @@ func BenchmarkNodeColdStart(b *testing.B) {
 			s := startServer(b)
 			zip := zipOf(nodeTrivial[kind])
 			c := &http.Client{}
-			lat := make(latencies, 0, b.N)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
+			measureFresh(b, func(i int) func() {
 				name := fmt.Sprintf("nodecold%d", i)
 				s.create(name, func(in *lambda.CreateFunctionInput) {
 					in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimeNodejs20x, aws.String("index.handler"), zip
 				})
 				url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-				b.StartTimer()
-				t := time.Now()
-				post(b, c, url)
-				lat = append(lat, time.Since(t))
-			}
-			lat.report(b)
+				return func() {
+					post(b, c, url)
+				}
+			})
 		})
 	}
 }
@@ -558,12 +549,7 @@ func BenchmarkNodeWarmInvoke(b *testing.B) {
 	url := s.url + "/2015-03-31/functions/nodewarm/invocations"
 	c := &http.Client{}
 	post(b, c, url)
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }

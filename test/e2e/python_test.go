@@ -544,15 +544,11 @@ var trivialPython = []byte("def handler(event, context):\n    return event\n")
 
 func BenchmarkPythonFloorStart(b *testing.B) {
 	needPython(b)
-	lat := make(latencies, 0, b.N)
-	for b.Loop() {
-		t := time.Now()
+	measure(b, func() {
 		if out, err := exec.Command(python311, "-c", "pass").CombinedOutput(); err != nil {
 			b.Fatalf("%v %s", err, out)
 		}
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
 
 func BenchmarkPythonColdStart(b *testing.B) {
@@ -560,21 +556,16 @@ func BenchmarkPythonColdStart(b *testing.B) {
 	s := startServer(b)
 	zip := zipOf(map[string][]byte{"app.py": trivialPython})
 	c := &http.Client{}
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
+	measureFresh(b, func(i int) func() {
 		name := fmt.Sprintf("pycold%d", i)
 		s.create(name, func(in *lambda.CreateFunctionInput) {
 			in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), zip
 		})
 		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-		b.StartTimer()
-		t := time.Now()
-		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+		return func() {
+			post(b, c, url)
+		}
+	})
 }
 
 func BenchmarkPythonWarmInvoke(b *testing.B) {
@@ -586,12 +577,7 @@ func BenchmarkPythonWarmInvoke(b *testing.B) {
 	url := s.url + "/2015-03-31/functions/pywarm/invocations"
 	c := &http.Client{}
 	post(b, c, url)
-	lat := make(latencies, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := time.Now()
+	measure(b, func() {
 		post(b, c, url)
-		lat = append(lat, time.Since(t))
-	}
-	lat.report(b)
+	})
 }
