@@ -124,15 +124,18 @@ func BenchmarkFloorExec(b *testing.B) {
 }
 
 func BenchmarkColdStart(b *testing.B) {
-	s := startServer(b)
+	measureColdStarts(b, startServer(b), "cold", withProgram(b, "echo"))
+}
+
+// measureColdStarts times the first invoke of b.N fresh functions made
+// with mutate.
+func measureColdStarts(b *testing.B, s *server, prefix string, mutate func(*lambda.CreateFunctionInput)) {
 	c := &http.Client{}
 	measureFresh(b, func(i int) func() {
-		name := fmt.Sprintf("cold%d", i)
-		s.create(name, withProgram(b, "echo"))
+		name := fmt.Sprintf("%s%d", prefix, i)
+		s.create(name, mutate)
 		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-		return func() {
-			post(b, c, url)
-		}
+		return func() { post(b, c, url) }
 	})
 }
 

@@ -308,7 +308,10 @@ type clientError struct {
 	HTTPStatusCode int
 }
 
-func TestBoto3(t *testing.T) {
+// boto3Python finds the python3 on PATH that can import boto3, with the
+// environment the client tests run it in.
+func boto3Python(t *testing.T) (string, []string) {
+	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 is not on PATH")
@@ -319,6 +322,11 @@ func TestBoto3(t *testing.T) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Skipf("%s cannot import boto3: %v %s", python, err, out)
 	}
+	return python, env
+}
+
+func TestBoto3(t *testing.T) {
+	python, env := boto3Python(t)
 	s := startServer(t)
 	code := functionZip(t)
 	zipPath := filepath.Join(t.TempDir(), "fn.zip")

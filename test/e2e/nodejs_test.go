@@ -523,18 +523,9 @@ func BenchmarkNodeColdStart(b *testing.B) {
 	needNode(b)
 	for _, kind := range []string{"cjs", "esm"} {
 		b.Run(kind, func(b *testing.B) {
-			s := startServer(b)
 			zip := zipOf(nodeTrivial[kind])
-			c := &http.Client{}
-			measureFresh(b, func(i int) func() {
-				name := fmt.Sprintf("nodecold%d", i)
-				s.create(name, func(in *lambda.CreateFunctionInput) {
-					in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimeNodejs20x, aws.String("index.handler"), zip
-				})
-				url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-				return func() {
-					post(b, c, url)
-				}
+			measureColdStarts(b, startServer(b), "nodecold", func(in *lambda.CreateFunctionInput) {
+				in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimeNodejs20x, aws.String("index.handler"), zip
 			})
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -473,16 +472,7 @@ func TestPythonMissingInterpreter(t *testing.T) {
 // boto3 user does, with the image's Python and boto3.
 func TestPythonThroughBoto3(t *testing.T) {
 	needPython(t)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH")
-	}
-	env := clientEnv(t)
-	check := exec.Command(python, "-c", "import boto3")
-	check.Env = env
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Skipf("%s cannot import boto3: %v %s", python, err, out)
-	}
+	python, env := boto3Python(t)
 	s := startServer(t)
 	zipPath := filepath.Join(t.TempDir(), "fn.zip")
 	if err := os.WriteFile(zipPath, pythonZip(t, "errors"), 0o644); err != nil {
@@ -553,18 +543,9 @@ func BenchmarkPythonFloorStart(b *testing.B) {
 
 func BenchmarkPythonColdStart(b *testing.B) {
 	needPython(b)
-	s := startServer(b)
 	zip := zipOf(map[string][]byte{"app.py": trivialPython})
-	c := &http.Client{}
-	measureFresh(b, func(i int) func() {
-		name := fmt.Sprintf("pycold%d", i)
-		s.create(name, func(in *lambda.CreateFunctionInput) {
-			in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), zip
-		})
-		url := s.url + "/2015-03-31/functions/" + name + "/invocations"
-		return func() {
-			post(b, c, url)
-		}
+	measureColdStarts(b, startServer(b), "pycold", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), zip
 	})
 }
 
