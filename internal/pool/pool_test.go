@@ -71,9 +71,10 @@ type fakeSandbox struct {
 	written, read   atomic.Int64
 }
 
-func (s *fakeSandbox) Listener() net.Listener { return s.l }
-func (s *fakeSandbox) Output() io.Reader      { return fakeOutput{s} }
-func (s *fakeSandbox) OutputPending() int     { return int(s.written.Load() - s.read.Load()) }
+func (s *fakeSandbox) Listener() net.Listener    { return s.l }
+func (s *fakeSandbox) APIListener() net.Listener { return nil }
+func (s *fakeSandbox) Output() io.Reader         { return fakeOutput{s} }
+func (s *fakeSandbox) OutputPending() int        { return int(s.written.Load() - s.read.Load()) }
 
 // log writes a line of runtime output, as a runtime's stdout would.
 func (s *fakeSandbox) log(format string, args ...any) {

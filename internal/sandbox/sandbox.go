@@ -61,6 +61,10 @@ type Sandbox interface {
 	// Listener is 127.0.0.1:9001 inside the sandbox's own network namespace;
 	// the Runtime API for this environment is served on it.
 	Listener() net.Listener
+	// APIListener is 127.0.0.1:9070 inside the same namespace; icebox's own
+	// API is served on it for the function's SDK, with the function's
+	// execution-role credentials.
+	APIListener() net.Listener
 	// Output yields the runtime's stdout and stderr, merged, until it exits.
 	Output() io.Reader
 	// OutputPending is the number of output bytes written but not yet read.

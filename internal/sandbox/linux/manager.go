@@ -77,6 +77,10 @@ func (c *Config) Validate() error {
 // RuntimeAPIAddr is where the Runtime API listens inside every sandbox.
 const RuntimeAPIAddr = "127.0.0.1:9001"
 
+// APIAddr is where icebox's own API is reachable inside every sandbox, for
+// the function's AWS SDK (AWS_ENDPOINT_URL).
+const APIAddr = "127.0.0.1:9070"
+
 // Manager creates sandboxes. It is safe for concurrent use.
 type Manager struct {
 	cfg    Config
@@ -377,9 +381,11 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
 		return nil, err
 	}
-	if s.listener, err = listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr); err != nil {
+	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr, APIAddr)
+	if err != nil {
 		return nil, err
 	}
+	s.listener, s.apiListener = ls[0], ls[1]
 	if err := s.expectOK(ctx, "build sandbox root"); err != nil {
 		return nil, err
 	}
@@ -393,13 +399,14 @@ func randomID() string {
 }
 
 type linuxSandbox struct {
-	id       string
-	cg       cgroup
-	cmd      *exec.Cmd
-	ctl      *os.File
-	ctlR     *bufio.Reader
-	out      *os.File
-	listener net.Listener
+	id          string
+	cg          cgroup
+	cmd         *exec.Cmd
+	ctl         *os.File
+	ctlR        *bufio.Reader
+	out         *os.File
+	listener    net.Listener
+	apiListener net.Listener
 
 	done       chan struct{} // closed when init has exited and its status is known
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
@@ -412,9 +419,10 @@ type linuxSandbox struct {
 
 var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 
-func (s *linuxSandbox) Listener() net.Listener { return s.listener }
-func (s *linuxSandbox) Output() io.Reader      { return s.out }
-func (s *linuxSandbox) Done() <-chan struct{}  { return s.done }
+func (s *linuxSandbox) Listener() net.Listener    { return s.listener }
+func (s *linuxSandbox) APIListener() net.Listener { return s.apiListener }
+func (s *linuxSandbox) Output() io.Reader         { return s.out }
+func (s *linuxSandbox) Done() <-chan struct{}     { return s.done }
 
 func (s *linuxSandbox) OutputPending() int {
 	n := 0
@@ -554,6 +562,9 @@ func (s *linuxSandbox) Destroy() error {
 		}
 		if s.listener != nil {
 			s.listener.Close()
+		}
+		if s.apiListener != nil {
+			s.apiListener.Close()
 		}
 		if s.ctl != nil {
 			s.ctl.Close()

@@ -8,17 +8,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listenInNetns opens a TCP listener on addr inside the network namespace of
-// process pid, after bringing that namespace's loopback up. The socket stays
-// in that namespace for its whole life, so only processes inside the sandbox
-// can reach it, at the address Lambda runtimes expect.
+// listenInNetns opens a TCP listener on each of addrs inside the network
+// namespace of process pid, after bringing that namespace's loopback up. The
+// sockets stay in that namespace for their whole life, so only processes
+// inside the sandbox can reach them, at the addresses Lambda runtimes expect.
 //
 // setns affects only the calling OS thread: the work runs on a locked thread
 // that is switched back to hostNS afterwards. If switching back fails the
 // thread stays locked and Go discards it when the goroutine ends.
-func listenInNetns(hostNS int, pid int, addr string) (net.Listener, error) {
+func listenInNetns(hostNS int, pid int, addrs ...string) ([]net.Listener, error) {
 	type result struct {
-		l   net.Listener
+		l   []net.Listener
 		err error
 	}
 	ch := make(chan result, 1)
@@ -36,22 +36,33 @@ func listenInNetns(hostNS int, pid int, addr string) (net.Listener, error) {
 			ch <- result{nil, fmt.Errorf("setns: %w", err)}
 			return
 		}
-		l, err := func() (net.Listener, error) {
-			if err := loopbackUp(); err != nil {
-				return nil, err
+		var ls []net.Listener
+		err = loopbackUp()
+		for _, addr := range addrs {
+			if err != nil {
+				break
 			}
-			return net.Listen("tcp", addr)
-		}()
-		if rerr := unix.Setns(hostNS, unix.CLONE_NEWNET); rerr != nil {
-			// The thread is poisoned: keep it locked so it dies with us.
-			if l != nil {
+			var l net.Listener
+			if l, err = net.Listen("tcp", addr); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		rerr := unix.Setns(hostNS, unix.CLONE_NEWNET)
+		if err != nil || rerr != nil {
+			for _, l := range ls {
 				l.Close()
 			}
+		}
+		if rerr != nil {
+			// The thread is poisoned: keep it locked so it dies with us.
 			ch <- result{nil, fmt.Errorf("restore netns: %w", rerr)}
 			return
 		}
 		runtime.UnlockOSThread()
-		ch <- result{l, err}
+		if err != nil {
+			ls = nil
+		}
+		ch <- result{ls, err}
 	}()
 	r := <-ch
 	return r.l, r.err
