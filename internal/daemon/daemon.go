@@ -63,6 +63,13 @@ type Config struct {
 	// AsyncAckWait is how long an in-progress event may go silent before it
 	// is redelivered (after a crash). Default 30s.
 	AsyncAckWait time.Duration
+	// RootAccessKeyID and RootSecretAccessKey are the root credentials every
+	// API request is checked against (SigV4). When empty they are generated
+	// on first start and kept in the data dir.
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+	// NoAuth turns request signature checking off (explicit choice only).
+	NoAuth bool
 	// BeforeServe, when set, runs after the listener is open but before the
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
