@@ -44,3 +44,34 @@ type ThrottleError struct {
 
 func (e *ThrottleError) Error() string { return e.Message }
 func (e *ThrottleError) Unwrap() error { return ErrThrottled }
+
+// ErrAuth: the caller is not authenticated or not allowed. The kind says why.
+var ErrAuth = errors.New("not authorized")
+
+// AuthKind says why a request was refused by authentication or authorization.
+type AuthKind int
+
+const (
+	// AuthMissing: the request carries no signature.
+	AuthMissing AuthKind = iota
+	// AuthIncomplete: the signature's parts are malformed or missing.
+	AuthIncomplete
+	// AuthUnknownKey: the access key id is not known.
+	AuthUnknownKey
+	// AuthBadSignature: the signature does not match, or is outside its time.
+	AuthBadSignature
+	// AuthExpiredToken: temporary credentials have expired.
+	AuthExpiredToken
+	// AuthDenied: authenticated, but no policy allows the action.
+	AuthDenied
+)
+
+// AuthError is a request refused by authentication or authorization. It is
+// an ErrAuth; Message is shown to the caller and never holds a secret.
+type AuthError struct {
+	Kind    AuthKind
+	Message string
+}
+
+func (e *AuthError) Error() string { return e.Message }
+func (e *AuthError) Unwrap() error { return ErrAuth }

@@ -14,6 +14,7 @@ import (
 var rank = map[string]int{
 	"icebox/internal/model":         1,
 	"icebox/internal/errdefs":       0,
+	"icebox/internal/policy":        0,
 	"icebox/internal/sandbox":       2,
 	"icebox/internal/engine":        2,
 	"icebox/internal/store/codezip": 2,
@@ -22,6 +23,7 @@ var rank = map[string]int{
 	"icebox/runtimes":               2,
 	"icebox/internal/runtimeapi":    2,
 	"icebox/internal/store":         3,
+	"icebox/internal/auth":          3,
 	"icebox/internal/sandbox/linux": 3,
 	"icebox/internal/logs":          3,
 	"icebox/internal/pool":          4,
