@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"icebox/internal/auth/authtest"
 )
 
 func TestMain(m *testing.M) {
@@ -184,6 +186,8 @@ func start(t *testing.T, h how, args ...string) *proc {
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(build.icebox, args...)
 	p.cmd.Dir = h.dir
+	// Servers take these root credentials; clients sign with them.
+	p.cmd.Env = append(append(os.Environ(), authtest.ServerEnv()...), authtest.Env()...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: h.ownGroup, Pdeathsig: syscall.SIGTERM}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	// Nothing icebox starts may hold its output open; bound the wait if it does.
@@ -369,7 +373,7 @@ func (s *server) functionNames(t *testing.T) []string {
 
 // httpClient bounds every request, so a daemon that accepts and never
 // answers fails the test instead of hanging it.
-var httpClient = &http.Client{Timeout: 20 * time.Second}
+var httpClient = &http.Client{Timeout: 20 * time.Second, Transport: authtest.Transport(nil)}
 
 // closeIdleConns drops the client's pooled connections before a daemon is
 // told to stop. Under concurrency Go's Transport dials connections it then

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 )
 
@@ -18,10 +17,9 @@ import (
 // running server, optionally following new events.
 func logsCmd(args []string) error {
 	fs := flag.NewFlagSet("logs", flag.ExitOnError)
-	endpoint := fs.String("endpoint", "http://127.0.0.1:9070", "icebox API endpoint")
+	connect := clientFlags(fs)
 	follow := fs.Bool("follow", false, "keep printing new events")
 	since := fs.Duration("since", time.Hour, "start this long ago")
-	region := fs.String("region", "us-east-1", "region")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -31,10 +29,14 @@ func logsCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	c, err := connect()
+	if err != nil {
+		return err
+	}
 	client := cloudwatchlogs.New(cloudwatchlogs.Options{
-		Region:       *region,
-		BaseEndpoint: endpoint,
-		Credentials:  credentials.NewStaticCredentialsProvider("icebox", "icebox", ""),
+		Region:       c.region,
+		BaseEndpoint: &c.endpoint,
+		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 	})
 	group := "/aws/lambda/" + names[0]
 	start := time.Now().Add(-*since).UnixMilli()

@@ -17,9 +17,12 @@ usage:
   icebox serve [flags]            run the Lambda API (see icebox serve -h)
   icebox run --code DIR|ZIP       serve one function like AWS's runtime interface emulator
   icebox logs NAME [--follow]     print a function's logs
+  icebox keys create|list|delete   access keys with identity policies (root or icebox:* callers)
+  icebox roles put|list|delete    execution roles: what functions' own credentials may do
   icebox status                   environments, concurrency and queued events of a running server
   icebox runtimes                 which runtime ids this host can run, and why others can't
   icebox java-api-jar [--out F]   the jar of Lambda's Java interfaces, to compile handlers against
+  icebox bench [--full] [--json]  measure icebox next to the machine's floors (see icebox bench -h)
 `
 
 func main() {
@@ -54,6 +57,12 @@ func main() {
 		err = runtimesCmd(os.Args[2:])
 	case "java-api-jar":
 		err = javaAPIJarCmd(os.Args[2:])
+	case "keys":
+		err = keysCmd(os.Args[2:])
+	case "roles":
+		err = rolesCmd(os.Args[2:])
+	case "bench":
+		err = benchCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -42,7 +42,9 @@ func run(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := daemon.Config{Listen: *listen, DataDir: dir}
+	// Like AWS's runtime interface emulator, single-function mode takes
+	// unsigned calls.
+	cfg := daemon.Config{Listen: *listen, DataDir: dir, NoAuth: true}
 	cfg.BeforeServe = func(d *daemon.Daemon) error {
 		_, err := d.Functions.Create(context.Background(), model.Function{
 			Name: "function", Runtime: *runtime, Handler: *handler, MemorySize: *memory, Timeout: *timeout,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of function memory the host may hold in environments (default 70% of RAM)")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new environments a function may get at once")
 	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
+	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept unsigned requests and treat every caller as root (insecure)")
 	fs.Func("async-retry-delays", "waits before the retries of a failed asynchronous event (default 1m,2m)", func(v string) error {
 		cfg.AsyncRetryDelays = nil
 		for _, part := range strings.Split(v, ",") {
@@ -85,7 +87,32 @@ func serve(args []string) error {
 		}
 		cfg.DataDir = abs
 	}
-	return runDaemon(*cfg, nil)
+	cfg.RootAccessKeyID = os.Getenv("ICEBOX_ROOT_ACCESS_KEY_ID")
+	cfg.RootSecretAccessKey = os.Getenv("ICEBOX_ROOT_SECRET_ACCESS_KEY")
+	if (cfg.RootAccessKeyID == "") != (cfg.RootSecretAccessKey == "") {
+		return errors.New("serve: set both ICEBOX_ROOT_ACCESS_KEY_ID and ICEBOX_ROOT_SECRET_ACCESS_KEY, or neither")
+	}
+	return runDaemon(*cfg, showRoot)
+}
+
+// showRoot prints generated root credentials once, with how to use them,
+// and warns when authentication is off.
+func showRoot(d *daemon.Daemon) error {
+	if d.NoAuth() {
+		fmt.Fprintln(os.Stderr, "WARNING: --no-auth: requests are not authenticated; anyone who can reach "+d.Addr()+" is root.")
+	}
+	id, secret, created := d.RootCredentials()
+	if created {
+		fmt.Printf(`icebox generated root credentials (saved in %s, mode 0600; shown only now):
+
+    export AWS_ACCESS_KEY_ID=%s
+    export AWS_SECRET_ACCESS_KEY=%s
+    export AWS_DEFAULT_REGION=%s
+    aws --endpoint-url http://%s lambda list-functions
+
+`, d.RootCredentialsPath(), id, secret, d.Region(), d.Addr())
+	}
+	return nil
 }
 
 // runDaemon serves until SIGINT/SIGTERM, then shuts down in order. ready,

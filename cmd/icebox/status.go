@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"text/tabwriter"
@@ -17,22 +16,18 @@ import (
 // asynchronous queue depth per function.
 func statusCmd(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ExitOnError)
-	endpoint := fs.String("endpoint", "http://127.0.0.1:9070", "icebox API endpoint")
+	connect := clientFlags(fs)
 	fs.Parse(args)
 	if fs.NArg() != 0 {
 		return errors.New("status: usage: icebox status [--endpoint URL]")
 	}
-	resp, err := http.Get(*endpoint + "/icebox/v1/status")
+	c, err := connect()
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status: server answered %s", resp.Status)
-	}
 	var st api.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return err
+	if err := c.do(context.Background(), "GET", "/icebox/v1/status", nil, &st); err != nil {
+		return fmt.Errorf("status: %w", err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "concurrent executions\t%d\t(unreserved %d)\n", st.Concurrent, st.Unreserved)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/functions"
 	"icebox/internal/invoke"
@@ -23,6 +24,8 @@ import (
 type Config struct {
 	Region    string
 	AccountID string
+	// NoAuth turns SigV4 checking off: every caller is treated as root.
+	NoAuth bool
 }
 
 // Server is the HTTP front of icebox.
@@ -30,6 +33,7 @@ type Server struct {
 	cfg       Config
 	functions *functions.Service
 	invoker   *invoke.Invoker
+	auth      *auth.Authority
 	account   Account
 	logsAPI   http.Handler
 	metrics   http.Handler
@@ -40,32 +44,41 @@ type Server struct {
 }
 
 // New builds the handler tree.
-func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, functions: fs, invoker: iv, account: account, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
+func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.Authority, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
 	const fn = "/2015-03-31/functions"
-	s.mux.HandleFunc("POST "+fn, s.createFunction)
-	s.mux.HandleFunc("POST "+fn+"/{$}", s.createFunction)
-	s.mux.HandleFunc("GET "+fn, s.listFunctions)
-	s.mux.HandleFunc("GET "+fn+"/{$}", s.listFunctions)
-	s.mux.HandleFunc("GET "+fn+"/{name}", s.getFunction)
-	s.mux.HandleFunc("DELETE "+fn+"/{name}", s.deleteFunction)
-	s.mux.HandleFunc("GET "+fn+"/{name}/configuration", s.getFunctionConfiguration)
-	s.mux.HandleFunc("PUT "+fn+"/{name}/configuration", s.updateFunctionConfiguration)
-	s.mux.HandleFunc("PUT "+fn+"/{name}/code", s.updateFunctionCode)
-	s.mux.HandleFunc("POST "+fn+"/{name}/invocations", s.invoke)
-	s.mux.HandleFunc("PUT /2017-10-31/functions/{name}/concurrency", s.putFunctionConcurrency)
-	s.mux.HandleFunc("DELETE /2017-10-31/functions/{name}/concurrency", s.deleteFunctionConcurrency)
-	s.mux.HandleFunc("GET /2019-09-30/functions/{name}/concurrency", s.getFunctionConcurrency)
-	s.mux.HandleFunc("GET /2016-08-19/account-settings", s.getAccountSettings)
-	s.mux.HandleFunc("GET /2016-08-19/account-settings/{$}", s.getAccountSettings)
+	s.handle("POST "+fn, "lambda:CreateFunction", s.createFunction)
+	s.handle("POST "+fn+"/{$}", "lambda:CreateFunction", s.createFunction)
+	s.handle("GET "+fn, "lambda:ListFunctions", s.listFunctions)
+	s.handle("GET "+fn+"/{$}", "lambda:ListFunctions", s.listFunctions)
+	s.handle("GET "+fn+"/{name}", "lambda:GetFunction", s.getFunction)
+	s.handle("DELETE "+fn+"/{name}", "lambda:DeleteFunction", s.deleteFunction)
+	s.handle("GET "+fn+"/{name}/configuration", "lambda:GetFunctionConfiguration", s.getFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/configuration", "lambda:UpdateFunctionConfiguration", s.updateFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/code", "lambda:UpdateFunctionCode", s.updateFunctionCode)
+	s.handle("POST "+fn+"/{name}/invocations", "lambda:InvokeFunction", s.invoke)
+	s.handle("POST "+fn+"/{name}/policy", "lambda:AddPermission", s.addPermission)
+	s.handle("GET "+fn+"/{name}/policy", "lambda:GetPolicy", s.getPolicy)
+	s.handle("DELETE "+fn+"/{name}/policy/{sid}", "lambda:RemovePermission", s.removePermission)
+	s.handle("PUT /2017-10-31/functions/{name}/concurrency", "lambda:PutFunctionConcurrency", s.putFunctionConcurrency)
+	s.handle("DELETE /2017-10-31/functions/{name}/concurrency", "lambda:DeleteFunctionConcurrency", s.deleteFunctionConcurrency)
+	s.handle("GET /2019-09-30/functions/{name}/concurrency", "lambda:GetFunctionConcurrency", s.getFunctionConcurrency)
+	s.handle("GET /2016-08-19/account-settings", "lambda:GetAccountSettings", s.getAccountSettings)
+	s.handle("GET /2016-08-19/account-settings/{$}", "lambda:GetAccountSettings", s.getAccountSettings)
 	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
-	s.mux.HandleFunc("PUT "+eic, s.putEventInvokeConfig)
-	s.mux.HandleFunc("POST "+eic, s.putEventInvokeConfig)
-	s.mux.HandleFunc("GET "+eic, s.getEventInvokeConfig)
-	s.mux.HandleFunc("DELETE "+eic, s.deleteEventInvokeConfig)
-	s.mux.HandleFunc("GET "+eic+"/list", s.listEventInvokeConfigs)
-	s.mux.HandleFunc("GET /icebox/v1/functions/{name}/code", s.downloadCode)
-	s.mux.HandleFunc("GET /icebox/v1/status", s.status)
+	s.handle("PUT "+eic, "lambda:PutFunctionEventInvokeConfig", s.putEventInvokeConfig)
+	s.handle("POST "+eic, "lambda:UpdateFunctionEventInvokeConfig", s.putEventInvokeConfig)
+	s.handle("GET "+eic, "lambda:GetFunctionEventInvokeConfig", s.getEventInvokeConfig)
+	s.handle("DELETE "+eic, "lambda:DeleteFunctionEventInvokeConfig", s.deleteEventInvokeConfig)
+	s.handle("GET "+eic+"/list", "lambda:ListFunctionEventInvokeConfigs", s.listEventInvokeConfigs)
+	s.handle("GET /icebox/v1/functions/{name}/code", "lambda:GetFunction", s.downloadCode)
+	s.handle("GET /icebox/v1/status", "icebox:GetStatus", s.status)
+	s.handle("POST /icebox/v1/access-keys", "icebox:CreateAccessKey", s.createAccessKey)
+	s.handle("GET /icebox/v1/access-keys", "icebox:ListAccessKeys", s.listAccessKeys)
+	s.handle("DELETE /icebox/v1/access-keys/{id}", "icebox:DeleteAccessKey", s.deleteAccessKey)
+	s.handle("PUT /icebox/v1/roles/{role}", "icebox:PutRole", s.putRole)
+	s.handle("GET /icebox/v1/roles", "icebox:ListRoles", s.listRoles)
+	s.handle("DELETE /icebox/v1/roles/{role}", "icebox:DeleteRole", s.deleteRole)
 	if metrics != nil {
 		s.mux.Handle("GET /metrics", metrics)
 	}
@@ -77,11 +90,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every AWS response carries a request id; Invoke replaces it with the
 	// invocation's own.
 	w.Header().Set("x-amzn-RequestId", invoke.NewRequestID())
-	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.") && s.logsAPI != nil {
+	logsCall := strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.") && s.logsAPI != nil
+	if !s.cfg.NoAuth && !s.public(r) {
+		var err error
+		if r, err = s.authenticate(r); err == nil && logsCall {
+			err = s.authorizeLogs(r)
+		}
+		if err != nil {
+			if logsCall {
+				failLogs(w, err)
+			} else {
+				s.fail(w, r, err)
+			}
+			return
+		}
+	}
+	if logsCall {
 		s.logsAPI.ServeHTTP(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// public says whether r is served without a signature: the metrics page,
+// and code downloads carrying the token GetFunction put in their URL (the
+// handler checks it).
+func (s *Server) public(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	return (r.URL.Path == "/metrics" && s.metrics != nil) ||
+		(strings.HasPrefix(r.URL.Path, "/icebox/v1/functions/") && r.URL.Query().Has("token"))
 }
 
 // Status is what `icebox status` shows.
@@ -127,6 +166,9 @@ func classify(err error) (int, string) {
 		return http.StatusTooManyRequests, "TooManyRequestsException"
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable, "ServiceException"
+	case errors.Is(err, errdefs.ErrAuth):
+		code, _ := authCode(err)
+		return http.StatusForbidden, code
 	}
 	return http.StatusInternalServerError, "ServiceException"
 }

@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
 	"icebox/internal/pool"
 )
+
+// lambdaTime is how Lambda writes timestamps (LastModified).
+const lambdaTime = "2006-01-02T15:04:05.000-0700"
 
 // Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB
 // zip, base64-encoded, plus the rest of the JSON.
@@ -90,7 +94,7 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 		Description:      fn.Description,
 		Timeout:          fn.Timeout,
 		MemorySize:       fn.MemorySize,
-		LastModified:     fn.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
+		LastModified:     fn.LastModified.UTC().Format(lambdaTime),
 		CodeSha256:       fn.CodeSha256,
 		Version:          model.LatestVersion,
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
@@ -191,7 +195,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
 		"Configuration": s.configuration(fn),
 		"Code": map[string]string{
 			"RepositoryType": "S3",
-			"Location":       "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code",
+			"Location":       s.codeLocation(r, &fn),
 		},
 		"Tags": map[string]string{},
 	}
@@ -210,10 +214,24 @@ func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusOK, s.configuration(fn))
 }
 
+// codeLocation is the URL GetFunction gives for downloading the code: like
+// Lambda's presigned S3 URL, it works without a signature for 10 minutes.
+func (s *Server) codeLocation(r *http.Request, fn *model.Function) string {
+	u := "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code"
+	if s.auth != nil {
+		u += "?token=" + s.auth.CodeToken(fn.Name, fn.CodeSha256, 10*time.Minute)
+	}
+	return u
+}
+
 func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) {
 	fn, err := s.lookup(r)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if t := r.URL.Query().Get("token"); t != "" && !s.auth.CheckCodeToken(fn.Name, fn.CodeSha256, t) {
+		s.fail(w, r, &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The code URL is invalid or has expired; call GetFunction for a new one."})
 		return
 	}
 	zip, err := s.functions.Code(r.Context(), &fn)

@@ -100,7 +100,7 @@ func TestAuthenticateHeader(t *testing.T) {
 			r.URL.Path, r.URL.RawPath = "/2015-03-31/functions/g/invocations", ""
 			return r
 		}, hash(body), errdefs.AuthBadSignature, "does not match"},
-		"skew past": {func() *http.Request { return signed(t, root, "POST", path, body, c.t.Add(-6*time.Minute)) }, hash(body), errdefs.AuthBadSignature, "Signature expired"},
+		"skew past":   {func() *http.Request { return signed(t, root, "POST", path, body, c.t.Add(-6*time.Minute)) }, hash(body), errdefs.AuthBadSignature, "Signature expired"},
 		"skew future": {func() *http.Request { return signed(t, root, "POST", path, body, c.t.Add(6*time.Minute)) }, hash(body), errdefs.AuthBadSignature, "Signature not yet current"},
 		"other region": {func() *http.Request {
 			r := httptest.NewRequest("GET", "/2015-03-31/functions", nil)

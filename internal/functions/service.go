@@ -7,15 +7,18 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
+	"icebox/internal/policy"
 	"icebox/internal/store"
 	"icebox/internal/store/codezip"
 )
@@ -125,8 +128,8 @@ func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revis
 	}
 	var old string
 	fn, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
-		if revisionID != "" && revisionID != f.RevisionID {
-			return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		if err := checkRevision(f, revisionID); err != nil {
+			return err
 		}
 		old = f.CodeSha256
 		f.CodeSha256, f.CodeSize = info.Sha256Base64, info.Size
@@ -142,12 +145,69 @@ func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revis
 // the result. revisionID, when set, must match.
 func (s *Service) UpdateConfig(ctx context.Context, name, revisionID string, mutate func(*model.Function)) (model.Function, error) {
 	return s.catalog.Update(ctx, name, func(f *model.Function) error {
-		if revisionID != "" && revisionID != f.RevisionID {
-			return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		if err := checkRevision(f, revisionID); err != nil {
+			return err
 		}
 		mutate(f)
 		return s.validate(f)
 	})
+}
+
+// checkRevision refuses a change based on a stale RevisionId.
+func checkRevision(f *model.Function, revisionID string) error {
+	if revisionID != "" && revisionID != f.RevisionID {
+		return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// AddPermission adds a statement to a function's resource policy. Its Sid
+// must be new; revisionID, when set, must match.
+func (s *Service) AddPermission(ctx context.Context, name, revisionID string, st policy.Statement) (model.Function, error) {
+	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if err := checkRevision(f, revisionID); err != nil {
+			return err
+		}
+		if f.Policy == nil {
+			f.Policy = &policy.Document{Version: "2012-10-17", ID: "default"}
+		}
+		for _, old := range f.Policy.Statement {
+			if old.Sid == st.Sid {
+				return fmt.Errorf("The statement id (%s) provided already exists. Please specify a new statement id, or remove the existing statement.: %w", st.Sid, errdefs.ErrConflict)
+			}
+		}
+		f.Policy.Statement = append(f.Policy.Statement, st)
+		if b, _ := json.Marshal(f.Policy); len(b) > maxResourcePolicyBytes {
+			return fmt.Errorf("The final policy size (%d) is bigger than the limit (%d).: %w", len(b), maxResourcePolicyBytes, errdefs.ErrInvalid)
+		}
+		return nil
+	})
+}
+
+// Lambda's limit on a function's resource policy.
+const maxResourcePolicyBytes = 20480
+
+// RemovePermission removes the statement sid from a function's resource
+// policy; revisionID, when set, must match.
+func (s *Service) RemovePermission(ctx context.Context, name, sid, revisionID string) error {
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if err := checkRevision(f, revisionID); err != nil {
+			return err
+		}
+		if f.Policy != nil {
+			for i, st := range f.Policy.Statement {
+				if st.Sid == sid {
+					f.Policy.Statement = slices.Delete(f.Policy.Statement, i, i+1)
+					if len(f.Policy.Statement) == 0 {
+						f.Policy = nil
+					}
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("Statement %s is not found in resource policy.: %w", sid, errdefs.ErrNotFound)
+	})
+	return err
 }
 
 // PutConcurrency reserves n concurrent executions for a function (and caps

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"icebox/internal/errdefs"
+	"icebox/internal/policy"
 )
 
 // Lambda's limits and defaults for function configuration.
@@ -61,6 +62,8 @@ type Function struct {
 	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
 	// EventInvoke configures asynchronous invocation; nil means defaults.
 	EventInvoke *EventInvokeConfig `json:"eventInvoke,omitempty"`
+	// Policy is the resource policy AddPermission builds; nil when empty.
+	Policy *policy.Document `json:"policy,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -215,11 +218,11 @@ func ValidateEnvironment(env map[string]string) error {
 // old environments must be drained.
 func (f *Function) ConfigKey() string {
 	b, _ := json.Marshal(struct {
-		R, H    string
-		M, T, E int
-		Env     map[string]string
-		Code    string
-	}{f.Runtime, f.Handler, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256})
+		R, H, Role string
+		M, T, E    int
+		Env        map[string]string
+		Code       string
+	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256})
 	sum := sha256.Sum256(b)
 	return f.Name + "/" + hex.EncodeToString(sum[:8])
 }

@@ -46,6 +46,9 @@ type env struct {
 	log       LogWriter
 	// exited is cancelled when the runtime process is gone.
 	exited context.Context
+	// retireAt is when the environment stops taking calls because its
+	// credentials would expire during one; zero means never.
+	retireAt time.Time
 
 	mu       sync.Mutex
 	state    state
@@ -58,6 +61,15 @@ type env struct {
 	pumpEnded bool
 
 	read atomic.Int64 // output bytes taken from the pipe
+}
+
+// retireMargin is how long before its credentials expire an environment
+// is retired: the longest call (15 minutes) plus a minute.
+const retireMargin = 16 * time.Minute
+
+// retired reports whether the environment may no longer take calls.
+func (e *env) retired(now time.Time) bool {
+	return !e.retireAt.IsZero() && now.After(e.retireAt)
 }
 
 // transition moves the environment to a new state.

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"icebox/internal/auth"
 	"icebox/internal/model"
+	"icebox/internal/sandbox"
 	"icebox/runtimes"
 )
 
@@ -49,7 +51,7 @@ func (p *Pool) entrypoint(fn *model.Function, codeDir string) (args []string, ru
 
 // envVars builds the runtime's environment: Lambda's variables plus the
 // user's. TZ, LANG, PATH and LD_LIBRARY_PATH are defaults the user may override.
-func envVars(fn *model.Function, region, logStream string, creds credentials) []string {
+func envVars(fn *model.Function, region, logStream string, creds auth.Credentials) []string {
 	vars := map[string]string{
 		"TZ":              ":UTC",
 		"LANG":            "en_US.UTF-8",
@@ -72,10 +74,14 @@ func envVars(fn *model.Function, region, logStream string, creds credentials) []
 		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
 		"LAMBDA_TASK_ROOT":                "/var/task",
 		"LAMBDA_RUNTIME_DIR":              "/var/runtime",
-		"AWS_ACCESS_KEY_ID":               creds.accessKeyID,
-		"AWS_ACCESS_KEY":                  creds.accessKeyID,
-		"AWS_SECRET_ACCESS_KEY":           creds.secretAccessKey,
-		"AWS_SESSION_TOKEN":               creds.sessionToken,
+		// The function's SDK calls icebox, with the role's credentials.
+		"AWS_ENDPOINT_URL": "http://" + sandbox.APIAddr,
+	}
+	if creds.AccessKeyID != "" {
+		reserved["AWS_ACCESS_KEY_ID"] = creds.AccessKeyID
+		reserved["AWS_ACCESS_KEY"] = creds.AccessKeyID
+		reserved["AWS_SECRET_ACCESS_KEY"] = creds.SecretAccessKey
+		reserved["AWS_SESSION_TOKEN"] = creds.SessionToken
 	}
 	if !providedRuntimes[fn.Runtime] {
 		reserved["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + fn.Runtime
@@ -88,19 +94,6 @@ func envVars(fn *model.Function, region, logStream string, creds credentials) []
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-// credentials are the execution role's temporary credentials. Until roles
-// are enforced (security issue) they are random and grant nothing; they are
-// never the server's own keys.
-type credentials struct{ accessKeyID, secretAccessKey, sessionToken string }
-
-func newCredentials() credentials {
-	return credentials{
-		accessKeyID:     "ASIA" + randomHex(8),
-		secretAccessKey: randomHex(20),
-		sessionToken:    randomHex(64),
-	}
 }
 
 // LogGroup is a function's CloudWatch log group name.

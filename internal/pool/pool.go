@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
@@ -38,6 +40,12 @@ type Config struct {
 	ScaleRate  float64
 	// RuntimeDir holds the managed runtimes' clients (runtimes.Extract).
 	RuntimeDir string
+	// Credentials issues an environment's execution-role credentials for
+	// the role ARN and function name. Nil: environments get none.
+	Credentials func(roleARN, function string) (auth.Credentials, error)
+	// SandboxAPI, when set, is served on each sandbox's API listener
+	// (AWS_ENDPOINT_URL inside the function).
+	SandboxAPI http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -239,8 +247,9 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 		}
 		e = list[len(list)-1]
 		p.idle[key] = list[:len(list)-1]
-		if e.exited.Err() != nil {
-			// Died while idle (killed from outside, OOM): never hand it out.
+		if e.exited.Err() != nil || e.retired(time.Now()) {
+			// Died while idle (killed from outside, OOM), or its credentials
+			// run out soon: never hand it out.
 			p.mu.Unlock()
 			p.destroy(e)
 			p.mu.Lock()
@@ -298,6 +307,13 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	// hold the caller forever.
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.InitTimeout)
 	defer cancel()
+	var creds auth.Credentials
+	if p.cfg.Credentials != nil {
+		if creds, err = p.cfg.Credentials(fn.Role, fn.Name); err != nil {
+			return nil, nil, err
+		}
+		e.retireAt = creds.Expires.Add(-retireMargin)
+	}
 	e.sb, err = p.factory.Create(cctx, sandbox.Spec{
 		ID:         id,
 		CodeDir:    codeDir,
@@ -305,10 +321,14 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		MemoryMB:   fn.MemorySize,
 		TmpMB:      fn.EphemeralStorage,
 		Args:       args,
-		Env:        envVars(fn, p.cfg.Region, e.logStream, newCredentials()),
+		Env:        envVars(fn, p.cfg.Region, e.logStream, creds),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
+	}
+	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
+		// Closed with the sandbox, which ends Serve.
+		go (&http.Server{Handler: p.cfg.SandboxAPI, ReadHeaderTimeout: 30 * time.Second}).Serve(l)
 	}
 	exited, cancel := context.WithCancel(context.Background())
 	e.exited = exited
@@ -510,7 +530,7 @@ func (p *Pool) reapIdle(cutoff time.Time) {
 		keep := list[:0]
 		for _, e := range list {
 			e.mu.Lock()
-			expired := e.lastUsed.Before(cutoff)
+			expired := e.lastUsed.Before(cutoff) || e.retired(time.Now())
 			e.mu.Unlock()
 			if expired {
 				old = append(old, e)

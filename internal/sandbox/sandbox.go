@@ -12,6 +12,10 @@ import (
 	"syscall"
 )
 
+// APIAddr is where icebox's own API is reachable inside every sandbox, for
+// the function's AWS SDK (AWS_ENDPOINT_URL).
+const APIAddr = "127.0.0.1:9070"
+
 // Spec is everything a sandbox is built from.
 type Spec struct {
 	// ID names the sandbox (cgroup name, hostname suffix). Unique per host.

@@ -426,6 +426,11 @@ func clone(f *model.Function) *model.Function {
 	c := *f
 	c.Environment = maps.Clone(f.Environment)
 	c.Architectures = slices.Clone(f.Architectures)
+	if f.Policy != nil {
+		p := *f.Policy
+		p.Statement = slices.Clone(p.Statement)
+		c.Policy = &p
+	}
 	return &c
 }
 

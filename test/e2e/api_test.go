@@ -575,7 +575,7 @@ func TestAPIErrorShape(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := signingClient().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

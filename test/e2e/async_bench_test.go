@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"icebox/internal/auth/authtest"
 )
 
 // Asynchronous invocation benchmarks:
@@ -70,7 +71,7 @@ func BenchmarkAsyncAccept(b *testing.B) {
 	url := s.url + "/2015-03-31/functions/held/invocations"
 	// One kept-alive connection per client: Go's default keeps only two idle
 	// per host, and the rest would be dialled anew on every call.
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: asyncClients}}
+	c := &http.Client{Transport: authtest.Transport(&http.Transport{MaxIdleConnsPerHost: asyncClients})}
 	defer c.CloseIdleConnections()
 	if err := postEvent(c, url, `{"data":"warm"}`); err != nil {
 		b.Fatal(err)
@@ -140,9 +141,9 @@ func BenchmarkAsyncQueueToStart(b *testing.B) {
 		b.Fatalf("warm-up: %s", out.Payload)
 	}
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+		Credentials: rootCredentials})
 	url := s.url + "/2015-03-31/functions/q2s/invocations"
-	c := &http.Client{}
+	c := signingClient()
 	defer c.CloseIdleConnections()
 
 	lat := make(latencies, 0, b.N)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -31,7 +29,7 @@ func printEvents(in *lambda.CreateFunctionInput) {
 func events(t *testing.T, s *server, name string, n int) []json.RawMessage {
 	t.Helper()
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+		Credentials: rootCredentials})
 	var out []json.RawMessage
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -167,7 +165,7 @@ func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
 		t.Errorf("queue depth = %v, want 1", got)
 	}
 	var st struct{ AsyncQueueDepth map[string]float64 }
-	if resp, err := http.Get(s.url + "/icebox/v1/status"); err == nil {
+	if resp, err := signingClient().Get(s.url + "/icebox/v1/status"); err == nil {
 		json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 	}

@@ -82,7 +82,7 @@ func BenchmarkFloorLoopbackEcho(b *testing.B) {
 		w.Write(body)
 	}))
 	defer srv.Close()
-	c := &http.Client{}
+	c := signingClient()
 	measure(b, func() {
 		post(b, c, srv.URL)
 	})
@@ -92,7 +92,7 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	s := startServer(b)
 	s.create("bench", withProgram(b, "echo"))
 	url := s.url + "/2015-03-31/functions/bench/invocations"
-	c := &http.Client{}
+	c := signingClient()
 	post(b, c, url)
 	measure(b, func() {
 		post(b, c, url)
@@ -130,7 +130,7 @@ func BenchmarkColdStart(b *testing.B) {
 // measureColdStarts times the first invoke of b.N fresh functions made
 // with mutate.
 func measureColdStarts(b *testing.B, s *server, prefix string, mutate func(*lambda.CreateFunctionInput)) {
-	c := &http.Client{}
+	c := signingClient()
 	measureFresh(b, func(i int) func() {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		s.create(name, mutate)

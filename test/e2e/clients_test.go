@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"icebox/internal/auth/authtest"
 )
 
 // clientEnv is the environment for AWS tools run against s: dummy keys, the
@@ -27,9 +29,9 @@ func clientEnv(t *testing.T) []string {
 	}
 	dir := t.TempDir()
 	return append(env,
-		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID="+authtest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+authtest.SecretAccessKey,
+		"AWS_DEFAULT_REGION="+authtest.Region,
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
 		"AWS_EC2_METADATA_DISABLED=true",

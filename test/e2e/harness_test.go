@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"icebox/internal/auth/authtest"
 	"icebox/internal/daemon"
 	sblinux "icebox/internal/sandbox/linux"
 )
@@ -104,13 +106,21 @@ type server struct {
 	stopped bool
 }
 
+// rootCredentials sign SDK calls as the test servers' root.
+var rootCredentials = credentials.NewStaticCredentialsProvider(authtest.AccessKeyID, authtest.SecretAccessKey, "")
+
+// signingClient is a plain HTTP client that signs as root, for calls no
+// SDK makes (and the floors measured next to them).
+func signingClient() *http.Client { return &http.Client{Transport: authtest.Transport(nil)} }
+
 // startServer runs a daemon on a free port with its own data dir.
 func startServer(t testing.TB, mutate ...func(*daemon.Config)) *server {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("end-to-end tests build real sandboxes and need root (CI runs as root)")
 	}
-	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 10 * time.Second}
+	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 10 * time.Second,
+		RootAccessKeyID: authtest.AccessKeyID, RootSecretAccessKey: authtest.SecretAccessKey}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -135,7 +145,7 @@ func (s *server) start() {
 	s.client = lambda.New(lambda.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Credentials:  rootCredentials,
 		Retryer:      aws.NopRetryer{},
 	})
 }

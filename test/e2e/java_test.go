@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -492,7 +491,7 @@ func BenchmarkFloorJavaVersion(b *testing.B) {
 func BenchmarkJavaColdStart(b *testing.B) {
 	s := startServer(b)
 	prepareJava(b, s)
-	c := &http.Client{}
+	c := signingClient()
 	measureFresh(b, func(i int) func() {
 		if i > 0 {
 			// Keep one Java environment alive at a time, as the host's memory wants.
@@ -510,7 +509,7 @@ func BenchmarkJavaWarmInvoke(b *testing.B) {
 	prepareJava(b, s)
 	s.createJava("jwarm", "example.Trivial", benchMemory)
 	url := s.url + "/2015-03-31/functions/jwarm/invocations"
-	c := &http.Client{}
+	c := signingClient()
 	// Let C1 compile the hot paths before measuring, as a busy function would.
 	for i := 0; i < 2000; i++ {
 		post(b, c, url)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -538,7 +537,7 @@ func BenchmarkNodeWarmInvoke(b *testing.B) {
 		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimeNodejs20x, aws.String("index.handler"), zipOf(nodeTrivial["cjs"])
 	})
 	url := s.url + "/2015-03-31/functions/nodewarm/invocations"
-	c := &http.Client{}
+	c := signingClient()
 	post(b, c, url)
 	measure(b, func() {
 		post(b, c, url)

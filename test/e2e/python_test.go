@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -556,7 +555,7 @@ func BenchmarkPythonWarmInvoke(b *testing.B) {
 		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), zipOf(map[string][]byte{"app.py": trivialPython})
 	})
 	url := s.url + "/2015-03-31/functions/pywarm/invocations"
-	c := &http.Client{}
+	c := signingClient()
 	post(b, c, url)
 	measure(b, func() {
 		post(b, c, url)

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"icebox/internal/auth"
+	"icebox/internal/daemon"
+)
+
+// clientCredentials are what the icebox CLI signs with: the AWS_* variables
+// when set, else the root credentials a server on this host keeps in its
+// data dir.
+func clientCredentials(dataDir string) (aws.Credentials, error) {
+	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}, nil
+	}
+	if dataDir == "" {
+		dataDir = daemon.DefaultDataDir()
+	}
+	id, secret, err := auth.ReadCredentialsFile(filepath.Join(dataDir, auth.RootCredentialsFile))
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on the server's host (%v)", err)
+	}
+	return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, nil
+}
+
+// clientFlags registers the flags every client command shares.
+func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	endpoint := fs.String("endpoint", "http://127.0.0.1:9070", "icebox API endpoint")
+	region := fs.String("region", "us-east-1", "region the server runs as")
+	dataDir := fs.String("data-dir", "", "the server's data dir, for its root credentials when AWS_* are not set (default "+daemon.DefaultDataDir()+")")
+	return func() (*client, error) {
+		creds, err := clientCredentials(*dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return &client{endpoint: *endpoint, region: *region, creds: creds}, nil
+	}
+}
+
+// client calls icebox's own JSON endpoints with SigV4.
+type client struct {
+	endpoint string
+	region   string
+	creds    aws.Credentials
+}
+
+// do sends in (JSON, when non-nil) and decodes the answer into out (when
+// non-nil). An AWS error answer becomes an error naming its code.
+func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), "lambda", c.region, time.Now()); err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e map[string]any
+		_ = json.Unmarshal(b, &e)
+		msg, _ := e["message"].(string)
+		if msg == "" {
+			msg, _ = e["Message"].(string)
+		}
+		return fmt.Errorf("%s (%s): %s", resp.Header.Get("x-amzn-ErrorType"), resp.Status, msg)
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"icebox/internal/auth"
+	"icebox/internal/errdefs"
+	"icebox/internal/policy"
+)
+
+// icebox's own identity API (`icebox keys`, `icebox roles`): access keys
+// with identity policies and execution roles. Root, or a caller whose
+// policy allows the icebox:* action, may use it.
+
+type identityInput struct {
+	UserName string          `json:"UserName"`
+	Policy   json.RawMessage `json:"Policy"`
+}
+
+// parsePolicy accepts a policy as a JSON object or as a string holding one
+// (the way IAM's APIs take it).
+func parsePolicy(raw json.RawMessage) (policy.Document, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return policy.Document{}, validation("null", "policy", "Member must not be null")
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return policy.Document{}, fmt.Errorf("policy: %v: %w", err, errdefs.ErrInvalid)
+		}
+		raw = []byte(s)
+	}
+	d, err := policy.Parse(raw)
+	if err != nil {
+		return policy.Document{}, fmt.Errorf("%s: %w", err.Error(), errdefs.ErrInvalid)
+	}
+	return d, nil
+}
+
+type accessKeyOutput struct {
+	AccessKeyID     string          `json:"AccessKeyId"`
+	SecretAccessKey string          `json:"SecretAccessKey,omitempty"`
+	UserName        string          `json:"UserName"`
+	Arn             string          `json:"Arn"`
+	Policy          policy.Document `json:"Policy"`
+	CreateDate      string          `json:"CreateDate"`
+}
+
+func (s *Server) accessKeyOut(k auth.AccessKey) accessKeyOutput {
+	return accessKeyOutput{k.AccessKeyID, k.SecretAccessKey, k.UserName, "arn:aws:iam::" + s.cfg.AccountID + ":user/" + k.UserName, k.Policy, k.Created.Format(lambdaTime)}
+}
+
+func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) {
+	var in identityInput
+	if err := readJSON(w, r, 1<<16, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	doc, err := parsePolicy(in.Policy)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	k, err := s.auth.CreateAccessKey(r.Context(), in.UserName, doc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"AccessKey": s.accessKeyOut(k)})
+}
+
+func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request) {
+	out := []accessKeyOutput{}
+	for _, k := range s.auth.ListAccessKeys() {
+		out = append(out, s.accessKeyOut(k))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"AccessKeys": out})
+}
+
+func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.DeleteAccessKey(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type roleOutput struct {
+	RoleName   string          `json:"RoleName"`
+	Arn        string          `json:"Arn"`
+	Policy     policy.Document `json:"Policy"`
+	CreateDate string          `json:"CreateDate"`
+}
+
+func (s *Server) roleOut(r auth.Role) roleOutput {
+	return roleOutput{r.Name, s.auth.RoleARN(r.Name), r.Policy, r.Created.Format(lambdaTime)}
+}
+
+func (s *Server) putRole(w http.ResponseWriter, r *http.Request) {
+	var in identityInput
+	if err := readJSON(w, r, 1<<16, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	doc, err := parsePolicy(in.Policy)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	role, err := s.auth.PutRole(r.Context(), r.PathValue("role"), doc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"Role": s.roleOut(role)})
+}
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
+	out := []roleOutput{}
+	for _, role := range s.auth.ListRoles() {
+		out = append(out, s.roleOut(role))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"Roles": out})
+}
+
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.DeleteRole(r.Context(), r.PathValue("role")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+	"icebox/internal/policy"
+)
+
+type addPermissionInput struct {
+	StatementID   string `json:"StatementId"`
+	Action        string `json:"Action"`
+	Principal     string `json:"Principal"`
+	SourceArn     string `json:"SourceArn"`
+	SourceAccount string `json:"SourceAccount"`
+	RevisionID    string `json:"RevisionId"`
+}
+
+var (
+	sidPattern    = regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`)
+	actionPattern = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
+	accountID     = regexp.MustCompile(`^\d{12}$`)
+)
+
+func validation(value, field, constraint string) error {
+	return fmt.Errorf("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s: %w", value, field, constraint, errdefs.ErrInvalid)
+}
+
+// statement turns AddPermission's input into a policy statement, the way
+// Lambda writes it: a 12-digit account becomes its root ARN, a
+// *.amazonaws.com name a service principal, SourceArn/SourceAccount
+// conditions.
+func (in addPermissionInput) statement(resource string) (policy.Statement, error) {
+	switch {
+	case !sidPattern.MatchString(in.StatementID):
+		return policy.Statement{}, validation(in.StatementID, "statementId", "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)")
+	case !actionPattern.MatchString(in.Action):
+		return policy.Statement{}, validation(in.Action, "action", "Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])")
+	case in.Principal == "":
+		return policy.Statement{}, validation("null", "principal", "Member must not be null")
+	}
+	p := &policy.Principal{}
+	switch {
+	case in.Principal == "*":
+		p.Any = true
+	case accountID.MatchString(in.Principal):
+		p.AWS = policy.Values{"arn:aws:iam::" + in.Principal + ":root"}
+	case strings.HasPrefix(in.Principal, "arn:"):
+		p.AWS = policy.Values{in.Principal}
+	case strings.Contains(in.Principal, "."):
+		p.Service = policy.Values{in.Principal}
+	default:
+		return policy.Statement{}, fmt.Errorf("The provided principal was invalid. Please check the principal and try again.: %w", errdefs.ErrInvalid)
+	}
+	st := policy.Statement{Sid: in.StatementID, Effect: policy.Allow, Principal: p, Action: policy.Values{in.Action}, Resource: policy.Values{resource}}
+	cond := map[string]map[string]policy.Values{}
+	if in.SourceArn != "" {
+		cond["ArnLike"] = map[string]policy.Values{"AWS:SourceArn": {in.SourceArn}}
+	}
+	if in.SourceAccount != "" {
+		cond["StringEquals"] = map[string]policy.Values{"AWS:SourceAccount": {in.SourceAccount}}
+	}
+	if len(cond) > 0 {
+		st.Condition = cond
+	}
+	return st, nil
+}
+
+func (s *Server) addPermission(w http.ResponseWriter, r *http.Request) {
+	var in addPermissionInput
+	if err := readJSON(w, r, 1<<16, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := in.statement(model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.functions.AddPermission(r.Context(), fn.Name, in.RevisionID, st); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, _ := json.Marshal(st)
+	writeJSON(w, http.StatusCreated, map[string]string{"Statement": string(b)})
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if fn.Policy == nil {
+		s.fail(w, r, fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound))
+		return
+	}
+	b, _ := json.Marshal(fn.Policy)
+	writeJSON(w, http.StatusOK, map[string]string{"Policy": string(b), "RevisionId": fn.RevisionID})
+}
+
+func (s *Server) removePermission(w http.ResponseWriter, r *http.Request) {
+	fn, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.functions.RemovePermission(r.Context(), fn.Name, r.PathValue("sid"), r.URL.Query().Get("RevisionId")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
