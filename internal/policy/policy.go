@@ -70,6 +70,14 @@ func (v *Values) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes one value as a string, the way AWS writes policies.
+func (v Values) MarshalJSON() ([]byte, error) {
+	if len(v) == 1 {
+		return json.Marshal(v[0])
+	}
+	return json.Marshal([]string(v))
+}
+
 func (p *Principal) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
