@@ -1,13 +1,14 @@
 package linux
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -20,9 +21,9 @@ import (
 const InitArg = "init"
 
 // baseSpec is the part of a sandbox's root every function shares; it is
-// built ahead of need.
+// built ahead of need. It travels with one file descriptor: the directory
+// whose "rootfs" child the root is mounted on (see rootMountDir).
 type baseSpec struct {
-	Root     string      `json:"root"`
 	Hostname string      `json:"hostname"`
 	Binds    []bindMount `json:"binds"`
 	Links    [][2]string `json:"links"` // {target, path inside the root}
@@ -30,6 +31,7 @@ type baseSpec struct {
 }
 
 // runSpec is the function-specific part, sent when the sandbox is claimed.
+// Its binds name their sources by index into the descriptors sent with it.
 type runSpec struct {
 	Binds []bindMount `json:"binds"`
 	TmpMB int         `json:"tmpMB"`
@@ -41,8 +43,9 @@ type runSpec struct {
 }
 
 type bindMount struct {
-	Src string `json:"src"`
-	Dst string `json:"dst"` // inside the root
+	Src string `json:"src,omitempty"` // a host path init can reach…
+	FD  int    `json:"fd,omitempty"`  // …or 1 + the index of a descriptor sent along
+	Dst string `json:"dst"`           // inside the root
 	Dir bool   `json:"dir"`
 	RW  bool   `json:"rw"`
 }
@@ -50,13 +53,25 @@ type bindMount struct {
 // ctlFD is the control socket the daemon passes as the first extra file.
 const ctlFD = 3
 
-// RunInit is the sandbox's PID 1. It is entered in fresh mount, pid, ipc, uts
-// and net namespaces. Protocol on the control socket (one line each):
+// rootMountName is the directory, inside the one the daemon sends with the
+// baseSpec, on which init mounts the sandbox's root tmpfs.
+const rootMountName = "rootfs"
+
+// RunInit is the sandbox's PID 1. It is entered in fresh user, mount, pid,
+// ipc, uts and net namespaces, as root of its user namespace only: host ids
+// are mapped to an unprivileged range, so nothing init or the function does
+// counts as host root. Protocol on the control socket (one line each; the
+// daemon's lines may carry file descriptors):
 //
 //	daemon → init: baseSpec (JSON)  init → daemon: "ok" | "error: …"   (shared root built)
 //	daemon → init: runSpec (JSON)   init → daemon: "ok" | "error: …"   (code mounted, pivoted)
 //	daemon → init: "go"             init → daemon: "ok" | "error: …"   (runtime started)
 //	                                init → daemon: "exit CODE SIGNAL"  (runtime ended)
+//
+// Init cannot reach the daemon's private directories (the data dir is
+// usually 0700 and owned by host root, whom the user namespace does not
+// map), so the daemon opens what init must mount through /proc/PID/root —
+// inside init's own mount namespace — and passes the descriptors.
 //
 // After the first exchange the daemon moves init into its cgroup and opens
 // the Runtime API listener inside the network namespace; the sandbox then
@@ -64,72 +79,177 @@ const ctlFD = 3
 // when the runtime exits, init exits, and the kernel kills everything left
 // in the pid namespace.
 func RunInit() {
-	// Namespace-affecting prctls and the fork of the runtime must happen on
-	// one thread: no_new_privs and the capability bounding set are per thread.
+	// Namespace-affecting prctls, the seccomp filter and the fork of the
+	// runtime must happen on one thread: all of them are per thread.
 	runtime.LockOSThread()
 	unix.CloseOnExec(ctlFD)
-	ctl := os.NewFile(ctlFD, "ctl")
-	r := bufio.NewReader(ctl)
+	// Not dumpable: /proc/1 belongs to the sandbox's root, not to whoever
+	// shares init's uid, and nothing can attach to it.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	ctl := &ctlConn{fd: ctlFD}
 	reply := func(err error) {
 		if err != nil {
-			fmt.Fprintf(ctl, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			ctl.write(fmt.Sprintf("error: %s\n", strings.ReplaceAll(err.Error(), "\n", " ")))
 			os.Exit(1)
 		}
-		fmt.Fprintln(ctl, "ok")
+		ctl.write("ok\n")
 	}
 
 	var base baseSpec
-	err := readJSON(r, &base)
+	fds, err := ctl.readJSON(&base)
 	if err == nil {
-		err = buildBase(&base)
+		err = buildBase(&base, fds)
 	}
+	closeAll(fds)
 	reply(err)
 	var run runSpec
-	if err = readJSON(r, &run); err == nil {
-		err = finishRoot(base.Root, &run)
+	if fds, err = ctl.readJSON(&run); err == nil {
+		err = finishRoot(&run, fds)
 	}
+	closeAll(fds)
 	reply(err)
 
-	if line, err := r.ReadString('\n'); err != nil || line != "go\n" {
+	if line, fds, err := ctl.readLine(); err != nil || string(line) != "go" {
 		os.Exit(1)
+	} else {
+		closeAll(fds)
 	}
 	cmd, err := startRuntime(&run)
 	reply(err)
 
 	code, sig := reap(cmd.Process.Pid)
-	fmt.Fprintf(ctl, "exit %d %d\n", code, sig)
+	ctl.write(fmt.Sprintf("exit %d %d\n", code, sig))
 	os.Exit(0)
 }
 
-// readJSON reads one line and decodes it; a closed socket ends init quietly
-// (the daemon destroyed a pre-built sandbox).
-func readJSON(r *bufio.Reader, v any) error {
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		os.Exit(1)
-	}
-	if err := json.Unmarshal(line, v); err != nil {
-		return fmt.Errorf("decode spec: %w", err)
-	}
-	return nil
+// ctlConn reads newline-terminated messages and the descriptors that come
+// with them from the control socket.
+type ctlConn struct {
+	fd  int
+	buf []byte // bytes received after the last line
 }
 
-// buildBase assembles the shared part of the sandbox's filesystem on a tmpfs.
-func buildBase(s *baseSpec) error {
+// readLine returns the next line (without its newline) and every descriptor
+// received while reading it. A closed socket ends init quietly: the daemon
+// destroyed a pre-built sandbox.
+func (c *ctlConn) readLine() ([]byte, []int, error) {
+	var fds []int
+	p := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(16*4))
+	for {
+		if i := bytes.IndexByte(c.buf, '\n'); i >= 0 {
+			line := c.buf[:i]
+			c.buf = c.buf[i+1:]
+			return line, fds, nil
+		}
+		n, oobn, _, _, err := unix.Recvmsg(c.fd, p, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			closeAll(fds)
+			os.Exit(1)
+		}
+		if oobn > 0 {
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return nil, fds, fmt.Errorf("control message: %w", err)
+			}
+			for _, m := range msgs {
+				if r, err := unix.ParseUnixRights(&m); err == nil {
+					fds = append(fds, r...)
+				}
+			}
+		}
+		c.buf = append(c.buf, p[:n]...)
+	}
+}
+
+func (c *ctlConn) readJSON(v any) ([]int, error) {
+	line, fds, err := c.readLine()
+	if err != nil {
+		return fds, err
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fds, fmt.Errorf("decode spec: %w", err)
+	}
+	return fds, nil
+}
+
+func (c *ctlConn) write(s string) {
+	for b := []byte(s); len(b) > 0; {
+		n, err := unix.Write(c.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			os.Exit(1)
+		}
+		b = b[n:]
+	}
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// source is where a bind's source is found from init.
+func (b *bindMount) source(fds []int) (string, error) {
+	if b.FD == 0 {
+		return b.Src, nil
+	}
+	if b.FD > len(fds) {
+		return "", fmt.Errorf("bind %s: descriptor %d not received", b.Dst, b.FD)
+	}
+	// The magic link leads to the descriptor's directory without a path
+	// walk, so no permission on its ancestors is needed.
+	return fmt.Sprintf("/proc/self/fd/%d", fds[b.FD-1]), nil
+}
+
+// maskedProcPaths are hidden as runc hides them by default: files under a
+// bind of /dev/null, directories under an empty read-only tmpfs. They leak
+// kernel memory, keyrings, timers and scheduler state of the whole host.
+var maskedProcPaths = []string{
+	"acpi", "asound", "interrupts", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+	"sched_debug", "scsi",
+}
+
+// readOnlyProcPaths are bound read-only over themselves: sysctls, the
+// SysRq trigger, bus and irq settings.
+var readOnlyProcPaths = []string{"bus", "fs", "irq", "sys", "sysrq-trigger"}
+
+// buildBase assembles the shared part of the sandbox's filesystem on a tmpfs
+// mounted on the directory fds[0] names, and leaves init's working
+// directory at the root of that tmpfs.
+func buildBase(s *baseSpec, fds []int) error {
+	if len(fds) != 1 {
+		return fmt.Errorf("want 1 descriptor with the base spec, got %d", len(fds))
+	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
-	if err := unix.Mount("tmpfs", s.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=16m"); err != nil {
+	if err := unix.Fchdir(fds[0]); err != nil {
+		return fmt.Errorf("enter root mount point: %w", err)
+	}
+	if err := unix.Mount("tmpfs", rootMountName, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=16m"); err != nil {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
-	in := func(p string) string { return filepath.Join(s.Root, p) }
+	if err := unix.Chdir(rootMountName); err != nil {
+		return err
+	}
 	for _, d := range []string{"proc", "dev", "tmp", "etc", "var/task", "var/runtime", "opt"} {
 		if err := os.MkdirAll(in(d), 0o755); err != nil {
 			return err
 		}
 	}
 	for _, b := range s.Binds {
-		if err := bind(b.Src, in(b.Dst), b.Dir, b.RW); err != nil {
+		src, err := b.source(nil)
+		if err != nil {
+			return err
+		}
+		if err := bind(src, in(b.Dst), b.Dir, b.RW); err != nil {
 			return err
 		}
 	}
@@ -149,18 +269,59 @@ func buildBase(s *baseSpec) error {
 	if err := unix.Mount("proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
+	if err := maskProc(); err != nil {
+		return err
+	}
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
 	return nil
 }
 
+// in names a path inside the sandbox root, relative to init's working
+// directory (the root) until pivot_root.
+func in(p string) string { return filepath.Join(".", p) }
+
+// maskProc hides and write-protects the parts of the sandbox's /proc that
+// describe or control the host rather than the sandbox.
+func maskProc() error {
+	for _, p := range maskedProcPaths {
+		dst := in("proc/" + p)
+		fi, err := os.Stat(dst)
+		if err != nil {
+			continue // not on this kernel
+		}
+		if fi.IsDir() {
+			err = unix.Mount("tmpfs", dst, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=555")
+		} else {
+			err = unix.Mount(in("dev/null"), dst, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mask /proc/%s: %w", p, err)
+		}
+	}
+	for _, p := range readOnlyProcPaths {
+		dst := in("proc/" + p)
+		fi, err := os.Stat(dst)
+		if err != nil {
+			continue
+		}
+		if err := bind(dst, dst, fi.IsDir(), false); err != nil {
+			return fmt.Errorf("/proc/%s read-only: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // finishRoot mounts the function's code and its /tmp, then pivots into the
 // root and makes it read-only.
-func finishRoot(root string, s *runSpec) error {
-	in := func(p string) string { return filepath.Join(root, p) }
+func finishRoot(s *runSpec, fds []int) error {
 	for _, b := range s.Binds {
-		if err := bind(b.Src, in(b.Dst), b.Dir, b.RW); err != nil {
+		src, err := b.source(fds)
+		if err != nil {
+			return err
+		}
+		if err := bind(src, in(b.Dst), b.Dir, b.RW); err != nil {
 			return err
 		}
 	}
@@ -169,10 +330,8 @@ func finishRoot(root string, s *runSpec) error {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
 	// pivot_root(".", ".") stacks the old root on top of the new one; the
-	// detach then leaves only the new root (runc does the same).
-	if err := unix.Chdir(root); err != nil {
-		return err
-	}
+	// detach then leaves only the new root (runc does the same). The working
+	// directory is the new root since buildBase.
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
@@ -188,13 +347,15 @@ func finishRoot(root string, s *runSpec) error {
 	return nil
 }
 
-// bind mounts src at dst, read-only unless rw.
+// bind mounts src at dst, read-only unless rw. Inside a user namespace the
+// flags the source mount carries (nodev, noexec, its atime mode…) are locked
+// and a remount must repeat them, so they are read back and kept.
 func bind(src, dst string, dir, rw bool) error {
 	if dir {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
-	} else {
+	} else if _, err := os.Lstat(dst); err != nil {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
@@ -207,7 +368,11 @@ func bind(src, dst string, dir, rw bool) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOSUID)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dst, err)
+	}
+	flags := uintptr(unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID) | lockedFlags(st.Flags)
 	if !rw {
 		flags |= unix.MS_RDONLY
 	}
@@ -217,9 +382,51 @@ func bind(src, dst string, dir, rw bool) error {
 	return nil
 }
 
+// lockedFlags turns statfs flags into the mount flags a bind remount in a
+// user namespace must keep.
+func lockedFlags(st int64) uintptr {
+	var f uintptr
+	for _, m := range [][2]uintptr{
+		{unix.ST_RDONLY, unix.MS_RDONLY}, {unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+	} {
+		if uintptr(st)&m[0] != 0 {
+			f |= m[1]
+		}
+	}
+	switch {
+	case uintptr(st)&unix.ST_NOATIME != 0:
+		f |= unix.MS_NOATIME
+	case uintptr(st)&unix.ST_RELATIME != 0:
+		f |= unix.MS_RELATIME
+	default:
+		f |= unix.MS_STRICTATIME
+	}
+	return f
+}
+
+// nofileLimit is Lambda's open-file limit, soft and hard.
+const nofileLimit = 1024
+
 // startRuntime drops every privilege and starts the runtime as the sandbox
-// user, in a cgroup namespace rooted at the sandbox's own cgroup.
+// user, in a cgroup namespace rooted at the sandbox's own cgroup. Everything
+// here is done on init's locked thread, which the runtime is forked from:
+// the rlimit, the cgroup namespace, the bounding set, no_new_privs and the
+// seccomp filter all pass to the runtime; init itself needs none of what the
+// filter denies from here on (it only reaps and reports).
 func startRuntime(s *runSpec) (*exec.Cmd, error) {
+	// syscall.Setrlimit, not unix's: it also stops Go from restoring the
+	// soft limit it raised at start-up in the child.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: nofileLimit, Max: nofileLimit}); err != nil {
+		return nil, fmt.Errorf("RLIMIT_NOFILE: %w", err)
+	}
+	// Nothing of init's but stdin, stdout and stderr may reach the runtime.
+	if err := closeOnExecFrom(3); err != nil {
+		return nil, err
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return nil, fmt.Errorf("cgroup namespace: %w", err)
+	}
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return nil, fmt.Errorf("drop capability %d: %w", c, err)
@@ -228,15 +435,21 @@ func startRuntime(s *runSpec) (*exec.Cmd, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("no_new_privs: %w", err)
 	}
+	if err := loadSeccomp(); err != nil {
+		return nil, err
+	}
+	env := s.Env
+	if env == nil {
+		env = []string{} // nil would mean "inherit init's"
+	}
 	cmd := &exec.Cmd{
 		Path:   s.Args[0],
 		Args:   s.Args,
-		Env:    s.Env,
+		Env:    env,
 		Dir:    s.Cwd,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWCGROUP,
 			Credential: &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}},
 			Setsid:     true,
 			Pdeathsig:  syscall.SIGKILL,
@@ -246,6 +459,25 @@ func startRuntime(s *runSpec) (*exec.Cmd, error) {
 		return nil, err
 	}
 	return cmd, nil
+}
+
+// closeOnExecFrom marks every descriptor from lowfd up close-on-exec.
+func closeOnExecFrom(lowfd int) error {
+	err := unix.CloseRange(uint(lowfd), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return err
+	}
+	// Before Linux 5.11: walk /proc/self/fd.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= lowfd {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // reap collects every child (orphans are re-parented to PID 1) until the

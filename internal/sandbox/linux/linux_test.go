@@ -2,12 +2,16 @@ package linux
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"icebox/internal/sandbox"
 )
@@ -256,5 +260,268 @@ func TestCgroupsRemoved(t *testing.T) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("cgroup %s left behind", d)
 		}
+	}
+}
+
+// runArgs runs argv (no script file, so a shell holds no extra descriptor)
+// in a fresh sandbox and returns its output; inspect, when set, runs on the
+// host while the sandbox is still alive (it must print "ready" and wait).
+func runArgs(t *testing.T, m *Manager, argv []string, env []string, inspect func(sb *linuxSandbox)) string {
+	t.Helper()
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "a" + filepath.Base(t.TempDir()), CodeDir: t.TempDir(), MemoryMB: 128, TmpMB: 16,
+		Args: argv, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := sb.Output().Read(buf)
+		out = append(out, buf[:n]...)
+		if inspect != nil && strings.Contains(string(out), "ready\n") {
+			inspect(sb.(*linuxSandbox))
+			inspect = nil
+			sb.Kill()
+		}
+		if err != nil {
+			break
+		}
+	}
+	<-sb.Done()
+	t.Log(string(out))
+	return string(out)
+}
+
+// hostStatus reads one field of a host process's /proc status.
+func hostStatus(t *testing.T, pid int, key string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return ""
+}
+
+func TestUserNamespace(t *testing.T) {
+	m := newManager(t)
+	out := runArgs(t, m, []string{"/bin/sh", "-c", `
+echo "uid_map $(cat /proc/self/uid_map)"
+echo "gid_map $(cat /proc/self/gid_map)"
+echo "init $(grep '^Uid' /proc/1/status)"
+echo "groups $(id -G)"
+unshare -U true 2>/dev/null && echo NESTED_USERNS
+echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
+		// Seen from the host, neither init nor the function is root, and
+		// each has ids of its own block.
+		initPID := sb.cmd.Process.Pid
+		uid := hostStatus(t, initPID, "Uid")
+		base, _ := strconv.Atoi(strings.Fields(uid)[0])
+		if uid == "0 0 0 0" || base < DefaultIDBase || uid != strings.Repeat(strconv.Itoa(base)+" ", 4)[:len(uid)] {
+			t.Errorf("sandbox init runs as host uid %q, want one id of the sandbox range", uid)
+		}
+		if g := hostStatus(t, initPID, "Groups"); g != "" {
+			t.Errorf("sandbox init keeps host groups %q", g)
+		}
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", initPID, initPID))
+		rt, _ := strconv.Atoi(strings.Fields(string(kids))[0])
+		if want := fmt.Sprintf("%d %[1]d %[1]d %[1]d", base+993); hostStatus(t, rt, "Uid") != want {
+			t.Errorf("runtime host uid %q, want %q", hostStatus(t, rt, "Uid"), want)
+		}
+		if g := hostStatus(t, rt, "Groups"); g != "" {
+			t.Errorf("runtime has supplementary groups %q", g)
+		}
+	})
+	f := strings.Fields(out)
+	if len(f) < 4 || f[0] != "uid_map" || f[1] != "0" || f[2] == "0" || f[3] != "65536" {
+		t.Errorf("uid_map is not a private range: %q", out)
+	}
+	if !strings.Contains(out, "init Uid:\t0\t0\t0\t0") {
+		t.Error("init is not root inside its namespace")
+	}
+	if !strings.Contains(out, "groups 993\n") {
+		t.Error("runtime groups are not exactly its own")
+	}
+	if strings.Contains(out, "NESTED_USERNS") {
+		t.Error("a function created a user namespace")
+	}
+}
+
+// TestUserNamespaceRangesAreDisjoint: two live sandboxes never share host
+// ids, and a destroyed sandbox's range is reused.
+func TestUserNamespaceRangesAreDisjoint(t *testing.T) {
+	r, err := newIDRanges(DefaultIDBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.get()
+	b, _ := r.get()
+	if a == b || a < DefaultIDBase || b < DefaultIDBase || max(a, b)-min(a, b) < idRangeSize {
+		t.Fatalf("ranges %d and %d overlap", a, b)
+	}
+	r.put(a)
+	if c, _ := r.get(); c != a {
+		t.Errorf("released range %d not reused (got %d)", a, c)
+	}
+	if _, err := newIDRanges(1000); err == nil {
+		t.Error("an id base among ordinary host ids was accepted")
+	}
+}
+
+func TestSeccompPolicyAssembles(t *testing.T) {
+	p, err := sandboxPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, g := range p.Syscalls {
+		for _, n := range g.Names {
+			names[n] = true
+		}
+	}
+	for _, must := range []string{"mount", "umount2", "pivot_root", "unshare", "setns", "ptrace", "kexec_load", "bpf",
+		"perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd", "open_by_handle_at", "init_module",
+		"finit_module", "delete_module", "reboot", "swapon", "clock_settime", "clone3"} {
+		if !names[must] {
+			t.Errorf("filter does not deny %s", must)
+		}
+	}
+}
+
+func TestSeccompAndPrivileges(t *testing.T) {
+	m := newManager(t)
+	out := runArgs(t, m, []string{"/bin/sh", "-c", `
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
+unshare -U true 2>&1 | grep -q 'Operation not permitted' && echo UNSHARE_EPERM
+unshare -U -r true && echo UNSHARE_OK
+strace -f true >/dev/null 2>&1 && echo PTRACE_OK
+mkdir -p /tmp/m && mount -t tmpfs x /tmp/m 2>/dev/null && echo MOUNT_OK
+kill -9 1 2>/dev/null && echo KILLED_INIT
+echo done`}, []string{"PATH=/usr/bin:/bin"}, nil)
+	for _, want := range []string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+		"CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "UNSHARE_EPERM", "done"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"UNSHARE_OK", "PTRACE_OK", "MOUNT_OK", "KILLED_INIT"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output has %q", bad)
+		}
+	}
+}
+
+func TestDescriptorsEnvironmentLimits(t *testing.T) {
+	m := newManager(t)
+	out := runArgs(t, m, []string{"/bin/sh", "-c", `
+echo "env $(tr '\0' ' ' < /proc/$$/environ)"
+echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
+echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *linuxSandbox) {
+		// The runtime (the shell, waiting for sleep) holds what it was
+		// started with and nothing more.
+		pid := sb.cmd.Process.Pid
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%s/fd", strings.Fields(string(kids))[0]))
+		var names []string
+		for _, fd := range fds {
+			names = append(names, fd.Name())
+		}
+		if strings.Join(names, " ") != "0 1 2" {
+			t.Errorf("runtime descriptors %v, want 0 1 2", names)
+		}
+		var f string
+		switch g := sb.cg.(type) {
+		case *v1Group:
+			f = filepath.Join(g.paths["pids"], "pids.max")
+		case *v2Group:
+			if !g.limits {
+				return
+			}
+			f = filepath.Join(g.dir, "pids.max")
+		}
+		if b, _ := os.ReadFile(f); strings.TrimSpace(string(b)) != "1024" {
+			t.Errorf("pids.max = %q, want 1024", b)
+		}
+	})
+	for _, want := range []string{"env PATH=/usr/bin:/bin ONLY=this \n", "nofile 1024 1024\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestProcMaskedNoSysNoCgroupfs(t *testing.T) {
+	m := newManager(t)
+	out := runArgs(t, m, []string{"/bin/sh", "-c", `
+echo "kcore $(head -c 16 /proc/kcore 2>/dev/null | wc -c)"
+echo "keys $(cat /proc/keys 2>/dev/null | wc -c)"
+echo "timer_list $(cat /proc/timer_list 2>/dev/null | wc -c)"
+echo "sched_debug $(cat /proc/sched_debug 2>/dev/null | wc -c)"
+ls /proc/acpi 2>/dev/null | grep -q . && echo ACPI_VISIBLE
+echo c > /proc/sysrq-trigger 2>/dev/null && echo SYSRQ_WRITTEN
+echo icebox > /proc/sys/kernel/hostname 2>/dev/null && echo SYSCTL_WRITTEN
+grep -q ' /proc/sys ' /proc/self/mounts && grep ' /proc/sys ' /proc/self/mounts | grep -q 'ro,' && echo SYS_RO
+test -e /sys && echo HAS_SYS
+mkdir /sys/fs/cgroup/x 2>/dev/null && echo CGROUP_WRITTEN
+grep -q cgroup /proc/self/mounts && echo CGROUPFS_MOUNTED
+echo ok`}, []string{"PATH=/usr/bin:/bin"}, nil)
+	for _, want := range []string{"kcore 0\n", "keys 0\n", "timer_list 0\n", "sched_debug 0\n", "SYS_RO", "ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"ACPI_VISIBLE", "SYSRQ_WRITTEN", "SYSCTL_WRITTEN", "HAS_SYS", "CGROUP_WRITTEN", "CGROUPFS_MOUNTED"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output has %q", bad)
+		}
+	}
+}
+
+// TestInitBinaryCannotBeRewritten: /proc/1/exe leads to a read-only mount of
+// the icebox binary, so nothing writes through it, and the function cannot
+// open it at all.
+func TestInitBinaryCannotBeRewritten(t *testing.T) {
+	m := newManager(t)
+	if m.exeFD < 0 {
+		t.Skip("kernel without open_tree/mount_setattr")
+	}
+	out := runArgs(t, m, []string{"/bin/sh", "-c", `
+(echo x >> /proc/1/exe) 2>/dev/null && echo EXE_WRITTEN
+echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
+		// Opening for write fails with ETXTBSY before the mount is looked
+		// at; the mount's own flags tell that it is read-only.
+		var st unix.Statfs_t
+		if err := unix.Statfs(fmt.Sprintf("/proc/%d/exe", sb.cmd.Process.Pid), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Flags&unix.ST_RDONLY == 0 {
+			t.Errorf("sandbox init runs from a writable mount (statfs flags %#x)", st.Flags)
+		}
+	})
+	if strings.Contains(out, "EXE_WRITTEN") {
+		t.Error("the function wrote to /proc/1/exe")
+	}
+}
+
+// TestCloseOnExecFrom: a descriptor opened without O_CLOEXEC (as a library
+// in init might) does not survive into the runtime.
+func TestCloseOnExecFrom(t *testing.T) {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0) // deliberately inheritable
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := closeOnExecFrom(3); err != nil {
+		t.Fatal(err)
+	}
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || fl&unix.FD_CLOEXEC == 0 {
+		t.Errorf("fd %d flags %#x (%v): not close-on-exec", fd, fl, err)
 	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	// starts skip namespace, cgroup and root creation. Default 2; negative
 	// means none.
 	Prebuilt int
+	// IDBase is the first host uid/gid of the ranges sandboxes' user
+	// namespaces map to (65536 ids per live sandbox). Nothing else on the
+	// host may use ids from there up. Default DefaultIDBase; daemons sharing
+	// a host should be given disjoint ranges.
+	IDBase uint32
 }
 
 func (c *Config) setDefaults() {
@@ -61,6 +66,9 @@ func (c *Config) setDefaults() {
 	if c.Prebuilt == 0 {
 		c.Prebuilt = 2
 	}
+	if c.IDBase == 0 {
+		c.IDBase = DefaultIDBase
+	}
 }
 
 // Validate checks the configuration.
@@ -77,18 +85,19 @@ func (c *Config) Validate() error {
 // RuntimeAPIAddr is where the Runtime API listens inside every sandbox.
 const RuntimeAPIAddr = "127.0.0.1:9001"
 
-// APIAddr is where icebox's own API is reachable inside every sandbox, for
-// the function's AWS SDK (AWS_ENDPOINT_URL).
-const APIAddr = "127.0.0.1:9070"
-
 // Manager creates sandboxes. It is safe for concurrent use.
 type Manager struct {
 	cfg    Config
 	cg     cgroupDriver
-	hostNS int // this process's network namespace, to return to after setns
-	root   string
+	hostNS int    // this process's network namespace, to return to after setns
+	root   string // holds rootMountName, the mount point of sandbox roots
 	system []bindMount
 	links  [][2]string
+	ids    *idRanges
+	// initPath is what is exec'ed as each sandbox's init; exeFD, when not
+	// -1, keeps the sealed copy it names open (see sealedExe).
+	initPath string
+	exeFD    int
 
 	ready    chan *linuxSandbox // pre-built sandboxes
 	stop     chan struct{}
@@ -104,15 +113,25 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, hostNS: -1, root: filepath.Join(cfg.StateDir, "root")}
+	m := &Manager{cfg: cfg, hostNS: -1, exeFD: -1, root: filepath.Join(cfg.StateDir, "root")}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-	if err := os.MkdirAll(m.root, 0o700); err != nil {
+	if m.ids, err = newIDRanges(cfg.IDBase); err != nil {
 		return nil, err
 	}
+	// Sandbox inits are root only in their user namespace: they need search
+	// permission on this directory (the daemon hands it over open) to reach
+	// the mount point inside it.
+	if err := os.MkdirAll(filepath.Join(m.root, rootMountName), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(m.root, 0o711); err != nil {
+		return nil, err
+	}
+	m.exeFD, m.initPath = sealedExe(cfg.InitPath)
 	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
 		return nil, err
 	}
@@ -149,6 +168,10 @@ func (m *Manager) Close() {
 	if m.hostNS >= 0 {
 		unix.Close(m.hostNS)
 		m.hostNS = -1
+	}
+	if m.exeFD >= 0 {
+		unix.Close(m.exeFD)
+		m.exeFD = -1
 	}
 	if m.cg == nil {
 		return
@@ -272,7 +295,6 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		return nil, err
 	}
 	run := runSpec{
-		Binds: []bindMount{{Src: spec.CodeDir, Dst: "/var/task", Dir: true}},
 		TmpMB: spec.TmpMB,
 		UID:   m.cfg.UID,
 		GID:   m.cfg.GID,
@@ -280,13 +302,20 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		Env:   spec.Env,
 		Cwd:   "/var/task",
 	}
-	if spec.RuntimeDir != "" {
-		run.Binds = append(run.Binds, bindMount{Src: spec.RuntimeDir, Dst: "/var/runtime", Dir: true})
+	var fds []int
+	defer func() { closeAll(fds) }()
+	for _, d := range [][2]string{{spec.CodeDir, "/var/task"}, {spec.RuntimeDir, "/var/runtime"}, {spec.OptDir, "/opt"}} {
+		if d[0] == "" {
+			continue
+		}
+		fd, err := openInSandbox(s.cmd.Process.Pid, d[0])
+		if err != nil {
+			return nil, err
+		}
+		fds = append(fds, fd)
+		run.Binds = append(run.Binds, bindMount{FD: len(fds), Dst: d[1], Dir: true})
 	}
-	if spec.OptDir != "" {
-		run.Binds = append(run.Binds, bindMount{Src: spec.OptDir, Dst: "/opt", Dir: true})
-	}
-	if err := s.send(run); err != nil {
+	if err := s.send(run, fds...); err != nil {
 		return nil, err
 	}
 	if err := s.expectOK(ctx, "mount function code"); err != nil {
@@ -328,6 +357,11 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 			s.Destroy()
 		}
 	}()
+	firstID, err := m.ids.get()
+	if err != nil {
+		return nil, err
+	}
+	s.releaseIDs = func() { m.ids.put(firstID) }
 	if s.cg, err = m.cg.create(id); err != nil {
 		return nil, err
 	}
@@ -346,16 +380,27 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	defer pw.Close()
 	s.out = pr
 
+	// The user namespace is created first and owns the others, so init is
+	// privileged over its own mounts, hostname and network only. Go writes
+	// uid_map and gid_map from here, as host root, before the child goes on
+	// to become root of the namespace and exec init; setgroups stays
+	// allowed so the child can drop the daemon's supplementary groups (host
+	// gid 0 among them), which a mapped process would otherwise keep.
 	s.cmd = &exec.Cmd{
-		Path:       m.cfg.InitPath,
+		Path:       m.initPath,
 		Args:       []string{"icebox", InitArg},
 		Env:        []string{},
 		Stdout:     pw,
 		Stderr:     pw,
 		ExtraFiles: []*os.File{child},
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
-			Pdeathsig:  syscall.SIGKILL,
+			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
+				unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
+			UidMappings:                idMap(firstID),
+			GidMappings:                idMap(firstID),
+			GidMappingsEnableSetgroups: true,
+			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+			Pdeathsig:                  syscall.SIGKILL,
 		},
 	}
 	if err := s.cmd.Start(); err != nil {
@@ -364,7 +409,6 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	go s.wait()
 
 	base := baseSpec{
-		Root:     m.root,
 		Hostname: "localhost",
 		Binds:    m.system,
 		Links:    m.links,
@@ -373,7 +417,13 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 			{"/etc/group", "root:x:0:\nsbx_user1051:x:990:\n"},
 		},
 	}
-	if err := s.send(base); err != nil {
+	rootFD, err := openInSandbox(s.cmd.Process.Pid, m.root)
+	if err != nil {
+		return nil, err
+	}
+	err = s.send(base, rootFD)
+	unix.Close(rootFD)
+	if err != nil {
 		return nil, err
 	}
 	// While init builds the root, join the cgroup and open the Runtime API
@@ -381,7 +431,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
 		return nil, err
 	}
-	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr, APIAddr)
+	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr, sandbox.APIAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +458,8 @@ type linuxSandbox struct {
 	listener    net.Listener
 	apiListener net.Listener
 
+	releaseIDs func() // returns the host id range; nil once returned
+
 	done       chan struct{} // closed when init has exited and its status is known
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
 	destroy    sync.Once
@@ -432,13 +484,37 @@ func (s *linuxSandbox) OutputPending() int {
 	return n
 }
 
-// send writes one JSON line to init.
-func (s *linuxSandbox) send(v any) error {
+// send writes one JSON line to init, with fds attached to its first byte.
+func (s *linuxSandbox) send(v any, fds ...int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := s.ctl.Write(append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	rc, err := s.ctl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		var oob []byte
+		if len(fds) > 0 {
+			oob = unix.UnixRights(fds...)
+		}
+		for len(b) > 0 {
+			n, err := unix.SendmsgN(int(fd), b, oob, nil, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				serr = err
+				return true
+			}
+			b, oob = b[n:], nil
+		}
+		return true
+	})
+	if err = errors.Join(err, serr); err != nil {
 		return fmt.Errorf("send spec to sandbox init: %w", err)
 	}
 	return nil
@@ -576,8 +652,23 @@ func (s *linuxSandbox) Destroy() error {
 		if s.cg != nil {
 			err = errors.Join(err, s.cg.remove())
 		}
+		// A range goes back only when init is known to be gone: the kernel
+		// has killed its whole pid namespace with it.
+		if s.releaseIDs != nil && (s.cmd == nil || s.cmd.Process == nil || chanClosed(s.done)) {
+			s.releaseIDs()
+			s.releaseIDs = nil
+		}
 	})
 	return err
+}
+
+func chanClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // HostMemoryMB is the host's total RAM in MB.
