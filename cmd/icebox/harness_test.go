@@ -176,6 +176,9 @@ type proc struct {
 type how struct {
 	dir      string // working directory; the test's own if empty
 	ownGroup bool   // in a process group of its own, as a shell runs a foreground job
+	// ownRoot: no credentials in the environment, so a server generates
+	// its root credentials and a client must find them in the data dir.
+	ownRoot bool
 }
 
 // start runs the icebox binary with args. If the test ends with it still
@@ -188,6 +191,9 @@ func start(t *testing.T, h how, args ...string) *proc {
 	p.cmd.Dir = h.dir
 	// Servers take these root credentials; clients sign with them.
 	p.cmd.Env = append(append(os.Environ(), authtest.ServerEnv()...), authtest.Env()...)
+	if h.ownRoot {
+		p.cmd.Env = envWithoutAWS()
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: h.ownGroup, Pdeathsig: syscall.SIGTERM}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	// Nothing icebox starts may hold its output open; bound the wait if it does.
@@ -303,6 +309,9 @@ func startServer(t *testing.T, h how, args ...string) *server {
 		}
 		defer resp.Body.Close()
 		var list struct{ Functions []json.RawMessage }
+		if h.ownRoot { // our signature is not the server's: any answer will do
+			return resp.StatusCode == http.StatusForbidden
+		}
 		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&list) == nil
 	})
 	return s
@@ -369,6 +378,17 @@ func (s *server) functionNames(t *testing.T) []string {
 		names = append(names, f.FunctionName)
 	}
 	return names
+}
+
+// envWithoutAWS is the test's environment without AWS or icebox credentials.
+func envWithoutAWS() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "ICEBOX_ROOT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // httpClient bounds every request, so a daemon that accepts and never

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"icebox/internal/auth/authtest"
 )
 
 // TestServeShutdownLeavesNothing stops `icebox serve` with SIGTERM and, after
@@ -277,6 +279,7 @@ func TestLogsCommand(t *testing.T) {
 			defer cancel()
 			var stderr bytes.Buffer
 			cmd := exec.CommandContext(ctx, build.icebox, args...)
+			cmd.Env = append(os.Environ(), authtest.Env()...)
 			cmd.Stderr = &stderr
 			out, err = cmd.Output()
 			if err != nil {

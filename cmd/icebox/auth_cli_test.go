@@ -1,0 +1,96 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"icebox/internal/auth"
+)
+
+// TestRootCredentialsGenerated: a server started without credentials makes
+// root credentials once, shows them once, keeps them 0600 in the data dir;
+// the icebox CLI on the same host finds them there.
+func TestRootCredentialsGenerated(t *testing.T) {
+	requireRoot(t)
+	binaries(t)
+	dataDir := t.TempDir()
+	s := startServer(t, how{ownRoot: true}, "serve", "--data-dir", dataDir)
+	path := filepath.Join(dataDir, auth.RootCredentialsFile)
+	id, secret, err := auth.ReadCredentialsFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("credentials file mode: %v %v", fi.Mode(), err)
+	}
+	shown := regexp.MustCompile(`export AWS_ACCESS_KEY_ID=(\S+)\s+export AWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(s.proc.stdout.String())
+	if shown == nil || shown[1] != id || shown[2] != secret || !strings.HasPrefix(id, "AKIA") {
+		t.Errorf("printed credentials %q, file has %s", shown, id)
+	}
+	if strings.Contains(s.proc.stderr.String(), secret) {
+		t.Error("the secret is in the server's log")
+	}
+	// Unsigned requests are refused.
+	resp, err := http.Get(s.url + "/2015-03-31/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException" {
+		t.Errorf("unsigned: %d %s", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	}
+
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(build.icebox, append(args, "--endpoint", s.url, "--data-dir", dataDir)...)
+		cmd.Env = envWithoutAWS()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("icebox %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("status"); !strings.Contains(out, "concurrent executions") {
+		t.Errorf("status: %s", out)
+	}
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(pol, []byte(`{"Statement":[{"Effect":"Allow","Action":"lambda:List*","Resource":"*"}]}`), 0o644)
+	out := cli("keys", "create", "--user", "carol", "--policy", pol)
+	m := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(AKIA\S+)\nAWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("keys create printed %q", out)
+	}
+	if out := cli("keys", "list"); !strings.Contains(out, m[1]) || !strings.Contains(out, "carol") || strings.Contains(out, m[2]) {
+		t.Errorf("keys list: %s", out)
+	}
+	if out := cli("roles", "put", "worker", "--policy", pol); strings.TrimSpace(out) != "arn:aws:iam::000000000000:role/worker" {
+		t.Errorf("roles put: %s", out)
+	}
+	// carol may list functions but not read the status page.
+	cmd := exec.Command(build.icebox, "status", "--endpoint", s.url)
+	cmd.Env = append(envWithoutAWS(), "AWS_ACCESS_KEY_ID="+m[1], "AWS_SECRET_ACCESS_KEY="+m[2])
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "AccessDeniedException") {
+		t.Errorf("carol's status: %v %s", err, out)
+	}
+	cli("keys", "delete", m[1])
+	if out := cli("keys", "list"); strings.Contains(out, m[1]) {
+		t.Errorf("deleted key listed: %s", out)
+	}
+
+	// A restart keeps the credentials and does not show them again.
+	s.proc.signal(os.Interrupt, 30*time.Second)
+	s2 := startServer(t, how{ownRoot: true}, "serve", "--data-dir", dataDir)
+	if strings.Contains(s2.proc.stdout.String(), "AWS_SECRET_ACCESS_KEY") {
+		t.Error("credentials shown again on restart")
+	}
+	s = s2
+	if out := cli("status"); !strings.Contains(out, "concurrent executions") {
+		t.Errorf("status after restart: %s", out)
+	}
+}
