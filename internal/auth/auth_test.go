@@ -302,3 +302,26 @@ func FuzzParseSignature(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAuthenticate is the per-call cost of checking a signed Invoke
+// (header form, root and an access key with a policy).
+func BenchmarkAuthenticate(b *testing.B) {
+	e := enginetest.Embedded(b)
+	a, err := Open(context.Background(), Config{Region: "us-east-1", AccountID: "000000000000", RootAccessKeyID: rootID, RootSecretAccessKey: rootSecret}, e.JetStream(), enginetest.Logger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	body := []byte(`{"hello":"world"}`)
+	r := httptest.NewRequest("POST", "http://127.0.0.1:9070/2015-03-31/functions/bench/invocations", bytes.NewReader(body))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: rootID, SecretAccessKey: rootSecret}, r, hash(body), "lambda", "us-east-1", time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Authenticate(r, hash(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
