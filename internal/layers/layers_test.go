@@ -31,7 +31,8 @@ var rank = map[string]int{
 	"icebox/internal/functions":     5,
 	"icebox/internal/api":           6,
 	"icebox/internal/daemon":        7,
-	"icebox/cmd/icebox":             8,
+	"icebox/internal/bench":         8,
+	"icebox/cmd/icebox":             9,
 }
 
 func TestImportsFlowOneWay(t *testing.T) {

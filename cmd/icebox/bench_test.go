@@ -1,0 +1,42 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"icebox/internal/bench"
+)
+
+func TestBenchFlags(t *testing.T) {
+	o, err := parseBench(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := bench.Default(); o.cfg.IdleEnvs != d.IdleEnvs || o.cfg.ColdStarts != d.ColdStarts || o.cfg.Endpoint != "" {
+		t.Errorf("defaults: %+v", o.cfg)
+	}
+
+	o, err = parseBench([]string{"--full", "--cold", "7", "--duration", "3s", "--json", "--plot", "docs"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.IdleEnvs != 1000 || o.cfg.ColdStarts != 7 || o.cfg.ThroughputTime != 3*time.Second || !o.json || o.plotDir != "docs" {
+		t.Errorf("--full with overrides: %+v json=%v plot=%q", o.cfg, o.json, o.plotDir)
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	o, err = parseBench([]string{"--endpoint", "http://127.0.0.1:9070"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.Endpoint != "http://127.0.0.1:9070" || o.cfg.AccessKeyID != "AKIDBENCH" || o.cfg.SecretAccessKey != "secret" || o.cfg.Region != "eu-west-1" {
+		t.Errorf("--endpoint: %+v", o.cfg)
+	}
+
+	if _, err := parseBench([]string{"extra"}, io.Discard); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}

@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The floors: what the machine does for the same job with no platform in
+// between. They are measured with the same client, binary and concurrency
+// as the rows they sit next to.
+
+// echoServer is a bare net/http server on loopback that returns the body.
+type echoServer struct {
+	url string
+	srv *http.Server
+}
+
+func startEcho() (*echoServer, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e := &echoServer{url: "http://" + l.Addr().String() + "/", srv: &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}}
+	go e.srv.Serve(l)
+	return e, nil
+}
+
+func (e *echoServer) close() { e.srv.Close() }
+
+// post makes one round trip to the echo server with c.
+func (e *echoServer) post(ctx context.Context, c *http.Client, payload []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("echo: %s", resp.Status)
+	}
+	return err
+}
+
+// execOnce runs bin with an empty environment until it exits (an
+// aws-lambda-go program without AWS_LAMBDA_RUNTIME_API exits at once).
+func execOnce(bin string) error {
+	cmd := exec.Command(bin)
+	cmd.Env = []string{}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return nil
+	}
+	return err
+}
+
+// forkExecRate runs n copies of /bin/true at once and returns how many
+// finished per second.
+func forkExecRate(n int) (float64, error) {
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := exec.Command(bin).Run(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// runtimeStub is a Runtime API that never hands out an event: a runtime
+// pointed at it initializes, asks for the next event and waits, which is
+// what an idle environment's runtime does.
+type runtimeStub struct {
+	srv  *http.Server
+	next chan struct{} // one value per /next request received
+}
+
+func serveRuntimeStub(l net.Listener) *runtimeStub {
+	s := &runtimeStub{next: make(chan struct{}, 4096)}
+	s.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case s.next <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done()
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go s.srv.Serve(l)
+	return s
+}
+
+func (s *runtimeStub) close() { s.srv.Close() }
+
+// waitNext waits until n runtimes have asked for their next event.
+func (s *runtimeStub) waitNext(ctx context.Context, n int) error {
+	for range n {
+		select {
+		case <-s.next:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for idle runtimes: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// idleProcesses are copies of the echo binary on the host, each waiting
+// for its next event on a runtime stub: the floor of an idle environment.
+type idleProcesses struct {
+	stub *runtimeStub
+	cmds []*exec.Cmd
+}
+
+func startIdle(ctx context.Context, bin string, n int) (_ *idleProcesses, err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &idleProcesses{stub: serveRuntimeStub(l)}
+	defer func() {
+		if err != nil {
+			p.stop()
+		}
+	}()
+	for range n {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + l.Addr().String(), "_HANDLER=bootstrap"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		p.cmds = append(p.cmds, cmd)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return p, p.stub.waitNext(ctx, n)
+}
+
+func (p *idleProcesses) pids() []int {
+	out := make([]int, len(p.cmds))
+	for i, c := range p.cmds {
+		out[i] = c.Process.Pid
+	}
+	return out
+}
+
+func (p *idleProcesses) stop() {
+	for _, c := range p.cmds {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	p.stub.close()
+}
+
+// rawFreezer is a bare cgroup (freezer only) holding one idle process. Its
+// writes are the floor of a sandbox's freeze and thaw: the same
+// open-write-close of the same control file, with no sandbox around it.
+// The files are written here rather than through sandbox/linux so the floor
+// owes nothing to the code it is the floor of.
+type rawFreezer struct {
+	dir            string
+	file           string
+	frozen, thawed string
+}
+
+// newRawFreezer makes the group on the hierarchy the platform uses
+// (version 1: freezer.state; version 2: cgroup.freeze) and moves pid in.
+func newRawFreezer(version, pid int) (*rawFreezer, error) {
+	name := "icebox-bench-" + randomHex(4)
+	f := &rawFreezer{}
+	switch version {
+	case 1:
+		f.dir = filepath.Join("/sys/fs/cgroup/freezer", name)
+		f.file, f.frozen, f.thawed = "freezer.state", "FROZEN", "THAWED"
+	case 2:
+		f.dir = filepath.Join("/sys/fs/cgroup", name)
+		f.file, f.frozen, f.thawed = "cgroup.freeze", "1", "0"
+	default:
+		return nil, fmt.Errorf("cgroup version %d", version)
+	}
+	if err := os.Mkdir(f.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("raw freezer: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		os.Remove(f.dir)
+		return nil, fmt.Errorf("raw freezer: %w", err)
+	}
+	return f, nil
+}
+
+func (f *rawFreezer) write(v string) error {
+	return os.WriteFile(filepath.Join(f.dir, f.file), []byte(v), 0)
+}
+
+func (f *rawFreezer) freeze() error { return f.write(f.frozen) }
+func (f *rawFreezer) thaw() error   { return f.write(f.thawed) }
+
+// remove thaws the group and removes it once the caller has ended its
+// process; the kernel refuses while a task remains, so it retries briefly.
+func (f *rawFreezer) remove() error {
+	_ = f.thaw()
+	var err error
+	for range 1000 {
+		if err = os.Remove(f.dir); err == nil || !errors.Is(err, syscall.EBUSY) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err
+}

@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The rows that go through the Lambda API: cold start, warm invoke,
+// throughput and environments created per second.
+
+var payload = []byte(`{"hello":"world"}`)
+
+// samples are latencies of one kind.
+type samples []time.Duration
+
+// stat sorts s and returns its median and 99th percentile in µs.
+func (s samples) stat() Stat {
+	if len(s) == 0 {
+		return Stat{}
+	}
+	slices.Sort(s)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	return Stat{P50: us(s[len(s)/2]), P99: us(s[min(len(s)-1, len(s)*99/100)]), Samples: len(s)}
+}
+
+func timed(op func() error) (time.Duration, error) {
+	start := time.Now()
+	err := op()
+	return time.Since(start), err
+}
+
+// measureCold times the first invoke of n fresh functions, each created
+// (untimed) just before, then as many execs of the same binary plus one
+// loopback round trip each. The floor runs after a pause, not interleaved,
+// so it does not pay for the platform's background work (re-building the
+// next pre-built sandbox) that a cold start leaves behind. It returns the
+// row and, per cold start, the environments alive before it.
+func (r *run) measureCold(ctx context.Context, n int) (Row, []ColdPoint, error) {
+	var cold, floor samples
+	var points []ColdPoint
+	for i := range n {
+		alive, err := r.t.alive(ctx)
+		if err != nil {
+			return Row{}, nil, err
+		}
+		name := fmt.Sprintf("%scold-%d", r.t.prefix, i)
+		if err := r.t.create(ctx, name, r.cfg.EchoZip, 3*time.Second); err != nil {
+			return Row{}, nil, err
+		}
+		d, err := timed(func() error { _, err := r.t.invoke(ctx, name, payload); return err })
+		if err != nil {
+			return Row{}, nil, err
+		}
+		cold = append(cold, d)
+		points = append(points, ColdPoint{Alive: alive, Latency: d})
+	}
+	quiesce()
+	for range n {
+		f, err := timed(func() error {
+			if err := execOnce(r.echoBin); err != nil {
+				return err
+			}
+			return r.echo.post(ctx, r.t.http, payload)
+		})
+		if err != nil {
+			return Row{}, nil, err
+		}
+		floor = append(floor, f)
+	}
+	return Row{
+		ID: RowColdStart, Name: fmt.Sprintf("cold start: first invoke of a fresh function (n=%d)", n), Unit: UnitMicros,
+		Result: cold.stat(), FloorName: "exec of the same binary + loopback round trip", Floor: floor.stat(),
+	}, points, nil
+}
+
+// quiesce lets work the platform does after a call (log shipping,
+// pre-building sandboxes) finish before a floor is measured.
+func quiesce() { time.Sleep(300 * time.Millisecond) }
+
+// measureWarm times sequential invokes of one warm function, then as many
+// round trips to the bare echo with the same HTTP client.
+func (r *run) measureWarm(ctx context.Context, n int) (Row, error) {
+	var warm, floor samples
+	for range n {
+		d, err := timed(func() error { _, err := r.t.invoke(ctx, r.fn, payload); return err })
+		if err != nil {
+			return Row{}, err
+		}
+		warm = append(warm, d)
+	}
+	quiesce()
+	for range n {
+		f, err := timed(func() error { return r.echo.post(ctx, r.t.http, payload) })
+		if err != nil {
+			return Row{}, err
+		}
+		floor = append(floor, f)
+	}
+	return Row{
+		ID: RowWarmInvoke, Name: "warm invoke, sequential (aws-sdk-go-v2 Invoke)", Unit: UnitMicros,
+		Result: warm.stat(), FloorName: "bare loopback HTTP echo, same client", Floor: floor.stat(),
+	}, nil
+}
+
+// load runs op from c goroutines for d and returns calls per second, their
+// latencies and how many failed (with the first error).
+func load(ctx context.Context, c int, d time.Duration, op func(context.Context) error) (float64, samples, int, error) {
+	var (
+		mu       sync.Mutex
+		all      samples
+		failed   int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine samples
+			bad := 0
+			var errOne error
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := time.Now()
+				if err := op(ctx); err != nil {
+					bad++
+					errOne = err
+					continue
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			failed += bad
+			if firstErr == nil {
+				firstErr = errOne
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(len(all)) / time.Since(start).Seconds(), all, failed, firstErr
+}
+
+// measureThroughput runs the warm function, then the echo, at concurrency c.
+// A short warm-up first gives the function c environments.
+func (r *run) measureThroughput(ctx context.Context, c int) (Row, ConcurrencyPoint, error) {
+	invoke := func(ctx context.Context) error { _, err := r.t.invoke(ctx, r.fn, payload); return err }
+	post := func(ctx context.Context) error { return r.echo.post(ctx, r.t.http, payload) }
+	if err := r.warmUp(ctx, c, invoke); err != nil {
+		return Row{}, ConcurrencyPoint{}, err
+	}
+	rate, lat, bad, err := load(ctx, c, r.cfg.ThroughputTime, invoke)
+	if bad > 0 {
+		return Row{}, ConcurrencyPoint{}, fmt.Errorf("throughput at %d: %d calls failed: %w", c, bad, err)
+	}
+	quiesce()
+	frate, flat, bad, err := load(ctx, c, r.cfg.ThroughputTime, post)
+	if bad > 0 {
+		return Row{}, ConcurrencyPoint{}, fmt.Errorf("echo at %d: %d calls failed: %w", c, bad, err)
+	}
+	row := Row{
+		ID: ThroughputRow(c), Name: fmt.Sprintf("throughput, concurrency %d (invokes/s, one function)", c), Unit: UnitPerSec,
+		Result: Stat{Value: rate, Samples: len(lat)}, FloorName: fmt.Sprintf("loopback echo at concurrency %d", c),
+		Floor: Stat{Value: frate, Samples: len(flat)},
+	}
+	return row, ConcurrencyPoint{Concurrency: c, Invoke: lat.stat(), Echo: flat.stat()}, nil
+}
+
+// warmUp calls at concurrency c until the function stops gaining
+// environments, so the measured run has the ones it needs (cold starts
+// are the cold row's business, not throughput's).
+func (r *run) warmUp(ctx context.Context, c int, invoke func(context.Context) error) error {
+	prev, err := r.t.alive(ctx)
+	if err != nil {
+		return err
+	}
+	for range 50 {
+		if _, _, bad, err := load(ctx, c, 200*time.Millisecond, invoke); bad > 0 {
+			return fmt.Errorf("throughput warm-up at %d: %d calls failed: %w", c, bad, err)
+		}
+		n, err := r.t.alive(ctx)
+		if err != nil {
+			return err
+		}
+		if n == prev {
+			break
+		}
+		prev = n
+	}
+	quiesce()
+	return nil
+}
+
+// measureEnvRate sends cfg.Burst concurrent calls to a fresh slow function,
+// so each needs an environment of its own, and counts environments whose
+// first call started per second since the burst began. The floor is as
+// many concurrent fork+execs of /bin/true.
+func (r *run) measureEnvRate(ctx context.Context) (Row, error) {
+	n := r.cfg.Burst
+	row := Row{ID: RowEnvRate, Name: fmt.Sprintf("environments created per second (burst of %d on one function)", n),
+		Unit: UnitPerSec, FloorName: fmt.Sprintf("fork+exec of /bin/true, %d at once", n)}
+	if len(r.cfg.SleepZip) == 0 {
+		row.Skipped = "no slow function (build internal/bench/testdata/sleep)"
+		return row, nil
+	}
+	name := r.t.prefix + "burst"
+	if err := r.t.create(ctx, name, r.cfg.SleepZip, r.cfg.BurstSleep+30*time.Second); err != nil {
+		return row, err
+	}
+	before, err := r.t.alive(ctx)
+	if err != nil {
+		return row, err
+	}
+	ev, _ := json.Marshal(map[string]int{"sleepMs": int(r.cfg.BurstSleep / time.Millisecond)})
+	type out struct {
+		Env     string `json:"env"`
+		StartNs int64  `json:"startNs"`
+	}
+	results := make([]out, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	// The status page is polled during the burst: the pool keeps only so
+	// many idle environments per function afterwards, so the peak is what
+	// tells how many it made.
+	stop, peak := make(chan struct{}), make(chan int, 1)
+	go func() {
+		top := before
+		defer func() { peak <- top }()
+		for {
+			if n, err := r.t.alive(ctx); err == nil {
+				top = max(top, n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := r.t.invoke(ctx, name, ev)
+			if err == nil {
+				err = json.Unmarshal(b, &results[i])
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	top := <-peak
+	// An environment is ready when its first call starts; the rate is how
+	// many became ready over the time the last one took.
+	first := map[string]int64{}
+	for i, o := range results {
+		if errs[i] != nil {
+			return row, fmt.Errorf("burst call: %w", errs[i])
+		}
+		if t, ok := first[o.Env]; !ok || o.StartNs < t {
+			first[o.Env] = o.StartNs
+		}
+	}
+	var last int64
+	for _, t := range first {
+		last = max(last, t)
+	}
+	elapsed := time.Duration(last - start.UnixNano())
+	row.Result = Stat{Value: float64(len(first)) / elapsed.Seconds(), Samples: len(first)}
+	row.Note = fmt.Sprintf("%d environments in %v; status peak +%d", len(first), elapsed.Round(time.Millisecond), top-before)
+	if len(first) < n {
+		row.Note += fmt.Sprintf("; only %d distinct, some calls reused one", len(first))
+	}
+	// The floor: the median of three bursts, as exec is noisy.
+	var rates []float64
+	for range 3 {
+		rate, err := forkExecRate(n)
+		if err != nil {
+			return row, fmt.Errorf("fork+exec floor: %w", err)
+		}
+		rates = append(rates, rate)
+	}
+	slices.Sort(rates)
+	row.Floor = Stat{Value: rates[1], Samples: 3 * n}
+	return row, nil
+}

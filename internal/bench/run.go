@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// run is one bench run's state.
+type run struct {
+	cfg     Config
+	dir     string // temporary: data dir, unpacked echo binary
+	t       *target
+	echo    *echoServer
+	echoDir string // the echo function's unpacked code (bootstrap)
+	echoBin string
+	fn      string // the warm echo function
+	start   time.Time
+}
+
+func (r *run) progress(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "bench: %5.1fs "+format+"\n", append([]any{time.Since(r.start).Seconds()}, args...)...)
+}
+
+// Run measures every row and returns the report. The target is left as it
+// was found: an in-process daemon is shut down, an endpoint's functions
+// made by the run are deleted.
+func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, start: time.Now()}
+	if r.dir, err = workDir(); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(r.dir)
+	r.echoDir = filepath.Join(r.dir, "echo")
+	if r.echoBin, err = unpackBootstrap(cfg.EchoZip, r.echoDir); err != nil {
+		return nil, fmt.Errorf("echo zip: %w", err)
+	}
+	rep := &Report{Machine: machine(), Mode: "in-process", Started: time.Now()}
+	if cfg.Endpoint != "" {
+		rep.Mode = "endpoint " + cfg.Endpoint
+	}
+	r.progress("starting (%s)", rep.Mode)
+	if r.t, err = startTarget(ctx, &r.cfg, r.dir); err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, r.t.close()) }()
+	if r.echo, err = startEcho(); err != nil {
+		return nil, err
+	}
+	defer r.echo.close()
+
+	r.progress("cold starts: %d fresh functions", cfg.ColdStarts)
+	cold, coldPoints, err := r.measureCold(ctx, cfg.ColdStarts)
+	if err != nil {
+		return nil, fmt.Errorf("cold start: %w", err)
+	}
+	rep.Rows = append(rep.Rows, cold)
+	rep.ColdByAlive = append(rep.ColdByAlive, coldPoints...)
+
+	r.fn = r.t.prefix + "echo"
+	if err := r.t.create(ctx, r.fn, cfg.EchoZip, 3*time.Second); err != nil {
+		return nil, err
+	}
+	if _, err := r.t.invoke(ctx, r.fn, payload); err != nil {
+		return nil, err
+	}
+	r.progress("warm invokes: %d sequential", cfg.WarmCalls)
+	warm, err := r.measureWarm(ctx, cfg.WarmCalls)
+	if err != nil {
+		return nil, fmt.Errorf("warm invoke: %w", err)
+	}
+	rep.Rows = append(rep.Rows, warm)
+
+	for _, c := range cfg.Concurrency {
+		r.progress("throughput at concurrency %d for %v", c, cfg.ThroughputTime)
+		row, point, err := r.measureThroughput(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, row)
+		rep.Concurrency = append(rep.Concurrency, point)
+	}
+
+	r.progress("environments per second: burst of %d", cfg.Burst)
+	rate, err := r.measureEnvRate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("environment burst: %w", err)
+	}
+	rep.Rows = append(rep.Rows, rate)
+
+	r.progress("freeze/thaw: %d cycles", cfg.FreezeCycles)
+	freeze, thaw, version, err := r.measureFreezeThaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("freeze/thaw: %w", err)
+	}
+	rep.Machine.CgroupVersion = version
+	rep.Rows = append(rep.Rows, thaw, freeze)
+
+	r.progress("memory: %d idle environments", cfg.IdleEnvs)
+	mem, memPoints, err := r.measureMemory(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	rep.Rows = append(rep.Rows, mem)
+	rep.ColdByAlive = append(rep.ColdByAlive, memPoints...)
+
+	r.progress("done")
+	for i := range rep.Rows {
+		judge(&rep.Rows[i])
+	}
+	rep.Duration = time.Since(rep.Started)
+	return rep, nil
+}
+
+// unpackBootstrap writes the zip's bootstrap into dir (world-readable, as
+// the sandbox's runtime user must exec it) and returns its path.
+func unpackBootstrap(z []byte, dir string) (string, error) {
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range zr.File {
+		if f.Name != "bootstrap" {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return "", err
+		}
+		defer rc.Close()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return "", err
+		}
+		bin := filepath.Join(dir, "bootstrap")
+		out, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		if err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(out, io.LimitReader(rc, 256<<20)); err != nil {
+			out.Close()
+			return "", err
+		}
+		return bin, out.Close()
+	}
+	return "", errors.New("no bootstrap in the zip")
+}
