@@ -599,7 +599,7 @@ func record(t *testing.T, s *server) footprint {
 	fp := footprint{dataDir: s.dataDir, hash: cgroupHash(s.dataDir), procs: descendants(s.pid())}
 	inits := 0
 	for _, pi := range fp.procs {
-		if pi.cmdline == "icebox init" && pi.exe == build.icebox {
+		if pi.cmdline == "icebox init" && runsBinary(pi.pid) {
 			inits++
 		}
 	}
@@ -626,6 +626,15 @@ func record(t *testing.T, s *server) footprint {
 	return fp
 }
 
+// runsBinary reports whether process pid runs the test's icebox binary. A
+// sandbox's init runs it from a read-only mount inside its own mount
+// namespace, where /proc/PID/exe names no host path; the file is the same.
+func runsBinary(pid int) bool {
+	exe, err1 := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	bin, err2 := os.Stat(build.icebox)
+	return err1 == nil && err2 == nil && os.SameFile(exe, bin)
+}
+
 // checkGone verifies, after the daemon exited, that nothing of fp remains.
 // With allOfBinary, no process running the test's icebox binary may remain
 // at all (only valid while no other test runs that binary).
@@ -638,7 +647,7 @@ func checkGone(t *testing.T, fp footprint, allOfBinary bool) {
 	}
 	if allOfBinary {
 		for _, pi := range allProcs() {
-			if pi.exe == build.icebox && pi.state != 'Z' {
+			if runsBinary(pi.pid) && pi.state != 'Z' {
 				t.Errorf("process %d (%s) runs %s after the daemon exited", pi.pid, pi.cmdline, build.icebox)
 			}
 		}
