@@ -51,7 +51,7 @@ type accessKeyOutput struct {
 }
 
 func (s *Server) accessKeyOut(k auth.AccessKey) accessKeyOutput {
-	return accessKeyOutput{k.AccessKeyID, k.SecretAccessKey, k.UserName, "arn:aws:iam::" + s.cfg.AccountID + ":user/" + k.UserName, k.Policy, k.Created.Format(lambdaTime)}
+	return accessKeyOutput{k.AccessKeyID, k.SecretAccessKey, k.UserName, s.auth.UserARN(k.UserName), k.Policy, k.Created.Format(lambdaTime)}
 }
 
 func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) {

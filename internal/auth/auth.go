@@ -56,8 +56,7 @@ func (c *Config) Validate() error {
 // Identity is an authenticated caller.
 type Identity struct {
 	// ARN names the caller in policies and error messages.
-	ARN         string
-	AccessKeyID string
+	ARN string
 	// Root may do everything; policies are not consulted.
 	Root bool
 	// Policies are the caller's identity policies.
@@ -213,7 +212,7 @@ func (a *Authority) lookup(sig *signature) (Identity, string, error) {
 		return a.session(sig.AccessKeyID, sig.SessionToken)
 	}
 	if sig.AccessKeyID == a.cfg.RootAccessKeyID {
-		return Identity{ARN: "arn:aws:iam::" + a.cfg.AccountID + ":root", AccessKeyID: sig.AccessKeyID, Root: true}, a.cfg.RootSecretAccessKey, nil
+		return Identity{ARN: "arn:aws:iam::" + a.cfg.AccountID + ":root", Root: true}, a.cfg.RootSecretAccessKey, nil
 	}
 	a.mu.RLock()
 	ak, ok := a.keys[sig.AccessKeyID]
@@ -221,10 +220,11 @@ func (a *Authority) lookup(sig *signature) (Identity, string, error) {
 	if !ok {
 		return Identity{}, "", unknownKey
 	}
-	return Identity{ARN: a.userARN(ak.UserName), AccessKeyID: ak.AccessKeyID, Policies: []policy.Document{ak.Policy}}, ak.SecretAccessKey, nil
+	return Identity{ARN: a.UserARN(ak.UserName), Policies: []policy.Document{ak.Policy}}, ak.SecretAccessKey, nil
 }
 
-func (a *Authority) userARN(name string) string {
+// UserARN is the ARN of the user called name.
+func (a *Authority) UserARN(name string) string {
 	return "arn:aws:iam::" + a.cfg.AccountID + ":user/" + name
 }
 

@@ -87,7 +87,7 @@ func (a *Authority) session(accessKeyID, token string) (Identity, string, error)
 	if a.cfg.Now().Unix() >= c.Expires {
 		return Identity{}, "", &errdefs.AuthError{Kind: errdefs.AuthExpiredToken, Message: "The security token included in the request is expired"}
 	}
-	id := Identity{ARN: "arn:aws:sts::" + a.cfg.AccountID + ":assumed-role/" + c.Role + "/" + c.Session, AccessKeyID: accessKeyID}
+	id := Identity{ARN: "arn:aws:sts::" + a.cfg.AccountID + ":assumed-role/" + c.Role + "/" + c.Session}
 	a.mu.RLock()
 	if r, ok := a.roles[c.Role]; ok {
 		id.Policies = []policy.Document{r.Policy}
