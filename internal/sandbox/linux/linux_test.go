@@ -380,6 +380,9 @@ func TestSeccompPolicyAssembles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.Assemble(); err != nil {
+		t.Fatal(err)
+	}
 	names := map[string]bool{}
 	for _, g := range p.Syscalls {
 		for _, n := range g.Names {
