@@ -202,17 +202,30 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// jsonContentType is shared by every response: net/http copies header
+// values when it writes them and nothing here modifies them.
+var jsonContentType = []string{"application/json"}
+
 func writeEvent(w http.ResponseWriter, inv *model.Invocation) {
+	// One backing array for the per-event values instead of one slice each:
+	// this runs once per invocation.
+	v := make([]string, 6)
+	v[0] = inv.RequestID
+	v[1] = strconv.FormatInt(inv.Deadline.UnixMilli(), 10)
+	v[2] = inv.FunctionARN
+	v[3] = inv.TraceID
+	v[4] = strconv.Itoa(len(inv.Payload))
+	v[5] = inv.ClientContext
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Lambda-Runtime-Aws-Request-Id"] = []string{inv.RequestID}
-	h["Lambda-Runtime-Deadline-Ms"] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
-	h["Lambda-Runtime-Invoked-Function-Arn"] = []string{inv.FunctionARN}
-	h["Lambda-Runtime-Trace-Id"] = []string{inv.TraceID}
+	h["Content-Type"] = jsonContentType
+	h["Lambda-Runtime-Aws-Request-Id"] = v[0:1:1]
+	h["Lambda-Runtime-Deadline-Ms"] = v[1:2:2]
+	h["Lambda-Runtime-Invoked-Function-Arn"] = v[2:3:3]
+	h["Lambda-Runtime-Trace-Id"] = v[3:4:4]
+	h["Content-Length"] = v[4:5:5]
 	if inv.ClientContext != "" {
-		h["Lambda-Runtime-Client-Context"] = []string{inv.ClientContext}
+		h["Lambda-Runtime-Client-Context"] = v[5:6:6]
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.Payload)
 }
@@ -229,9 +242,19 @@ func (s *Server) take(id string) *call {
 	return c
 }
 
-// readLimited reads at most limit bytes; ok is false when the body was longer.
-func readLimited(r io.Reader, limit int64) ([]byte, bool, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+// readLimited reads a request body of at most limit bytes; ok is false when
+// it was longer. A body whose Content-Length is within the limit is read
+// into one buffer of that size (net/http guarantees the length), instead of
+// growing one from 512 bytes.
+func readLimited(r *http.Request, limit int64) ([]byte, bool, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, false, err
+		}
+		return b, true, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, false, err
 	}
@@ -245,7 +268,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
 		return
 	}
-	body, ok, err := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	body, ok, err := readLimited(r, model.MaxSyncPayloadBytes)
 	switch {
 	case err != nil:
 		c.result <- Response{ErrorType: "Runtime.InvalidResponse", Payload: ErrorBody("Runtime.InvalidResponse", "reading response: "+err.Error())}
@@ -266,7 +289,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
 		return
 	}
-	body, _, _ := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	body, _, _ := readLimited(r, model.MaxSyncPayloadBytes)
 	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if !json.Valid(body) || len(body) == 0 {
 		if typ == "" {
@@ -286,7 +309,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
-	body, _, _ := readLimited(r.Body, model.MaxSyncPayloadBytes)
+	body, _, _ := readLimited(r, model.MaxSyncPayloadBytes)
 	if !json.Valid(body) || len(body) == 0 {
 		typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 		if typ == "" {
@@ -311,7 +334,7 @@ func ErrorBody(typ, msg string) []byte {
 }
 
 func accepted(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, `{"status":"OK"}`)
 }
