@@ -30,6 +30,7 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new environments a function may get at once")
 	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept unsigned requests and treat every caller as root (insecure)")
+	fs.BoolVar(&cfg.MetricsAuth, "metrics-auth", false, "require a signed request (icebox:GetMetrics) for /metrics")
 	fs.Func("async-retry-delays", "waits before the retries of a failed asynchronous event (default 1m,2m)", func(v string) error {
 		cfg.AsyncRetryDelays = nil
 		for _, part := range strings.Split(v, ",") {

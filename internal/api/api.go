@@ -26,6 +26,8 @@ type Config struct {
 	AccountID string
 	// NoAuth turns SigV4 checking off: every caller is treated as root.
 	NoAuth bool
+	// MetricsAuth requires a signature (and icebox:GetMetrics) for /metrics.
+	MetricsAuth bool
 }
 
 // Server is the HTTP front of icebox.
@@ -36,7 +38,6 @@ type Server struct {
 	auth      *auth.Authority
 	account   Account
 	logsAPI   http.Handler
-	metrics   http.Handler
 	log       *slog.Logger
 	mux       *http.ServeMux
 	// environments counts environments by state, for the status page.
@@ -45,7 +46,7 @@ type Server struct {
 
 // New builds the handler tree.
 func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.Authority, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, metrics: metrics, log: log, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux()}
 	const fn = "/2015-03-31/functions"
 	s.handle("POST "+fn, "lambda:CreateFunction", s.createFunction)
 	s.handle("POST "+fn+"/{$}", "lambda:CreateFunction", s.createFunction)
@@ -80,7 +81,7 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.
 	s.handle("GET /icebox/v1/roles", "icebox:ListRoles", s.listRoles)
 	s.handle("DELETE /icebox/v1/roles/{role}", "icebox:DeleteRole", s.deleteRole)
 	if metrics != nil {
-		s.mux.Handle("GET /metrics", metrics)
+		s.handle("GET /metrics", "icebox:GetMetrics", metrics.ServeHTTP)
 	}
 	s.mux.HandleFunc("/", s.notFound)
 	return s
@@ -112,14 +113,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// public says whether r is served without a signature: the metrics page,
+// public says whether r is served without a signature: the metrics page
+// (unless MetricsAuth),
 // and code downloads carrying the token GetFunction put in their URL (the
 // handler checks it).
 func (s *Server) public(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	return (r.URL.Path == "/metrics" && s.metrics != nil) ||
+	return (r.URL.Path == "/metrics" && !s.cfg.MetricsAuth) ||
 		(strings.HasPrefix(r.URL.Path, "/icebox/v1/functions/") && r.URL.Query().Has("token"))
 }
 

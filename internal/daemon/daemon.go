@@ -71,6 +71,8 @@ type Config struct {
 	RootSecretAccessKey string
 	// NoAuth turns request signature checking off (explicit choice only).
 	NoAuth bool
+	// MetricsAuth makes /metrics require a signed request like the API.
+	MetricsAuth bool
 	// BeforeServe, when set, runs after the listener is open but before the
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
@@ -264,7 +266,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return float64(u.Concurrent), float64(u.Unreserved)
 	})
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
-	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
+	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	handler.SetEnvironments(d.pool.Counts)
 	sandboxAPI.Handler = handler
 	if err := iv.StartAsync(ctx, js, invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}, log); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"icebox/internal/auth/authtest"
+	"icebox/internal/daemon"
 )
 
 // rootCall sends a signed JSON request to icebox's own API and decodes the answer.
@@ -132,9 +133,51 @@ func TestSigV4Negatives(t *testing.T) {
 			t.Errorf("aws cli with a wrong secret: %v %s", err, out)
 		}
 	}
-	// /metrics stays open.
+	// A presigned URL works without headers, and only for what was signed.
+	presigned := func(path string, at time.Time) string {
+		req, _ := http.NewRequest("GET", s.url+path+"?X-Amz-Expires=60", nil)
+		creds := aws.Credentials{AccessKeyID: authtest.AccessKeyID, SecretAccessKey: authtest.SecretAccessKey}
+		u, _, err := v4.NewSigner().PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "lambda", "us-east-1", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	get := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType")
+	}
+	if code, et := get(presigned("/2015-03-31/functions/f", time.Now())); code != 200 {
+		t.Errorf("presigned GetFunction: %d %s", code, et)
+	}
+	if code, et := get(strings.Replace(presigned("/2015-03-31/functions/f", time.Now()), "/functions/f?", "/functions/g?", 1)); code != 403 || et != "InvalidSignatureException" {
+		t.Errorf("presigned URL used for another function: %d %s", code, et)
+	}
+	if code, et := get(presigned("/2015-03-31/functions/f", time.Now().Add(-2*time.Minute))); code != 403 || et != "InvalidSignatureException" {
+		t.Errorf("presigned URL replayed after it expired: %d %s", code, et)
+	}
+	// /metrics stays open unless --metrics-auth.
 	if resp, err := http.Get(s.url + "/metrics"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/metrics: %v", err)
+	}
+}
+
+func TestMetricsAuth(t *testing.T) {
+	s := startServer(t, func(c *daemon.Config) { c.MetricsAuth = true })
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException" {
+		t.Errorf("unsigned /metrics with --metrics-auth: %d", resp.StatusCode)
+	}
+	if resp, err := signingClient().Get(s.url + "/metrics"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("signed /metrics: %v %v", resp.StatusCode, err)
 	}
 }
 
@@ -240,7 +283,7 @@ json.dump(out, sys.stdout)
 		BadAction     []any `json:"bad_action"`
 		AddStatus     int   `json:"add_status"`
 		Statement     map[string]any
-		Policy                              struct {
+		Policy        struct {
 			Version   string
 			Statement []map[string]any
 		}
