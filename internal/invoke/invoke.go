@@ -133,31 +133,31 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 // run admits and runs one invocation, for synchronous calls and for each
 // attempt of an asynchronous one.
 func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
-	name := fn.Name
+	m := iv.metrics.Function(fn.Name)
 	release, err := iv.admit.Admit(&fn)
 	if err != nil {
 		// A throttled call does not run and is not an invocation.
-		iv.metrics.Throttles.WithLabelValues(name).Inc()
+		m.Throttles().Inc()
 		return model.Result{}, err
 	}
-	iv.metrics.Invocations.WithLabelValues(name).Inc()
-	conc := iv.metrics.Concurrent.WithLabelValues(name)
+	m.Invocations().Inc()
+	conc := m.Concurrent()
 	conc.Inc()
 	res, err := iv.runner.Invoke(ctx, fn, inv)
 	conc.Dec()
 	release()
 	if err != nil {
 		if errors.Is(err, errdefs.ErrThrottled) {
-			iv.metrics.Throttles.WithLabelValues(name).Inc()
+			m.Throttles().Inc()
 		}
 		return res, err
 	}
 	if res.FunctionError != "" {
-		iv.metrics.Errors.WithLabelValues(name).Inc()
+		m.Errors().Inc()
 	}
-	iv.metrics.Duration.WithLabelValues(name).Observe(res.Duration.Seconds())
+	m.Duration().Observe(res.Duration.Seconds())
 	if res.ColdStart {
-		iv.metrics.InitDuration.WithLabelValues(name).Observe(res.InitDuration.Seconds())
+		m.InitDuration().Observe(res.InitDuration.Seconds())
 	}
 	return res, nil
 }
@@ -235,14 +235,39 @@ func NewRequestID() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
 }
 
-// newTraceID returns an X-Ray trace header value like Lambda passes runtimes.
+// newTraceID returns an X-Ray trace header value like Lambda passes runtimes:
+// Root=1-<8 hex of the time>-<24 hex>;Parent=<16 hex>;Sampled=0.
 func newTraceID() string {
 	var b [20]byte
 	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", time.Now().Unix(), h[:24], h[24:40])
+	var hx [40]byte
+	hex.Encode(hx[:], b[:])
+	var ts [8]byte
+	t := uint32(time.Now().Unix())
+	for i := 7; i >= 0; i-- {
+		ts[i] = "0123456789abcdef"[t&0xf]
+		t >>= 4
+	}
+	out := make([]byte, 0, 82)
+	out = append(out, "Root=1-"...)
+	out = append(out, ts[:]...)
+	out = append(out, '-')
+	out = append(out, hx[:24]...)
+	out = append(out, ";Parent="...)
+	out = append(out, hx[24:]...)
+	out = append(out, ";Sampled=0"...)
+	return string(out)
 }

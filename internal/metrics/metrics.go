@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +29,66 @@ type Metrics struct {
 	AsyncDropped        *prometheus.CounterVec
 	DestinationFailures *prometheus.CounterVec
 	DeadLetterErrors    *prometheus.CounterVec
+
+	functions sync.Map // function name → *Function
+}
+
+// Function holds one function's children of the per-function metrics of the
+// synchronous invoke path, resolved once: WithLabelValues hashes the label
+// and takes the vector's lock on every call. Children are still created on
+// first use, so a series appears in the output exactly when it did before.
+type Function struct {
+	m    *Metrics
+	name string
+
+	invocations, errors, throttles child[prometheus.Counter]
+	concurrent                     child[prometheus.Gauge]
+	duration, initDuration         child[prometheus.Observer]
+}
+
+// child is a label child looked up once.
+type child[T any] struct {
+	once sync.Once
+	v    T
+}
+
+func (c *child[T]) get(lookup func() T) T {
+	c.once.Do(func() { c.v = lookup() })
+	return c.v
+}
+
+// Function returns the cached metrics of one function. Entries are never
+// removed: the vectors keep a function's series after it is deleted anyway.
+func (m *Metrics) Function(name string) *Function {
+	if f, ok := m.functions.Load(name); ok {
+		return f.(*Function)
+	}
+	f, _ := m.functions.LoadOrStore(name, &Function{m: m, name: name})
+	return f.(*Function)
+}
+
+func (f *Function) Invocations() prometheus.Counter {
+	return f.invocations.get(func() prometheus.Counter { return f.m.Invocations.WithLabelValues(f.name) })
+}
+
+func (f *Function) Errors() prometheus.Counter {
+	return f.errors.get(func() prometheus.Counter { return f.m.Errors.WithLabelValues(f.name) })
+}
+
+func (f *Function) Throttles() prometheus.Counter {
+	return f.throttles.get(func() prometheus.Counter { return f.m.Throttles.WithLabelValues(f.name) })
+}
+
+func (f *Function) Concurrent() prometheus.Gauge {
+	return f.concurrent.get(func() prometheus.Gauge { return f.m.Concurrent.WithLabelValues(f.name) })
+}
+
+func (f *Function) Duration() prometheus.Observer {
+	return f.duration.get(func() prometheus.Observer { return f.m.Duration.WithLabelValues(f.name) })
+}
+
+func (f *Function) InitDuration() prometheus.Observer {
+	return f.initDuration.get(func() prometheus.Observer { return f.m.InitDuration.WithLabelValues(f.name) })
 }
 
 // New registers every collector on a fresh registry. logDrops reports log
