@@ -30,7 +30,19 @@ type Metrics struct {
 	DestinationFailures *prometheus.CounterVec
 	DeadLetterErrors    *prometheus.CounterVec
 
-	functions sync.Map // function name → *Function
+	functions    sync.Map // function name → *Function
+	environments sync.Map // state → prometheus.Gauge
+}
+
+// Environment returns the Environments gauge of one state, looked up once
+// (the pool moves environments between states twice per invocation). Like
+// WithLabelValues it creates the series on first use.
+func (m *Metrics) Environment(state string) prometheus.Gauge {
+	if g, ok := m.environments.Load(state); ok {
+		return g.(prometheus.Gauge)
+	}
+	g, _ := m.environments.LoadOrStore(state, m.Environments.WithLabelValues(state))
+	return g.(prometheus.Gauge)
 }
 
 // Function holds one function's children of the per-function metrics of the

@@ -53,8 +53,10 @@ type env struct {
 	mu       sync.Mutex
 	state    state
 	lastUsed time.Time
-	// tail collects the current invocation's log lines for X-Amz-Log-Result.
-	tail *tailBuffer
+	// tail collects the current invocation's log lines for X-Amz-Log-Result;
+	// nil between invocations. It points at tailBuf, reused from call to call.
+	tail    *tailBuffer
+	tailBuf tailBuffer
 	// pumpCond is signalled whenever pumped or pumpEnded change.
 	pumpCond  *sync.Cond
 	pumped    int64 // output bytes fully handled by the pump
@@ -136,11 +138,11 @@ func (e *env) emit(line []byte) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 	}
-	now := time.Now()
-	e.log.Write(now, string(line))
+	msg := string(line)
+	e.log.Write(time.Now(), msg)
 	e.mu.Lock()
 	if e.tail != nil {
-		e.tail.add(line)
+		e.tail.add(msg)
 	}
 	e.mu.Unlock()
 }
@@ -165,7 +167,7 @@ func (e *env) writeLog(line string) {
 	e.log.Write(time.Now(), line)
 	e.mu.Lock()
 	if e.tail != nil {
-		e.tail.add([]byte(line))
+		e.tail.add(line)
 	}
 	e.mu.Unlock()
 }
@@ -175,12 +177,23 @@ type tailBuffer struct{ b []byte }
 
 const tailLimit = 4096
 
-func (t *tailBuffer) add(line []byte) {
+func (t *tailBuffer) add(line string) {
 	t.b = append(t.b, line...)
 	t.b = append(t.b, '\n')
 	if len(t.b) > 2*tailLimit {
 		t.b = append(t.b[:0], t.b[len(t.b)-tailLimit:]...)
 	}
+}
+
+// reset empties the buffer for a new invocation, keeping its array unless a
+// long line grew it well past the limit (an idle environment should not hold
+// it).
+func (t *tailBuffer) reset() *tailBuffer {
+	if cap(t.b) > 4*tailLimit {
+		t.b = nil
+	}
+	t.b = t.b[:0]
+	return t
 }
 
 func (t *tailBuffer) bytes() []byte {

@@ -195,7 +195,7 @@ func (l *logLines) Write(_ time.Time, msg string) {
 	l.mu.Unlock()
 }
 
-func newPool(t *testing.T, cfg Config, runtime func(n int) behaviour) (*Pool, *fakeFactory) {
+func newPool(t testing.TB, cfg Config, runtime func(n int) behaviour) (*Pool, *fakeFactory) {
 	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
