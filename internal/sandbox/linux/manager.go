@@ -389,7 +389,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	s.cmd = &exec.Cmd{
 		Path:       m.initPath,
 		Args:       []string{"icebox", InitArg},
-		Env:        []string{},
+		Env:        initEnv,
 		Stdout:     pw,
 		Stderr:     pw,
 		ExtraFiles: []*os.File{child},
@@ -441,6 +441,12 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	return s, nil
 }
+
+// initEnv is the whole environment of a sandbox's init (the runtime gets
+// only its spec's). Init is one thread doing one thing at a time: a single P
+// spares it the per-P caches, GC workers and threads that a second CPU
+// brings for nothing, about 0.5 MiB of every environment's memory.
+var initEnv = []string{"GOMAXPROCS=1"}
 
 func randomID() string {
 	var b [12]byte
