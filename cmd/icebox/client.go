@@ -59,9 +59,19 @@ type client struct {
 	creds    aws.Credentials
 }
 
-// do sends in (JSON, when non-nil) and decodes the answer into out (when
-// non-nil). An AWS error answer becomes an error naming its code.
+// do sends in (JSON, when non-nil) to icebox's REST API and decodes the
+// answer into out (when non-nil). An AWS error answer becomes an error
+// naming its code.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.send(ctx, method, path, "", in, out)
+}
+
+// logsCall calls operation op of the CloudWatch Logs API (JSON 1.1).
+func (c *client) logsCall(ctx context.Context, op string, in, out any) error {
+	return c.send(ctx, http.MethodPost, "/", "Logs_20140328."+op, in, out)
+}
+
+func (c *client) send(ctx context.Context, method, path, target string, in, out any) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -73,9 +83,15 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
+	service := "lambda"
 	req.Header.Set("Content-Type", "application/json")
+	if target != "" {
+		service = "logs"
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", target)
+	}
 	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), "lambda", c.region, time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), service, c.region, time.Now()); err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -94,7 +110,11 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 		if msg == "" {
 			msg, _ = e["Message"].(string)
 		}
-		return fmt.Errorf("%s (%s): %s", resp.Header.Get("x-amzn-ErrorType"), resp.Status, msg)
+		code := resp.Header.Get("x-amzn-ErrorType")
+		if t, ok := e["__type"].(string); ok && code == "" {
+			code = t
+		}
+		return fmt.Errorf("%s (%s): %s", code, resp.Status, msg)
 	}
 	if out == nil || len(b) == 0 {
 		return nil

@@ -8,9 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 )
 
 // logsCmd prints a function's log through the CloudWatch Logs API of a
@@ -33,34 +30,41 @@ func logsCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	client := cloudwatchlogs.New(cloudwatchlogs.Options{
-		Region:       c.region,
-		BaseEndpoint: &c.endpoint,
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
-	})
 	group := "/aws/lambda/" + names[0]
 	start := time.Now().Add(-*since).UnixMilli()
 	seen := map[string]bool{}
 	for {
-		var token *string
+		token := ""
 		for {
-			out, err := client.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{
-				LogGroupName: aws.String(group), StartTime: aws.Int64(start), NextToken: token,
-			})
-			if err != nil {
+			// The CloudWatch Logs API's FilterLogEvents, spoken directly: the
+			// SDK's client would add its tables to every sandbox's init,
+			// which re-executes this binary.
+			in := map[string]any{"logGroupName": group, "startTime": start}
+			if token != "" {
+				in["nextToken"] = token
+			}
+			var out struct {
+				Events []struct {
+					EventID   string `json:"eventId"`
+					Message   string `json:"message"`
+					Timestamp int64  `json:"timestamp"`
+				} `json:"events"`
+				NextToken string `json:"nextToken"`
+			}
+			if err := c.logsCall(ctx, "FilterLogEvents", in, &out); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return err
 			}
 			for _, e := range out.Events {
-				if id := aws.ToString(e.EventId); !seen[id] {
-					seen[id] = true
-					fmt.Println(aws.ToString(e.Message))
-					start = max(start, aws.ToInt64(e.Timestamp))
+				if !seen[e.EventID] {
+					seen[e.EventID] = true
+					fmt.Println(e.Message)
+					start = max(start, e.Timestamp)
 				}
 			}
-			if out.NextToken == nil {
+			if out.NextToken == "" {
 				break
 			}
 			token = out.NextToken

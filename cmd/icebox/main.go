@@ -22,7 +22,6 @@ usage:
   icebox status                   environments, concurrency and queued events of a running server
   icebox runtimes                 which runtime ids this host can run, and why others can't
   icebox java-api-jar [--out F]   the jar of Lambda's Java interfaces, to compile handlers against
-  icebox bench [--full] [--json]  measure icebox next to the machine's floors (see icebox bench -h)
 `
 
 func main() {
@@ -61,8 +60,6 @@ func main() {
 		err = keysCmd(os.Args[2:])
 	case "roles":
 		err = rolesCmd(os.Args[2:])
-	case "bench":
-		err = benchCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

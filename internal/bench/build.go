@@ -37,6 +37,23 @@ func ModuleRoot(dir string) (string, error) {
 	}
 }
 
+// BuildIcebox builds the icebox command of the module at root into a new
+// temporary directory and returns the binary's path; the caller removes
+// the directory.
+func BuildIcebox(root string) (string, error) {
+	dir, err := os.MkdirTemp("", "icebox-bench-daemon-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "icebox")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/icebox")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build ./cmd/icebox: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
 // BuildZips builds the aws-lambda-go programs pkgs of the module at root
 // (in one go build) as static, stripped binaries and returns each zipped as
 // a provided.al2023 bootstrap, in the order given. Stripping halves what

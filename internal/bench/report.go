@@ -171,7 +171,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if m.CgroupVersion != 0 {
 		cg = fmt.Sprintf(", cgroup v%d", m.CgroupVersion)
 	}
-	fmt.Fprintf(w, "icebox bench (%s): %d × %s, %d MB RAM, Linux %s%s, %s; %s\n\n",
+	fmt.Fprintf(w, "icebox-bench (%s): %d × %s, %d MB RAM, Linux %s%s, %s; %s\n\n",
 		r.Mode, m.CPUs, m.CPU, m.MemoryMB, m.Kernel, cg, m.Go, r.Duration.Round(time.Second))
 	rows := [][]string{{"row", "icebox", "floor (same run)", "floor", "× floor", "target", "met"}}
 	for _, row := range r.Rows {

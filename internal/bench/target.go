@@ -71,6 +71,7 @@ func startTarget(ctx context.Context, cfg *Config, dir string) (_ *target, err e
 			ScaleRate:           float64(envs),
 			RootAccessKeyID:     key,
 			RootSecretAccessKey: secret,
+			InitPath:            cfg.InitPath,
 		}
 		if t.d, err = daemon.Start(ctx, dcfg, cfg.Log); err != nil {
 			return nil, fmt.Errorf("start icebox: %w", err)

@@ -69,6 +69,9 @@ type Config struct {
 	// on first start and kept in the data dir.
 	RootAccessKeyID     string
 	RootSecretAccessKey string
+	// InitPath is the binary each sandbox re-executes as its init (`icebox
+	// init`). Default: the running binary.
+	InitPath string
 	// NoAuth turns request signature checking off (explicit choice only).
 	NoAuth bool
 	// MetricsAuth makes /metrics require a signed request like the API.
@@ -220,6 +223,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
 		StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
 		CgroupParent: "icebox/" + hex.EncodeToString(sum[:6]),
+		InitPath:     cfg.InitPath,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

@@ -33,6 +33,7 @@ var rank = map[string]int{
 	"icebox/internal/daemon":        7,
 	"icebox/internal/bench":         8,
 	"icebox/cmd/icebox":             9,
+	"icebox/cmd/icebox-bench":       9,
 }
 
 func TestImportsFlowOneWay(t *testing.T) {

@@ -1,3 +1,7 @@
+// Command icebox-bench measures icebox next to the machine's floors (see
+// docs/benchmarks.md). It is a binary of its own so that the daemon, which
+// every sandbox's init re-executes, does not link the benchmark's SDK
+// client and plotting packages.
 package main
 
 import (
@@ -9,14 +13,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"icebox/internal/bench"
+	sblinux "icebox/internal/sandbox/linux"
 )
 
-// benchOptions is what `icebox bench` was told, before any zip is built.
+// benchOptions is what `icebox-bench` was told, before any zip is built.
 type benchOptions struct {
 	cfg     bench.Config
 	zip     string // the echo function's zip; default: built from the source tree
@@ -28,7 +34,7 @@ type benchOptions struct {
 // parseBench turns the command line into options. Credentials for
 // --endpoint come from the usual AWS variables.
 func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("icebox-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o benchOptions
 	full := fs.Bool("full", false, "the issue's run: 1,000 idle environments and more samples (several minutes)")
@@ -46,7 +52,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 		return o, err
 	}
 	if fs.NArg() != 0 {
-		return o, fmt.Errorf("bench: unexpected argument %q (flags only, see icebox bench -h)", fs.Arg(0))
+		return o, fmt.Errorf("bench: unexpected argument %q (flags only, see icebox-bench -h)", fs.Arg(0))
 	}
 	o.cfg = bench.Default()
 	if *full {
@@ -81,6 +87,19 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	return o, nil
 }
 
+func main() {
+	// The in-process server's sandboxes re-execute this binary as their init.
+	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
+		sblinux.RunInit()
+		return
+	}
+	if err := benchCmd(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "icebox-bench:", err)
+		os.Exit(1)
+	}
+}
+
 // benchCmd runs the benchmark and prints its table (or JSON).
 func benchCmd(args []string) error {
 	o, err := parseBench(args, os.Stderr)
@@ -92,6 +111,9 @@ func benchCmd(args []string) error {
 	}
 	if err := loadBenchZips(&o); err != nil {
 		return err
+	}
+	if o.cfg.InitPath != "" {
+		defer os.RemoveAll(filepath.Dir(o.cfg.InitPath))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -158,6 +180,13 @@ func loadBenchZips(o *benchOptions) error {
 			return err
 		}
 		o.cfg.EchoZip, o.cfg.SleepZip = zips[0], zips[1]
+	}
+	if rootErr == nil && o.cfg.Endpoint == "" {
+		// Sandboxes re-execute their server's binary as init: build the
+		// real one, so its cost is what is measured, not this tool's.
+		if o.cfg.InitPath, err = bench.BuildIcebox(root); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: functions ready in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
