@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
@@ -21,10 +22,12 @@ type addPermissionInput struct {
 	RevisionID    string `json:"RevisionId"`
 }
 
+// Patterns are compiled on first use, not at package init: every sandbox's
+// init re-executes this binary and would build and keep them for nothing.
 var (
-	sidPattern    = regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`)
-	actionPattern = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
-	accountID     = regexp.MustCompile(`^\d{12}$`)
+	sidPattern    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`) })
+	actionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`) })
+	accountID     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{12}$`) })
 )
 
 func validation(value, field, constraint string) error {
@@ -37,9 +40,9 @@ func validation(value, field, constraint string) error {
 // conditions.
 func (in addPermissionInput) statement(resource string) (policy.Statement, error) {
 	switch {
-	case !sidPattern.MatchString(in.StatementID):
+	case !sidPattern().MatchString(in.StatementID):
 		return policy.Statement{}, validation(in.StatementID, "statementId", "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)")
-	case !actionPattern.MatchString(in.Action):
+	case !actionPattern().MatchString(in.Action):
 		return policy.Statement{}, validation(in.Action, "action", "Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])")
 	case in.Principal == "":
 		return policy.Statement{}, validation("null", "principal", "Member must not be null")
@@ -48,7 +51,7 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 	switch {
 	case in.Principal == "*":
 		p.Any = true
-	case accountID.MatchString(in.Principal):
+	case accountID().MatchString(in.Principal):
 		p.AWS = policy.Values{"arn:aws:iam::" + in.Principal + ":root"}
 	case strings.HasPrefix(in.Principal, "arn:"):
 		p.AWS = policy.Values{in.Principal}

@@ -10,16 +10,19 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"icebox/internal/errdefs"
 	"icebox/internal/policy"
 )
 
-var namePattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+// Patterns are compiled on first use, not at package init: every sandbox's
+// init re-executes this binary and would build and keep them for nothing.
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{1,64}$`) })
 
 // validName checks a user or role name as IAM does.
 func validName(name string) error {
-	if !namePattern.MatchString(name) {
+	if !namePattern().MatchString(name) {
 		return fmt.Errorf("name %q must be 1-64 letters, digits or +=,.@_-: %w", name, errdefs.ErrInvalid)
 	}
 	return nil

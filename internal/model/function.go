@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"icebox/internal/errdefs"
@@ -111,10 +112,14 @@ func (c *EventInvokeConfig) Validate() error {
 	return nil
 }
 
+// Patterns are compiled on first use, not at package init: every sandbox's
+// init re-executes this binary and would build and keep them for nothing.
 var (
-	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	envKeyRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
-	roleRE   = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	nameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
+	envKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`) })
+	roleRE   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	})
 )
 
 // ReservedEnv are the variables Lambda sets itself; a user may not set them.
@@ -130,7 +135,7 @@ var ReservedEnv = map[string]bool{
 
 // ValidateName checks a bare function name.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+ and have length 1-64: %w", name, errdefs.ErrInvalid)
 	}
 	return nil
@@ -167,7 +172,7 @@ func (f *Function) Validate() error {
 	if f.EphemeralStorage < MinEphemeralMB || f.EphemeralStorage > MaxEphemeralMB {
 		return fmt.Errorf("1 validation error detected: Value '%d' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between %d and %d, inclusive: %w", f.EphemeralStorage, MinEphemeralMB, MaxEphemeralMB, errdefs.ErrInvalid)
 	}
-	if f.Role == "" || !roleRE.MatchString(f.Role) {
+	if f.Role == "" || !roleRE().MatchString(f.Role) {
 		return fmt.Errorf("1 validation error detected: Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+: %w", f.Role, errdefs.ErrInvalid)
 	}
 	if len(f.Description) > 256 {
@@ -195,7 +200,7 @@ func ValidateEnvironment(env map[string]string) error {
 	var reserved []string
 	size := 0
 	for k, v := range env {
-		if !envKeyRE.MatchString(k) {
+		if !envKeyRE().MatchString(k) {
 			return fmt.Errorf("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (key %q): %w", k, errdefs.ErrInvalid)
 		}
 		if ReservedEnv[k] {
