@@ -20,20 +20,26 @@ const rolesUsage = `usage:
   icebox roles list
   icebox roles delete NAME`
 
+// subcommand adds the client flags to fs, parses args and connects.
+func subcommand(fs *flag.FlagSet, args []string) (*client, []string, error) {
+	connect := clientFlags(fs)
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := connect()
+	return c, rest, err
+}
+
 // keysCmd manages access keys on a running server.
 func keysCmd(args []string) error {
 	if len(args) == 0 {
 		return errors.New(keysUsage)
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ExitOnError)
-	connect := clientFlags(fs)
 	user := fs.String("user", "", "user name (create)")
 	policyFile := fs.String("policy", "", "identity policy JSON file (create)")
-	rest, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	c, err := connect()
+	c, rest, err := subcommand(fs, args[1:])
 	if err != nil {
 		return err
 	}
@@ -76,13 +82,8 @@ func rolesCmd(args []string) error {
 		return errors.New(rolesUsage)
 	}
 	fs := flag.NewFlagSet("roles "+args[0], flag.ExitOnError)
-	connect := clientFlags(fs)
 	policyFile := fs.String("policy", "", "policy JSON file: what functions with this role may do (put)")
-	rest, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	c, err := connect()
+	c, rest, err := subcommand(fs, args[1:])
 	if err != nil {
 		return err
 	}

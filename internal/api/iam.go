@@ -54,13 +54,18 @@ func (s *Server) accessKeyOut(k auth.AccessKey) accessKeyOutput {
 	return accessKeyOutput{k.AccessKeyID, k.SecretAccessKey, k.UserName, s.auth.UserARN(k.UserName), k.Policy, k.Created.Format(lambdaTime)}
 }
 
-func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) {
+// readIdentity reads a key or role request and its policy.
+func readIdentity(w http.ResponseWriter, r *http.Request) (identityInput, policy.Document, error) {
 	var in identityInput
 	if err := readJSON(w, r, 1<<16, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return in, policy.Document{}, err
 	}
 	doc, err := parsePolicy(in.Policy)
+	return in, doc, err
+}
+
+func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) {
+	in, doc, err := readIdentity(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -101,12 +106,7 @@ func (s *Server) roleOut(r auth.Role) roleOutput {
 }
 
 func (s *Server) putRole(w http.ResponseWriter, r *http.Request) {
-	var in identityInput
-	if err := readJSON(w, r, 1<<16, &in); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	doc, err := parsePolicy(in.Policy)
+	_, doc, err := readIdentity(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
