@@ -136,6 +136,9 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 		return nil, err
 	}
 	m.removeStale()
+	if err := m.cg.warmFreezer(); err != nil {
+		return nil, err
+	}
 	if m.hostNS, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("open host netns: %w", err)
 	}
@@ -176,6 +179,7 @@ func (m *Manager) Close() {
 	if m.cg == nil {
 		return
 	}
+	m.cg.coolFreezer()
 	var roots []string
 	switch m.cg.(type) {
 	case *v1Driver:
