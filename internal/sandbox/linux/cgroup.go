@@ -215,12 +215,11 @@ type v1Driver struct {
 	pin string
 }
 
-// pinName is the pin group's name beside the sandboxes' groups.
-const pinName = "freezer-pin"
-
+// warmFreezer makes the pin, named per start like a sandbox's group, so a
+// crashed daemon's pin is cleaned up with its other stale groups.
 func (d *v1Driver) warmFreezer() error {
-	pin := filepath.Join(d.dirs["freezer"], pinName)
-	if err := os.Mkdir(pin, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	pin := filepath.Join(d.dirs["freezer"], "freezer-pin-"+randomID())
+	if err := os.Mkdir(pin, 0o755); err != nil {
 		return fmt.Errorf("freezer pin: %w", err)
 	}
 	d.pin = pin
