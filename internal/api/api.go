@@ -114,15 +114,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // public says whether r is served without a signature: the metrics page
-// (unless MetricsAuth),
-// and code downloads carrying the token GetFunction put in their URL (the
-// handler checks it).
+// (unless MetricsAuth), and code downloads carrying the token GetFunction
+// put in their URL (downloadCode checks it).
 func (s *Server) public(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	return (r.URL.Path == "/metrics" && !s.cfg.MetricsAuth) ||
-		(strings.HasPrefix(r.URL.Path, "/icebox/v1/functions/") && r.URL.Query().Has("token"))
+	p := r.URL.Path
+	return (p == "/metrics" && !s.cfg.MetricsAuth) ||
+		(strings.HasPrefix(p, "/icebox/v1/functions/") && strings.HasSuffix(p, "/code") && r.URL.Query().Get("token") != "")
 }
 
 // Status is what `icebox status` shows.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
@@ -230,7 +231,9 @@ func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if t := r.URL.Query().Get("token"); t != "" && !s.auth.CheckCodeToken(fn.Name, fn.CodeSha256, t) {
+	// An unsigned request (see public) must carry a valid token.
+	if _, signed := r.Context().Value(identityKey{}).(auth.Identity); !signed && !s.cfg.NoAuth &&
+		!s.auth.CheckCodeToken(fn.Name, fn.CodeSha256, r.URL.Query().Get("token")) {
 		s.fail(w, r, &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The code URL is invalid or has expired; call GetFunction for a new one."})
 		return
 	}

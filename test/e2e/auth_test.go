@@ -160,6 +160,27 @@ func TestSigV4Negatives(t *testing.T) {
 	if code, et := get(presigned("/2015-03-31/functions/f", time.Now().Add(-2*time.Minute))); code != 403 || et != "InvalidSignatureException" {
 		t.Errorf("presigned URL replayed after it expired: %d %s", code, et)
 	}
+	// GetFunction's code URL works unsigned with its token, and only so.
+	gf, err := s.client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := aws.ToString(gf.Code.Location)
+	base, _, _ := strings.Cut(loc, "?")
+	if code, et := get(loc); code != 200 {
+		t.Errorf("code URL: %d %s", code, et)
+	}
+	for _, u := range []string{base, base + "?token=", base + "?token=1.AAAA", strings.Replace(loc, "/functions/f/", "/functions/g/", 1)} {
+		if code, _ := get(u); code != 403 && code != 404 {
+			t.Errorf("code URL %s: %d, want it refused", u, code)
+		}
+	}
+	if code, et := get(base + "?token="); code != 403 || et != "MissingAuthenticationTokenException" {
+		t.Errorf("code URL with an empty token: %d %s", code, et)
+	}
+	if code, et := get(base + "?token=1.AAAA"); code != 403 || et != "AccessDeniedException" {
+		t.Errorf("code URL with a forged token: %d %s", code, et)
+	}
 	// /metrics stays open unless --metrics-auth.
 	if resp, err := http.Get(s.url + "/metrics"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/metrics: %v", err)
