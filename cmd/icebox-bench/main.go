@@ -90,7 +90,6 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 func main() {
 	// The in-process server's sandboxes re-execute this binary as their init.
 	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 		sblinux.RunInit()
 		return
 	}

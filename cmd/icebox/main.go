@@ -5,8 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	sblinux "icebox/internal/sandbox/linux"
 )
@@ -28,13 +26,6 @@ func main() {
 	// A sandbox's PID 1 is this binary re-executed; it must branch off
 	// before anything else runs.
 	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
-		// The sandbox's init shares the daemon's process group, so Ctrl-C
-		// in a terminal (or a SIGTERM to the group) reaches it too; dying
-		// then would fail the calls the daemon is letting finish. The
-		// daemon ends init with SIGKILL when it wants it gone. Catching
-		// (not ignoring) the signals leaves them at their default in the
-		// runtime init execs.
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 		sblinux.RunInit()
 		return
 	}
