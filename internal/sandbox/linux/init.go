@@ -80,15 +80,15 @@ const rootMountName = "rootfs"
 // when the runtime exits, init exits, and the kernel kills everything left
 // in the pid namespace.
 func RunInit() {
+	// Namespace-affecting prctls, the seccomp filter and the fork of the
+	// runtime must happen on one thread: all of them are per thread.
+	runtime.LockOSThread()
 	// Init shares the daemon's process group, so Ctrl-C in a terminal (or a
 	// SIGTERM to the group) reaches it too; dying then would fail the calls
 	// the daemon is letting finish. The daemon ends init with SIGKILL when
 	// it wants it gone. Catching (not ignoring) the signals leaves them at
 	// their default in the runtime init execs.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
-	// Namespace-affecting prctls, the seccomp filter and the fork of the
-	// runtime must happen on one thread: all of them are per thread.
-	runtime.LockOSThread()
 	unix.CloseOnExec(ctlFD)
 	// Not dumpable: /proc/1 belongs to the sandbox's root, not to whoever
 	// shares init's uid, and nothing can attach to it.
