@@ -24,7 +24,21 @@ import (
 // wrapper handle installs: the caller's identity policies and, for a
 // function, its resource policy, decide.
 
-type identityKey struct{}
+type callerKey struct{}
+
+// caller is what authentication leaves in a request's context: who signed
+// it, and the body the signature covered (read once, here).
+type caller struct {
+	id   auth.Identity
+	body []byte
+}
+
+// callerOf returns the request's authenticated caller; ok is false when
+// the request was not authenticated (NoAuth, or a public path).
+func callerOf(r *http.Request) (caller, bool) {
+	c, ok := r.Context().Value(callerKey{}).(caller)
+	return c, ok
+}
 
 // authenticate checks r's signature and returns r carrying the identity.
 // The body is read here (the signature covers it) and handed on in memory.
@@ -42,7 +56,7 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	if err != nil {
 		return r, err
 	}
-	return r.WithContext(context.WithValue(r.Context(), identityKey{}, id)), nil
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{id, body})), nil
 }
 
 // handle registers h for pattern behind an authorization check for action.
@@ -59,14 +73,16 @@ func (s *Server) handle(pattern, action string, h http.HandlerFunc) {
 // authorize decides whether the caller may do action here. The resource is
 // the function named in the path (or, for CreateFunction, in the body).
 func (s *Server) authorize(r *http.Request, action string) error {
-	id, ok := r.Context().Value(identityKey{}).(auth.Identity)
-	if !ok || id.Root {
+	c, ok := callerOf(r)
+	if !ok || c.id.Root {
 		return nil // authentication is off, or the caller is root
 	}
 	resource, fnPolicy := "*", (*policy.Document)(nil)
 	name := r.PathValue("name")
 	if action == "lambda:CreateFunction" {
-		name = peekFunctionName(r)
+		var in struct{ FunctionName string }
+		_ = json.Unmarshal(c.body, &in)
+		name = in.FunctionName
 	}
 	if name != "" {
 		if n, _, err := invoke.ParseFunctionRef(name, s.cfg.Region, s.cfg.AccountID); err == nil {
@@ -77,7 +93,7 @@ func (s *Server) authorize(r *http.Request, action string) error {
 			fnPolicy = fn.Policy
 		}
 	}
-	return decide(id, action, resource, fnPolicy, s.cfg.AccountID)
+	return decide(c.id, action, resource, fnPolicy, s.cfg.AccountID)
 }
 
 func decide(id auth.Identity, action, resource string, fnPolicy *policy.Document, account string) error {
@@ -91,38 +107,23 @@ func decide(id auth.Identity, action, resource string, fnPolicy *policy.Document
 	return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action", id.ARN, action, resource, action)}
 }
 
-// peekFunctionName reads FunctionName from a buffered CreateFunction body
-// and rewinds it.
-func peekFunctionName(r *http.Request) string {
-	body, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		return ""
-	}
-	var in struct{ FunctionName string }
-	_ = json.Unmarshal(body, &in)
-	return in.FunctionName
-}
-
 // authorizeLogs decides a CloudWatch Logs call: the action is the target's
-// operation, the resource the log group named in the (buffered) body.
+// operation, the resource the log group named in the body.
 func (s *Server) authorizeLogs(r *http.Request) error {
-	id, ok := r.Context().Value(identityKey{}).(auth.Identity)
-	if !ok || id.Root {
+	c, ok := callerOf(r)
+	if !ok || c.id.Root {
 		return nil
 	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.")
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var in struct {
 		LogGroupName string `json:"logGroupName"`
 	}
-	_ = json.Unmarshal(body, &in)
+	_ = json.Unmarshal(c.body, &in)
 	resource := "*"
 	if in.LogGroupName != "" {
 		resource = fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, in.LogGroupName)
 	}
-	return decide(id, "logs:"+op, resource, nil, s.cfg.AccountID)
+	return decide(c.id, "logs:"+op, resource, nil, s.cfg.AccountID)
 }
 
 // authCode is the AWS error code for an authentication failure.

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
@@ -232,7 +231,7 @@ func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An unsigned request (see public) must carry a valid token.
-	if _, signed := r.Context().Value(identityKey{}).(auth.Identity); !signed && !s.cfg.NoAuth &&
+	if _, signed := callerOf(r); !signed && !s.cfg.NoAuth &&
 		!s.auth.CheckCodeToken(fn.Name, fn.CodeSha256, r.URL.Query().Get("token")) {
 		s.fail(w, r, &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The code URL is invalid or has expired; call GetFunction for a new one."})
 		return
