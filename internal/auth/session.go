@@ -57,9 +57,7 @@ func (a *Authority) SessionCredentials(roleARN, fn string) (Credentials, error) 
 	if err != nil {
 		return Credentials{}, err
 	}
-	a.mu.RLock()
-	key := a.signingKey
-	a.mu.RUnlock()
+	key := a.sessionKey()
 	token := base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac(key, "token", payload))
 	return Credentials{
 		AccessKeyID:     c.AccessKeyID,
@@ -71,9 +69,7 @@ func (a *Authority) SessionCredentials(roleARN, fn string) (Credentials, error) 
 
 // session resolves a session token to its identity and secret.
 func (a *Authority) session(accessKeyID, token string) (Identity, string, error) {
-	a.mu.RLock()
-	key := a.signingKey
-	a.mu.RUnlock()
+	key := a.sessionKey()
 	p, m, ok := strings.Cut(token, ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(p)
 	sum, err2 := base64.RawURLEncoding.DecodeString(m)
@@ -96,6 +92,13 @@ func (a *Authority) session(accessKeyID, token string) (Identity, string, error)
 	return id, sessionSecret(key, accessKeyID), nil
 }
 
+// sessionKey is the engine-wide key session tokens and code URLs are signed with.
+func (a *Authority) sessionKey() []byte {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.signingKey
+}
+
 func mac(key []byte, purpose string, msg []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(purpose))
@@ -112,9 +115,7 @@ func sessionSecret(key []byte, accessKeyID string) string {
 // a signature for ttl, like Lambda's presigned code location.
 func (a *Authority) CodeToken(name, sha string, ttl time.Duration) string {
 	exp := strconv.FormatInt(a.cfg.Now().Add(ttl).Unix(), 10)
-	a.mu.RLock()
-	key := a.signingKey
-	a.mu.RUnlock()
+	key := a.sessionKey()
 	return exp + "." + base64.RawURLEncoding.EncodeToString(mac(key, "code", []byte(name+"\x00"+sha+"\x00"+exp)))
 }
 
@@ -126,8 +127,6 @@ func (a *Authority) CheckCodeToken(name, sha, token string) bool {
 	if !ok || err != nil || err2 != nil || a.cfg.Now().Unix() > t {
 		return false
 	}
-	a.mu.RLock()
-	key := a.signingKey
-	a.mu.RUnlock()
+	key := a.sessionKey()
 	return hmac.Equal(got, mac(key, "code", []byte(name+"\x00"+sha+"\x00"+exp)))
 }
