@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 
 	"icebox/internal/errdefs"
@@ -13,20 +12,15 @@ import (
 
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
-	var body []byte
-	var err error
-	if n := r.ContentLength; n >= 0 && n <= model.MaxSyncPayloadBytes {
-		// The usual case: one buffer of the announced size (net/http holds
-		// the body to it) instead of one grown from 512 bytes.
-		body = make([]byte, n)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		// Read one byte past the limit so an oversized payload is reported with its size.
-		body, err = io.ReadAll(io.LimitReader(r.Body, model.MaxSyncPayloadBytes+1))
-	}
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("read payload: %w", errdefs.ErrInvalidContent))
-		return
+	// A signed request's body was read by authentication already.
+	c, ok := callerOf(r)
+	body := c.body
+	if !ok {
+		var err error
+		if body, err = readBody(r, model.MaxSyncPayloadBytes); err != nil {
+			s.fail(w, r, fmt.Errorf("read payload: %w", errdefs.ErrInvalidContent))
+			return
+		}
 	}
 	if len(body) > model.MaxSyncPayloadBytes {
 		size := int64(len(body))
