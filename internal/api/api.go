@@ -18,6 +18,8 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/functions"
 	"icebox/internal/invoke"
+	"icebox/internal/logs"
+	"icebox/internal/model"
 )
 
 // Config configures the API.
@@ -28,62 +30,89 @@ type Config struct {
 	NoAuth bool
 	// MetricsAuth requires a signature (and icebox:GetMetrics) for /metrics.
 	MetricsAuth bool
+	// BodyBudget bounds the request body bytes held at once, over every
+	// caller. Default DefaultBodyBudget.
+	BodyBudget int64
+	// MaxUnauthenticated bounds open connections that have not yet sent a
+	// signed request. Default DefaultMaxUnauthenticated.
+	MaxUnauthenticated int
 }
 
 // Server is the HTTP front of icebox.
 type Server struct {
-	cfg       Config
-	functions *functions.Service
-	invoker   *invoke.Invoker
-	auth      *auth.Authority
-	account   Account
-	logsAPI   http.Handler
-	log       *slog.Logger
-	mux       *http.ServeMux
+	cfg        Config
+	functions  *functions.Service
+	invoker    *invoke.Invoker
+	auth       *auth.Authority
+	account    Account
+	logsAPI    http.Handler
+	log        *slog.Logger
+	mux        *http.ServeMux
+	bodyBudget *budget
+	conns      *connGuard
 	// environments counts environments by state, for the status page.
 	environments func() map[string]int
 }
 
+// Body limits per operation: Lambda's for code and payloads; every other
+// operation takes a small JSON document.
+const (
+	smallBody = 1 << 16
+	// maxLogsRequestBytes is CloudWatch Logs' request limit.
+	maxLogsRequestBytes = 1 << 20
+)
+
 // New builds the handler tree.
 func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.Authority, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux()}
-	const fn = "/2015-03-31/functions"
-	s.handle("POST "+fn, "lambda:CreateFunction", s.createFunction)
-	s.handle("POST "+fn+"/{$}", "lambda:CreateFunction", s.createFunction)
-	s.handle("GET "+fn, "lambda:ListFunctions", s.listFunctions)
-	s.handle("GET "+fn+"/{$}", "lambda:ListFunctions", s.listFunctions)
-	s.handle("GET "+fn+"/{name}", "lambda:GetFunction", s.getFunction)
-	s.handle("DELETE "+fn+"/{name}", "lambda:DeleteFunction", s.deleteFunction)
-	s.handle("GET "+fn+"/{name}/configuration", "lambda:GetFunctionConfiguration", s.getFunctionConfiguration)
-	s.handle("PUT "+fn+"/{name}/configuration", "lambda:UpdateFunctionConfiguration", s.updateFunctionConfiguration)
-	s.handle("PUT "+fn+"/{name}/code", "lambda:UpdateFunctionCode", s.updateFunctionCode)
-	s.handle("POST "+fn+"/{name}/invocations", "lambda:InvokeFunction", s.invoke)
-	s.handle("POST "+fn+"/{name}/policy", "lambda:AddPermission", s.addPermission)
-	s.handle("GET "+fn+"/{name}/policy", "lambda:GetPolicy", s.getPolicy)
-	s.handle("DELETE "+fn+"/{name}/policy/{sid}", "lambda:RemovePermission", s.removePermission)
-	s.handle("PUT /2017-10-31/functions/{name}/concurrency", "lambda:PutFunctionConcurrency", s.putFunctionConcurrency)
-	s.handle("DELETE /2017-10-31/functions/{name}/concurrency", "lambda:DeleteFunctionConcurrency", s.deleteFunctionConcurrency)
-	s.handle("GET /2019-09-30/functions/{name}/concurrency", "lambda:GetFunctionConcurrency", s.getFunctionConcurrency)
-	s.handle("GET /2016-08-19/account-settings", "lambda:GetAccountSettings", s.getAccountSettings)
-	s.handle("GET /2016-08-19/account-settings/{$}", "lambda:GetAccountSettings", s.getAccountSettings)
-	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
-	s.handle("PUT "+eic, "lambda:PutFunctionEventInvokeConfig", s.putEventInvokeConfig)
-	s.handle("POST "+eic, "lambda:UpdateFunctionEventInvokeConfig", s.putEventInvokeConfig)
-	s.handle("GET "+eic, "lambda:GetFunctionEventInvokeConfig", s.getEventInvokeConfig)
-	s.handle("DELETE "+eic, "lambda:DeleteFunctionEventInvokeConfig", s.deleteEventInvokeConfig)
-	s.handle("GET "+eic+"/list", "lambda:ListFunctionEventInvokeConfigs", s.listEventInvokeConfigs)
-	s.handle("GET /icebox/v1/functions/{name}/code", "lambda:GetFunction", s.downloadCode)
-	s.handle("GET /icebox/v1/status", "icebox:GetStatus", s.status)
-	s.handle("POST /icebox/v1/access-keys", "icebox:CreateAccessKey", s.createAccessKey)
-	s.handle("GET /icebox/v1/access-keys", "icebox:ListAccessKeys", s.listAccessKeys)
-	s.handle("DELETE /icebox/v1/access-keys/{id}", "icebox:DeleteAccessKey", s.deleteAccessKey)
-	s.handle("PUT /icebox/v1/roles/{role}", "icebox:PutRole", s.putRole)
-	s.handle("GET /icebox/v1/roles", "icebox:ListRoles", s.listRoles)
-	s.handle("DELETE /icebox/v1/roles/{role}", "icebox:DeleteRole", s.deleteRole)
-	if metrics != nil {
-		s.handle("GET /metrics", "icebox:GetMetrics", metrics.ServeHTTP)
+	if cfg.BodyBudget == 0 {
+		cfg.BodyBudget = DefaultBodyBudget
 	}
-	s.mux.HandleFunc("/", s.notFound)
+	if cfg.MaxUnauthenticated == 0 {
+		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
+	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux(),
+		bodyBudget: &budget{limit: cfg.BodyBudget}, conns: newConnGuard(cfg.MaxUnauthenticated)}
+	op := func(action string) route { return route{action: action, limit: smallBody} }
+	code := func(action string) route { return route{action: action, limit: maxCodeRequestBytes} }
+	const fn = "/2015-03-31/functions"
+	s.handle("POST "+fn, code("lambda:CreateFunction"), s.createFunction)
+	s.handle("POST "+fn+"/{$}", code("lambda:CreateFunction"), s.createFunction)
+	s.handle("GET "+fn, op("lambda:ListFunctions"), s.listFunctions)
+	s.handle("GET "+fn+"/{$}", op("lambda:ListFunctions"), s.listFunctions)
+	s.handle("GET "+fn+"/{name}", op("lambda:GetFunction"), s.getFunction)
+	s.handle("DELETE "+fn+"/{name}", op("lambda:DeleteFunction"), s.deleteFunction)
+	s.handle("GET "+fn+"/{name}/configuration", op("lambda:GetFunctionConfiguration"), s.getFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/configuration", route{"lambda:UpdateFunctionConfiguration", 1 << 20}, s.updateFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/code", code("lambda:UpdateFunctionCode"), s.updateFunctionCode)
+	s.handle("POST "+fn+"/{name}/invocations", route{"lambda:InvokeFunction", model.MaxSyncPayloadBytes}, s.invoke)
+	s.handle("POST "+fn+"/{name}/policy", op("lambda:AddPermission"), s.addPermission)
+	s.handle("GET "+fn+"/{name}/policy", op("lambda:GetPolicy"), s.getPolicy)
+	s.handle("DELETE "+fn+"/{name}/policy/{sid}", op("lambda:RemovePermission"), s.removePermission)
+	s.handle("PUT /2017-10-31/functions/{name}/concurrency", op("lambda:PutFunctionConcurrency"), s.putFunctionConcurrency)
+	s.handle("DELETE /2017-10-31/functions/{name}/concurrency", op("lambda:DeleteFunctionConcurrency"), s.deleteFunctionConcurrency)
+	s.handle("GET /2019-09-30/functions/{name}/concurrency", op("lambda:GetFunctionConcurrency"), s.getFunctionConcurrency)
+	s.handle("GET /2016-08-19/account-settings", op("lambda:GetAccountSettings"), s.getAccountSettings)
+	s.handle("GET /2016-08-19/account-settings/{$}", op("lambda:GetAccountSettings"), s.getAccountSettings)
+	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
+	s.handle("PUT "+eic, op("lambda:PutFunctionEventInvokeConfig"), s.putEventInvokeConfig)
+	s.handle("POST "+eic, op("lambda:UpdateFunctionEventInvokeConfig"), s.putEventInvokeConfig)
+	s.handle("GET "+eic, op("lambda:GetFunctionEventInvokeConfig"), s.getEventInvokeConfig)
+	s.handle("DELETE "+eic, op("lambda:DeleteFunctionEventInvokeConfig"), s.deleteEventInvokeConfig)
+	s.handle("GET "+eic+"/list", op("lambda:ListFunctionEventInvokeConfigs"), s.listEventInvokeConfigs)
+	s.handle("GET /icebox/v1/functions/{name}/code", op("lambda:GetFunction"), s.downloadCode)
+	s.handle("GET /icebox/v1/status", op("icebox:GetStatus"), s.status)
+	s.handle("POST /icebox/v1/access-keys", op("icebox:CreateAccessKey"), s.createAccessKey)
+	s.handle("GET /icebox/v1/access-keys", op("icebox:ListAccessKeys"), s.listAccessKeys)
+	s.handle("DELETE /icebox/v1/access-keys/{id}", op("icebox:DeleteAccessKey"), s.deleteAccessKey)
+	s.handle("PUT /icebox/v1/roles/{role}", op("icebox:PutRole"), s.putRole)
+	s.handle("GET /icebox/v1/roles", op("icebox:ListRoles"), s.listRoles)
+	s.handle("DELETE /icebox/v1/roles/{role}", op("icebox:DeleteRole"), s.deleteRole)
+	if metrics != nil {
+		s.handle("GET /metrics", op("icebox:GetMetrics"), metrics.ServeHTTP)
+	}
+	// Everything else: CloudWatch Logs calls (POST / with their target),
+	// or an unknown operation, answered once the caller is authenticated.
+	s.mux.HandleFunc("/", s.other)
 	return s
 }
 
@@ -91,37 +120,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every AWS response carries a request id; Invoke replaces it with the
 	// invocation's own.
 	w.Header().Set("x-amzn-RequestId", invoke.NewRequestID())
-	logsCall := strings.HasPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.") && s.logsAPI != nil
-	if !s.cfg.NoAuth && !s.public(r) {
-		var err error
-		if r, err = s.authenticate(r); err == nil && logsCall {
-			err = s.authorizeLogs(r)
-		}
-		if err != nil {
-			if logsCall {
-				failLogs(w, err)
-			} else {
-				s.fail(w, r, err)
-			}
-			return
-		}
-	}
-	if logsCall {
-		s.logsAPI.ServeHTTP(w, r)
-		return
-	}
 	s.mux.ServeHTTP(w, r)
 }
 
+// other serves CloudWatch Logs calls, which all share one path, through
+// the pipeline, and answers anything else as an unknown operation.
+func (s *Server) other(w http.ResponseWriter, r *http.Request) {
+	if target := r.Header.Get("X-Amz-Target"); s.logsAPI != nil && strings.HasPrefix(target, logs.TargetPrefix) {
+		rt := route{action: "logs:" + strings.TrimPrefix(target, logs.TargetPrefix), limit: maxLogsRequestBytes}
+		r, release, err := s.admit(w, r, rt)
+		if err == nil {
+			defer release()
+			err = s.authorizeLogs(r)
+		}
+		if err != nil {
+			failLogs(w, err)
+			return
+		}
+		s.logsAPI.ServeHTTP(w, r)
+		return
+	}
+	r, release, err := s.admit(w, r, route{limit: smallBody})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	release()
+	writeError(w, r, s.log, http.StatusNotFound, "UnknownOperationException", fmt.Sprintf("Unknown operation %s %s", r.Method, r.URL.Path))
+}
+
 // public says whether r is served without a signature: the metrics page
-// (unless MetricsAuth), and code downloads carrying the token GetFunction
+// (unless MetricsAuth, and never to a sandbox's code, which gets exactly
+// its role's rights), and code downloads carrying the token GetFunction
 // put in their URL (downloadCode checks it).
 func (s *Server) public(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
 	p := r.URL.Path
-	return (p == "/metrics" && !s.cfg.MetricsAuth) ||
+	_, fromSandbox := r.Context().Value(envKey{}).(*sandboxEnv)
+	return (p == "/metrics" && !s.cfg.MetricsAuth && !fromSandbox) ||
 		(strings.HasPrefix(p, "/icebox/v1/functions/") && strings.HasSuffix(p, "/code") && r.URL.Query().Get("token") != "")
 }
 
@@ -143,10 +181,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Environments = s.environments()
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, s.log, http.StatusNotFound, "UnknownOperationException", fmt.Sprintf("Unknown operation %s %s", r.Method, r.URL.Path))
 }
 
 // apiError maps an error class to Lambda's status and error code.
@@ -245,7 +279,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fmt.Errorf("Request must be smaller than %d bytes for the %s operation: %w", limit, operation(r), errdefs.ErrTooLarge)
+			return fmt.Errorf("Request must be smaller than %d bytes: %w", limit, errdefs.ErrTooLarge)
 		}
 		return fmt.Errorf("read request body: %w", errdefs.ErrInvalidContent)
 	}
@@ -256,16 +290,4 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 		return fmt.Errorf("Could not parse request body into json: %s: %w", err.Error(), errdefs.ErrInvalidContent)
 	}
 	return nil
-}
-
-func operation(r *http.Request) string {
-	switch {
-	case r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/functions"):
-		return "CreateFunction"
-	case strings.HasSuffix(r.URL.Path, "/code"):
-		return "UpdateFunctionCode"
-	case strings.HasSuffix(r.URL.Path, "/configuration"):
-		return "UpdateFunctionConfiguration"
-	}
-	return "request"
 }

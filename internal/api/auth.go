@@ -15,72 +15,112 @@ import (
 	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
+	"icebox/internal/logs"
 	"icebox/internal/model"
 	"icebox/internal/policy"
 )
 
-// Every request but /metrics and presigned code downloads is
-// authenticated (SigV4) in ServeHTTP, then authorized per operation by the
-// wrapper handle installs: the caller's identity policies and, for a
-// function, its resource policy, decide.
+// Every request passes one pipeline (handle): route, check the signature's
+// claims from the headers, read the body once (bounded by the operation's
+// limit and the daemon's budgets), verify the signature over it, authorize
+// the caller once on the resource, run the handler. /metrics (unless
+// MetricsAuth, and never for a sandbox) and presigned code downloads are
+// served without a signature.
 
 type callerKey struct{}
 
-// caller is what authentication leaves in a request's context: who signed
-// it, and the body the signature covered (read once, here).
+// caller is what the pipeline leaves in a request's context: who signed it
+// (signed is false when authentication is off or the path is public), and
+// the body, read once.
 type caller struct {
-	id   auth.Identity
-	body []byte
+	id     auth.Identity
+	signed bool
+	body   []byte
 }
 
 // callerOf returns the request's authenticated caller; ok is false when
 // the request was not authenticated (NoAuth, or a public path).
 func callerOf(r *http.Request) (caller, bool) {
-	c, ok := r.Context().Value(callerKey{}).(caller)
-	return c, ok
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c, c.signed
 }
 
-// authenticate checks r's signature and returns r carrying the identity.
-// The body is read here (the signature covers it) and handed on in memory.
-func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
-	body, err := readBody(r, maxCodeRequestBytes)
-	if err != nil {
-		return r, fmt.Errorf("read request body: %w", errdefs.ErrInvalidContent)
-	}
-	if len(body) > maxCodeRequestBytes {
-		return r, fmt.Errorf("Request must be smaller than %d bytes for the %s operation: %w", maxCodeRequestBytes, operation(r), errdefs.ErrTooLarge)
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	sum := sha256.Sum256(body)
-	id, err := s.auth.Authenticate(r, hex.EncodeToString(sum[:]))
-	if err != nil {
-		return r, err
-	}
-	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{id, body})), nil
+// bodyOf is the request body the pipeline read.
+func bodyOf(r *http.Request) []byte {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c.body
 }
 
-// readBody reads r's body, at most limit+1 bytes (one past the limit, so an
-// oversized body is seen as such). A body of announced size goes into one
-// buffer of that size (net/http holds the body to it) instead of one grown
-// from 512 bytes.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= limit {
-		body := make([]byte, n)
-		_, err := io.ReadFull(r.Body, body)
-		return body, err
-	}
-	return io.ReadAll(io.LimitReader(r.Body, limit+1))
+// A route is one operation: its IAM action and the largest body it takes.
+type route struct {
+	action string
+	limit  int64
 }
 
-// handle registers h for pattern behind an authorization check for action.
-func (s *Server) handle(pattern, action string, h http.HandlerFunc) {
+// operation is the API operation's name in messages ("CreateFunction").
+func (rt route) operation() string {
+	_, op, _ := strings.Cut(rt.action, ":")
+	if op == "InvokeFunction" {
+		return "Invoke"
+	}
+	return op
+}
+
+// tooLarge is Lambda's answer to a body over the route's limit.
+func (rt route) tooLarge(r *http.Request) func(size int64) error {
+	return func(size int64) error {
+		if rt.action == "lambda:InvokeFunction" {
+			typ := r.Header.Get("X-Amz-Invocation-Type")
+			if typ == "" {
+				typ = string(invoke.RequestResponse)
+			}
+			return fmt.Errorf("%d byte payload is too large for the %s invocation type (limit %d bytes): %w", size, typ, rt.limit, errdefs.ErrTooLarge)
+		}
+		return fmt.Errorf("Request must be smaller than %d bytes for the %s operation: %w", rt.limit, rt.operation(), errdefs.ErrTooLarge)
+	}
+}
+
+// handle registers h for pattern behind the pipeline.
+func (s *Server) handle(pattern string, rt route, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authorize(r, action); err != nil {
+		r, release, err := s.admit(w, r, rt)
+		if err == nil {
+			defer release()
+			err = s.authorize(r, rt.action)
+		}
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		h(w, r)
 	})
+}
+
+// admit authenticates r and reads its body: it returns r carrying the
+// caller, and a release for the body's budget once the handler is done.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *http.Request, release func(), err error) {
+	var claim *auth.Claim
+	if !s.cfg.NoAuth && !s.public(r) {
+		if claim, err = s.auth.Check(r); err != nil {
+			return r, nil, err
+		}
+	}
+	body, err := s.readBody(w, r, rt.limit, rt.tooLarge(r))
+	if err != nil {
+		return r, nil, err
+	}
+	c := caller{body: body.data}
+	if claim != nil {
+		sum := sha256.Sum256(body.data)
+		if c.id, err = claim.Verify(r, hex.EncodeToString(sum[:])); err != nil {
+			body.release()
+			return r, nil, err
+		}
+		c.signed = true
+		s.conns.authenticated(r.Context())
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body.data))
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), body.release, nil
 }
 
 // authorize decides whether the caller may do action here. The resource is
@@ -121,20 +161,19 @@ func decide(id auth.Identity, action, resource string, fnPolicy *policy.Document
 }
 
 // authorizeLogs decides a CloudWatch Logs call: the action is the target's
-// operation, the resource the log group named in the body.
+// operation, the resource the log group the call acts on.
 func (s *Server) authorizeLogs(r *http.Request) error {
 	c, ok := callerOf(r)
 	if !ok || c.id.Root {
 		return nil
 	}
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "Logs_20140328.")
-	var in struct {
-		LogGroupName string `json:"logGroupName"`
-	}
-	_ = json.Unmarshal(c.body, &in)
-	resource := "*"
-	if in.LogGroupName != "" {
-		resource = fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, in.LogGroupName)
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), logs.TargetPrefix)
+	// A group named badly fails the call itself; it is still decided on
+	// every group.
+	group, _ := logs.RequestGroup(c.body)
+	resource := fmt.Sprintf("arn:aws:logs:%s:%s:log-group:*", s.cfg.Region, s.cfg.AccountID)
+	if group != "" {
+		resource = fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, group)
 	}
 	return decide(c.id, "logs:"+op, resource, nil, s.cfg.AccountID)
 }

@@ -7,29 +7,11 @@ import (
 
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
-	"icebox/internal/model"
 )
 
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
-	// A signed request's body was read by authentication already.
-	c, ok := callerOf(r)
-	body := c.body
-	if !ok {
-		var err error
-		if body, err = readBody(r, model.MaxSyncPayloadBytes); err != nil {
-			s.fail(w, r, fmt.Errorf("read payload: %w", errdefs.ErrInvalidContent))
-			return
-		}
-	}
-	if len(body) > model.MaxSyncPayloadBytes {
-		size := int64(len(body))
-		if r.ContentLength > size {
-			size = r.ContentLength
-		}
-		s.fail(w, r, fmt.Errorf("%d byte payload is too large for the RequestResponse invocation type (limit %d bytes): %w", size, model.MaxSyncPayloadBytes, errdefs.ErrTooLarge))
-		return
-	}
+	body := bodyOf(r)
 	req := invoke.Request{
 		FunctionName:  r.PathValue("name"),
 		Qualifier:     r.URL.Query().Get("Qualifier"),

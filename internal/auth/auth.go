@@ -184,24 +184,50 @@ func (a *Authority) observe(e jetstream.KeyValueEntry) {
 // Authenticate checks r's SigV4 signature. payloadHash is the hex SHA-256
 // of the body (computed by the caller, who owns the body).
 func (a *Authority) Authenticate(r *http.Request, payloadHash string) (Identity, error) {
-	sig, err := parseSignature(r)
+	c, err := a.Check(r)
 	if err != nil {
 		return Identity{}, err
 	}
+	return c.Verify(r, payloadHash)
+}
+
+// Claim is a request whose signature claims passed every check that needs
+// no body: form, region, time, and a known access key. Verify finishes the
+// check once the body is read, so a server reads no body for a caller that
+// cannot be who it claims.
+type Claim struct {
+	a      *Authority
+	sig    *signature
+	id     Identity
+	secret string
+}
+
+// Check runs the checks of r's signature that need no body.
+func (a *Authority) Check(r *http.Request) (*Claim, error) {
+	sig, err := parseSignature(r)
+	if err != nil {
+		return nil, err
+	}
 	if sig.Region != a.cfg.Region {
-		return Identity{}, &errdefs.AuthError{Kind: errdefs.AuthBadSignature, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'; this server's region is '%s'.", sig.Region, a.cfg.Region)}
+		return nil, &errdefs.AuthError{Kind: errdefs.AuthBadSignature, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'; this server's region is '%s'.", sig.Region, a.cfg.Region)}
 	}
 	if err := sig.checkTime(a.cfg.Now()); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	id, secret, err := a.lookup(sig)
 	if err != nil {
+		return nil, err
+	}
+	return &Claim{a: a, sig: sig, id: id, secret: secret}, nil
+}
+
+// Verify recomputes the signature over r and the body's hex SHA-256 and
+// returns the caller's identity when it matches.
+func (c *Claim) Verify(r *http.Request, payloadHash string) (Identity, error) {
+	if err := c.sig.verify(c.a.signer, r, payloadHash, c.secret); err != nil {
 		return Identity{}, err
 	}
-	if err := sig.verify(a.signer, r, payloadHash, secret); err != nil {
-		return Identity{}, err
-	}
-	return id, nil
+	return c.id, nil
 }
 
 var unknownKey = &errdefs.AuthError{Kind: errdefs.AuthUnknownKey, Message: "The security token included in the request is invalid."}

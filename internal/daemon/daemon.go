@@ -168,8 +168,8 @@ type Daemon struct {
 	served      chan error
 }
 
-// lateHandler is an http.Handler filled in after construction.
-type lateHandler struct{ http.Handler }
+// lateSandboxAPI is the sandboxes' API, filled in after construction.
+type lateSandboxAPI struct{ pool.SandboxAPI }
 
 type logSink struct{ s *logs.Store }
 
@@ -236,7 +236,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 	// The API is built after the pool that serves it inside sandboxes; it
 	// is set before any environment can start.
-	sandboxAPI := &lateHandler{}
+	sandboxAPI := &lateSandboxAPI{}
 	counter, err := admission.New(admission.Config{AccountLimit: cfg.AccountConcurrency, UnreservedMin: cfg.UnreservedMin})
 	if err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	handler.SetEnvironments(d.pool.Counts)
-	sandboxAPI.Handler = handler
+	sandboxAPI.SandboxAPI = handler
 	if err := iv.StartAsync(ctx, js, invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}, log); err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}
-	d.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	d.http = handler.HTTPServer()
 	if cfg.BeforeServe != nil {
 		if err := cfg.BeforeServe(d); err != nil {
 			return nil, err

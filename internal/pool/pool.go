@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -44,9 +44,18 @@ type Config struct {
 	// Credentials issues an environment's execution-role credentials for
 	// the role ARN and function name. Nil: environments get none.
 	Credentials func(roleARN, function string) (auth.Credentials, error)
-	// SandboxAPI, when set, is served on each sandbox's API listener
-	// (AWS_ENDPOINT_URL inside the function).
-	SandboxAPI http.Handler
+	// SandboxAPI, when set, serves icebox's API on each sandbox's API
+	// listener (AWS_ENDPOINT_URL inside the function).
+	SandboxAPI SandboxAPI
+}
+
+// SandboxAPI serves icebox's own API to the code of one environment.
+type SandboxAPI interface {
+	// ServeEnvironment serves l until it is closed (with the sandbox). The
+	// environment calls freezing right before each freeze and thawed right
+	// after each thaw: a frozen environment's half-sent requests must not
+	// hold the daemon's memory.
+	ServeEnvironment(l net.Listener) (freezing, thawed func())
 }
 
 func (c *Config) setDefaults() {
@@ -346,14 +355,17 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
 	}
+	var freezer runtimeapi.Freezer = e.sb
 	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
-		// Closed with the sandbox, which ends Serve.
-		go (&http.Server{Handler: p.cfg.SandboxAPI, ReadHeaderTimeout: 30 * time.Second}).Serve(l)
+		// l is closed with the sandbox, which ends serving it.
+		h := freezeHook{Sandbox: e.sb}
+		h.freezing, h.thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
+		freezer = h
 	}
 	exited, cancel := context.WithCancel(context.Background())
 	e.exited = exited
 	go func() { <-e.sb.Done(); cancel() }()
-	e.api = runtimeapi.New(e.sb)
+	e.api = runtimeapi.New(freezer)
 	go e.api.Serve(e.sb.Listener())
 	go e.pump()
 	if err := p.setState(e, stateInitializing); err != nil {
@@ -381,6 +393,23 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		return nil, nil, err
 	}
 	return e, nil, nil
+}
+
+// freezeHook tells the sandbox's API server about each freeze and thaw.
+type freezeHook struct {
+	sandbox.Sandbox
+	freezing, thawed func()
+}
+
+func (f freezeHook) Freeze() error {
+	f.freezing()
+	return f.Sandbox.Freeze()
+}
+
+func (f freezeHook) Thaw() error {
+	err := f.Sandbox.Thaw()
+	f.thawed()
+	return err
 }
 
 func (p *Pool) setState(e *env, to state) error {

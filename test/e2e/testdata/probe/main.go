@@ -126,6 +126,12 @@ func handle(id string, raw []byte) any {
 		}
 	case "tmpflood":
 		return tmpFlood()
+	case "pin":
+		return pin(raw)
+	case "pinned":
+		return checkPinned()
+	case "get":
+		return get(raw)
 	}
 	return map[string]string{"action": ev.Action}
 }
