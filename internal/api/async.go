@@ -99,7 +99,7 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	for field, v := range map[string]*string{"OnSuccess destination": onSuccess, "OnFailure destination": onFailure} {
 		if v != nil {
-			if err := s.checkTarget(field, *v); err != nil {
+			if err := s.allowTarget(r, field, *v); err != nil {
 				s.fail(w, r, err)
 				return
 			}

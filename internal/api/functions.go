@@ -162,13 +162,17 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 		fn.EphemeralStorage = in.EphemeralStorage.Size
 	}
 	if in.DeadLetterConfig != nil {
-		if err := s.checkTarget("DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn); err != nil {
+		if err := s.allowTarget(r, "DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		fn.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 	}
-	if err := fn.Validate(); err != nil {
+	err = fn.Validate()
+	if err == nil {
+		err = s.authorizePassRole(r, fn.Role)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -354,7 +358,11 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	}
 	fn, err := s.lookup(r)
 	if err == nil && in.DeadLetterConfig != nil {
-		err = s.checkTarget("DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn)
+		err = s.allowTarget(r, "DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn)
+	}
+	// Lambda asks for iam:PassRole whenever a Role is given, changed or not.
+	if err == nil && in.Role != nil {
+		err = s.authorizePassRole(r, *in.Role)
 	}
 	if err != nil {
 		s.fail(w, r, err)

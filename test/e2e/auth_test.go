@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
 
 	"icebox/internal/auth/authtest"
@@ -407,4 +409,162 @@ func TestExecutionRole(t *testing.T) {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// putRole defines an execution role as root.
+func (s *server) putRole(name, policy string) {
+	s.t.Helper()
+	if code := s.rootCall("PUT", "/icebox/v1/roles/"+name, map[string]any{"Policy": json.RawMessage(policy)}, nil); code != 200 {
+		s.t.Fatalf("put role %s: %d", name, code)
+	}
+}
+
+const roleBase = "arn:aws:iam::000000000000:role/"
+
+// TestPassRole: naming a function's role hands that role's rights to code
+// the caller controls, so CreateFunction and UpdateFunctionConfiguration
+// need iam:PassRole on it in the caller's identity policy, as in IAM.
+func TestPassRole(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	s.putRole("admin", `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
+	for _, r := range []string{"bob-worker", "bob-other"} {
+		s.putRole(r, `{"Statement":[{"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":"`+testArnBase+`bob-*"}]}`)
+	}
+	create := func(c *lambda.Client, name, role string) error {
+		_, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String(name), Runtime: types.RuntimeProvidedal2023,
+			Handler: aws.String("bootstrap"), Role: aws.String(role), Code: &types.FunctionCode{ZipFile: functionZip(t)}})
+		return err
+	}
+	absent := func(name string) {
+		t.Helper()
+		if _, err := s.client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)}); errorCode(err) != "ResourceNotFoundException" {
+			t.Errorf("a refused create made %s: %v", name, err)
+		}
+	}
+	// The reported attack: lambda:* on its own functions, and a function
+	// created with the admin role.
+	bob, _ := s.userClient("bob", `{"Statement":[{"Effect":"Allow","Action":"lambda:*","Resource":"`+testArnBase+`bob-*"}]}`)
+	apiError(t, "create with a role bob may not pass", create(bob, "bob-fn", roleBase+"admin"), "AccessDeniedException",
+		"User: arn:aws:iam::000000000000:user/bob is not authorized to perform: iam:PassRole on resource: "+roleBase+"admin because no identity-based policy allows the iam:PassRole action")
+	absent("bob-fn")
+
+	// With iam:PassRole on bob-* roles (conditioned on the service, the way
+	// IAM's examples write it), bob2 passes those and nothing else.
+	bob2, _ := s.userClient("bob2", `{"Statement":[
+		{"Effect":"Allow","Action":"lambda:*","Resource":"`+testArnBase+`bob-*"},
+		{"Effect":"Allow","Action":"iam:PassRole","Resource":["`+roleBase+`bob-*","arn:aws:iam::999999999999:role/*"],
+		 "Condition":{"StringEquals":{"iam:PassedToService":"lambda.amazonaws.com"}}}]}`)
+	if err := create(bob2, "bob-fn", roleBase+"bob-worker"); err != nil {
+		t.Fatalf("create with a role bob2 may pass: %v", err)
+	}
+	if err := create(bob2, "bob-path", roleBase+"service-role/bob-worker"); err != nil {
+		t.Errorf("create with a path before a role bob2 may pass: %v", err)
+	}
+	// A function runs as the role of that name in this account: neither a
+	// path nor another account in the ARN makes admin another role.
+	for _, role := range []string{roleBase + "bob-x/admin", "arn:aws:iam::999999999999:role/admin"} {
+		apiError(t, "create with "+role, create(bob2, "bob-fn2", role), "AccessDeniedException",
+			"user/bob2 is not authorized to perform: iam:PassRole on resource: "+roleBase+"admin")
+	}
+	absent("bob-fn2")
+	eve, _ := s.userClient("eve", `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},
+		{"Effect":"Deny","Action":"iam:PassRole","Resource":"`+roleBase+`admin"}]}`)
+	apiError(t, "create against an explicit deny", create(eve, "eve-fn", roleBase+"admin"), "AccessDeniedException",
+		"iam:PassRole on resource: "+roleBase+"admin with an explicit deny")
+	absent("eve-fn")
+
+	// UpdateFunctionConfiguration checks a Role whenever one is given (as
+	// Lambda does), before anything is changed.
+	update := func(c *lambda.Client, role, desc *string) error {
+		_, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("bob-fn"), Role: role, Description: desc})
+		return err
+	}
+	apiError(t, "bob2 updates to admin", update(bob2, aws.String(roleBase+"admin"), aws.String("pwned")), "AccessDeniedException",
+		"user/bob2 is not authorized to perform: iam:PassRole on resource: "+roleBase+"admin")
+	apiError(t, "bob updates to admin", update(bob, aws.String(roleBase+"admin"), aws.String("pwned")), "AccessDeniedException",
+		"user/bob is not authorized to perform: iam:PassRole on resource: "+roleBase+"admin")
+	apiError(t, "bob names the role it has", update(bob, aws.String(roleBase+"bob-worker"), nil), "AccessDeniedException",
+		"iam:PassRole on resource: "+roleBase+"bob-worker")
+	if err := update(bob, nil, aws.String("no role given")); err != nil {
+		t.Errorf("update without a role: %v", err)
+	}
+	if err := update(bob2, aws.String(roleBase+"bob-other"), nil); err != nil {
+		t.Errorf("bob2 updates to a role it may pass: %v", err)
+	}
+	cfg, err := s.client.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("bob-fn")})
+	if err != nil || aws.ToString(cfg.Role) != roleBase+"bob-other" || aws.ToString(cfg.Description) != "no role given" {
+		t.Errorf("after the updates: %v %v", err, cfg)
+	}
+}
+
+// signedCall sends a JSON request signed with creds (a session token
+// included) and returns the status, error type and body.
+func (s *server) signedCall(creds aws.Credentials, method, path string, in any) (int, string, string) {
+	s.t.Helper()
+	var b []byte
+	if in != nil {
+		b, _ = json.Marshal(in)
+	}
+	req, _ := http.NewRequest(method, s.url+path, bytes.NewReader(b))
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, sha256Hex(b), "lambda", "us-east-1", time.Now()); err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), string(body)
+}
+
+// TestRoleCredentialsCannotAdminister: a function's credentials, taken
+// out of its sandbox, are worth exactly its role's policy; icebox's own
+// key and role API refuses them unless the role grants its actions.
+func TestRoleCredentialsCannotAdminister(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	s.putRole("invoker", `{"Statement":[{"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":"*"}]}`)
+	s.putRole("key-lister", `{"Statement":[{"Effect":"Allow","Action":"icebox:ListAccessKeys","Resource":"*"}]}`)
+	stolen := func(fn, role string) aws.Credentials {
+		t.Helper()
+		s.create(fn, func(in *lambda.CreateFunctionInput) { in.Role = aws.String(roleBase + role) })
+		env := s.call(fn, map[string]string{}).Env
+		c := aws.Credentials{AccessKeyID: env["AWS_ACCESS_KEY_ID"], SecretAccessKey: env["AWS_SECRET_ACCESS_KEY"], SessionToken: env["AWS_SESSION_TOKEN"]}
+		if !strings.HasPrefix(c.AccessKeyID, "ASIA") || c.SessionToken == "" {
+			t.Fatalf("%s has no role credentials: %+v", fn, c)
+		}
+		return c
+	}
+	creds := stolen("victim", "invoker")
+	// The credentials work for what the role grants...
+	if _, err := s.clientWith(creds).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("victim"), Payload: []byte(`{}`)}); err != nil {
+		t.Fatalf("invoke with the role's credentials: %v", err)
+	}
+	// ...and for nothing of icebox's own API.
+	admin := `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
+	for _, c := range []struct{ method, path, action string }{
+		{"POST", "/icebox/v1/access-keys", "icebox:CreateAccessKey"},
+		{"PUT", "/icebox/v1/roles/invoker", "icebox:PutRole"},
+		{"GET", "/icebox/v1/access-keys", "icebox:ListAccessKeys"},
+		{"GET", "/icebox/v1/roles", "icebox:ListRoles"},
+	} {
+		status, code, body := s.signedCall(creds, c.method, c.path, map[string]any{"UserName": "mallory", "Policy": json.RawMessage(admin)})
+		if status != 403 || code != "AccessDeniedException" ||
+			!strings.Contains(body, "assumed-role/invoker/victim is not authorized to perform: "+c.action) {
+			t.Errorf("%s %s with role credentials: %d %s %s", c.method, c.path, status, code, body)
+		}
+	}
+	var keys struct{ AccessKeys []any }
+	s.rootCall("GET", "/icebox/v1/access-keys", nil, &keys)
+	var roles struct{ Roles []json.RawMessage }
+	s.rootCall("GET", "/icebox/v1/roles", nil, &roles)
+	if all := fmt.Sprintf("%s", roles.Roles); len(keys.AccessKeys) != 0 || len(roles.Roles) != 2 || strings.Contains(all, `"Action":"*"`) {
+		t.Errorf("refused calls changed identities: keys %v roles %s", keys.AccessKeys, all)
+	}
+	// A role whose policy grants an icebox action may use it.
+	if status, code, body := s.signedCall(stolen("lister", "key-lister"), "GET", "/icebox/v1/access-keys", nil); status != 200 {
+		t.Errorf("ListAccessKeys granted by the role: %d %s %s", status, code, body)
+	}
 }
