@@ -194,14 +194,19 @@ func (f *Function) Validate() error {
 	return ValidateEnvironment(f.Environment)
 }
 
-// ValidateEnvironment checks user environment variables: key syntax, reserved
-// keys and Lambda's 4 KB total.
+// ValidateEnvironment checks user environment variables: key syntax, values
+// a process environment can hold, reserved keys and Lambda's 4 KB total.
 func ValidateEnvironment(env map[string]string) error {
 	var reserved []string
 	size := 0
 	for k, v := range env {
 		if !envKeyRE().MatchString(k) {
 			return fmt.Errorf("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (key %q): %w", k, errdefs.ErrInvalid)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			// execve takes C strings: such a value could never reach the
+			// function, so it fails here rather than at every cold start.
+			return fmt.Errorf("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map values must not contain the NUL character (key %q): %w", k, errdefs.ErrInvalid)
 		}
 		if ReservedEnv[k] {
 			reserved = append(reserved, k)

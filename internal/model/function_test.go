@@ -165,6 +165,14 @@ func TestValidateEnvironment(t *testing.T) {
 		}
 	}
 
+	// execve cannot pass a NUL byte: refused when the function is made.
+	for _, v := range []string{"\x00", "a\x00b", "ok\x00"} {
+		err := model.ValidateEnvironment(map[string]string{"KEY": v})
+		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "NUL") {
+			t.Errorf("value %q: %v, want ErrInvalid naming NUL", v, err)
+		}
+	}
+
 	for k := range model.ReservedEnv {
 		err := model.ValidateEnvironment(map[string]string{k: "v", "OK_KEY": "v"})
 		if !errors.Is(err, errdefs.ErrInvalid) {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/auth/authtest"
 )
@@ -253,4 +254,22 @@ func TestLogsAuthorizedOnTheGroup(t *testing.T) {
 	if _, err := logsClient.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupIdentifier: aws.String("/aws/lambda/open")}); err != nil {
 		t.Errorf("allowed group: %v", err)
 	}
+}
+
+// TestNULInEnvironmentRefusedAtCreate: a value no process environment can
+// hold is a 400 when the function is made, not a failure at every invoke.
+func TestNULInEnvironmentRefusedAtCreate(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	_, err := s.client.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("nul"), Runtime: types.RuntimeProvidedal2023,
+		Handler: aws.String("bootstrap"), Role: aws.String("arn:aws:iam::000000000000:role/x"), Code: &types.FunctionCode{ZipFile: functionZip(t)},
+		Environment: &types.Environment{Variables: map[string]string{"KEY": "a\x00b"}}})
+	wantAPIError(t, "create with NUL", err, "InvalidParameterValueException", http.StatusBadRequest, "NUL")
+	if _, err := s.client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("nul")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("a refused create left a function behind: %v", err)
+	}
+	s.create("nul")
+	_, err = s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("nul"),
+		Environment: &types.Environment{Variables: map[string]string{"KEY": "\x00"}}})
+	wantAPIError(t, "update with NUL", err, "InvalidParameterValueException", http.StatusBadRequest, "NUL")
 }
