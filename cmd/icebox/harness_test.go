@@ -521,9 +521,14 @@ func descendants(root int) []procInfo {
 }
 
 // cgroupHash is the level the daemon names its sandbox cgroups under:
-// icebox/ + the first 12 hex digits of sha256(data dir).
+// icebox/ + the first 12 hex digits of sha256("DEV:INODE") of the data dir,
+// the same however its path is spelled.
 func cgroupHash(dataDir string) string {
-	sum := sha256.Sum256([]byte(dataDir))
+	var st syscall.Stat_t
+	if err := syscall.Stat(dataDir, &st); err != nil {
+		return "no-data-dir"
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%d", st.Dev, st.Ino)))
 	return hex.EncodeToString(sum[:6])
 }
 

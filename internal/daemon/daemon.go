@@ -4,8 +4,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,6 +151,7 @@ func (c *Config) Validate() error {
 type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
+	lock    *sblinux.DataDirLock
 	engine  *engine.Engine
 	catalog *store.Catalog
 	auth    *auth.Authority
@@ -191,6 +190,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
+	// Before the engine opens its files or any cgroup is touched: a second
+	// daemon on the data dir fails here, naming the first.
+	if d.lock, err = sblinux.LockDataDir(ctx, cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if d.engine, err = engine.Open(ctx, engine.Config{DataDir: cfg.DataDir, URL: cfg.NatsURL}, log); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -217,13 +221,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 	m := metrics.New(func() float64 { return float64(d.logs.Dropped()) })
 
-	// Sandbox cgroups are named after the data dir so two daemons on one
-	// host never touch each other's groups.
-	sum := sha256.Sum256([]byte(cfg.DataDir))
+	// Sandbox cgroups are named after the data dir, by its identity rather
+	// than its path, so two daemons on one host never touch each other's
+	// groups and every spelling of one data dir leads to the same groups.
 	if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
 		StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
-		CgroupParent: "icebox/" + hex.EncodeToString(sum[:6]),
+		CgroupParent: "icebox/" + d.lock.ID(),
 		InitPath:     cfg.InitPath,
+		Lock:         d.lock,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
@@ -354,6 +359,8 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.engine != nil {
 		errs = append(errs, d.engine.Close())
 	}
+	// Last: the data dir is free once nothing of this daemon uses it.
+	errs = append(errs, d.lock.Close())
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,8 +18,9 @@ import (
 )
 
 // InitArg is the argument that makes the icebox binary run as a sandbox's
-// PID 1 (see RunInit). Binaries that create sandboxes, test binaries
-// included, must check for it first thing in main or TestMain.
+// PID 1 (see RunInit), or as a manager's watchdog (see watchdog.go).
+// Binaries that create sandboxes, test binaries included, must check for
+// it first thing in main or TestMain.
 const InitArg = "init"
 
 // baseSpec is the part of a sandbox's root every function shares; it is
@@ -80,6 +82,9 @@ const rootMountName = "rootfs"
 // when the runtime exits, init exits, and the kernel kills everything left
 // in the pid namespace.
 func RunInit() {
+	if len(os.Args) > 2 && os.Args[2] == watchdogArg {
+		runWatchdog()
+	}
 	// Namespace-affecting prctls, the seccomp filter and the fork of the
 	// runtime must happen on one thread: all of them are per thread.
 	runtime.LockOSThread()
@@ -137,8 +142,9 @@ type ctlConn struct {
 }
 
 // readLine returns the next line (without its newline) and every descriptor
-// received while reading it. A closed socket ends init quietly: the daemon
-// destroyed a pre-built sandbox.
+// received while reading it; io.EOF once the daemon closed its end. For
+// init that means the daemon destroyed a pre-built sandbox, and init's
+// reply, which nobody reads, ends it.
 func (c *ctlConn) readLine() ([]byte, []int, error) {
 	var fds []int
 	p := make([]byte, 64<<10)
@@ -155,7 +161,7 @@ func (c *ctlConn) readLine() ([]byte, []int, error) {
 		}
 		if err != nil || n == 0 {
 			closeAll(fds)
-			os.Exit(1)
+			return nil, nil, io.EOF
 		}
 		if oobn > 0 {
 			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,11 +42,11 @@ type Config struct {
 	// starts skip namespace, cgroup and root creation. Default 2; negative
 	// means none.
 	Prebuilt int
-	// IDBase is the first host uid/gid of the ranges sandboxes' user
-	// namespaces map to (65536 ids per live sandbox). Nothing else on the
-	// host may use ids from there up. Default DefaultIDBase; daemons sharing
-	// a host should be given disjoint ranges.
-	IDBase uint32
+	// Lock, when set, is the lock on the data dir the sandboxes serve. The
+	// watchdog holds it too, until the sandboxes are dead, and the host id
+	// leases the manager takes are recorded under its ID, so a restart
+	// gets the same ids back.
+	Lock *DataDirLock
 }
 
 func (c *Config) setDefaults() {
@@ -65,9 +64,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Prebuilt == 0 {
 		c.Prebuilt = 2
-	}
-	if c.IDBase == 0 {
-		c.IDBase = DefaultIDBase
 	}
 }
 
@@ -93,7 +89,11 @@ type Manager struct {
 	root   string // holds rootMountName, the mount point of sandbox roots
 	system []bindMount
 	links  [][2]string
-	ids    *idRanges
+	// Host ids for sandboxes' user namespaces come from leases of the
+	// host-wide registry, so managers on one host never share them.
+	leases   idLeases
+	ids      *idRanges
+	watchdog *watchdog
 	// initPath is what is exec'ed as each sandbox's init; exeFD, when not
 	// -1, keeps the sealed copy it names open (see sealedExe).
 	initPath string
@@ -106,8 +106,10 @@ type Manager struct {
 
 var _ sandbox.Factory = (*Manager)(nil)
 
-// NewManager prepares the host: cgroup parents and the root mount point.
-// Groups left behind by a crashed daemon under the same parent are removed.
+// NewManager prepares the host: cgroup parents, the root mount point, the
+// watchdog that ends the sandboxes should the daemon die, and a lease of
+// host ids. Groups a crashed daemon left under the same parent (when its
+// watchdog died with it) are removed.
 func NewManager(cfg Config) (_ *Manager, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -119,9 +121,6 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 			m.Close()
 		}
 	}()
-	if m.ids, err = newIDRanges(cfg.IDBase); err != nil {
-		return nil, err
-	}
 	// Sandbox inits are root only in their user namespace: they need search
 	// permission on this directory (the daemon hands it over open) to reach
 	// the mount point inside it.
@@ -135,7 +134,15 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
 		return nil, err
 	}
-	m.removeStale()
+	if err := m.startWatchdog(); err != nil {
+		return nil, err
+	}
+	// Groups under the parent now are a predecessor's whose watchdog died
+	// with it: the data dir lock keeps a live one out.
+	_ = sweep(m.cgroupRoots(), cfg.CgroupParent)
+	if err := m.leaseIDs(); err != nil {
+		return nil, err
+	}
 	if err := m.cg.warmFreezer(); err != nil {
 		return nil, err
 	}
@@ -176,10 +183,21 @@ func (m *Manager) Close() {
 		unix.Close(m.exeFD)
 		m.exeFD = -1
 	}
-	if m.cg == nil {
-		return
+	if m.cg != nil {
+		m.cg.coolFreezer()
+		removeParents(m.cgroupRoots(), m.cfg.CgroupParent)
 	}
-	m.cg.coolFreezer()
+	// The watchdog finds nothing left to kill; it exits, and lets go of the
+	// data dir lock and the id leases.
+	if m.watchdog != nil {
+		m.watchdog.stop()
+		m.watchdog = nil
+	}
+	m.leases.close()
+}
+
+// cgroupRoots lists the hierarchies the sandboxes' groups are in.
+func (m *Manager) cgroupRoots() []string {
 	var roots []string
 	switch m.cg.(type) {
 	case *v1Driver:
@@ -189,51 +207,38 @@ func (m *Manager) Close() {
 	case *v2Driver:
 		roots = append(roots, m.cfg.CgroupMount)
 	}
-	for _, root := range roots {
-		// Remove the parent chain bottom-up; rmdir fails harmlessly on a
-		// level another daemon still uses.
-		for dir := filepath.Join(root, m.cfg.CgroupParent); dir != root && dir != "."; dir = filepath.Dir(dir) {
-			if unix.Rmdir(dir) != nil {
-				break
-			}
-		}
-	}
+	return roots
 }
 
-// removeStale deletes sandbox groups a previous daemon left behind, killing
-// whatever still runs in them.
-func (m *Manager) removeStale() {
-	var dirs []string
-	switch d := m.cg.(type) {
-	case *v1Driver:
-		dirs = append(dirs, d.dirs["freezer"])
-		for _, c := range v1Controllers {
-			if c != "freezer" {
-				dirs = append(dirs, d.dirs[c])
-			}
-		}
-	case *v2Driver:
-		dirs = append(dirs, d.dir)
+// startWatchdog starts the process that ends the sandboxes should the
+// daemon die (see watchdog.go), handing it the data dir lock.
+func (m *Manager) startWatchdog() (err error) {
+	var hold []*os.File
+	if m.cfg.Lock != nil {
+		hold = append(hold, m.cfg.Lock.f)
 	}
-	for _, parent := range dirs {
-		ents, _ := os.ReadDir(parent)
-		for _, e := range ents {
-			if !e.IsDir() {
-				continue
-			}
-			g := filepath.Join(parent, e.Name())
-			_ = writeFile(filepath.Join(g, "freezer.state"), "THAWED")
-			_ = writeFile(filepath.Join(g, "cgroup.kill"), "1")
-			if b, err := os.ReadFile(filepath.Join(g, "cgroup.procs")); err == nil {
-				for _, f := range strings.Fields(string(b)) {
-					if pid, err := strconv.Atoi(f); err == nil {
-						_ = unix.Kill(pid, unix.SIGKILL)
-					}
-				}
-			}
-			_ = rmdirRetry(g)
-		}
+	if m.watchdog, err = startWatchdog(m.initPath, watchdogSpec{Roots: m.cgroupRoots(), Parent: m.cfg.CgroupParent}, hold...); err != nil {
+		return err
 	}
+	if m.cfg.Lock != nil {
+		return m.cfg.Lock.setWatchdog(m.watchdog.pid())
+	}
+	return nil
+}
+
+// leaseIDs takes the first lease of host ids; more follow as the live
+// sandboxes outgrow it. Each goes to the watchdog too.
+func (m *Manager) leaseIDs() error {
+	m.leases = idLeases{dir: idLeaseDir, hold: m.watchdog.hold}
+	if m.cfg.Lock != nil {
+		m.leases.key = m.cfg.Lock.ID()
+	}
+	first, blocks, err := m.leases.take()
+	if err != nil {
+		return err
+	}
+	m.ids = &idRanges{lease: m.leases.take, next: first, left: blocks}
+	return nil
 }
 
 // hostSystem lists what of the host's system directories a sandbox sees: the
@@ -500,31 +505,7 @@ func (s *linuxSandbox) send(v any, fds ...int) error {
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	rc, err := s.ctl.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		var oob []byte
-		if len(fds) > 0 {
-			oob = unix.UnixRights(fds...)
-		}
-		for len(b) > 0 {
-			n, err := unix.SendmsgN(int(fd), b, oob, nil, 0)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				serr = err
-				return true
-			}
-			b, oob = b[n:], nil
-		}
-		return true
-	})
-	if err = errors.Join(err, serr); err != nil {
+	if err := sendWithFDs(s.ctl, append(b, '\n'), fds...); err != nil {
 		return fmt.Errorf("send spec to sandbox init: %w", err)
 	}
 	return nil

@@ -24,50 +24,66 @@ const idRangeSize = 65536
 // (/etc/subuid usually starts at 100000 and grows by 65536 per user).
 const DefaultIDBase = 1 << 30
 
-// idRanges hands out disjoint host id blocks.
+// idRanges hands out disjoint host id blocks from the leases it takes (see
+// idLeases): blocks released by destroyed sandboxes first, then the next
+// block of the current lease, then a new lease.
 type idRanges struct {
-	base  uint32
-	slots uint32 // how many blocks fit below 2^32-1
+	// lease reserves blocks many more blocks starting at host id first.
+	// It is called with mu held.
+	lease func() (first, blocks uint32, err error)
 
 	mu   sync.Mutex
-	free []uint32 // released blocks, reused first
-	next uint32   // first block never handed out
+	free []uint32 // first ids of released blocks, reused first
+	next uint32   // first id of the next block of the current lease
+	left uint32   // blocks of the current lease never handed out
 }
 
+// newIDRanges hands out every block from base up, as one lease.
 func newIDRanges(base uint32) (*idRanges, error) {
 	if base < idRangeSize {
 		return nil, fmt.Errorf("sandbox: id base %d overlaps ordinary host ids", base)
 	}
-	slots := (uint64(1<<32-1) - uint64(base)) / idRangeSize
-	if slots == 0 {
+	blocks := (uint64(1<<32-1) - uint64(base)) / idRangeSize
+	if blocks == 0 {
 		return nil, fmt.Errorf("sandbox: id base %d leaves no room for a sandbox", base)
 	}
-	return &idRanges{base: base, slots: uint32(slots)}, nil
+	leased := false
+	return &idRanges{lease: func() (uint32, uint32, error) {
+		if leased {
+			return 0, 0, errors.New("sandbox: no free host id range")
+		}
+		leased = true
+		return base, uint32(blocks), nil
+	}}, nil
 }
 
 // get reserves a block and returns its first host id.
 func (r *idRanges) get() (uint32, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var slot uint32
-	switch {
-	case len(r.free) > 0:
-		slot = r.free[len(r.free)-1]
-		r.free = r.free[:len(r.free)-1]
-	case r.next < r.slots:
-		slot = r.next
-		r.next++
-	default:
-		return 0, errors.New("sandbox: no free host id range")
+	if n := len(r.free); n > 0 {
+		first := r.free[n-1]
+		r.free = r.free[:n-1]
+		return first, nil
 	}
-	return r.base + slot*idRangeSize, nil
+	if r.left == 0 {
+		first, blocks, err := r.lease()
+		if err != nil {
+			return 0, err
+		}
+		r.next, r.left = first, blocks
+	}
+	first := r.next
+	r.next += idRangeSize // the last block ends below 2^32-1: no overflow
+	r.left--
+	return first, nil
 }
 
 // put returns a block. Every process that ran with its ids must be gone.
 func (r *idRanges) put(first uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.free = append(r.free, (first-r.base)/idRangeSize)
+	r.free = append(r.free, first)
 }
 
 // idMap maps the sandbox's ids 0..idRangeSize-1 onto the block at first.
