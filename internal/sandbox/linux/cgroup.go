@@ -266,6 +266,10 @@ func (d *v1Driver) create(name string) (_ cgroup, err error) {
 		}
 		g.paths[c] = p
 	}
+	// Paths are set once here: Freeze and Kill may run at the same time.
+	g.state.path = filepath.Join(g.paths["freezer"], "freezer.state")
+	g.peak.path = filepath.Join(g.paths["memory"], "memory.max_usage_in_bytes")
+	g.oom.path = filepath.Join(g.paths["memory"], "memory.oom_control")
 	return g, nil
 }
 
@@ -309,21 +313,10 @@ func (g *v1Group) addProc(pid int) error {
 	return nil
 }
 
-func (g *v1Group) freeze() error { return g.freezer().write("FROZEN") }
-func (g *v1Group) thaw() error   { return g.freezer().write("THAWED") }
-
-func (g *v1Group) freezer() *stateFile {
-	if g.state.path == "" {
-		g.state.path = filepath.Join(g.paths["freezer"], "freezer.state")
-	}
-	return &g.state
-}
+func (g *v1Group) freeze() error { return g.state.write("FROZEN") }
+func (g *v1Group) thaw() error   { return g.state.write("THAWED") }
 
 func (g *v1Group) stats() (uint64, uint64) {
-	if g.peak.path == "" {
-		g.peak.path = filepath.Join(g.paths["memory"], "memory.max_usage_in_bytes")
-		g.oom.path = filepath.Join(g.paths["memory"], "memory.oom_control")
-	}
 	return readUint(&g.peak), readKey(&g.oom, "oom_kill")
 }
 
@@ -393,6 +386,10 @@ func (d *v2Driver) create(name string) (cgroup, error) {
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
+	// Paths are set once here: Freeze and Kill may run at the same time.
+	g.state.path = filepath.Join(g.dir, "cgroup.freeze")
+	g.peak.path = filepath.Join(g.dir, "memory.peak")
+	g.events.path = filepath.Join(g.dir, "memory.events")
 	return g, nil
 }
 
@@ -427,21 +424,10 @@ func (g *v2Group) addProc(pid int) error {
 	return writeFile(filepath.Join(g.dir, "cgroup.procs"), strconv.Itoa(pid))
 }
 
-func (g *v2Group) freeze() error { return g.freezer().write("1") }
-func (g *v2Group) thaw() error   { return g.freezer().write("0") }
-
-func (g *v2Group) freezer() *stateFile {
-	if g.state.path == "" {
-		g.state.path = filepath.Join(g.dir, "cgroup.freeze")
-	}
-	return &g.state
-}
+func (g *v2Group) freeze() error { return g.state.write("1") }
+func (g *v2Group) thaw() error   { return g.state.write("0") }
 
 func (g *v2Group) stats() (uint64, uint64) {
-	if g.peak.path == "" {
-		g.peak.path = filepath.Join(g.dir, "memory.peak")
-		g.events.path = filepath.Join(g.dir, "memory.events")
-	}
 	return readUint(&g.peak), readKey(&g.events, "oom_kill")
 }
 
