@@ -83,13 +83,29 @@ func (a *Authority) session(accessKeyID, token string) (Identity, string, error)
 	if a.cfg.Now().Unix() >= c.Expires {
 		return Identity{}, "", &errdefs.AuthError{Kind: errdefs.AuthExpiredToken, Message: "The security token included in the request is expired"}
 	}
-	id := Identity{ARN: "arn:aws:sts::" + a.cfg.AccountID + ":assumed-role/" + c.Role + "/" + c.Session}
+	return a.roleIdentity(c.Role, c.Session), sessionSecret(key, accessKeyID), nil
+}
+
+// RoleIdentity is who an environment of function fn acts as with the
+// credentials SessionCredentials issues for roleARN, with the role's
+// policies as they are now. Asynchronous delivery asks it what a
+// function's role may invoke.
+func (a *Authority) RoleIdentity(roleARN, fn string) (Identity, error) {
+	name, err := RoleName(roleARN)
+	if err != nil {
+		return Identity{}, err
+	}
+	return a.roleIdentity(name, fn), nil
+}
+
+func (a *Authority) roleIdentity(role, session string) Identity {
+	id := Identity{ARN: "arn:aws:sts::" + a.cfg.AccountID + ":assumed-role/" + role + "/" + session}
 	a.mu.RLock()
-	if r, ok := a.roles[c.Role]; ok {
+	if r, ok := a.roles[role]; ok {
 		id.Policies = []policy.Document{r.Policy}
 	}
 	a.mu.RUnlock()
-	return id, sessionSecret(key, accessKeyID), nil
+	return id
 }
 
 // sessionKey is the engine-wide key session tokens and code URLs are signed with.

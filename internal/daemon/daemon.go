@@ -278,7 +278,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	handler.SetEnvironments(d.pool.Counts)
 	sandboxAPI.SandboxAPI = handler
-	if err := iv.StartAsync(ctx, js, invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}, log); err != nil {
+	asyncCfg := invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}
+	if !cfg.NoAuth {
+		asyncCfg.RoleIdentity = d.auth.RoleIdentity
+	}
+	if err := iv.StartAsync(ctx, js, asyncCfg, log); err != nil {
 		return nil, err
 	}
 	d.invoker = iv

@@ -14,8 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"icebox/internal/auth"
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
+	"icebox/internal/policy"
 )
 
 // AsyncConfig configures asynchronous invocation.
@@ -28,6 +30,11 @@ type AsyncConfig struct {
 	AckWait time.Duration
 	// MaxInFlight bounds events being worked on at once. Default 64.
 	MaxInFlight int
+	// RoleIdentity resolves a function's execution role to the identity its
+	// environments act as (auth.Authority.RoleIdentity). A destination or
+	// dead-letter target gets an event only if that identity may invoke it,
+	// as in Lambda. Nil delivers without asking (authentication is off).
+	RoleIdentity func(roleARN, function string) (auth.Identity, error)
 }
 
 func (c *AsyncConfig) setDefaults() {
@@ -354,7 +361,7 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 	}
 	delivered := false
 	if dest != "" {
-		if err := q.deliver(dest, "destination", e, q.record(fn, e, condition, msg.Data(), res)); err != nil {
+		if err := q.deliver(fn, dest, "destination", e, q.record(fn, e, condition, msg.Data(), res)); err != nil {
 			q.log.Warn("destination delivery failed", "function", fn.Name, "destination", dest, "err", err)
 			q.iv.metrics.DestinationFailures.WithLabelValues(fn.Name).Inc()
 			if errors.Is(err, errdefs.ErrUnavailable) {
@@ -366,7 +373,7 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 		}
 	}
 	if !success && fn.DeadLetterTarget != "" {
-		if err := q.deliver(fn.DeadLetterTarget, "dead-letter", e, msg.Data()); err != nil {
+		if err := q.deliver(fn, fn.DeadLetterTarget, "dead-letter", e, msg.Data()); err != nil {
 			q.log.Warn("dead-letter delivery failed", "function", fn.Name, "target", fn.DeadLetterTarget, "err", err)
 			q.iv.metrics.DeadLetterErrors.WithLabelValues(fn.Name).Inc()
 			if errors.Is(err, errdefs.ErrUnavailable) {
@@ -385,19 +392,44 @@ func (q *queue) finish(msg jetstream.Msg, fn *model.Function, e event, condition
 }
 
 // deliver queues payload as an asynchronous invocation of the function a
-// destination ARN names.
-func (q *queue) deliver(arn, origin string, from event, payload []byte) error {
+// destination ARN names, on behalf of src.
+func (q *queue) deliver(src *model.Function, arn, origin string, from event, payload []byte) error {
 	name, _, err := ParseFunctionRef(arn, q.iv.cfg.Region, q.iv.cfg.AccountID)
 	if err != nil {
 		return err
 	}
-	if _, err := q.iv.catalog.Get(name); err != nil {
+	target, err := q.iv.catalog.Get(name)
+	if err != nil {
+		return err
+	}
+	if err := q.mayInvoke(src, &target); err != nil {
 		return err
 	}
 	if err := q.enqueue(q.ctx, event{requestID: from.requestID, function: name, received: time.Now(), origin: origin}, payload); err != nil {
 		return err
 	}
 	q.iv.metrics.AsyncReceived.WithLabelValues(name).Inc()
+	return nil
+}
+
+// mayInvoke applies Lambda's rule for delivery: src's execution role must
+// be allowed lambda:InvokeFunction on target, decided as a call signed with
+// the role's credentials would be (the role's policy, the target's resource
+// policy). Whoever configured the target was checked then; this holds the
+// role to its policy as it is now.
+func (q *queue) mayInvoke(src, target *model.Function) error {
+	if q.cfg.RoleIdentity == nil {
+		return nil
+	}
+	id, err := q.cfg.RoleIdentity(src.Role, src.Name)
+	if err != nil {
+		return err
+	}
+	req := policy.Request{Principal: id.ARN, Account: q.iv.cfg.AccountID, Action: "lambda:InvokeFunction",
+		Resource: model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, target.Name)}
+	if policy.Evaluate(req, id.Policies, target.Policy) != policy.Allowed {
+		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s", id.ARN, req.Action, req.Resource)}
+	}
 	return nil
 }
 

@@ -75,8 +75,17 @@ type record struct {
 
 func sinkArn(name string) string { return "arn:aws:lambda:us-east-1:000000000000:function:" + name }
 
+// grantInvoke gives the role every test function runs as (lambda-role) the
+// right to invoke targets: Lambda delivers to a destination only then.
+func grantInvoke(s *server, targets ...string) {
+	s.t.Helper()
+	b, _ := json.Marshal(targets)
+	s.putRole("lambda-role", `{"Statement":[{"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":`+string(b)+`}]}`)
+}
+
 func TestAsyncSuccessDestination(t *testing.T) {
 	s := startServer(t, fastRetries)
+	grantInvoke(s, sinkArn("sink"))
 	s.create("sink", printEvents)
 	s.create("src")
 	ctx := context.Background()
@@ -106,6 +115,7 @@ func TestAsyncSuccessDestination(t *testing.T) {
 
 func TestAsyncRetriesThenFailureDestination(t *testing.T) {
 	s := startServer(t, fastRetries)
+	grantInvoke(s, sinkArn("sink"), sinkArn("dlq"))
 	s.create("sink", printEvents)
 	s.create("dlq", printEvents)
 	s.create("bad", func(in *lambda.CreateFunctionInput) {
@@ -227,5 +237,122 @@ func TestAsyncLimitsAndConfigAPI(t *testing.T) {
 	if _, err := s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("cfg"),
 		DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String("arn:aws:sns:us-east-1:000000000000:t")}}); errorCode(err) != "InvalidParameterValueException" {
 		t.Errorf("SNS dead-letter target: %v", err)
+	}
+}
+
+// TestTargetsNeedInvokePermission: a destination or dead-letter target is
+// invoked later on the function's behalf, so naming one needs
+// lambda:InvokeFunction on it, decided as the caller's own Invoke would be.
+func TestTargetsNeedInvokePermission(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	for _, n := range []string{"alice-private", "alice-shared", "bob-src", "bob-sink"} {
+		s.create(n)
+	}
+	bob, _ := s.userClient("bob", `{"Statement":[{"Effect":"Allow","Action":"lambda:*","Resource":"`+testArnBase+`bob-*"},
+		{"Effect":"Allow","Action":"iam:PassRole","Resource":"`+roleBase+`lambda-role"}]}`)
+	refused := "User: arn:aws:iam::000000000000:user/bob is not authorized to perform: lambda:InvokeFunction on resource: " + testArnBase + "alice-private"
+	onFailure := func(arn string) *types.DestinationConfig {
+		return &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(arn)}}
+	}
+	_, err := bob.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src"),
+		DestinationConfig: onFailure(sinkArn("alice-private"))})
+	apiError(t, "OnFailure", err, "AccessDeniedException", refused)
+	_, err = bob.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src"),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{Destination: aws.String(sinkArn("alice-private") + ":$LATEST")}}})
+	apiError(t, "OnSuccess, qualified", err, "AccessDeniedException", refused)
+	if _, err := s.client.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("a refused put stored a configuration: %v", err)
+	}
+	// Update merges into a stored configuration; a refused one changes nothing.
+	if _, err := bob.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src"),
+		MaximumRetryAttempts: aws.Int32(1), DestinationConfig: onFailure(sinkArn("bob-sink"))}); err != nil {
+		t.Fatalf("bob's own function as a destination: %v", err)
+	}
+	_, err = bob.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src"),
+		MaximumRetryAttempts: aws.Int32(0), DestinationConfig: onFailure(sinkArn("alice-private"))})
+	apiError(t, "update OnFailure", err, "AccessDeniedException", refused)
+	got, err := s.client.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src")})
+	if err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 1 || got.DestinationConfig.OnFailure == nil ||
+		aws.ToString(got.DestinationConfig.OnFailure.Destination) != sinkArn("bob-sink") {
+		t.Errorf("after a refused update: %+v %v", got, err)
+	}
+	// Dead-letter targets, on create and on update.
+	dlq := &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("alice-private"))}
+	_, err = bob.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("bob-new"), Runtime: types.RuntimeProvidedal2023,
+		Handler: aws.String("bootstrap"), Role: aws.String(roleBase + "lambda-role"), Code: &types.FunctionCode{ZipFile: functionZip(t)}, DeadLetterConfig: dlq})
+	apiError(t, "create with a dead-letter target", err, "AccessDeniedException", refused)
+	if _, err := s.client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("bob-new")}); errorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("a refused create made bob-new: %v", err)
+	}
+	_, err = bob.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("bob-src"),
+		Description: aws.String("changed"), DeadLetterConfig: dlq})
+	apiError(t, "update with a dead-letter target", err, "AccessDeniedException", refused)
+	cfg, err := s.client.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("bob-src")})
+	if err != nil || cfg.DeadLetterConfig != nil || aws.ToString(cfg.Description) == "changed" {
+		t.Errorf("after a refused update: %+v %v", cfg, err)
+	}
+	if _, err := bob.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("bob-src"),
+		DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("bob-sink"))}}); err != nil {
+		t.Errorf("bob's own function as dead-letter target: %v", err)
+	}
+	// A target's resource policy grants it as it would grant Invoke.
+	if _, err := s.client.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("alice-shared"), StatementId: aws.String("bob"),
+		Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("arn:aws:iam::000000000000:user/bob")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src"),
+		DestinationConfig: onFailure(sinkArn("alice-shared"))}); err != nil {
+		t.Errorf("a target whose policy lets bob invoke it: %v", err)
+	}
+}
+
+// TestDeliveryNeedsRoleInvokePermission: as in Lambda, a record or event is
+// delivered only if the source function's execution role may invoke the
+// target; a refused delivery is counted and logged, never made.
+func TestDeliveryNeedsRoleInvokePermission(t *testing.T) {
+	s := startServer(t, fastRetries)
+	ctx := context.Background()
+	s.putRole("src-role", `{"Statement":[{"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":"`+sinkArn("granted")+`"}]}`)
+	s.create("granted", printEvents)
+	s.create("refused", printEvents)
+	// Root sets the targets: only the role stands between src and refused.
+	s.create("src", func(in *lambda.CreateFunctionInput) {
+		in.Role = aws.String(roleBase + "src-role")
+		in.DeadLetterConfig = &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("refused"))}
+	})
+	if _, err := s.client.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("src"), MaximumRetryAttempts: aws.Int32(0),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{Destination: aws.String(sinkArn("refused"))}, OnFailure: &types.OnFailure{Destination: aws.String(sinkArn("refused"))}}}); err != nil {
+		t.Fatal(err)
+	}
+	event := func(payload string) {
+		t.Helper()
+		if _, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("src"), InvocationType: types.InvocationTypeEvent, Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failures := func() float64 { return metric(t, s, `icebox_destination_delivery_failures_total{function="src"}`, "") }
+	event(`{"data":"ok"}`)
+	waitFor(t, "a refused success destination", 20*time.Second, func() bool { return failures() == 1 })
+	event(`{"action":"fail"}`)
+	waitFor(t, "a refused failure destination and dead-letter target", 20*time.Second, func() bool {
+		return failures() == 2 && metric(t, s, `icebox_dead_letter_errors_total{function="src"}`, "") == 1
+	})
+	if got := metric(t, s, `icebox_async_events_dropped_total{function="src"}`, ""); got != 1 {
+		t.Errorf("dropped = %v, want the failed event", got)
+	}
+	// The role may invoke granted: the same configuration delivers there.
+	if _, err := s.client.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("src"),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{Destination: aws.String(sinkArn("granted"))}}}); err != nil {
+		t.Fatal(err)
+	}
+	event(`{"data":"delivered"}`)
+	var rec record
+	json.Unmarshal(events(t, s, "granted", 1)[0], &rec)
+	if string(rec.RequestPayload) != `{"data":"delivered"}` {
+		t.Errorf("record at granted: %+v", rec)
+	}
+	if got := metric(t, s, `icebox_async_events_received_total{function="refused"}`, ""); got > 0 {
+		t.Errorf("refused received %v events", got)
 	}
 }
