@@ -202,7 +202,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.catalog, err = store.OpenCatalog(ctx, js, log); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	code, err := store.OpenCodeStore(ctx, js)
+	code, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: d.catalog.UsesCode, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("code store: %w", err)
 	}

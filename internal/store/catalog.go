@@ -290,6 +290,19 @@ func (c *Catalog) List() []model.Function {
 	return out
 }
 
+// UsesCode reports whether any function refers to the code key (a
+// CodeSha256); a CodeStore's collection keeps such code.
+func (c *Catalog) UsesCode(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, e := range c.fns {
+		if e.fn != nil && e.fn.CodeSha256 == key {
+			return true
+		}
+	}
+	return false
+}
+
 // Update applies mutate to the stored function and writes it back only if
 // nobody wrote in between (compare-and-set on the KV revision), retrying on a
 // lost race with the then-current value. mutate may run more than once and its

@@ -1,10 +1,16 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -50,7 +56,7 @@ func openCatalog(t *testing.T, js jetstream.JetStream) *store.Catalog {
 
 func codeStores(newJS func(*testing.T) jetstream.JetStream) func(*testing.T) *store.CodeStore {
 	return func(t *testing.T) *store.CodeStore {
-		s, err := store.OpenCodeStore(context.Background(), newJS(t))
+		s, err := store.OpenCodeStore(context.Background(), newJS(t), store.CodeConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +96,7 @@ func TestRestart(t *testing.T) {
 	if err := c.Delete(ctx, "dropped"); err != nil {
 		t.Fatal(err)
 	}
-	code, err := store.OpenCodeStore(ctx, e.JetStream())
+	code, err := store.OpenCodeStore(ctx, e.JetStream(), store.CodeConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +116,120 @@ func TestRestart(t *testing.T) {
 	if _, err := c.Get("dropped"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("deleted function back after restart: %v", err)
 	}
-	code, err = store.OpenCodeStore(ctx, e.JetStream())
+	code, err = store.OpenCodeStore(ctx, e.JetStream(), store.CodeConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := code.Get(ctx, key); err != nil || string(got) != string(zip) {
 		t.Fatalf("code after restart: %q, %v", got, err)
 	}
+}
+
+// TestCodeStoreCollectsInterruptedUploads: chunks of uploads killed before
+// their object info, and complete objects no function uses, are purged when
+// the store opens again, so the bucket shrinks back to what live code needs.
+// Leftovers younger than the grace period are left to a later pass.
+func TestCodeStoreCollectsInterruptedUploads(t *testing.T) {
+	ctx := context.Background()
+	e := enginetest.Embedded(t)
+	js := e.JetStream()
+	live, liveKey := codeOf(2, 300<<10) // several chunks
+	unused, unusedKey := codeOf(3, 200<<10)
+	inUse := func(key string) bool { return key == liveKey }
+
+	code, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := code.Put(ctx, liveKey, live); err != nil {
+		t.Fatal(err)
+	}
+	bucketBytes := func() uint64 {
+		t.Helper()
+		s, err := js.Stream(ctx, "OBJ_code")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Bytes
+	}
+	needed := bucketBytes()
+
+	// A CreateFunction killed after storing its code, before creating the
+	// function, and two uploads killed mid-way: chunks with no object info.
+	if err := code.Put(ctx, unusedKey, unused); err != nil {
+		t.Fatal(err)
+	}
+	uploads := 0
+	interrupt := func() {
+		t.Helper()
+		uploads++
+		subj := fmt.Sprintf("$O.code.C.killedUpload%d", uploads)
+		for range 20 {
+			if _, err := js.Publish(ctx, subj, make([]byte, 128<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	interrupt()
+	interrupt()
+	leaked := bucketBytes()
+	if leaked < needed+5<<20 {
+		t.Fatalf("setup: bucket holds %d bytes, want over %d", leaked, needed+5<<20)
+	}
+
+	// Within the grace period an upload may still be in progress: kept.
+	if _, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Grace: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketBytes(); got != leaked {
+		t.Fatalf("young leftovers collected: %d bytes, had %d", got, leaked)
+	}
+
+	// Reopened past the grace period: only live code remains (plus the
+	// deleted object's small tombstone info).
+	time.Sleep(20 * time.Millisecond)
+	code, err = store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Grace: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketBytes(); got > needed+1<<10 {
+		t.Fatalf("after reopening the bucket holds %d bytes; live code needs %d (leaked %d)", got, needed, leaked)
+	}
+	if got, err := code.Get(ctx, liveKey); err != nil || !bytes.Equal(got, live) {
+		t.Fatalf("live code after collection: %d bytes, %v", len(got), err)
+	}
+	if _, err := code.Get(ctx, unusedKey); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unused code after collection: %v; want ErrNotFound", err)
+	}
+
+	// Leftovers too young at open are collected by the deferred pass.
+	interrupt()
+	if _, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Grace: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketBytes(); got <= needed+1<<10 {
+		t.Fatalf("a young upload was collected at once")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for bucketBytes() > needed+1<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deferred pass did not collect: %d bytes, live code needs %d", bucketBytes(), needed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// codeOf returns size pseudo-random bytes and their CodeSha256.
+func codeOf(seed uint64, size int) ([]byte, string) {
+	b := make([]byte, size)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	sum := sha256.Sum256(b)
+	return b, base64.StdEncoding.EncodeToString(sum[:])
 }
