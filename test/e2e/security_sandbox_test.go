@@ -3,9 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"icebox/internal/sandbox/linux/abitest"
 )
 
 // probeReport is what testdata/probe's "report" action returns.
@@ -135,11 +140,38 @@ func TestSandboxFromInside(t *testing.T) {
 			t.Errorf("%s succeeded", name)
 		}
 	}
+	t.Run("ForeignABIs", func(t *testing.T) { checkForeignABIs(t, r.Attempts) })
 	// Init survived the kill attempt: the same environment answers.
 	var again map[string]string
 	s.invokeJSON("probe", map[string]any{"action": "noop"}, &again)
 	if again["action"] != "noop" || s.d.Environments()["idle"] != 1 {
 		t.Errorf("after kill -9 1: %v, %v", again, s.d.Environments())
+	}
+}
+
+// checkForeignABIs: inside the sandbox, every system call through the
+// i386 entry (int $0x80) kills the caller, so unshare or clone cannot hand
+// a function a user namespace of its own; x32 calls get ENOSYS; the native
+// ABI works. The probe makes each call from a child of its own.
+func checkForeignABIs(t *testing.T, attempts map[string]string) {
+	if !abitest.Supported {
+		t.Skipf("no foreign system call entry to try from %s", runtime.GOARCH)
+	}
+	// The same probe binary on the host, outside any filter, tells whether
+	// this kernel runs i386 system calls at all.
+	if got := abitest.RunOne(filepath.Join(buildDir, "probe", "bootstrap"), "i386-getpid"); got != abitest.OK {
+		t.Skipf("this kernel runs no i386 system calls (IA32 emulation off): int $0x80 getpid outside any filter: %s", got)
+	}
+	for name, want := range map[string]string{
+		"native-getpid":      abitest.OK,
+		"i386-getpid":        abitest.Killed,
+		"i386-unshare-user":  abitest.Killed, // EINVAL without the filter (the probe is multi-threaded)
+		"i386-clone-newuser": abitest.Killed, // a new user namespace without the filter
+		"x32-unshare-user":   "errno: " + syscall.ENOSYS.Error(),
+	} {
+		if got := attempts[name]; got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"icebox/internal/sandbox/linux/abitest"
 )
 
 // What the process was started with, taken before anything opens a file.
@@ -47,6 +49,7 @@ var (
 )
 
 func main() {
+	abitest.Main() // a child of report's foreign-ABI attempts
 	if os.Getenv("PROBE_NO_NEXT") != "" {
 		for { // never asks for an event: init never ends
 			time.Sleep(time.Hour)
@@ -225,6 +228,12 @@ func report(ev event) result {
 		n, _ := f.Read(make([]byte, 16))
 		return fmt.Errorf("read %d bytes", n)
 	}())
+	// System calls through the i386 and x32 entries, each from a child.
+	if exe, err := os.Executable(); err == nil {
+		for name, outcome := range abitest.Run(exe) {
+			r.Attempts[name] = outcome
+		}
+	}
 	if ev.DataDir != "" {
 		_, err := os.Stat(ev.DataDir)
 		try("data-dir", err)
