@@ -640,6 +640,62 @@ func runsBinary(pid int) bool {
 	return err1 == nil && err2 == nil && os.SameFile(exe, bin)
 }
 
+// watchdogOf finds the watchdog among a daemon's descendants.
+func watchdogOf(fp footprint) (procInfo, bool) {
+	for _, pi := range fp.procs {
+		if pi.cmdline == "icebox init watchdog" && runsBinary(pi.pid) {
+			return pi, true
+		}
+	}
+	return procInfo{}, false
+}
+
+// frozenSandboxes counts the daemon's frozen sandbox groups that hold
+// processes (the empty v1 freezer pin does not count).
+func frozenSandboxes(hash string) int {
+	n := 0
+	for _, d := range cgroupDirs(hash) {
+		state, err := os.ReadFile(filepath.Join(d, "freezer.state"))
+		if err != nil {
+			state, err = os.ReadFile(filepath.Join(d, "cgroup.freeze"))
+		}
+		frozen := err == nil && (strings.TrimSpace(string(state)) == "FROZEN" || strings.TrimSpace(string(state)) == "1")
+		procs, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		if frozen && len(strings.Fields(string(procs))) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// waitGone waits, up to within, until no process of fp runs and none of
+// its cgroups remains, and fails the test with what is left if that does
+// not happen.
+func waitGone(t *testing.T, fp footprint, within time.Duration) {
+	t.Helper()
+	began := time.Now()
+	deadline := began.Add(within)
+	for {
+		var left []string
+		for _, pi := range fp.procs {
+			if now, ok := stillRunning(pi); ok {
+				left = append(left, fmt.Sprintf("process %d (%s, state %c)", pi.pid, pi.cmdline, now.state))
+			}
+		}
+		for _, d := range cgroupDirs(fp.hash) {
+			left = append(left, "cgroup "+d)
+		}
+		if len(left) == 0 {
+			t.Logf("every process and cgroup of the daemon gone %v after it ended", time.Since(began).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the daemon ended, %d of its things remain:\n%s", within, len(left), strings.Join(left, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // checkGone verifies, after the daemon exited, that nothing of fp remains.
 // With allOfBinary, no process running the test's icebox binary may remain
 // at all (only valid while no other test runs that binary).

@@ -79,52 +79,6 @@ func TestServeShutdownLeavesNothing(t *testing.T) {
 	checkGone(t, fp, true)
 }
 
-// TestRestartAfterCrashCleansUp: a daemon killed outright cannot clean up.
-// Its idle sandboxes are frozen, and on cgroup v1 a frozen process does not
-// act on the SIGKILL its parent's death sends it, so they stay. Starting
-// icebox again on the same data dir must remove them and their cgroups.
-func TestRestartAfterCrashCleansUp(t *testing.T) {
-	requireRoot(t)
-	t.Parallel()
-	binaries(t)
-	dataDir := t.TempDir()
-	s := startServer(t, how{}, "serve", "--data-dir", dataDir)
-	s.create(t, "echo")
-	s.invoke(t, "echo", `{"a":1}`)
-	crashed := record(t, s)
-	// Should the restart fail, do not leave frozen processes on the host.
-	t.Cleanup(func() { releaseCgroups(crashed.cgroups) })
-	if err := s.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-s.done
-	var left []string
-	for _, pi := range crashed.procs {
-		if now, ok := stillRunning(pi); ok {
-			left = append(left, fmt.Sprintf("%d %s (%c)", pi.pid, pi.cmdline, now.state))
-		}
-	}
-	t.Logf("after SIGKILL of the daemon, %d of its %d descendants remain: %v", len(left), len(crashed.procs), left)
-
-	s = startServer(t, how{}, "serve", "--data-dir", dataDir)
-	for _, pi := range crashed.procs {
-		if now, ok := stillRunning(pi); ok {
-			t.Errorf("process %d (%s) of the crashed daemon outlived the restart (state %c)", pi.pid, pi.cmdline, now.state)
-		}
-	}
-	for _, d := range crashed.cgroups {
-		if filepath.Base(d) != crashed.hash {
-			if _, err := os.Stat(d); err == nil {
-				t.Errorf("cgroup %s of the crashed daemon outlived the restart", d)
-			}
-		}
-	}
-	s.invoke(t, "echo", `{"a":2}`)
-	fp := record(t, s)
-	s.signal(syscall.SIGTERM, 10*time.Second)
-	checkGone(t, fp, false)
-}
-
 // releaseCgroups thaws and empties what is left of the given sandbox
 // cgroups and removes them: the cleanup a restarted daemon should have done.
 func releaseCgroups(dirs []string) {

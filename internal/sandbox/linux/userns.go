@@ -96,9 +96,16 @@ func idMap(first uint32) []syscall.SysProcIDMap {
 // /proc/PID/root matters twice: the daemon, host root, walks directories
 // init may not enter, and the result belongs to init's mount namespace,
 // where the kernel accepts it as a bind source (one opened in the daemon's
-// own namespace would be refused).
+// own namespace would be refused). Symlinks on the way (a data dir
+// reached through one) are resolved first, in the daemon's view: an
+// absolute link followed under /proc/PID/root would lead back into the
+// daemon's namespace.
 func openInSandbox(pid int, path string) (int, error) {
-	abs, err := filepath.Abs(path)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return -1, fmt.Errorf("open %s for the sandbox: %w", path, err)
+	}
+	abs, err := filepath.Abs(real)
 	if err != nil {
 		return -1, err
 	}
