@@ -273,9 +273,11 @@ func TestTargetsNeedInvokePermission(t *testing.T) {
 		MaximumRetryAttempts: aws.Int32(0), DestinationConfig: onFailure(sinkArn("alice-private"))})
 	apiError(t, "update OnFailure", err, "AccessDeniedException", refused)
 	got, err := s.client.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("bob-src")})
-	if err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 1 || got.DestinationConfig.OnFailure == nil ||
-		aws.ToString(got.DestinationConfig.OnFailure.Destination) != sinkArn("bob-sink") {
-		t.Errorf("after a refused update: %+v %v", got, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onF := got.DestinationConfig.OnFailure; aws.ToInt32(got.MaximumRetryAttempts) != 1 || onF == nil || aws.ToString(onF.Destination) != sinkArn("bob-sink") {
+		t.Errorf("after a refused update: retries %d, OnFailure %+v", aws.ToInt32(got.MaximumRetryAttempts), onF)
 	}
 	// Dead-letter targets, on create and on update.
 	dlq := &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("alice-private"))}
@@ -289,8 +291,11 @@ func TestTargetsNeedInvokePermission(t *testing.T) {
 		Description: aws.String("changed"), DeadLetterConfig: dlq})
 	apiError(t, "update with a dead-letter target", err, "AccessDeniedException", refused)
 	cfg, err := s.client.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("bob-src")})
-	if err != nil || cfg.DeadLetterConfig != nil || aws.ToString(cfg.Description) == "changed" {
-		t.Errorf("after a refused update: %+v %v", cfg, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DeadLetterConfig != nil || aws.ToString(cfg.Description) == "changed" {
+		t.Errorf("after a refused update: dead-letter %+v, description %q", cfg.DeadLetterConfig, aws.ToString(cfg.Description))
 	}
 	if _, err := bob.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("bob-src"),
 		DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String(sinkArn("bob-sink"))}}); err != nil {

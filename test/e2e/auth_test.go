@@ -493,8 +493,11 @@ func TestPassRole(t *testing.T) {
 		t.Errorf("bob2 updates to a role it may pass: %v", err)
 	}
 	cfg, err := s.client.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("bob-fn")})
-	if err != nil || aws.ToString(cfg.Role) != roleBase+"bob-other" || aws.ToString(cfg.Description) != "no role given" {
-		t.Errorf("after the updates: %v %v", err, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(cfg.Role) != roleBase+"bob-other" || aws.ToString(cfg.Description) != "no role given" {
+		t.Errorf("after the updates: role %s, description %q", aws.ToString(cfg.Role), aws.ToString(cfg.Description))
 	}
 }
 
