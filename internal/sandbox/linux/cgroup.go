@@ -27,6 +27,9 @@ type cgroupDriver interface {
 	// v1Driver); coolFreezer undoes it before the parent is removed.
 	warmFreezer() error
 	coolFreezer()
+	// limitPids caps the tasks of every sandbox together (see
+	// parentPidsMax). A no-op where the hierarchy has no pids controller.
+	limitPids(lim pidsLimit) error
 }
 
 type cgroup interface {
@@ -64,8 +67,81 @@ func limitsFor(memoryMB int) limits {
 		memoryBytes: int64(memoryMB) << 20,
 		cpuShares:   max(int64(memoryMB)*1024/1769, 2),
 		cpuQuotaUS:  cpus * cpuPeriodUS,
-		pids:        1024,
+		pids:        sandboxPids,
 	}
+}
+
+// sandboxPids is each sandbox's pids.max: init, the runtime and all it
+// forks, threads included (the controller counts tasks).
+const sandboxPids = 1024
+
+// pidsLimit is the pids.max of the groups above the sandboxes'.
+type pidsLimit struct {
+	parent int64 // the manager's own parent group
+	// host goes on the topmost group icebox makes ("icebox" of
+	// "icebox/<data dir id>"), which every daemon on the host shares, so
+	// several daemons together stay within the host's share too.
+	host int64
+}
+
+// parentPidsMax decides how many tasks a manager's sandboxes may hold
+// together. Each sandbox may hold sandboxPids, and at most concurrency of
+// them run a function at once, plus the prebuilt ones; idle environments
+// are frozen and hold a few tasks each. Without a cap on the parent, 100
+// sandboxes × 1,024 is more tasks than a host has pids (pid_max is 32,768
+// on small hosts), and fork bombs in a few functions starve the daemon and
+// the host of pids. The parent gets the lower of that need and
+// hostPidsShare; concurrency 0 (unknown) leaves the host share alone.
+func parentPidsMax(concurrency, prebuilt int) (pidsLimit, error) {
+	share, err := hostPidsShare()
+	if err != nil {
+		return pidsLimit{}, err
+	}
+	lim := pidsLimit{parent: share, host: share}
+	if concurrency > 0 {
+		lim.parent = min(int64(concurrency+max(prebuilt, 0))*sandboxPids, share)
+	}
+	return lim, nil
+}
+
+// hostPidsShare is three quarters of the tasks the host allows: the lower
+// of kernel.pid_max and kernel.threads-max, since every thread takes a pid
+// and counts against both. The quarter left keeps the daemon, sshd and the
+// rest of the host able to fork whatever the functions do (a 2-core VM runs
+// a few hundred tasks of its own; pid_max there is 32,768).
+func hostPidsShare() (int64, error) {
+	var lowest int64
+	for _, f := range []string{"/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, fmt.Errorf("host task limit: %w", err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("host task limit: %s: %q", f, b)
+		}
+		if lowest == 0 || n < lowest {
+			lowest = n
+		}
+	}
+	return lowest / 4 * 3, nil
+}
+
+// writePidsMax sets pids.max on top, then on parent (top's descendant or
+// top itself, which then gets the lower value).
+func writePidsMax(top, parent string, lim pidsLimit) error {
+	if top != parent {
+		if err := writeFile(filepath.Join(top, "pids.max"), strconv.FormatInt(lim.host, 10)); err != nil {
+			return err
+		}
+	}
+	return writeFile(filepath.Join(parent, "pids.max"), strconv.FormatInt(min(lim.parent, lim.host), 10))
+}
+
+// topGroup is the first level of parent under root.
+func topGroup(root, parent string) string {
+	first, _, _ := strings.Cut(filepath.Clean(parent), string(filepath.Separator))
+	return filepath.Join(root, first)
 }
 
 func writeFile(path, val string) error {
@@ -205,8 +281,9 @@ func detectCgroups(mountRoot, parent string) (cgroupDriver, error) {
 
 type v1Driver struct {
 	// dirs maps each controller to the parent directory of icebox's groups.
-	dirs map[string]string
-	swap bool // memory.memsw.* present (swap accounting on)
+	dirs    map[string]string
+	pidsTop string // the topmost group icebox made in the pids hierarchy
+	swap    bool   // memory.memsw.* present (swap accounting on)
 	// pin is an empty freezer group kept FROZEN. The v1 freezer switches a
 	// kernel-wide static key on with the first frozen group and off with
 	// the last thaw; flipping it patches kernel text and costs ~80 µs, on
@@ -245,12 +322,17 @@ func newV1(mountRoot, parent string) (*v1Driver, error) {
 		}
 		d.dirs[c] = dir
 	}
+	d.pidsTop = topGroup(filepath.Join(mountRoot, "pids"), parent)
 	_, err := os.Stat(filepath.Join(d.dirs["memory"], "memory.memsw.limit_in_bytes"))
 	d.swap = err == nil
 	return d, nil
 }
 
 func (d *v1Driver) version() int { return 1 }
+
+func (d *v1Driver) limitPids(lim pidsLimit) error {
+	return writePidsMax(d.pidsTop, d.dirs["pids"], lim)
+}
 
 func (d *v1Driver) create(name string) (_ cgroup, err error) {
 	g := &v1Group{paths: map[string]string{}, swap: d.swap}
@@ -337,13 +419,14 @@ func (g *v1Group) remove() error {
 
 type v2Driver struct {
 	dir string
+	top string // the topmost group icebox made
 	// limits is false where the memory/cpu/pids controllers cannot be enabled
 	// (a v2 mount beside v1 controllers): groups still freeze and kill.
 	limits bool
 }
 
 func newV2(mountRoot, parent string) (*v2Driver, error) {
-	d := &v2Driver{dir: filepath.Join(mountRoot, parent)}
+	d := &v2Driver{dir: filepath.Join(mountRoot, parent), top: topGroup(mountRoot, parent)}
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cgroup v2: %w", err)
 	}
@@ -376,6 +459,13 @@ func newV2(mountRoot, parent string) (*v2Driver, error) {
 }
 
 func (d *v2Driver) version() int { return 2 }
+
+func (d *v2Driver) limitPids(lim pidsLimit) error {
+	if !d.limits {
+		return nil
+	}
+	return writePidsMax(d.top, d.dir, lim)
+}
 
 // The unified hierarchy's freezer has no kernel-wide switch to keep on.
 func (d *v2Driver) warmFreezer() error { return nil }

@@ -226,6 +226,65 @@ func TestCgroupV2(t *testing.T) {
 	testFreezeAndKill(t, m)
 }
 
+// TestParentPidsMax: the group above a manager's sandboxes caps their tasks
+// together, from the account concurrency and never above the host's share;
+// the topmost group, which the daemons of a host share, holds the host's
+// share. Checked on every hierarchy this host has with a pids controller.
+func TestParentPidsMax(t *testing.T) {
+	share, err := hostPidsShare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if share < 1024 {
+		t.Fatalf("host share %d", share)
+	}
+	for _, c := range []struct{ concurrency, prebuilt int }{{100000, 2}, {0, 2}} {
+		if lim, err := parentPidsMax(c.concurrency, c.prebuilt); err != nil || lim.parent != share || lim.host != share {
+			t.Errorf("parentPidsMax(%d, %d) = %+v, %v; want the host share %d", c.concurrency, c.prebuilt, lim, err, share)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("sandbox tests need root (CI runs as root)")
+	}
+	mounts := []string{"/sys/fs/cgroup"}
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.controllers"); err == nil {
+		mounts = append(mounts, "/sys/fs/cgroup/unified")
+	}
+	const concurrency = 3
+	checked := 0
+	for _, mount := range mounts {
+		top := "icebox-test"
+		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupMount: mount, CgroupParent: top + "/" + filepath.Base(t.TempDir()),
+			AccountConcurrency: concurrency, Prebuilt: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root, parent string
+		switch d := m.cg.(type) {
+		case *v1Driver:
+			root, parent = filepath.Join(mount, "pids"), d.dirs["pids"]
+		case *v2Driver:
+			if !d.limits {
+				t.Logf("%s: no pids controller on this hierarchy", mount)
+				m.Close()
+				continue
+			}
+			root, parent = mount, d.dir
+		}
+		for dir, want := range map[string]int64{parent: min(concurrency*sandboxPids, share), filepath.Join(root, top): share} {
+			b, err := os.ReadFile(filepath.Join(dir, "pids.max"))
+			if got := strings.TrimSpace(string(b)); err != nil || got != strconv.FormatInt(want, 10) {
+				t.Errorf("%s/pids.max = %q (%v), want %d", dir, got, err, want)
+			}
+		}
+		m.Close()
+		checked++
+	}
+	if checked == 0 {
+		t.Skip("no cgroup hierarchy with a pids controller")
+	}
+}
+
 func TestMemoryLimit(t *testing.T) {
 	m := newManager(t)
 	if m.CgroupVersion() == 2 && !m.cg.(*v2Driver).limits {

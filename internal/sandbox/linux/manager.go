@@ -42,6 +42,11 @@ type Config struct {
 	// starts skip namespace, cgroup and root creation. Default 2; negative
 	// means none.
 	Prebuilt int
+	// AccountConcurrency is how many sandboxes may run a function at once
+	// (the daemon's --account-concurrency). With Prebuilt it sizes the
+	// parent group's pids.max, never above a share of the host's pids
+	// (see parentPidsMax). Default 0: the host's share alone.
+	AccountConcurrency int
 	// Lock, when set, is the lock on the data dir the sandboxes serve. The
 	// watchdog holds it too, until the sandboxes are dead, and the host id
 	// leases the manager takes are recorded under its ID, so a restart
@@ -132,6 +137,13 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	}
 	m.exeFD, m.initPath = sealedExe(cfg.InitPath)
 	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
+		return nil, err
+	}
+	pids, err := parentPidsMax(cfg.AccountConcurrency, cfg.Prebuilt)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.cg.limitPids(pids); err != nil {
 		return nil, err
 	}
 	if err := m.startWatchdog(); err != nil {
