@@ -7,8 +7,6 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -521,15 +519,17 @@ func descendants(root int) []procInfo {
 }
 
 // cgroupHash is the level the daemon names its sandbox cgroups under:
-// icebox/ + the first 12 hex digits of sha256("DEV:INODE") of the data dir,
-// the same however its path is spelled.
+// icebox/ + the data dir's ID, which the daemon keeps in the data dir's lock
+// file (so it is the same however the path is spelled). A data dir that
+// never had a daemon has none yet.
 func cgroupHash(dataDir string) string {
-	var st syscall.Stat_t
-	if err := syscall.Stat(dataDir, &st); err != nil {
-		return "no-data-dir"
+	b, _ := os.ReadFile(filepath.Join(dataDir, "icebox.lock"))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "id" {
+			return f[1]
+		}
 	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%d", st.Dev, st.Ino)))
-	return hex.EncodeToString(sum[:6])
+	return "no-id-yet"
 }
 
 // cgroupDirs lists the daemon's cgroup directories in every hierarchy (v1

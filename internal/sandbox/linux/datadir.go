@@ -3,7 +3,7 @@ package linux
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,7 +29,7 @@ const staleHoldWait = 15 * time.Second
 // taken before anything in the dir, or any cgroup named after it, is
 // touched. The lock file names the holder: the daemon's pid and, once it
 // runs, its watchdog's, each with its start time so that a reused pid is
-// not mistaken for the holder.
+// not mistaken for the holder. It also keeps the data dir's ID.
 //
 // The watchdog (see watchdog.go) is handed the same open file, so the lock
 // outlives a daemon that is killed until the watchdog has killed the
@@ -39,7 +39,7 @@ type DataDirLock struct {
 	dir    string
 	f      *os.File
 	id     string
-	holder string // this daemon's line of the lock file
+	holder string // the ID's line and this daemon's
 }
 
 // LockDataDir takes the lock on dir (which must exist). When a live daemon
@@ -96,21 +96,34 @@ func LockDataDir(ctx context.Context, dir string) (_ *DataDirLock, err error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	l := &DataDirLock{dir: dir, f: f, id: dirID(uint64(st.Dev), uint64(st.Ino))}
+	l := &DataDirLock{dir: dir, f: f, id: readID(f, uint64(st.Dev), uint64(st.Ino))}
 	self, _ := procStart(os.Getpid())
-	l.holder = fmt.Sprintf("daemon %d %d\n", os.Getpid(), self)
+	l.holder = fmt.Sprintf("id %s %d %d\ndaemon %d %d\n", l.id, st.Dev, st.Ino, os.Getpid(), self)
 	if err := l.record(l.holder); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// dirID names a directory by its device and inode: the same however its
-// path is spelled (relative, through symlinks or bind mounts), and never
-// shared by two directories that exist at once.
-func dirID(dev, ino uint64) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%d", dev, ino)))
-	return hex.EncodeToString(sum[:6])
+// readID returns the ID the lock file keeps for the directory with device
+// dev and inode ino, or a new one. An ID is random, and kept with the
+// device and inode it was made for: every spelling of the path (relative,
+// through symlinks or bind mounts) reaches the same file, while a copied
+// or restored data dir, or one deleted and made again (even on a recycled
+// inode), gets an ID of its own.
+func readID(f *os.File, dev, ino uint64) string {
+	var buf [256]byte
+	n, _ := f.ReadAt(buf[:], 0)
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		var id string
+		var d, i uint64
+		if _, err := fmt.Sscanf(line, "id %s %d %d", &id, &d, &i); err == nil && d == dev && i == ino && len(id) == 12 {
+			return id
+		}
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // ID identifies the locked data dir independently of how its path was
@@ -134,12 +147,13 @@ func (l *DataDirLock) record(s string) error {
 }
 
 // Close releases the lock, which is free once the watchdog (stopped by
-// Manager.Close) has let go of it too.
+// Manager.Close) has let go of it too. The ID stays in the file.
 func (l *DataDirLock) Close() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	_ = l.f.Truncate(0)
+	idLine, _, _ := strings.Cut(l.holder, "\n")
+	_ = l.record(idLine + "\n")
 	err := l.f.Close()
 	l.f = nil
 	return err

@@ -51,6 +51,24 @@ func TestDataDirLock(t *testing.T) {
 	if l.ID() != id {
 		t.Errorf("data dir id through a symlink %q, directly %q", l.ID(), id)
 	}
+
+	// A copy of the data dir is another data dir.
+	cp := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(dir, lockFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cp, lockFileName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LockDataDir(context.Background(), cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.ID() == id {
+		t.Errorf("a copied data dir kept the original's id %q", id)
+	}
 }
 
 // TestDataDirLockWaitsForLeftoverHolder: when the daemon the lock file
