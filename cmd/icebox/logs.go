@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // logsCmd prints a function's log through the CloudWatch Logs API of a
@@ -17,12 +19,13 @@ func logsCmd(args []string) error {
 	connect := clientFlags(fs)
 	follow := fs.Bool("follow", false, "keep printing new events")
 	since := fs.Duration("since", time.Hour, "start this long ago")
+	raw := fs.Bool("raw", false, "print messages as stored, control characters included (default: escaped)")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) != 1 {
-		return errors.New("logs: usage: icebox logs NAME [--follow] [--endpoint URL] [--since DURATION]")
+		return errors.New("logs: usage: icebox logs NAME [--follow] [--raw] [--endpoint URL] [--since DURATION]")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -60,6 +63,9 @@ func logsCmd(args []string) error {
 			for _, e := range out.Events {
 				if !seen[e.EventID] {
 					seen[e.EventID] = true
+					if !*raw {
+						e.Message = escapeControl(e.Message)
+					}
 					fmt.Println(e.Message)
 					start = max(start, e.Timestamp)
 				}
@@ -78,6 +84,57 @@ func logsCmd(args []string) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// escapeControl makes a function's log line safe to show on a terminal: what
+// a function prints must not drive the terminal of whoever reads its logs
+// (ESC and CSI sequences repaint the screen or fake other lines, OSC sets the
+// window title or writes the clipboard, CR overwrites the line, BEL rings).
+// C0 and C1 controls other than newline and tab, DEL, bytes that are not
+// UTF-8 (a lone 0x9b is CSI to an 8-bit terminal) and the bidirectional
+// overrides that reorder what is displayed are written as Go escapes:
+// "\x1b]0;title\x07" stays readable and inert. Everything else is unchanged.
+func escapeControl(s string) string {
+	clean := utf8.ValidString(s)
+	for _, r := range s {
+		if needsEscape(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < utf8.RuneSelf && needsEscape(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case needsEscape(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// needsEscape reports the runes escapeControl rewrites.
+func needsEscape(r rune) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return false
+	case r < 0x20, r >= 0x7f && r < 0xa0:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069: // bidi embeddings, overrides, isolates
+		return true
+	}
+	return false
 }
 
 // parseInterspersed parses args with fs and returns the positional

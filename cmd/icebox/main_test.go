@@ -243,6 +243,42 @@ func TestLogsCommand(t *testing.T) {
 		})
 	}
 
+	// What a function prints cannot drive the reader's terminal: control
+	// characters come out escaped unless --raw asks for the bytes.
+	s.createFrom(t, "hostile", build.slowZip)
+	hostile := `{"action":"log","size":1,"data":"\u001b]0;pwned\u0007 \u001b[2J"}`
+	if code, out, _ := post(t, s.url+"/2015-03-31/functions/hostile/invocations", "application/json", hostile); code != http.StatusOK {
+		t.Fatalf("invoke hostile: %d %s", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", "hostile", "--endpoint", s.url}, `line 0 \x1b]0;pwned\x07 \x1b[2J`},
+		{[]string{"logs", "hostile", "--endpoint", s.url, "--raw"}, "line 0 \x1b]0;pwned\x07 \x1b[2J"},
+	} {
+		var out []byte
+		waitFor(t, 10*time.Second, fmt.Sprintf("%v to print the hostile line", c.args), func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, build.icebox, c.args...)
+			cmd.Env = append(os.Environ(), authtest.Env()...)
+			cmd.Stderr = &stderr
+			var err error
+			if out, err = cmd.Output(); err != nil {
+				t.Fatalf("%v: %v\n%s", c.args, err, stderr.String())
+			}
+			return strings.Contains(string(out), "line 0 ")
+		})
+		if !strings.Contains(string(out), c.want+"\n") {
+			t.Errorf("%v printed %q; want a line %q", c.args, out, c.want)
+		}
+		if raw := slices.Contains(c.args, "--raw"); !raw && strings.ContainsAny(string(out), "\x1b\x07") {
+			t.Errorf("%v printed raw control characters: %q", c.args, out)
+		}
+	}
+
 	// --follow keeps running and prints later calls too.
 	f := start(t, how{}, "logs", "logged", "--endpoint", s.url, "--follow")
 	waitFor(t, 10*time.Second, "logs --follow to print the earlier call", func() bool {
