@@ -146,18 +146,24 @@ func (s *Server) authorize(r *http.Request, action string) error {
 			fnPolicy = fn.Policy
 		}
 	}
-	return decide(c.id, action, resource, fnPolicy, s.cfg.AccountID)
+	return s.decide(c.id, action, resource, fnPolicy)
 }
 
-func decide(id auth.Identity, action, resource string, fnPolicy *policy.Document, account string) error {
-	d := policy.Evaluate(policy.Request{Principal: id.ARN, Account: account, Action: action, Resource: resource}, id.Policies, fnPolicy)
-	switch d {
+// decide is the caller's answer to req, from its identity policies and,
+// for a function, the function's resource policy: nil when allowed, else
+// IAM's AccessDenied message.
+func (s *Server) decide(id auth.Identity, action, resource string, fnPolicy *policy.Document) error {
+	return decideRequest(id, policy.Request{Principal: id.ARN, Account: s.cfg.AccountID, Action: action, Resource: resource}, fnPolicy)
+}
+
+func decideRequest(id auth.Identity, req policy.Request, fnPolicy *policy.Document) error {
+	switch policy.Evaluate(req, id.Policies, fnPolicy) {
 	case policy.Allowed:
 		return nil
 	case policy.ExplicitDeny:
-		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s with an explicit deny", id.ARN, action, resource)}
+		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s with an explicit deny", id.ARN, req.Action, req.Resource)}
 	}
-	return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action", id.ARN, action, resource, action)}
+	return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action", id.ARN, req.Action, req.Resource, req.Action)}
 }
 
 // authorizeLogs decides a CloudWatch Logs call: the action is the target's
@@ -175,7 +181,7 @@ func (s *Server) authorizeLogs(r *http.Request) error {
 	if group != "" {
 		resource = fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, group)
 	}
-	return decide(c.id, "logs:"+op, resource, nil, s.cfg.AccountID)
+	return s.decide(c.id, "logs:"+op, resource, nil)
 }
 
 // authCode is the AWS error code for an authentication failure.

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 
 	"icebox/internal/auth"
-	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
 	"icebox/internal/policy"
@@ -41,19 +39,7 @@ func (s *Server) authorizePassRole(r *http.Request, role string) error {
 	// admin to a caller allowed role/bob-*.
 	req := policy.Request{Principal: c.id.ARN, Account: s.cfg.AccountID, Action: "iam:PassRole", Resource: s.auth.RoleARN(name),
 		Context: map[string]string{"iam:passedtoservice": passedToService}}
-	return refusal(c.id, req, policy.Evaluate(req, c.id.Policies, nil))
-}
-
-// refusal is decide's answer for a request carrying condition keys: nil
-// when allowed, else IAM's AccessDenied message.
-func refusal(id auth.Identity, req policy.Request, d policy.Decision) error {
-	switch d {
-	case policy.Allowed:
-		return nil
-	case policy.ExplicitDeny:
-		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s with an explicit deny", id.ARN, req.Action, req.Resource)}
-	}
-	return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action", id.ARN, req.Action, req.Resource, req.Action)}
+	return decideRequest(c.id, req, nil)
 }
 
 // allowTarget checks a destination or dead-letter target (field names it
@@ -76,5 +62,5 @@ func (s *Server) allowTarget(r *http.Request, field, arn string) error {
 	if fn, err := s.functions.Get(name); err == nil {
 		fnPolicy = fn.Policy
 	}
-	return decide(c.id, "lambda:InvokeFunction", model.ARN(s.cfg.Region, s.cfg.AccountID, name), fnPolicy, s.cfg.AccountID)
+	return s.decide(c.id, "lambda:InvokeFunction", model.ARN(s.cfg.Region, s.cfg.AccountID, name), fnPolicy)
 }
