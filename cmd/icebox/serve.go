@@ -77,10 +77,8 @@ func serve(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q (flags only, see icebox serve -h)", fs.Arg(0))
 	}
-	// The sandboxes' cgroup parent is named after the data dir, so one
-	// directory must always be spelled the same: a daemon restarted with
-	// another spelling would not find, and not clean, the groups a crashed
-	// predecessor left.
+	// Paths below the data dir are mounted into sandboxes, whose mount
+	// namespace has another working directory: make it absolute.
 	if cfg.DataDir != "" {
 		abs, err := filepath.Abs(cfg.DataDir)
 		if err != nil {
