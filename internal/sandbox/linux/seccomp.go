@@ -148,16 +148,20 @@ func sandboxFilter() ([]bpf.Instruction, error) {
 		bpf.LoadAbsolute{Off: seccompArchOff, Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
 		bpf.RetConstant{Val: foreignABIAction},
-		// socket(AF_VSOCK, ...) is refused: vsock reaches the hypervisor
-		// and other guests whatever the network namespace (Docker's profile
-		// refuses it too). The kernel takes the family as an int, from the
-		// argument's low 32 bits; the library's conditions compare all 64,
-		// so a family of 1<<32|AF_VSOCK would get past one of them.
-		bpf.LoadAbsolute{Off: seccompNrOff, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.SyscallNames["socket"]), SkipFalse: 3},
-		bpf.LoadAbsolute{Off: seccompArgLoOff(0), Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_VSOCK, SkipFalse: 1},
-		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+	}
+	// socket(AF_VSOCK, ...) is refused: vsock reaches the hypervisor and
+	// other guests whatever the network namespace (Docker's profile refuses
+	// it too). The kernel takes the family as an int, from the argument's
+	// low 32 bits; the library's conditions compare all 64, so a family of
+	// 1<<32|AF_VSOCK would get past one of them.
+	if socket, ok := info.SyscallNames["socket"]; ok {
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: seccompNrOff, Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(socket), SkipFalse: 3},
+			bpf.LoadAbsolute{Off: seccompArgLoOff(0), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_VSOCK, SkipFalse: 1},
+			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		)
 	}
 	return append(prog, body...), nil
 }
