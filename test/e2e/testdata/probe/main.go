@@ -228,6 +228,20 @@ func report(ev event) result {
 		n, _ := f.Read(make([]byte, 16))
 		return fmt.Errorf("read %d bytes", n)
 	}())
+	try("vsock", func() error {
+		fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	}())
+	try("aslr-off", func() error {
+		const addrNoRandomize = 0x0040000
+		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, addrNoRandomize, 0, 0); errno != 0 {
+			return errno
+		}
+		return nil
+	}())
 	// System calls through the i386 and x32 entries, each from a child.
 	if exe, err := os.Executable(); err == nil {
 		for name, outcome := range abitest.Run(exe) {
