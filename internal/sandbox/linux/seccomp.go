@@ -105,7 +105,7 @@ func sandboxPolicy() (seccomp.Policy, *arch.Info, error) {
 				{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: known(notImplementedSyscalls)},
 				{Action: seccomp.ActionErrno, NamesWithCondtions: []seccomp.NameWithConditions{
 					{Name: "clone", Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.BitsSet, Value: namespaceFlags}}},
-					// The whole condition list must hold: a value none of the allowed.
+					// Conditions are ANDed: refused when the value is none of the allowed.
 					{Name: "personality", Conditions: personality},
 				}},
 			},
