@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -69,10 +68,6 @@ func (s *Store) DescribeLogGroups(ctx context.Context, prefix string, limit int,
 	if err != nil {
 		return res, err
 	}
-	retention := 0
-	if s.cfg.MaxAge%(24*time.Hour) == 0 {
-		retention = int(s.cfg.MaxAge / (24 * time.Hour))
-	}
 	for _, g := range groups[start:end] {
 		// A group is as old as its oldest retained event.
 		first, err := s.firstMsg(ctx, subject(g, "*"))
@@ -84,7 +79,7 @@ func (s *Store) DescribeLogGroups(ctx context.Context, prefix string, limit int,
 		}
 		arn := s.groupARN(g)
 		res.LogGroups = append(res.LogGroups, LogGroup{
-			LogGroupName: g, CreationTime: first.Time.UnixMilli(), RetentionInDays: retention,
+			LogGroupName: g, CreationTime: first.Time.UnixMilli(), RetentionInDays: s.retentionInDays(g),
 			Arn: arn + ":*", LogGroupArn: arn, LogGroupClass: "STANDARD",
 		})
 	}

@@ -22,10 +22,10 @@ const TargetPrefix = "Logs_20140328."
 // maxRequestBytes bounds a request body; read requests are a few hundred bytes.
 const maxRequestBytes = 1 << 20
 
-// NewHandler serves the read side of the CloudWatch Logs API in its JSON 1.1
-// protocol: FilterLogEvents, GetLogEvents, DescribeLogGroups and
-// DescribeLogStreams. It does not authenticate; the daemon checks SigV4
-// before dispatching here.
+// NewHandler serves the CloudWatch Logs API in its JSON 1.1 protocol:
+// FilterLogEvents, GetLogEvents, DescribeLogGroups, DescribeLogStreams,
+// PutRetentionPolicy and DeleteRetentionPolicy. It does not authenticate; the
+// daemon checks SigV4 and authorizes on the group before dispatching here.
 func NewHandler(s *Store, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -86,6 +86,11 @@ type groupsRequest struct {
 	LogGroupNamePattern string `json:"logGroupNamePattern"`
 	NextToken           string `json:"nextToken"`
 	Limit               *int   `json:"limit"`
+}
+
+type retentionRequest struct {
+	groupRef
+	RetentionInDays *int `json:"retentionInDays"`
 }
 
 type streamsRequest struct {
@@ -150,6 +155,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = call(ctx, body, h.groups)
 	case "DescribeLogStreams":
 		out, err = call(ctx, body, h.streams)
+	case "PutRetentionPolicy":
+		out, err = call(ctx, body, h.putRetention)
+	case "DeleteRetentionPolicy":
+		out, err = call(ctx, body, h.deleteRetention)
 	default:
 		err = errUnknownOp
 	}
@@ -224,6 +233,28 @@ func (h *handler) streams(ctx context.Context, in streamsRequest) (StreamsResult
 		return StreamsResult{}, err
 	}
 	return h.s.DescribeLogStreams(ctx, group, in.LogStreamNamePrefix, in.OrderBy, in.Descending, n, in.NextToken)
+}
+
+// empty is the body of a call that returns nothing.
+type empty struct{}
+
+func (h *handler) putRetention(ctx context.Context, in retentionRequest) (empty, error) {
+	group, err := in.name()
+	if err != nil {
+		return empty{}, err
+	}
+	if in.RetentionInDays == nil {
+		return empty{}, fmt.Errorf("1 validation error detected: Value null at 'retentionInDays' failed to satisfy constraint: Member must not be null: %w", errdefs.ErrInvalid)
+	}
+	return empty{}, h.s.PutRetentionPolicy(ctx, group, *in.RetentionInDays)
+}
+
+func (h *handler) deleteRetention(ctx context.Context, in retentionRequest) (empty, error) {
+	group, err := in.name()
+	if err != nil {
+		return empty{}, err
+	}
+	return empty{}, h.s.DeleteRetentionPolicy(ctx, group)
 }
 
 func unmarshal(body []byte, v any) error {

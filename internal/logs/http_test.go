@@ -256,6 +256,49 @@ func TestCloudWatchSDK(t *testing.T) {
 	})
 }
 
+// TestRetentionPolicySDK sets and removes a group's retention with the SDK:
+// DescribeLogGroups reports it, values CloudWatch refuses are an
+// InvalidParameterException, and an unknown group is not found.
+func TestRetentionPolicySDK(t *testing.T) {
+	_, srv := fixture(t)
+	c := sdkClient(t, srv.URL)
+	ctx := t.Context()
+	retention := func(group string) *int32 {
+		t.Helper()
+		out, err := c.DescribeLogGroups(ctx, &cwl.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(group)})
+		if err != nil || len(out.LogGroups) != 1 {
+			t.Fatalf("DescribeLogGroups %s: %+v, %v", group, out, err)
+		}
+		return out.LogGroups[0].RetentionInDays
+	}
+	if r := retention(groupA); r == nil || *r != 7 {
+		t.Errorf("default retention %v, want 7 days", r)
+	}
+	if _, err := c.PutRetentionPolicy(ctx, &cwl.PutRetentionPolicyInput{LogGroupName: aws.String(groupA), RetentionInDays: aws.Int32(30)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := retention(groupA); r == nil || *r != 30 {
+		t.Errorf("retention after PutRetentionPolicy %v, want 30 days", r)
+	}
+	if r := retention(groupB); r == nil || *r != 7 {
+		t.Errorf("another group's retention %v, want the default 7 days", r)
+	}
+	_, err := c.PutRetentionPolicy(ctx, &cwl.PutRetentionPolicyInput{LogGroupName: aws.String(groupA), RetentionInDays: aws.Int32(10)})
+	if _, ok := errors.AsType[*types.InvalidParameterException](err); !ok || !strings.Contains(err.Error(), "retentionInDays") {
+		t.Errorf("retention of 10 days: %v; want InvalidParameterException", err)
+	}
+	_, err = c.PutRetentionPolicy(ctx, &cwl.PutRetentionPolicyInput{LogGroupName: aws.String("/aws/lambda/none"), RetentionInDays: aws.Int32(1)})
+	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); !ok {
+		t.Errorf("retention of an unknown group: %v; want ResourceNotFoundException", err)
+	}
+	if _, err := c.DeleteRetentionPolicy(ctx, &cwl.DeleteRetentionPolicyInput{LogGroupName: aws.String(groupA)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := retention(groupA); r != nil {
+		t.Errorf("retention after DeleteRetentionPolicy %v, want none (never expire)", *r)
+	}
+}
+
 // TestProtocolErrors drives the JSON 1.1 edge with raw requests.
 func TestProtocolErrors(t *testing.T) {
 	_, srv := fixture(t)
@@ -283,6 +326,9 @@ func TestProtocolErrors(t *testing.T) {
 		{"Logs_20140328.FilterLogEvents", `{"logGroupName":"/aws/lambda/alpha","limit":0}`, "InvalidParameterException"},
 		{"Logs_20140328.GetLogEvents", `{"logGroupName":"/aws/lambda/alpha"}`, "InvalidParameterException"},
 		{"Logs_20140328.DescribeLogStreams", `{"logGroupIdentifier":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/none:*"}`, "ResourceNotFoundException"},
+		{"Logs_20140328.PutRetentionPolicy", `{"logGroupName":"/aws/lambda/alpha"}`, "InvalidParameterException"},
+		{"Logs_20140328.PutRetentionPolicy", `{"logGroupName":"/aws/lambda/alpha","retentionInDays":0}`, "InvalidParameterException"},
+		{"Logs_20140328.DeleteRetentionPolicy", `{"logGroupName":"/aws/lambda/none"}`, "ResourceNotFoundException"},
 	} {
 		status, out := post(c.target, c.body)
 		if status != http.StatusBadRequest || out["__type"] != c.typ {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +87,8 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	for _, c := range []Config{{MaxBytes: 10}, {MaxAge: time.Second}, {BufferBytes: 1000}, {Replicas: 9}} {
+	for _, c := range []Config{{MaxBytes: 10}, {MaxAge: time.Second}, {BufferBytes: 1000}, {Replicas: 9},
+		{GroupMaxBytes: 10}, {MaxBytes: 2 << 20, GroupMaxBytes: 4 << 20}, {TrimInterval: -1}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: want error", c)
 		}
@@ -293,5 +297,309 @@ func TestEngineGone(t *testing.T) {
 	s.Close()
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("Close hung on a dead engine")
+	}
+}
+
+// drops returns the per-reason drop counts of each function.
+func drops(s *Store) map[string]map[string]uint64 {
+	out := map[string]map[string]uint64{}
+	s.EachDrop(func(fn, reason string, n uint64) {
+		if out[fn] == nil {
+			out[fn] = map[string]uint64{}
+		}
+		out[fn][reason] += n
+	})
+	return out
+}
+
+// groupEvents counts the events group holds in the stream.
+func groupEvents(t *testing.T, s *Store, group string) uint64 {
+	t.Helper()
+	info, err := s.stream.Info(t.Context(), jetstream.WithSubjectFilter(subject(group, "*")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+// settleTrims runs what the trimmer would do next, so a test sees its result.
+func settleTrims(t *testing.T, s *Store) {
+	t.Helper()
+	if err := errors.Join(s.trimBudgets(t.Context()), s.trimTotal(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// messages returns the messages of group, oldest first.
+func messages(t *testing.T, s *Store, group string) []string {
+	t.Helper()
+	var out []string
+	token := ""
+	for {
+		res, err := s.FilterLogEvents(t.Context(), group, nil, 0, 0, "", 0, token)
+		if err != nil {
+			t.Fatalf("FilterLogEvents %s: %v", group, err)
+		}
+		for _, e := range res.Events {
+			out = append(out, e.Message)
+		}
+		if res.NextToken == "" {
+			return out
+		}
+		token = res.NextToken
+	}
+}
+
+// floodBeside has function "flood" write total bytes in lines of lineBytes
+// as fast as the store takes them (so they are stored, not dropped at the
+// buffer) while function "quiet" writes quietLines lines spread over the
+// flood, then lets the store settle.
+func floodBeside(t *testing.T, s *Store, total, lineBytes, quietLines int) (floodLines int) {
+	t.Helper()
+	flood := s.Writer(GroupName("flood"), "s")
+	quiet := s.Writer(GroupName("quiet"), "s")
+	line := strings.Repeat("x", lineBytes)
+	n := total / lineBytes
+	every := max(n/quietLines, 1)
+	q := 0
+	for i := range n {
+		flood.Write(time.Now(), fmt.Sprintf("%08d %s", i, line))
+		if i%32 == 31 {
+			flush(t, s)
+		}
+		if i%every == 0 && q < quietLines {
+			quiet.Write(time.Now(), fmt.Sprint("quiet ", q))
+			q++
+		}
+	}
+	for ; q < quietLines; q++ {
+		quiet.Write(time.Now(), fmt.Sprint("quiet ", q))
+	}
+	flood.Write(time.Now(), "the last flood line")
+	flush(t, s)
+	settleTrims(t, s)
+	return n + 1
+}
+
+// TestFloodKeepsOtherGroups: a function flooding its output far past the
+// store's size loses its own oldest lines, within its group's budget, while
+// another function's lines, written during the flood, all stay; drops are
+// counted for the flooder only. (With one stream discarding the oldest, the
+// flood used to erase every other group.)
+func TestFloodKeepsOtherGroups(t *testing.T) {
+	const groupMax = 2 << 20
+	s, _ := newStore(t, Config{MaxBytes: 8 << 20, GroupMaxBytes: groupMax, BufferBytes: 1 << 20})
+	floodBeside(t, s, 32<<20, 4<<10, 200)
+
+	quiet := messages(t, s, GroupName("quiet"))
+	if len(quiet) != 200 || quiet[0] != "quiet 0" || quiet[199] != "quiet 199" {
+		t.Fatalf("the quiet group kept %d of its 200 lines", len(quiet))
+	}
+	// The flood holds about its budget (a trim cuts in 1/16 steps), its
+	// newest lines and not its oldest.
+	held := groupEvents(t, s, GroupName("flood"))
+	perLine := uint64(4<<10 + 80)
+	if held*perLine > groupMax || held*perLine < groupMax/2 {
+		t.Errorf("the flood group holds %d lines, ~%d KiB; budget %d KiB", held, held*perLine>>10, groupMax>>10)
+	}
+	last, err := s.GetLogEvents(t.Context(), GroupName("flood"), "s", 0, 0, 1, false, "")
+	if err != nil || len(last.Events) != 1 || last.Events[0].Message != "the last flood line" {
+		t.Errorf("the flood's newest line is gone: %+v, %v", last.Events, err)
+	}
+	first, err := s.GetLogEvents(t.Context(), GroupName("flood"), "s", 0, 0, 1, true, "")
+	if err != nil || len(first.Events) != 1 || strings.HasPrefix(first.Events[0].Message, "00000000 ") {
+		t.Errorf("the flood's oldest line is still there: %v", err)
+	}
+	d := drops(s)
+	t.Logf("drops: %v", d)
+	if d["flood"]["budget"] == 0 {
+		t.Errorf("no budget drops counted for the flood: %v", d)
+	}
+	if len(d["quiet"]) != 0 {
+		t.Errorf("drops counted for the quiet function: %v", d["quiet"])
+	}
+}
+
+// TestStoreTotalCutsLargestFirst: when groups together near the store's
+// total, the largest loses its oldest lines, not the smaller ones, even
+// when a single group's budget is the whole store.
+func TestStoreTotalCutsLargestFirst(t *testing.T) {
+	const total = 4 << 20
+	s, js := newStore(t, Config{MaxBytes: total, GroupMaxBytes: total})
+	floodBeside(t, s, 16<<20, 4<<10, 100)
+	if quiet := messages(t, s, GroupName("quiet")); len(quiet) != 100 {
+		t.Fatalf("the quiet group kept %d of its 100 lines", len(quiet))
+	}
+	stream, err := js.Stream(t.Context(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Bytes > total/8*7 {
+		t.Errorf("store holds %d KiB, over its high water %d KiB", info.State.Bytes>>10, total/8*7>>10)
+	}
+	if d := drops(s); d["flood"]["budget"] == 0 || len(d["quiet"]) != 0 {
+		t.Errorf("drops = %v; want budget drops for the flood only", d)
+	}
+}
+
+// TestBufferShare: a flood fills its own share of the write buffer; another
+// group's lines, written meanwhile, still find room and are not dropped.
+func TestBufferShare(t *testing.T) {
+	s, _ := newStore(t, Config{BufferBytes: 1 << 20, BufferEvents: 256})
+	flood := s.Writer(GroupName("flood"), "s")
+	quiet := s.Writer(GroupName("quiet"), "s")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		line := strings.Repeat("x", 16<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				flood.Write(time.Now(), line)
+			}
+		}
+	}()
+	for range 100 {
+		quiet.Write(time.Now(), "quiet")
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-done
+	flush(t, s)
+	d := drops(s)
+	if d["flood"]["buffer"] == 0 {
+		t.Fatalf("the flood never filled its share: %v", d)
+	}
+	if len(d["quiet"]) != 0 {
+		t.Fatalf("quiet lines dropped during the flood: %v", d)
+	}
+	if n := groupEvents(t, s, GroupName("quiet")); n != 100 {
+		t.Fatalf("quiet group holds %d of 100 lines", n)
+	}
+}
+
+// TestRetentionByAge: each group keeps its events as long as its retention
+// policy says (the default without one, forever after
+// DeleteRetentionPolicy), measured on the store's clock.
+func TestRetentionByAge(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	clock := func() time.Time {
+		if p := now.Load(); p != nil {
+			return *p
+		}
+		return time.Now()
+	}
+	s, _ := newStore(t, Config{Now: clock})
+	ctx := t.Context()
+	day := 24 * time.Hour
+	write := func(group, msg string) {
+		s.Writer(group, "s").Write(time.Now(), msg)
+		flush(t, s)
+	}
+	short, dflt, forever := GroupName("short"), GroupName("default"), GroupName("forever")
+	for _, g := range []string{short, dflt, forever} {
+		write(g, "old")
+	}
+	time.Sleep(50 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	write(short, "new")
+
+	if err := s.PutRetentionPolicy(ctx, short, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRetentionPolicy(ctx, forever); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRetentionPolicy(ctx, short, 2); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("retention of 2 days: %v; want ErrInvalid", err)
+	}
+	if err := s.PutRetentionPolicy(ctx, GroupName("none"), 1); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("retention of a group without events: %v; want ErrNotFound", err)
+	}
+	res, err := s.DescribeLogGroups(ctx, "", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, g := range res.LogGroups {
+		got[g.LogGroupName] = g.RetentionInDays
+	}
+	if want := map[string]int{short: 1, dflt: 7, forever: 0}; !maps.Equal(got, want) {
+		t.Errorf("retentionInDays = %v, want %v", got, want)
+	}
+
+	at := func(t time.Time) {
+		now.Store(&t)
+		if err := s.trimAges(ctx); err != nil {
+			panic(err)
+		}
+	}
+	at(mid.Add(day)) // one day after "old" was written to short, not "new"
+	if m := messages(t, s, short); !slices.Equal(m, []string{"new"}) {
+		t.Errorf("after a day the 1-day group holds %q, want only the newer line", m)
+	}
+	for _, g := range []string{dflt, forever} {
+		if m := messages(t, s, g); len(m) != 1 {
+			t.Errorf("after a day %s holds %q", g, m)
+		}
+	}
+	at(mid.Add(8 * day))
+	if _, err := s.FilterLogEvents(ctx, short, nil, 0, 0, "", 0, ""); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("after 8 days the 1-day group still exists: %v", err)
+	}
+	if _, err := s.FilterLogEvents(ctx, dflt, nil, 0, 0, "", 0, ""); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("after 8 days the group on the 7-day default still exists: %v", err)
+	}
+	if m := messages(t, s, forever); len(m) != 1 {
+		t.Errorf("after 8 days the group without a retention policy holds %q", m)
+	}
+	if d := drops(s); len(d) != 0 {
+		t.Errorf("aged-out events counted as drops: %v", d)
+	}
+}
+
+// TestRetentionSurvivesRestart: policies live in the engine, and a reopened
+// store accounts what groups already hold, so a budget still bounds them.
+func TestRetentionSurvivesRestart(t *testing.T) {
+	s, js := newStore(t, Config{MaxBytes: 8 << 20, GroupMaxBytes: 1 << 20})
+	w := s.Writer(GroupName("f"), "s")
+	for i := range 200 {
+		w.Write(time.Now(), fmt.Sprintf("%04d %s", i, strings.Repeat("x", 4<<10)))
+	}
+	flush(t, s)
+	settleTrims(t, s)
+	if err := s.PutRetentionPolicy(t.Context(), GroupName("f"), 30); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := Open(t.Context(), js, Config{MaxBytes: 8 << 20, GroupMaxBytes: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if d := s2.retentionInDays(GroupName("f")); d != 30 {
+		t.Errorf("retention after reopening: %d days, want 30", d)
+	}
+	w = s2.Writer(GroupName("f"), "s")
+	for i := range 200 {
+		w.Write(time.Now(), fmt.Sprintf("new %04d %s", i, strings.Repeat("x", 4<<10)))
+	}
+	flush(t, s2)
+	settleTrims(t, s2)
+	if held := groupEvents(t, s2, GroupName("f")); held*(4<<10) > 1<<20 {
+		t.Errorf("after reopening the group holds %d lines of 4 KiB, over its 1 MiB budget", held)
 	}
 }

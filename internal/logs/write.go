@@ -25,28 +25,43 @@ const publishBatch = 256
 // dropWarnEvery rate-limits the warning about dropped events.
 const dropWarnEvery = 10 * time.Second
 
+// groupBufferShare is the fraction of the write buffer one group may hold
+// (1/groupBufferShare): a flooding function fills its share and drops its own
+// lines while the others' still find room.
+const groupBufferShare = 4
+
 // event is one encoded log event: body "<timestamp ms> <message>".
 type event struct {
 	subject string
 	data    []byte
+	g       *group
 }
 
 // Writer appends events to one log stream of one group.
 type Writer struct {
 	s       *Store
 	subject string
+	g       *group
 }
 
 // Writer returns a writer for group's stream. Events for an empty group or
 // stream name are dropped.
 func (s *Store) Writer(group, stream string) *Writer {
-	return &Writer{s: s, subject: subject(group, stream)}
+	w := &Writer{s: s, subject: subject(group, stream)}
+	if w.subject != "" {
+		s.mu.Lock()
+		w.g = s.groupLocked(group)
+		s.mu.Unlock()
+	}
+	return w
 }
 
-// Write queues one event and returns at once. When the store's buffer is full
-// (JetStream slower than the function's output) the event is dropped and
-// counted in Dropped: a function flooding stdout must not grow the daemon.
-// Events written by one goroutine are stored in order.
+// Write queues one event and returns at once. When the store's buffer, or
+// the group's share of it, is full (JetStream slower than the function's
+// output) the event is dropped and counted in Dropped and in the group's
+// drops: a function flooding stdout must not grow the daemon, nor take the
+// room other functions' lines need. Events written by one goroutine are
+// stored in order.
 func (w *Writer) Write(ts time.Time, msg string) {
 	if w.subject == "" {
 		w.s.dropped.Add(1)
@@ -65,26 +80,39 @@ func (w *Writer) Write(ts time.Time, msg string) {
 	var num [24]byte
 	digits := strconv.AppendInt(num[:0], ts.UnixMilli(), 10)
 	size := len(digits) + 1 + len(msg) + eventOverhead
-	if !w.s.reserve(size) {
+	if !w.s.reserve(w.g, size) {
 		return
 	}
 	data := make([]byte, 0, len(digits)+1+len(msg))
 	data = append(append(append(data, digits...), ' '), msg...)
-	w.s.commit(event{w.subject, data}, size)
+	w.s.commit(event{w.subject, data, w.g}, size)
 }
 
-// reserve takes room for an event of size bytes, or counts it as dropped.
-func (s *Store) reserve(size int) bool {
+// reserve takes room for an event of size bytes of group g, or counts it as
+// dropped.
+func (s *Store) reserve(g *group, size int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.bytes+size > s.cfg.BufferBytes || s.events >= s.cfg.BufferEvents {
+	if s.closed || s.bytes+size > s.cfg.BufferBytes || s.events >= s.cfg.BufferEvents ||
+		g.queuedBytes+size > s.groupBufferBytes() || g.queuedEvents >= s.groupBufferEvents() {
 		s.dropped.Add(1)
+		g.drops[dropBuffer].Add(1)
 		return false
 	}
 	s.bytes += size
 	s.events++
+	g.queuedBytes += size
+	g.queuedEvents++
 	return true
 }
+
+// groupBufferBytes and groupBufferEvents are one group's share of the write
+// buffer; it always holds one event of the longest size.
+func (s *Store) groupBufferBytes() int {
+	return min(s.cfg.BufferBytes, max(s.cfg.BufferBytes/groupBufferShare, MaxEventBytes+eventOverhead))
+}
+
+func (s *Store) groupBufferEvents() int { return max(s.cfg.BufferEvents/groupBufferShare, 1) }
 
 // commit queues an event whose room was reserved.
 func (s *Store) commit(e event, size int) {
@@ -92,8 +120,11 @@ func (s *Store) commit(e event, size int) {
 	if s.closed { // the publisher may be gone: nothing would ever settle it
 		s.bytes -= size
 		s.events--
+		e.g.queuedBytes -= size
+		e.g.queuedEvents--
 		s.mu.Unlock()
 		s.dropped.Add(1)
+		e.g.drops[dropBuffer].Add(1)
 		return
 	}
 	s.queue = append(s.queue, e)
@@ -110,7 +141,8 @@ func (s *Store) signal() {
 }
 
 // Dropped is the number of events lost since Open: buffer full, written after
-// Close, bad names, or not acknowledged by JetStream.
+// Close, bad names, or not acknowledged by JetStream. Events removed to keep
+// a group within its byte budget are not counted here (see EachDrop).
 func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 
 // Flush waits until every event written before the call is stored or counted
@@ -153,12 +185,15 @@ func (s *Store) publisher() {
 		for len(batch) > 0 {
 			n := min(len(batch), publishBatch)
 			if giveUp {
-				s.settle(batch[:n], uint64(n))
-			} else if err := s.publish(batch[:n]); err != nil {
-				lastErr = err
-				s.mu.Lock()
-				giveUp = s.closed
-				s.mu.Unlock()
+				s.settle(batch[:n], nil, uint64(n))
+			} else {
+				s.waitForRoom(batch[:n])
+				if err := s.publish(batch[:n]); err != nil {
+					lastErr = err
+					s.mu.Lock()
+					giveUp = s.closed
+					s.mu.Unlock()
+				}
 			}
 			batch = batch[n:]
 			if d := s.Dropped(); d != warned && time.Since(lastWarn) >= dropWarnEvery {
@@ -194,7 +229,8 @@ func (s *Store) take() ([]event, bool) {
 func (s *Store) publish(batch []event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 	defer cancel()
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	seqs := make([]uint64, len(batch)) // stream sequence of each stored event; 0: not stored
 	var failed uint64
 	var firstErr error
 	fail := func(err error) {
@@ -203,36 +239,52 @@ func (s *Store) publish(batch []event) error {
 			firstErr = err
 		}
 	}
-	for _, e := range batch {
+	for i, e := range batch {
 		f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: e.subject, Data: e.data})
 		if err != nil {
 			fail(err)
 			continue
 		}
-		futures = append(futures, f)
+		futures[i] = f
 	}
-	for _, f := range futures {
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			seqs[i] = ack.Sequence
 		case err := <-f.Err():
 			fail(err)
 		case <-ctx.Done():
 			fail(ctx.Err())
 		}
 	}
-	s.settle(batch, failed)
+	s.settle(batch, seqs, failed)
 	return firstErr
 }
 
-// settle releases a published batch's room and wakes Flush callers; failed
-// of its events were not stored.
-func (s *Store) settle(batch []event, failed uint64) {
+// settle releases a published batch's room, accounts what each group stored
+// and wakes Flush callers and, when a group or the store is over budget, the
+// trimmer. seqs holds each event's stream sequence (nil or 0: not stored);
+// failed of the events were not stored.
+func (s *Store) settle(batch []event, seqs []uint64, failed uint64) {
 	size := 0
 	for _, e := range batch {
 		size += len(e.data) + eventOverhead
 	}
 	s.dropped.Add(failed)
 	s.mu.Lock()
+	over := false
+	for i, e := range batch {
+		e.g.queuedBytes -= len(e.data) + eventOverhead
+		e.g.queuedEvents--
+		if seqs == nil || seqs[i] == 0 {
+			e.g.drops[dropEngine].Add(1)
+			continue
+		}
+		over = s.accountLocked(e.g, seqs[i], storedSize(e.subject, e.data)) || over
+	}
 	s.bytes -= size
 	s.events -= len(batch)
 	s.completed += uint64(len(batch))
@@ -240,4 +292,10 @@ func (s *Store) settle(batch []event, failed uint64) {
 	close(s.progress)
 	s.progress = make(chan struct{})
 	s.mu.Unlock()
+	if over {
+		select {
+		case s.trimWake <- struct{}{}:
+		default:
+		}
+	}
 }

@@ -162,6 +162,28 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// WatchLogDrops exports icebox_function_log_lines_dropped_total{function,
+// reason}, read from each on every scrape: each calls emit once per function
+// and reason with the lines lost since start.
+func (m *Metrics) WatchLogDrops(each func(emit func(function, reason string, n uint64))) {
+	m.Registry.MustRegister(&logDropsCollector{each: each})
+}
+
+var logDropsDesc = prometheus.NewDesc("icebox_function_log_lines_dropped_total",
+	"Log lines of a function lost before their retention age: reason buffer (its share of the log write buffer was full), budget (its oldest lines removed to keep its log group, or the log store, within its byte budget), engine (the log store did not acknowledge them).",
+	[]string{"function", "reason"}, nil)
+
+type logDropsCollector struct {
+	each func(emit func(function, reason string, n uint64))
+}
+
+func (c *logDropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- logDropsDesc }
+func (c *logDropsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.each(func(function, reason string, n uint64) {
+		ch <- prometheus.MustNewConstMetric(logDropsDesc, prometheus.CounterValue, float64(n), function, reason)
+	})
+}
+
 // Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
