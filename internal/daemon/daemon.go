@@ -220,6 +220,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, fmt.Errorf("identities: %w", err)
 	}
 	m := metrics.New(func() float64 { return float64(d.logs.Dropped()) })
+	m.WatchLogDrops(d.logs.EachDrop)
 
 	// Sandbox cgroups are named after the data dir, by its identity rather
 	// than its path, so two daemons on one host never touch each other's

@@ -1,15 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"io"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"net/http"
 	"regexp"
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 )
 
 // metric reads one sample from /metrics; -1 when absent.
@@ -60,10 +64,15 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestLogFloodIsBounded: a function writing far more output than the log
-// store buffers must not grow the daemon's memory with it.
+// store buffers must not grow the daemon's memory with it, nor cost another
+// function its log lines; what the flood loses is counted for it alone.
 func TestLogFloodIsBounded(t *testing.T) {
 	s := startServer(t)
 	s.create("flood", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(60) })
+	s.create("quiet")
+	if out := s.invoke("quiet", map[string]any{"action": "log", "size": 20, "data": "quiet before"}); out.FunctionError != nil {
+		t.Fatalf("quiet call: %s", out.Payload)
+	}
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -84,5 +93,51 @@ func TestLogFloodIsBounded(t *testing.T) {
 	}
 	if r := s.call("flood", map[string]any{}); r.Calls != 2 {
 		t.Errorf("environment did not survive the flood: calls=%d", r.Calls)
+	}
+	if out := s.invoke("quiet", map[string]any{"action": "log", "size": 20, "data": "quiet after"}); out.FunctionError != nil {
+		t.Fatalf("quiet call: %s", out.Payload)
+	}
+
+	// The quiet function keeps every line, before and after the flood.
+	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url), Credentials: rootCredentials})
+	count := func(pattern string) int {
+		n := 0
+		pages := cloudwatchlogs.NewFilterLogEventsPaginator(logs, &cloudwatchlogs.FilterLogEventsInput{
+			LogGroupName: aws.String("/aws/lambda/quiet"), FilterPattern: aws.String(pattern),
+		})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(context.Background())
+			if err != nil {
+				t.Fatalf("FilterLogEvents quiet: %v", err)
+			}
+			n += len(page.Events)
+		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for count(`"quiet before"`) != 20 || count(`"quiet after"`) != 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the quiet function lost lines: %d of 20 before the flood, %d of 20 after", count(`"quiet before"`), count(`"quiet after"`))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Drops are counted per function: the flood's, never the quiet one's.
+	drops := func(fn string) float64 {
+		var n float64
+		for _, reason := range []string{"buffer", "budget", "engine"} {
+			n += max(0, metric(t, s, "icebox_function_log_lines_dropped_total", fmt.Sprintf(`{function=%q,reason=%q}`, fn, reason)))
+		}
+		return n
+	}
+	for drops("flood") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no log lines counted as dropped for the flood")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the flood lost %v lines", drops("flood"))
+	if d := drops("quiet"); d != 0 {
+		t.Errorf("%v log lines counted as dropped for the quiet function", d)
 	}
 }
