@@ -23,6 +23,7 @@ import (
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/pool"
+	"icebox/internal/sandbox"
 	sblinux "icebox/internal/sandbox/linux"
 	"icebox/internal/store"
 	"icebox/runtimes"
@@ -74,6 +75,9 @@ type Config struct {
 	NoAuth bool
 	// MetricsAuth makes /metrics require a signed request like the API.
 	MetricsAuth bool
+	// Sandboxes builds the execution environments' sandboxes. Default: the
+	// Linux sandbox manager (root only); tests above the sandbox pass a fake.
+	Sandboxes sandbox.Factory
 	// BeforeServe, when set, runs after the listener is open but before the
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
@@ -225,13 +229,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	// Sandbox cgroups are named after the data dir, by its identity rather
 	// than its path, so two daemons on one host never touch each other's
 	// groups and every spelling of one data dir leads to the same groups.
-	if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
-		StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
-		CgroupParent: "icebox/" + d.lock.ID(),
-		InitPath:     cfg.InitPath,
-		Lock:         d.lock,
-	}); err != nil {
-		return nil, fmt.Errorf("sandboxes: %w", err)
+	factory := cfg.Sandboxes
+	if factory == nil {
+		if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
+			StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
+			CgroupParent: "icebox/" + d.lock.ID(),
+			InitPath:     cfg.InitPath,
+			Lock:         d.lock,
+			// Caps the tasks of all sandboxes together (pids.max).
+			AccountConcurrency: cfg.AccountConcurrency,
+		}); err != nil {
+			return nil, fmt.Errorf("sandboxes: %w", err)
+		}
+		factory = d.sandboxes
 	}
 	runtimeDir := filepath.Join(cfg.DataDir, "runtime")
 	if err := runtimes.Extract(runtimeDir); err != nil {
@@ -253,7 +263,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
 		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, RuntimeDir: runtimeDir,
 		Credentials: d.auth.SessionCredentials, SandboxAPI: sandboxAPI},
-		d.sandboxes, d.Functions, logSink{d.logs}, m, log); err != nil {
+		factory, d.Functions, logSink{d.logs}, m, log); err != nil {
 		return nil, err
 	}
 	// Environments built from an old configuration are drained, whichever
@@ -297,8 +307,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		}
 	}
 	go func() { d.served <- d.http.Serve(d.listener) }()
-	log.Info("icebox serving", "listen", d.listener.Addr().String(), "data_dir", cfg.DataDir,
-		"engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""], "cgroup", d.sandboxes.CgroupVersion())
+	attrs := []any{"listen", d.listener.Addr().String(), "data_dir", cfg.DataDir, "engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""]}
+	if d.sandboxes != nil {
+		attrs = append(attrs, "cgroup", d.sandboxes.CgroupVersion())
+	}
+	log.Info("icebox serving", attrs...)
 	return d, nil
 }
 

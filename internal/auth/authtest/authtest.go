@@ -36,6 +36,11 @@ func ServerEnv() []string {
 // Sign signs req (buffering its body) as root; the service is "logs" for
 // CloudWatch Logs targets and "lambda" otherwise.
 func Sign(req *http.Request) error {
+	return SignAs(req, aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey})
+}
+
+// SignAs signs req (buffering its body) with creds, as Sign does.
+func SignAs(req *http.Request, creds aws.Credentials) error {
 	var body []byte
 	if req.Body != nil {
 		var err error
@@ -51,7 +56,6 @@ func Sign(req *http.Request) error {
 		service = "logs"
 	}
 	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}
 	return v4.NewSigner().SignHTTP(req.Context(), creds, req, hex.EncodeToString(sum[:]), service, Region, time.Now())
 }
 

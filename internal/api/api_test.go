@@ -1,0 +1,295 @@
+package api_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"icebox/internal/auth/authtest"
+	"icebox/internal/daemon"
+	"icebox/internal/sandbox/sandboxtest"
+)
+
+// These tests run the whole daemon (embedded engine, real API, real pool)
+// with fake sandboxes, so they need no privilege: every operation's error
+// mapping and authorization is checked by an ordinary `go test`.
+
+func startDaemon(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 5 * time.Second,
+		RootAccessKeyID: authtest.AccessKeyID, RootSecretAccessKey: authtest.SecretAccessKey, Sandboxes: &sandboxtest.Factory{}}
+	d, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown() })
+	return d
+}
+
+// answer is an AWS error response, or a success's status.
+type answer struct {
+	status int
+	code   string // x-amzn-ErrorType (or the Logs API's __type)
+	msg    string
+}
+
+// call sends a request signed with creds (nil: unsigned).
+func call(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path, target string, body any) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+d.Addr()+path, rd)
+	if target != "" {
+		req.Header.Set("X-Amz-Target", target)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	}
+	if creds != nil {
+		if err := authtest.SignAs(req, *creds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	for _, k := range []string{"message", "Message"} {
+		if s, ok := m[k].(string); ok {
+			a.msg = s
+		}
+	}
+	return a
+}
+
+var root = &aws.Credentials{AccessKeyID: authtest.AccessKeyID, SecretAccessKey: authtest.SecretAccessKey}
+
+// user makes an access key whose one policy allows actions on every resource.
+func user(t *testing.T, d *daemon.Daemon, name string, actions ...string) *aws.Credentials {
+	t.Helper()
+	policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": append([]string{"lambda:ListTags"}, actions...), "Resource": "*"}}}
+	req, _ := json.Marshal(map[string]any{"UserName": name, "Policy": policy})
+	r, _ := http.NewRequest("POST", "http://"+d.Addr()+"/icebox/v1/access-keys", bytes.NewReader(req))
+	if err := authtest.Sign(r); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessKey struct{ AccessKeyId, SecretAccessKey string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create key for %s: %d %v", name, resp.StatusCode, err)
+	}
+	return &aws.Credentials{AccessKeyID: out.AccessKey.AccessKeyId, SecretAccessKey: out.AccessKey.SecretAccessKey}
+}
+
+func codeZip() string {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, _ := w.Create("bootstrap")
+	f.Write([]byte("#!/bin/sh\n"))
+	w.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// An operation of the API, and what root gets for it here: functions are
+// named "missing" (never created) unless the operation makes one.
+type operation struct {
+	action       string
+	method, path string
+	target       string // CloudWatch Logs operations
+	body         any
+	status       int
+	code         string
+}
+
+var somePolicy = map[string]any{"Statement": []any{map[string]any{"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": "*"}}}
+
+// alsoNeeds lists the actions an operation needs beyond its own.
+var alsoNeeds = map[string][]string{"lambda:CreateFunction": {"iam:PassRole"}}
+
+func operations() []operation {
+	const fn, eic = "/2015-03-31/functions", "/2019-09-25/functions/missing/event-invoke-config"
+	const notFound = "ResourceNotFoundException"
+	create := map[string]any{"FunctionName": "made", "Runtime": "provided.al2023", "Handler": "bootstrap",
+		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": codeZip()}}
+	logs := func(op string, body any, status int, code string) operation {
+		return operation{action: "logs:" + op, method: "POST", path: "/", target: "Logs_20140328." + op, body: body, status: status, code: code}
+	}
+	return []operation{
+		{"lambda:CreateFunction", "POST", fn, "", create, 201, ""},
+		{"lambda:ListFunctions", "GET", fn, "", nil, 200, ""},
+		{"lambda:GetFunction", "GET", fn + "/missing", "", nil, 404, notFound},
+		{"lambda:DeleteFunction", "DELETE", fn + "/missing", "", nil, 404, notFound},
+		{"lambda:GetFunctionConfiguration", "GET", fn + "/missing/configuration", "", nil, 404, notFound},
+		{"lambda:UpdateFunctionConfiguration", "PUT", fn + "/missing/configuration", "", map[string]any{"Timeout": 5}, 404, notFound},
+		{"lambda:UpdateFunctionCode", "PUT", fn + "/missing/code", "", map[string]any{"ZipFile": codeZip()}, 404, notFound},
+		{"lambda:InvokeFunction", "POST", fn + "/missing/invocations", "", map[string]any{}, 404, notFound},
+		{"lambda:AddPermission", "POST", fn + "/missing/policy", "", map[string]any{"StatementId": "s", "Action": "lambda:InvokeFunction", "Principal": "*"}, 404, notFound},
+		{"lambda:GetPolicy", "GET", fn + "/missing/policy", "", nil, 404, notFound},
+		{"lambda:RemovePermission", "DELETE", fn + "/missing/policy/s", "", nil, 404, notFound},
+		{"lambda:PutFunctionConcurrency", "PUT", "/2017-10-31/functions/missing/concurrency", "", map[string]any{"ReservedConcurrentExecutions": 1}, 404, notFound},
+		{"lambda:DeleteFunctionConcurrency", "DELETE", "/2017-10-31/functions/missing/concurrency", "", nil, 404, notFound},
+		{"lambda:GetFunctionConcurrency", "GET", "/2019-09-30/functions/missing/concurrency", "", nil, 404, notFound},
+		{"lambda:GetAccountSettings", "GET", "/2016-08-19/account-settings", "", nil, 200, ""},
+		{"lambda:PutFunctionEventInvokeConfig", "PUT", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
+		{"lambda:UpdateFunctionEventInvokeConfig", "POST", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
+		{"lambda:GetFunctionEventInvokeConfig", "GET", eic, "", nil, 404, notFound},
+		{"lambda:DeleteFunctionEventInvokeConfig", "DELETE", eic, "", nil, 404, notFound},
+		{"lambda:ListFunctionEventInvokeConfigs", "GET", eic + "/list", "", nil, 404, notFound},
+		{"lambda:GetFunction", "GET", "/icebox/v1/functions/missing/code", "", nil, 404, notFound},
+		{"icebox:GetStatus", "GET", "/icebox/v1/status", "", nil, 200, ""},
+		{"icebox:CreateAccessKey", "POST", "/icebox/v1/access-keys", "", map[string]any{"UserName": "u", "Policy": somePolicy}, 201, ""},
+		{"icebox:ListAccessKeys", "GET", "/icebox/v1/access-keys", "", nil, 200, ""},
+		{"icebox:DeleteAccessKey", "DELETE", "/icebox/v1/access-keys/AKIAMISSING", "", nil, 404, notFound},
+		{"icebox:PutRole", "PUT", "/icebox/v1/roles/r", "", map[string]any{"Policy": somePolicy}, 200, ""},
+		{"icebox:ListRoles", "GET", "/icebox/v1/roles", "", nil, 200, ""},
+		{"icebox:DeleteRole", "DELETE", "/icebox/v1/roles/missing", "", nil, 404, notFound},
+		{"icebox:GetMetrics", "GET", "/metrics", "", nil, 200, ""},
+		logs("FilterLogEvents", map[string]any{"logGroupName": "/aws/lambda/missing"}, 400, notFound),
+		logs("GetLogEvents", map[string]any{"logGroupName": "/aws/lambda/missing", "logStreamName": "s"}, 400, notFound),
+		logs("DescribeLogGroups", map[string]any{}, 200, ""),
+		logs("DescribeLogStreams", map[string]any{"logGroupName": "/aws/lambda/missing"}, 400, notFound),
+	}
+}
+
+func (op operation) name() string { return op.action + " " + op.method + " " + op.path }
+
+// TestEveryOperation: for every operation, root gets the operation's own
+// answer; an unsigned call gets MissingAuthenticationToken (the metrics
+// page aside); a user whose policy does not allow the operation's action
+// gets AccessDenied naming it; a user allowed exactly that action gets
+// root's answer.
+func TestEveryOperation(t *testing.T) {
+	d := startDaemon(t)
+	denied := user(t, d, "nobody")
+	for _, op := range operations() {
+		t.Run(op.name(), func(t *testing.T) {
+			allowed := user(t, d, "only-"+strings.NewReplacer(":", "-").Replace(op.action), append([]string{op.action}, alsoNeeds[op.action]...)...)
+			for _, who := range []struct {
+				name  string
+				creds *aws.Credentials
+			}{{"root", root}, {"allowed", allowed}} {
+				got := call(t, d, who.creds, op.method, op.path, op.target, op.body)
+				if got.status != op.status || got.code != op.code {
+					t.Errorf("%s: %d %s (%s), want %d %s", who.name, got.status, got.code, got.msg, op.status, op.code)
+				}
+				if op.status == 201 { // made something: remove it for the next caller
+					cleanup(t, d, op)
+				}
+			}
+			if op.action == "icebox:GetMetrics" {
+				return // public on the daemon's own listener; TestMetricsAuth covers the rest
+			}
+			got := call(t, d, nil, op.method, op.path, op.target, op.body)
+			if got.status != 403 && !(op.target != "" && got.status == 400) || got.code != "MissingAuthenticationTokenException" {
+				t.Errorf("unsigned: %d %s (%s), want MissingAuthenticationTokenException", got.status, got.code, got.msg)
+			}
+			got = call(t, d, denied, op.method, op.path, op.target, op.body)
+			if got.code != "AccessDeniedException" || !strings.Contains(got.msg, op.action) {
+				t.Errorf("denied: %d %s (%s), want AccessDeniedException naming %s", got.status, got.code, got.msg, op.action)
+			}
+		})
+	}
+}
+
+func cleanup(t *testing.T, d *daemon.Daemon, op operation) {
+	switch op.action {
+	case "lambda:CreateFunction":
+		call(t, d, root, "DELETE", "/2015-03-31/functions/made", "", nil)
+	}
+}
+
+// rawCall sends a body as given (not JSON-encoded), signed as root.
+func rawCall(t *testing.T, d *daemon.Daemon, method, path string, body []byte, header map[string]string) (answer, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+d.Addr()+path, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if err := authtest.Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}, raw
+}
+
+// TestBadInputAndInvokeWithoutRoot: bad input maps to Lambda's errors and
+// nothing is stored; a function runs (in a fake sandbox) and answers.
+func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
+	d := startDaemon(t)
+	const fns = "/2015-03-31/functions"
+	fn := func(name string, mutate func(map[string]any)) []byte {
+		in := map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
+			"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": codeZip()}}
+		if mutate != nil {
+			mutate(in)
+		}
+		b, _ := json.Marshal(in)
+		return b
+	}
+	if a, raw := rawCall(t, d, "POST", fns, fn("echo", nil), nil); a.status != 201 {
+		t.Fatalf("create: %d %s", a.status, raw)
+	}
+	for _, tc := range []struct {
+		what         string
+		method, path string
+		body         []byte
+		header       map[string]string
+		status       int
+		code         string
+	}{
+		{"name taken", "POST", fns, fn("echo", nil), nil, 409, "ResourceConflictException"},
+		{"memory 100", "POST", fns, fn("m", func(in map[string]any) { in["MemorySize"] = 100 }), nil, 400, "InvalidParameterValueException"},
+		{"timeout 0", "POST", fns, fn("t", func(in map[string]any) { in["Timeout"] = 0 }), nil, 400, "InvalidParameterValueException"},
+		{"env key 1X", "POST", fns, fn("e", func(in map[string]any) { in["Environment"] = map[string]any{"Variables": map[string]string{"1X": "v"}} }), nil, 400, "InvalidParameterValueException"},
+		{"not a zip", "POST", fns, fn("z", func(in map[string]any) { in["Code"] = map[string]string{"ZipFile": "bm90IGEgemlw"} }), nil, 400, "InvalidParameterValueException"},
+		{"not JSON", "POST", fns, []byte("{"), nil, 400, "InvalidRequestContentException"},
+		{"payload 6 MB + 1", "POST", fns + "/echo/invocations", bytes.Repeat([]byte(" "), 6<<20+1), nil, 413, "RequestTooLargeException"},
+		{"event 1 MB + 1", "POST", fns + "/echo/invocations", bytes.Repeat([]byte(" "), 1<<20+1), map[string]string{"X-Amz-Invocation-Type": "Event"}, 413, "RequestTooLargeException"},
+		{"tail on an event", "POST", fns + "/echo/invocations", []byte("{}"), map[string]string{"X-Amz-Invocation-Type": "Event", "X-Amz-Log-Type": "Tail"}, 400, "InvalidParameterValueException"},
+		{"unknown operation", "GET", "/2015-03-31/nothing-here", nil, nil, 404, "UnknownOperationException"},
+	} {
+		if a, raw := rawCall(t, d, tc.method, tc.path, tc.body, tc.header); a.status != tc.status || a.code != tc.code {
+			t.Errorf("%s: %d %s %.200s, want %d %s", tc.what, a.status, a.code, raw, tc.status, tc.code)
+		}
+	}
+	a, raw := rawCall(t, d, "GET", fns, nil, nil)
+	var list struct{ Functions []struct{ FunctionName string } }
+	if json.Unmarshal(raw, &list); a.status != 200 || len(list.Functions) != 1 {
+		t.Errorf("refused creates left functions behind: %s", raw)
+	}
+
+	a, raw = rawCall(t, d, "POST", fns+"/echo/invocations", []byte(`{"hello":"world"}`), nil)
+	if a.status != 200 || string(raw) != `{"hello":"world"}` {
+		t.Errorf("invoke: %d %s", a.status, raw)
+	}
+	if a, _ = rawCall(t, d, "POST", fns+"/echo/invocations", nil, map[string]string{"X-Amz-Invocation-Type": "DryRun"}); a.status != 204 {
+		t.Errorf("dry run: %d", a.status)
+	}
+}
