@@ -280,7 +280,9 @@ func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
 		}
 	}
 	a, raw := rawCall(t, d, "GET", fns, nil, nil)
-	var list struct{ Functions []struct{ FunctionName string } }
+	var list struct {
+		Functions []struct{ FunctionName string }
+	}
 	if json.Unmarshal(raw, &list); a.status != 200 || len(list.Functions) != 1 {
 		t.Errorf("refused creates left functions behind: %s", raw)
 	}
