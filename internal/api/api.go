@@ -119,7 +119,7 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every AWS response carries a request id; Invoke replaces it with the
 	// invocation's own.
-	w.Header().Set("x-amzn-RequestId", invoke.NewRequestID())
+	w.Header().Set("x-amzn-RequestId", model.NewUUID())
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -134,7 +134,7 @@ func (s *Server) other(w http.ResponseWriter, r *http.Request) {
 			err = s.authorizeLogs(r)
 		}
 		if err != nil {
-			failLogs(w, err)
+			logs.WriteError(w, r, s.log, err)
 			return
 		}
 		s.logsAPI.ServeHTTP(w, r)
@@ -185,6 +185,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // apiError maps an error class to Lambda's status and error code.
 func classify(err error) (int, string) {
+	var ae *errdefs.AuthError
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
 		return http.StatusNotFound, "ResourceNotFoundException"
@@ -202,9 +203,8 @@ func classify(err error) (int, string) {
 		return http.StatusTooManyRequests, "TooManyRequestsException"
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable, "ServiceException"
-	case errors.Is(err, errdefs.ErrAuth):
-		code, _ := authCode(err)
-		return http.StatusForbidden, code
+	case errors.As(err, &ae):
+		return http.StatusForbidden, ae.Code()
 	}
 	return http.StatusInternalServerError, "ServiceException"
 }

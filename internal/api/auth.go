@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -182,42 +181,4 @@ func (s *Server) authorizeLogs(r *http.Request) error {
 		resource = fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, group)
 	}
 	return s.decide(c.id, "logs:"+op, resource, nil)
-}
-
-// authCode is the AWS error code for an authentication failure.
-func authCode(err error) (string, bool) {
-	var ae *errdefs.AuthError
-	if !errors.As(err, &ae) {
-		return "", false
-	}
-	switch ae.Kind {
-	case errdefs.AuthMissing:
-		return "MissingAuthenticationTokenException", true
-	case errdefs.AuthIncomplete:
-		return "IncompleteSignatureException", true
-	case errdefs.AuthUnknownKey:
-		return "UnrecognizedClientException", true
-	case errdefs.AuthExpiredToken:
-		return "ExpiredTokenException", true
-	case errdefs.AuthDenied:
-		return "AccessDeniedException", true
-	}
-	return "InvalidSignatureException", true
-}
-
-// failLogs writes an error the way the CloudWatch Logs API (JSON 1.1) does:
-// 400 with __type.
-func failLogs(w http.ResponseWriter, err error) {
-	code, ok := authCode(err)
-	status := http.StatusBadRequest
-	if !ok {
-		code, status = "ServiceUnavailableException", http.StatusInternalServerError
-		if errors.Is(err, errdefs.ErrTooLarge) {
-			code, status = "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge
-		}
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": message(err)})
 }

@@ -75,3 +75,21 @@ type AuthError struct {
 
 func (e *AuthError) Error() string { return e.Message }
 func (e *AuthError) Unwrap() error { return ErrAuth }
+
+// Code is the AWS error code of the refusal; every AWS protocol (Lambda's
+// REST, CloudWatch Logs' JSON) uses the same names.
+func (e *AuthError) Code() string {
+	switch e.Kind {
+	case AuthMissing:
+		return "MissingAuthenticationTokenException"
+	case AuthIncomplete:
+		return "IncompleteSignatureException"
+	case AuthUnknownKey:
+		return "UnrecognizedClientException"
+	case AuthExpiredToken:
+		return "ExpiredTokenException"
+	case AuthDenied:
+		return "AccessDeniedException"
+	}
+	return "InvalidSignatureException"
+}

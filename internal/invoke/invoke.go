@@ -104,7 +104,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 		return model.Result{}, fmt.Errorf("Could not parse request body into json: Could not parse payload into json: Unexpected character: was expecting a JSON value: %w", errdefs.ErrInvalidContent)
 	}
 	if req.Type == Event {
-		id := NewRequestID()
+		id := model.NewUUID()
 		if err := iv.async.enqueue(ctx, event{requestID: id, function: fn.Name, received: time.Now()}, payload); err != nil {
 			return model.Result{}, err
 		}
@@ -112,7 +112,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error
 		return model.Result{RequestID: id, ExecutedVersion: model.LatestVersion}, nil
 	}
 	inv := &model.Invocation{
-		RequestID:   NewRequestID(),
+		RequestID:   model.NewUUID(),
 		FunctionARN: model.ARN(iv.cfg.Region, iv.cfg.AccountID, fn.Name),
 		Payload:     payload,
 		TraceID:     newTraceID(),
@@ -227,25 +227,6 @@ func ParseFunctionRef(ref, region, account string) (name, qualifier string, err 
 		return bad()
 	}
 	return name, qualifier, nil
-}
-
-// NewRequestID returns a random UUID (version 4), Lambda's request id format.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
 }
 
 // newTraceID returns an X-Ray trace header value like Lambda passes runtimes:

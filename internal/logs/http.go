@@ -3,7 +3,6 @@ package logs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"icebox/internal/errdefs"
+	"icebox/internal/model"
 )
 
 // TargetPrefix starts the X-Amz-Target header of every CloudWatch Logs call;
@@ -166,7 +166,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, op, err)
 		return
 	}
-	h.reply(w, http.StatusOK, out)
+	reply(w, h.log, http.StatusOK, out)
 }
 
 // call decodes an operation's input and runs it.
@@ -270,12 +270,23 @@ var errUnknownOp = errors.New("unknown operation")
 // fail writes err in the JSON 1.1 error shape: the one place that maps error
 // classes to CloudWatch's codes.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	WriteError(w, r, h.log.With("operation", op), err)
+}
+
+// WriteError answers err the way the CloudWatch Logs API (JSON 1.1) does:
+// __type and message, 400 for the caller's errors. It is the one place
+// that translates errors for this protocol (the API edge uses it for
+// authentication and budget refusals). Platform faults are logged here.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var code string
 	var class error
+	var ae *errdefs.AuthError
 	status := http.StatusBadRequest
 	switch {
 	case errors.Is(err, errUnknownOp):
 		code, class = "UnknownOperationException", errUnknownOp
+	case errors.As(err, &ae):
+		code = ae.Code()
 	case errors.Is(err, errdefs.ErrNotFound):
 		code, class = "ResourceNotFoundException", errdefs.ErrNotFound
 	case errors.Is(err, errdefs.ErrInvalid):
@@ -284,10 +295,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, op string, err er
 		code, class = "SerializationException", errdefs.ErrInvalidContent
 	case errors.Is(err, errdefs.ErrTooLarge):
 		code, class, status = "RequestEntityTooLargeException", errdefs.ErrTooLarge, http.StatusRequestEntityTooLarge
+	case errors.Is(err, errdefs.ErrUnavailable):
+		code, class, status = "ServiceUnavailableException", errdefs.ErrUnavailable, http.StatusServiceUnavailable
 	default:
 		code, status = "ServiceUnavailableException", http.StatusInternalServerError
 		if r.Context().Err() == nil { // a client that left is not a fault
-			h.log.Error("logs API request failed", "operation", op, "err", err)
+			log.Error("logs API request failed", "err", err)
 		}
 	}
 	msg := err.Error()
@@ -298,28 +311,22 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, op string, err er
 		msg = ""
 	}
 	w.Header().Set("X-Amzn-ErrorType", code)
-	h.reply(w, status, map[string]string{"__type": code, "message": msg})
+	reply(w, log, status, map[string]string{"__type": code, "message": msg})
 }
 
-func (h *handler) reply(w http.ResponseWriter, status int, v any) {
+func reply(w http.ResponseWriter, log *slog.Logger, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // log lines are full of <, > and &
 	if err := enc.Encode(v); err != nil {
-		h.log.Error("logs API: encode response", "err", err)
+		log.Error("logs API: encode response", "err", err)
 		buf.Reset()
 		buf.WriteString(`{"__type":"ServiceUnavailableException","message":"encoding response"}`)
 		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-RequestId", requestID())
+	w.Header().Set("X-Amzn-RequestId", model.NewUUID())
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
 
-func requestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}

@@ -11,7 +11,6 @@ package store
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -249,7 +248,7 @@ func (c *Catalog) Create(ctx context.Context, fn model.Function) (model.Function
 		return model.Function{}, err
 	}
 	fn = *clone(&fn)
-	fn.RevisionID, fn.LastModified = newRevisionID(), now()
+	fn.RevisionID, fn.LastModified = model.NewUUID(), now()
 	b, err := json.Marshal(&fn)
 	if err != nil {
 		return model.Function{}, fmt.Errorf("catalog: encode %q: %w", fn.Name, err)
@@ -331,7 +330,7 @@ func (c *Catalog) Update(ctx context.Context, name string, mutate func(*model.Fu
 		if fn.Name != name {
 			return model.Function{}, fmt.Errorf("catalog: update of %q renamed it to %q: %w", name, fn.Name, errdefs.ErrInvalid)
 		}
-		fn.RevisionID, fn.LastModified = newRevisionID(), now()
+		fn.RevisionID, fn.LastModified = model.NewUUID(), now()
 		b, err := json.Marshal(&fn)
 		if err != nil {
 			return model.Function{}, fmt.Errorf("catalog: encode %q: %w", name, err)
@@ -448,12 +447,3 @@ func clone(f *model.Function) *model.Function {
 }
 
 func now() time.Time { return time.Now().UTC() }
-
-// newRevisionID returns a random UUID (version 4), the form Lambda uses.
-func newRevisionID() string {
-	var b [16]byte
-	crand.Read(b[:]) // never fails (crypto/rand panics instead)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}

@@ -129,9 +129,3 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-func TestRevisionID(t *testing.T) {
-	a, b := newRevisionID(), newRevisionID()
-	if a == b || len(a) != 36 || a[14] != '4' {
-		t.Errorf("revision ids %q %q", a, b)
-	}
-}
