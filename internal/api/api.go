@@ -108,7 +108,10 @@ func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.
 	s.handle("GET /icebox/v1/roles", op("icebox:ListRoles"), s.listRoles)
 	s.handle("DELETE /icebox/v1/roles/{role}", op("icebox:DeleteRole"), s.deleteRole)
 	if metrics != nil {
-		s.handle("GET /metrics", op("icebox:GetMetrics"), metrics.ServeHTTP)
+		s.handle("GET /metrics", op("icebox:GetMetrics"), func(w http.ResponseWriter, r *http.Request) error {
+			metrics.ServeHTTP(w, r)
+			return nil
+		})
 	}
 	// Everything else: CloudWatch Logs calls (POST / with their target),
 	// or an unknown operation, answered once the caller is authenticated.
@@ -174,13 +177,14 @@ type Status struct {
 // SetEnvironments tells the status page how to count environments by state.
 func (s *Server) SetEnvironments(count func() map[string]int) { s.environments = count }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	u := s.account.Usage()
 	st := Status{Concurrent: u.Concurrent, Unreserved: u.Unreserved, QueueDepth: s.invoker.QueueDepth(r.Context())}
 	if s.environments != nil {
 		st.Environments = s.environments()
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // apiError maps an error class to Lambda's status and error code.

@@ -72,21 +72,18 @@ func (s *Server) eventInvokeOutput(fn model.Function) eventInvokeConfigOutput {
 }
 
 // putEventInvokeConfig serves Put (replace, PUT) and Update (merge, POST).
-func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) error {
 	var in eventInvokeConfigInput
 	if err := readJSON(w, r, 1<<16, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	merge := r.Method == http.MethodPost
 	if merge && fn.EventInvoke == nil {
-		s.fail(w, r, s.noEventInvokeConfig(fn.Name))
-		return
+		return s.noEventInvokeConfig(fn.Name)
 	}
 	var onSuccess, onFailure *string
 	if d := in.DestinationConfig; d != nil {
@@ -100,8 +97,7 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 	for field, v := range map[string]*string{"OnSuccess destination": onSuccess, "OnFailure destination": onFailure} {
 		if v != nil {
 			if err := s.allowTarget(r, field, *v); err != nil {
-				s.fail(w, r, err)
-				return
+				return err
 			}
 		}
 	}
@@ -127,10 +123,10 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
 		f.EventInvoke = c
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.eventInvokeOutput(updated))
+	return nil
 }
 
 // noEventInvokeConfig is Lambda's 404 for a function without one.
@@ -145,32 +141,32 @@ func deref(p *string) string {
 	return *p
 }
 
-func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err == nil && fn.EventInvoke == nil {
 		err = s.noEventInvokeConfig(fn.Name)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.eventInvokeOutput(fn))
+	return nil
 }
 
-func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := []eventInvokeConfigOutput{}
 	if fn.EventInvoke != nil {
 		out = append(out, s.eventInvokeOutput(fn))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"FunctionEventInvokeConfigs": out})
+	return nil
 }
 
-func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err == nil && fn.EventInvoke == nil {
 		err = s.noEventInvokeConfig(fn.Name)
@@ -179,8 +175,8 @@ func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request)
 		_, err = s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) { f.EventInvoke = nil })
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -35,6 +35,15 @@ type caller struct {
 	id     auth.Identity
 	signed bool
 	body   []byte
+	target target
+}
+
+// target is the function a request's path names, resolved once for
+// authorization and the handler.
+type target struct {
+	name string // the parsed name; "" when the path names none or badly
+	fn   model.Function
+	err  error // why fn is not there: not found, a bad name or qualifier
 }
 
 // callerOf returns the request's authenticated caller; ok is false when
@@ -79,19 +88,22 @@ func (rt route) tooLarge(r *http.Request) func(size int64) error {
 	}
 }
 
+// A handler serves one operation; an error it returns is the response.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
 // handle registers h for pattern behind the pipeline.
-func (s *Server) handle(pattern string, rt route, h http.HandlerFunc) {
+func (s *Server) handle(pattern string, rt route, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		r, release, err := s.admit(w, r, rt)
 		if err == nil {
 			defer release()
-			err = s.authorize(r, rt.action)
+			if err = s.authorize(r, rt.action); err == nil {
+				err = h(w, r)
+			}
 		}
 		if err != nil {
 			s.fail(w, r, err)
-			return
 		}
-		h(w, r)
 	})
 }
 
@@ -109,6 +121,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *htt
 		return r, nil, err
 	}
 	c := caller{body: body.data}
+	if ref := r.PathValue("name"); ref != "" {
+		t := &c.target
+		t.name, t.fn, t.err = s.invoker.Resolve(ref, r.URL.Query().Get("Qualifier"))
+	}
 	if claim != nil {
 		sum := sha256.Sum256(body.data)
 		if c.id, err = claim.Verify(r, hex.EncodeToString(sum[:])); err != nil {
@@ -129,21 +145,15 @@ func (s *Server) authorize(r *http.Request, action string) error {
 	if !ok || c.id.Root {
 		return nil // authentication is off, or the caller is root
 	}
-	resource, fnPolicy := "*", (*policy.Document)(nil)
-	name := r.PathValue("name")
+	name, fnPolicy := c.target.name, c.target.fn.Policy
 	if action == "lambda:CreateFunction" {
 		var in struct{ FunctionName string }
 		_ = json.Unmarshal(c.body, &in)
-		name = in.FunctionName
+		name, _, _ = invoke.ParseFunctionRef(in.FunctionName, s.cfg.Region, s.cfg.AccountID)
 	}
+	resource := "*"
 	if name != "" {
-		if n, _, err := invoke.ParseFunctionRef(name, s.cfg.Region, s.cfg.AccountID); err == nil {
-			name = n
-		}
 		resource = model.ARN(s.cfg.Region, s.cfg.AccountID, name)
-		if fn, err := s.functions.Get(name); err == nil {
-			fnPolicy = fn.Policy
-		}
 	}
 	return s.decide(c.id, action, resource, fnPolicy)
 }

@@ -22,51 +22,48 @@ type concurrency struct {
 	ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions,omitempty"`
 }
 
-func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *http.Request) error {
 	var in concurrency
 	if err := readJSON(w, r, 1<<16, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if in.ReservedConcurrentExecutions == nil {
-		s.fail(w, r, fmt.Errorf("1 validation error detected: Value null at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must not be null: %w", errdefs.ErrInvalid))
-		return
+		return fmt.Errorf("1 validation error detected: Value null at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must not be null: %w", errdefs.ErrInvalid)
 	}
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	updated, err := s.functions.PutConcurrency(r.Context(), fn.Name, *in.ReservedConcurrentExecutions)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, concurrency{updated.ReservedConcurrency})
+	return nil
 }
 
-func (s *Server) getFunctionConcurrency(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getFunctionConcurrency(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, concurrency{fn.ReservedConcurrency})
+	return nil
 }
 
-func (s *Server) deleteFunctionConcurrency(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteFunctionConcurrency(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err == nil {
 		err = s.functions.DeleteConcurrency(r.Context(), fn.Name)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) getAccountSettings(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getAccountSettings(w http.ResponseWriter, r *http.Request) error {
 	lim, use := s.account.Limits(), s.account.Usage()
 	var total int64
 	fns := s.functions.List()
@@ -86,4 +83,5 @@ func (s *Server) getAccountSettings(w http.ResponseWriter, r *http.Request) {
 			"FunctionCount": int64(len(fns)),
 		},
 	})
+	return nil
 }

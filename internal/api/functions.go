@@ -128,25 +128,21 @@ func codeZip(c functionCode) ([]byte, error) {
 	return c.ZipFile, nil
 }
 
-func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	var in createFunctionInput
 	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if in.PackageType != "" && in.PackageType != "Zip" {
-		s.fail(w, r, fmt.Errorf("PackageType %s is not supported: only Zip: %w", in.PackageType, errdefs.ErrInvalid))
-		return
+		return fmt.Errorf("PackageType %s is not supported: only Zip: %w", in.PackageType, errdefs.ErrInvalid)
 	}
 	zip, err := codeZip(in.Code)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	name, _, err := invoke.ParseFunctionRef(in.FunctionName, s.cfg.Region, s.cfg.AccountID)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
 		Architectures: in.Architectures}
@@ -163,8 +159,7 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.DeadLetterConfig != nil {
 		if err := s.allowTarget(r, "DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn); err != nil {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 		fn.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 	}
@@ -173,27 +168,27 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 		err = s.authorizePassRole(r, fn.Role)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	created, err := s.functions.Create(r.Context(), fn, zip)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, s.configuration(created))
+	return nil
 }
 
-// lookup finds the function a path's {name} refers to; only $LATEST exists.
+// lookup is the function a path's {name} refers to, as the pipeline
+// resolved it; only $LATEST exists.
 func (s *Server) lookup(r *http.Request) (model.Function, error) {
-	return s.invoker.Resolve(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c.target.fn, c.target.err
 }
 
-func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := map[string]any{
 		"Configuration": s.configuration(fn),
@@ -207,15 +202,16 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
 		out["Concurrency"] = concurrency{fn.ReservedConcurrency}
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.configuration(fn))
+	return nil
 }
 
 // codeLocation is the URL GetFunction gives for downloading the code: like
@@ -228,35 +224,32 @@ func (s *Server) codeLocation(r *http.Request, fn *model.Function) string {
 	return u
 }
 
-func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	// An unsigned request (see public) must carry a valid token.
 	if _, signed := callerOf(r); !signed && !s.cfg.NoAuth &&
 		!s.auth.CheckCodeToken(fn.Name, fn.CodeSha256, r.URL.Query().Get("token")) {
-		s.fail(w, r, &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The code URL is invalid or has expired; call GetFunction for a new one."})
-		return
+		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The code URL is invalid or has expired; call GetFunction for a new one."}
 	}
 	zip, err := s.functions.Code(r.Context(), &fn)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	_, _ = w.Write(zip)
+	return nil
 }
 
-func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	maxItems := 50
 	if v := q.Get("MaxItems"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			s.fail(w, r, fmt.Errorf("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000, inclusive: %w", v, errdefs.ErrInvalid))
-			return
+			return fmt.Errorf("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000, inclusive: %w", v, errdefs.ErrInvalid)
 		}
 		maxItems = n
 	}
@@ -281,25 +274,26 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 		resp["NextMarker"] = next
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
-func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
-	name, q, err := invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) error {
+	_, q, err := invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
 	if err == nil && (q != "" || r.URL.Query().Get("Qualifier") != "") {
 		err = fmt.Errorf("deleting a version is not supported: only $LATEST exists: %w", errdefs.ErrInvalid)
 	}
 	if err == nil {
 		// A missing function is reported as Lambda does, by its ARN.
-		_, err = s.invoker.Resolve(name, "")
-	}
-	if err == nil {
-		err = s.functions.Delete(r.Context(), name)
+		var fn model.Function
+		if fn, err = s.lookup(r); err == nil {
+			err = s.functions.Delete(r.Context(), fn.Name)
+		}
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 type updateCodeInput struct {
@@ -310,31 +304,28 @@ type updateCodeInput struct {
 	Architectures []string `json:"Architectures"`
 }
 
-func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 	var in updateCodeInput
 	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	zip, err := codeZip(in.functionCode)
 	if err == nil && len(in.Architectures) > 0 && (len(in.Architectures) != 1 || in.Architectures[0] != "x86_64") {
 		err = fmt.Errorf("architecture %v is not supported on this host (x86_64 only): %w", in.Architectures, errdefs.ErrInvalid)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	updated, err := s.functions.UpdateCode(r.Context(), fn.Name, zip, in.RevisionID)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.configuration(updated))
+	return nil
 }
 
 type updateConfigInput struct {
@@ -350,11 +341,10 @@ type updateConfigInput struct {
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 }
 
-func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
 	var in updateConfigInput
 	if err := readJSON(w, r, 1<<20, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	fn, err := s.lookup(r)
 	if err == nil && in.DeadLetterConfig != nil {
@@ -365,8 +355,7 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		err = s.authorizePassRole(r, *in.Role)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, in.RevisionID, func(f *model.Function) {
 		if in.DeadLetterConfig != nil {
@@ -386,10 +375,10 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		}
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, s.configuration(updated))
+	return nil
 }
 
 func set[T any](dst *T, v *T) {

@@ -64,34 +64,34 @@ func readIdentity(w http.ResponseWriter, r *http.Request) (identityInput, policy
 	return in, doc, err
 }
 
-func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request) error {
 	in, doc, err := readIdentity(w, r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	k, err := s.auth.CreateAccessKey(r.Context(), in.UserName, doc)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"AccessKey": s.accessKeyOut(k)})
+	return nil
 }
 
-func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request) error {
 	out := []accessKeyOutput{}
 	for _, k := range s.auth.ListAccessKeys() {
 		out = append(out, s.accessKeyOut(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"AccessKeys": out})
+	return nil
 }
 
-func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auth.DeleteAccessKey(r.Context(), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 type roleOutput struct {
@@ -105,32 +105,32 @@ func (s *Server) roleOut(r auth.Role) roleOutput {
 	return roleOutput{r.Name, s.auth.RoleARN(r.Name), r.Policy, r.Created.Format(lambdaTime)}
 }
 
-func (s *Server) putRole(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putRole(w http.ResponseWriter, r *http.Request) error {
 	_, doc, err := readIdentity(w, r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	role, err := s.auth.PutRole(r.Context(), r.PathValue("role"), doc)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"Role": s.roleOut(role)})
+	return nil
 }
 
-func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) error {
 	out := []roleOutput{}
 	for _, role := range s.auth.ListRoles() {
 		out = append(out, s.roleOut(role))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"Roles": out})
+	return nil
 }
 
-func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auth.DeleteRole(r.Context(), r.PathValue("role")); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

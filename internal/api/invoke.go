@@ -9,25 +9,26 @@ import (
 	"icebox/internal/invoke"
 )
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
-	body := bodyOf(r)
-	req := invoke.Request{
-		FunctionName:  r.PathValue("name"),
-		Qualifier:     r.URL.Query().Get("Qualifier"),
-		Type:          typ,
-		Payload:       body,
-		ClientContext: r.Header.Get("X-Amz-Client-Context"),
-	}
 	tail := r.Header.Get("X-Amz-Log-Type") == "Tail"
 	if tail && typ != "" && typ != invoke.RequestResponse {
-		s.fail(w, r, fmt.Errorf("LogType Tail is only supported for the RequestResponse invocation type: %w", errdefs.ErrInvalid))
-		return
+		return fmt.Errorf("LogType Tail is only supported for the RequestResponse invocation type: %w", errdefs.ErrInvalid)
 	}
-	res, err := s.invoker.Invoke(r.Context(), req)
+	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
+	}
+	res, err := s.invoker.Invoke(r.Context(), invoke.Request{
+		FunctionName:  r.PathValue("name"),
+		Qualifier:     r.URL.Query().Get("Qualifier"),
+		Function:      &fn,
+		Type:          typ,
+		Payload:       bodyOf(r),
+		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+	})
+	if err != nil {
+		return err
 	}
 	h := w.Header()
 	h.Set("X-Amz-Executed-Version", res.ExecutedVersion)
@@ -37,11 +38,11 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	switch typ {
 	case invoke.DryRun:
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	case invoke.Event:
 		// The event is stored; it runs later.
 		w.WriteHeader(http.StatusAccepted)
-		return
+		return nil
 	}
 	if res.FunctionError != "" {
 		h.Set("X-Amz-Function-Error", res.FunctionError)
@@ -52,4 +53,5 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
+	return nil
 }

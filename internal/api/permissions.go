@@ -74,53 +74,48 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 	return st, nil
 }
 
-func (s *Server) addPermission(w http.ResponseWriter, r *http.Request) {
+func (s *Server) addPermission(w http.ResponseWriter, r *http.Request) error {
 	var in addPermissionInput
 	if err := readJSON(w, r, 1<<16, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	st, err := in.statement(model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if _, err := s.functions.AddPermission(r.Context(), fn.Name, in.RevisionID, st); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	b, _ := json.Marshal(st)
 	writeJSON(w, http.StatusCreated, map[string]string{"Statement": string(b)})
+	return nil
 }
 
-func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if fn.Policy == nil {
-		s.fail(w, r, fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound))
-		return
+		return fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound)
 	}
 	b, _ := json.Marshal(fn.Policy)
 	writeJSON(w, http.StatusOK, map[string]string{"Policy": string(b), "RevisionId": fn.RevisionID})
+	return nil
 }
 
-func (s *Server) removePermission(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removePermission(w http.ResponseWriter, r *http.Request) error {
 	fn, err := s.lookup(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.functions.RemovePermission(r.Context(), fn.Name, r.PathValue("sid"), r.URL.Query().Get("RevisionId")); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -72,12 +72,17 @@ type Request struct {
 	Type          Type
 	Payload       []byte
 	ClientContext string // base64, as the caller sent it
+	// Function, when set, is FunctionName and Qualifier already resolved
+	// (by the API, which resolved them to authorize the call).
+	Function *model.Function
 }
 
 // Invoke resolves and runs a call. For DryRun it only resolves.
-func (iv *Invoker) Invoke(ctx context.Context, req Request) (model.Result, error) {
-	fn, err := iv.Resolve(req.FunctionName, req.Qualifier)
-	if err != nil {
+func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err error) {
+	var fn model.Function
+	if req.Function != nil {
+		fn = *req.Function
+	} else if _, fn, err = iv.Resolve(req.FunctionName, req.Qualifier); err != nil {
 		return model.Result{}, err
 	}
 	limit := model.MaxSyncPayloadBytes
@@ -164,28 +169,30 @@ func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invoca
 
 // Resolve finds the function a name (plain, ARN or partial ARN, optionally
 // with :qualifier) refers to. Only $LATEST exists until versions are built.
-func (iv *Invoker) Resolve(ref, qualifier string) (model.Function, error) {
+// name is the function's name whenever the reference parses, even when
+// the function or qualifier does not exist (authorization needs it).
+func (iv *Invoker) Resolve(ref, qualifier string) (name string, fn model.Function, err error) {
 	name, q, err := ParseFunctionRef(ref, iv.cfg.Region, iv.cfg.AccountID)
 	if err != nil {
-		return model.Function{}, err
+		return "", model.Function{}, err
 	}
 	if qualifier == "" {
 		qualifier = q
 	} else if q != "" && q != qualifier {
-		return model.Function{}, fmt.Errorf("The derived qualifier from the function name does not match the specified qualifier: %w", errdefs.ErrInvalid)
+		return name, model.Function{}, fmt.Errorf("The derived qualifier from the function name does not match the specified qualifier: %w", errdefs.ErrInvalid)
 	}
-	fn, err := iv.catalog.Get(name)
+	fn, err = iv.catalog.Get(name)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		// Lambda names the missing function by its ARN.
-		return model.Function{}, fmt.Errorf("Function not found: %s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), errdefs.ErrNotFound)
+		return name, model.Function{}, fmt.Errorf("Function not found: %s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), errdefs.ErrNotFound)
 	}
 	if err != nil {
-		return model.Function{}, err
+		return name, model.Function{}, err
 	}
 	if qualifier != "" && qualifier != model.LatestVersion {
-		return model.Function{}, fmt.Errorf("Function not found: %s:%s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), qualifier, errdefs.ErrNotFound)
+		return name, model.Function{}, fmt.Errorf("Function not found: %s:%s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), qualifier, errdefs.ErrNotFound)
 	}
-	return fn, nil
+	return name, fn, nil
 }
 
 // ParseFunctionRef splits a FunctionName parameter into name and qualifier.

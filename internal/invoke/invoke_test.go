@@ -246,7 +246,7 @@ func TestResolve(t *testing.T) {
 		{"bad name", "", errdefs.ErrInvalid, "functionName"},
 	}
 	for _, tc := range tests {
-		fn, err := iv.Resolve(tc.ref, tc.qual)
+		_, fn, err := iv.Resolve(tc.ref, tc.qual)
 		if tc.wantErr == nil {
 			if err != nil || fn.Name != "f" {
 				t.Errorf("Resolve(%q, %q) = %q, %v; want f", tc.ref, tc.qual, fn.Name, err)
@@ -261,7 +261,7 @@ func TestResolve(t *testing.T) {
 	// A catalog failure that is not "not found" is passed on as it is.
 	boom := errors.New("catalog unavailable")
 	cat.err = boom
-	if _, err := iv.Resolve("f", ""); !errors.Is(err, boom) || errors.Is(err, errdefs.ErrNotFound) {
+	if _, _, err := iv.Resolve("f", ""); !errors.Is(err, boom) || errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Resolve with a failing catalog = %v, want %v", err, boom)
 	}
 }

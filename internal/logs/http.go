@@ -329,4 +329,3 @@ func reply(w http.ResponseWriter, log *slog.Logger, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
-

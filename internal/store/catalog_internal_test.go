@@ -128,4 +128,3 @@ func TestTransitions(t *testing.T) {
 		}
 	}
 }
-
