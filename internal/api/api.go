@@ -14,10 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"icebox/internal/auth"
 	"icebox/internal/errdefs"
-	"icebox/internal/functions"
-	"icebox/internal/invoke"
 	"icebox/internal/logs"
 	"icebox/internal/model"
 )
@@ -41,9 +38,9 @@ type Config struct {
 // Server is the HTTP front of icebox.
 type Server struct {
 	cfg        Config
-	functions  *functions.Service
-	invoker    *invoke.Invoker
-	auth       *auth.Authority
+	functions  Functions
+	invoker    Invoker
+	auth       Identities
 	account    Account
 	logsAPI    http.Handler
 	log        *slog.Logger
@@ -63,7 +60,7 @@ const (
 )
 
 // New builds the handler tree.
-func New(cfg Config, fs *functions.Service, iv *invoke.Invoker, authority *auth.Authority, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
+func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Account, logsAPI, metrics http.Handler, log *slog.Logger) *Server {
 	if cfg.BodyBudget == 0 {
 		cfg.BodyBudget = DefaultBodyBudget
 	}

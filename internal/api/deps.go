@@ -1,0 +1,59 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"icebox/internal/auth"
+	"icebox/internal/functions"
+	"icebox/internal/invoke"
+	"icebox/internal/model"
+	"icebox/internal/policy"
+)
+
+// What the API needs from the rest of icebox, defined here so handlers can
+// be tested with fakes.
+
+// Functions keeps functions: their configuration, code and policies.
+type Functions interface {
+	Get(name string) (model.Function, error)
+	List() []model.Function
+	Create(ctx context.Context, fn model.Function, zip []byte) (model.Function, error)
+	UpdateCode(ctx context.Context, name string, zip []byte, revisionID string) (model.Function, error)
+	UpdateConfig(ctx context.Context, name, revisionID string, mutate func(*model.Function)) (model.Function, error)
+	Delete(ctx context.Context, name string) error
+	Code(ctx context.Context, fn *model.Function) ([]byte, error)
+	AddPermission(ctx context.Context, name, revisionID string, st policy.Statement) (model.Function, error)
+	RemovePermission(ctx context.Context, name, sid, revisionID string) error
+	PutConcurrency(ctx context.Context, name string, n int) (model.Function, error)
+	DeleteConcurrency(ctx context.Context, name string) error
+}
+
+// Invoker resolves and runs calls.
+type Invoker interface {
+	Resolve(ref, qualifier string) (name string, fn model.Function, err error)
+	Invoke(ctx context.Context, req invoke.Request) (model.Result, error)
+	QueueDepth(ctx context.Context) map[string]float64
+}
+
+// Identities authenticates callers and keeps access keys and roles.
+type Identities interface {
+	Check(r *http.Request) (*auth.Claim, error)
+	CodeToken(name, sha string, ttl time.Duration) string
+	CheckCodeToken(name, sha, token string) bool
+	UserARN(name string) string
+	RoleARN(name string) string
+	CreateAccessKey(ctx context.Context, user string, doc policy.Document) (auth.AccessKey, error)
+	ListAccessKeys() []auth.AccessKey
+	DeleteAccessKey(ctx context.Context, id string) error
+	PutRole(ctx context.Context, name string, doc policy.Document) (auth.Role, error)
+	ListRoles() []auth.Role
+	DeleteRole(ctx context.Context, name string) error
+}
+
+var (
+	_ Functions  = (*functions.Service)(nil)
+	_ Invoker    = (*invoke.Invoker)(nil)
+	_ Identities = (*auth.Authority)(nil)
+)
