@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -55,6 +54,12 @@ type Server struct {
 // operation takes a small JSON document.
 const (
 	smallBody = 1 << 16
+	// Lambda's limit on a CreateFunction / UpdateFunctionCode request: a
+	// 50 MB zip, base64-encoded, plus the rest of the JSON.
+	maxCodeRequestBytes = 69905067
+	// maxConfigRequestBytes bounds UpdateFunctionConfiguration (its
+	// environment alone may be 4 KB, policies and layers add more).
+	maxConfigRequestBytes = 1 << 20
 	// maxLogsRequestBytes is CloudWatch Logs' request limit.
 	maxLogsRequestBytes = 1 << 20
 )
@@ -79,7 +84,7 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET "+fn+"/{name}", op("lambda:GetFunction"), s.getFunction)
 	s.handle("DELETE "+fn+"/{name}", op("lambda:DeleteFunction"), s.deleteFunction)
 	s.handle("GET "+fn+"/{name}/configuration", op("lambda:GetFunctionConfiguration"), s.getFunctionConfiguration)
-	s.handle("PUT "+fn+"/{name}/configuration", route{"lambda:UpdateFunctionConfiguration", 1 << 20}, s.updateFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/configuration", route{"lambda:UpdateFunctionConfiguration", maxConfigRequestBytes}, s.updateFunctionConfiguration)
 	s.handle("PUT "+fn+"/{name}/code", code("lambda:UpdateFunctionCode"), s.updateFunctionCode)
 	s.handle("POST "+fn+"/{name}/invocations", route{"lambda:InvokeFunction", model.MaxSyncPayloadBytes}, s.invoke)
 	s.handle("POST "+fn+"/{name}/policy", op("lambda:AddPermission"), s.addPermission)
@@ -274,16 +279,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readJSON decodes a request body of at most limit bytes into v.
-func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("Request must be smaller than %d bytes: %w", limit, errdefs.ErrTooLarge)
-		}
-		return fmt.Errorf("read request body: %w", errdefs.ErrInvalidContent)
-	}
+// readJSON decodes the request body (read by the pipeline, within the
+// operation's limit) into v.
+func readJSON(r *http.Request, v any) error {
+	body := bodyOf(r)
 	if len(body) == 0 {
 		body = []byte("{}")
 	}

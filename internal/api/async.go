@@ -74,7 +74,7 @@ func (s *Server) eventInvokeOutput(fn model.Function) eventInvokeConfigOutput {
 // putEventInvokeConfig serves Put (replace, PUT) and Update (merge, POST).
 func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) error {
 	var in eventInvokeConfigInput
-	if err := readJSON(w, r, 1<<16, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	fn, err := s.lookup(r)

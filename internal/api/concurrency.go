@@ -24,7 +24,7 @@ type concurrency struct {
 
 func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *http.Request) error {
 	var in concurrency
-	if err := readJSON(w, r, 1<<16, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	if in.ReservedConcurrentExecutions == nil {

@@ -15,10 +15,6 @@ import (
 // lambdaTime is how Lambda writes timestamps (LastModified).
 const lambdaTime = "2006-01-02T15:04:05.000-0700"
 
-// Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB
-// zip, base64-encoded, plus the rest of the JSON.
-const maxCodeRequestBytes = 69905067
-
 type environment struct {
 	Variables map[string]string `json:"Variables"`
 }
@@ -130,7 +126,7 @@ func codeZip(c functionCode) ([]byte, error) {
 
 func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	var in createFunctionInput
-	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	if in.PackageType != "" && in.PackageType != "Zip" {
@@ -306,7 +302,7 @@ type updateCodeInput struct {
 
 func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
 	var in updateCodeInput
-	if err := readJSON(w, r, maxCodeRequestBytes, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	fn, err := s.lookup(r)
@@ -343,7 +339,7 @@ type updateConfigInput struct {
 
 func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
 	var in updateConfigInput
-	if err := readJSON(w, r, 1<<20, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	fn, err := s.lookup(r)

@@ -57,7 +57,7 @@ func (s *Server) accessKeyOut(k auth.AccessKey) accessKeyOutput {
 // readIdentity reads a key or role request and its policy.
 func readIdentity(w http.ResponseWriter, r *http.Request) (identityInput, policy.Document, error) {
 	var in identityInput
-	if err := readJSON(w, r, 1<<16, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return in, policy.Document{}, err
 	}
 	doc, err := parsePolicy(in.Policy)

@@ -76,7 +76,7 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 
 func (s *Server) addPermission(w http.ResponseWriter, r *http.Request) error {
 	var in addPermissionInput
-	if err := readJSON(w, r, 1<<16, &in); err != nil {
+	if err := readJSON(r, &in); err != nil {
 		return err
 	}
 	fn, err := s.lookup(r)
