@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"icebox/internal/model"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,7 +34,7 @@ func logsCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	group := "/aws/lambda/" + names[0]
+	group := model.LogGroupName(names[0])
 	start := time.Now().Add(-*since).UnixMilli()
 	seen := map[string]bool{}
 	for {

@@ -9,7 +9,6 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
-	"icebox/internal/pool"
 )
 
 // lambdaTime is how Lambda writes timestamps (LastModified).
@@ -101,7 +100,7 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 		Architectures:    fn.Architectures,
 		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
 		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
-		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": pool.LogGroup(fn.Name)},
+		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": model.LogGroupName(fn.Name)},
 	}
 	if len(fn.Environment) > 0 {
 		c.Environment = &environment{Variables: fn.Environment}

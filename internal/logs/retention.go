@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"icebox/internal/model"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -111,10 +112,18 @@ func storedSize(subject string, data []byte) int64 {
 	return int64(len(subject) + len(data) + msgOverhead)
 }
 
-func (s *Store) markEvery() int64   { return s.cfg.GroupMaxBytes / marksPerBudget }
-func (s *Store) highWater() int64   { return s.cfg.MaxBytes / 8 * 7 }
-func (s *Store) lowWater() int64    { return s.cfg.MaxBytes / 4 * 3 }
-func groupFunction(g string) string { return strings.TrimPrefix(g, "/aws/lambda/") }
+func (s *Store) markEvery() int64 { return s.cfg.GroupMaxBytes / marksPerBudget }
+func (s *Store) highWater() int64 { return s.cfg.MaxBytes / 8 * 7 }
+func (s *Store) lowWater() int64  { return s.cfg.MaxBytes / 4 * 3 }
+
+// groupFunction labels a group's drops: its function, or the group's own
+// name for a group that is not a function's.
+func groupFunction(g string) string {
+	if fn, ok := model.LogGroupFunction(g); ok {
+		return fn
+	}
+	return g
+}
 
 // groupLocked returns the state of group name, creating it.
 // Preconditions: mu held.

@@ -272,15 +272,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// GroupName is the log group Lambda uses for a function.
-func GroupName(function string) string { return "/aws/lambda/" + function }
-
-// StreamNameFor is the log stream name Lambda gives an execution environment
-// started on day t for version: 2026/11/25/[$LATEST]<32 hex>.
-func StreamNameFor(t time.Time, version, envID string) string {
-	return t.UTC().Format("2006/01/02") + "/[" + version + "]" + envID
-}
-
 var b64 = base64.RawURLEncoding
 
 // subject returns the subject of a group's stream; stream "*" is the wildcard

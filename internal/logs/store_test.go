@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"icebox/internal/model"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -360,8 +361,8 @@ func messages(t *testing.T, s *Store, group string) []string {
 // flood, then lets the store settle.
 func floodBeside(t *testing.T, s *Store, total, lineBytes, quietLines int) (floodLines int) {
 	t.Helper()
-	flood := s.Writer(GroupName("flood"), "s")
-	quiet := s.Writer(GroupName("quiet"), "s")
+	flood := s.Writer(model.LogGroupName("flood"), "s")
+	quiet := s.Writer(model.LogGroupName("quiet"), "s")
 	line := strings.Repeat("x", lineBytes)
 	n := total / lineBytes
 	every := max(n/quietLines, 1)
@@ -395,22 +396,22 @@ func TestFloodKeepsOtherGroups(t *testing.T) {
 	s, _ := newStore(t, Config{MaxBytes: 8 << 20, GroupMaxBytes: groupMax, BufferBytes: 1 << 20})
 	floodBeside(t, s, 32<<20, 4<<10, 200)
 
-	quiet := messages(t, s, GroupName("quiet"))
+	quiet := messages(t, s, model.LogGroupName("quiet"))
 	if len(quiet) != 200 || quiet[0] != "quiet 0" || quiet[199] != "quiet 199" {
 		t.Fatalf("the quiet group kept %d of its 200 lines", len(quiet))
 	}
 	// The flood holds about its budget (a trim cuts in 1/16 steps), its
 	// newest lines and not its oldest.
-	held := groupEvents(t, s, GroupName("flood"))
+	held := groupEvents(t, s, model.LogGroupName("flood"))
 	perLine := uint64(4<<10 + 80)
 	if held*perLine > groupMax || held*perLine < groupMax/2 {
 		t.Errorf("the flood group holds %d lines, ~%d KiB; budget %d KiB", held, held*perLine>>10, groupMax>>10)
 	}
-	last, err := s.GetLogEvents(t.Context(), GroupName("flood"), "s", 0, 0, 1, false, "")
+	last, err := s.GetLogEvents(t.Context(), model.LogGroupName("flood"), "s", 0, 0, 1, false, "")
 	if err != nil || len(last.Events) != 1 || last.Events[0].Message != "the last flood line" {
 		t.Errorf("the flood's newest line is gone: %+v, %v", last.Events, err)
 	}
-	first, err := s.GetLogEvents(t.Context(), GroupName("flood"), "s", 0, 0, 1, true, "")
+	first, err := s.GetLogEvents(t.Context(), model.LogGroupName("flood"), "s", 0, 0, 1, true, "")
 	if err != nil || len(first.Events) != 1 || strings.HasPrefix(first.Events[0].Message, "00000000 ") {
 		t.Errorf("the flood's oldest line is still there: %v", err)
 	}
@@ -431,7 +432,7 @@ func TestStoreTotalCutsLargestFirst(t *testing.T) {
 	const total = 4 << 20
 	s, js := newStore(t, Config{MaxBytes: total, GroupMaxBytes: total})
 	floodBeside(t, s, 16<<20, 4<<10, 100)
-	if quiet := messages(t, s, GroupName("quiet")); len(quiet) != 100 {
+	if quiet := messages(t, s, model.LogGroupName("quiet")); len(quiet) != 100 {
 		t.Fatalf("the quiet group kept %d of its 100 lines", len(quiet))
 	}
 	stream, err := js.Stream(t.Context(), StreamName)
@@ -454,8 +455,8 @@ func TestStoreTotalCutsLargestFirst(t *testing.T) {
 // group's lines, written meanwhile, still find room and are not dropped.
 func TestBufferShare(t *testing.T) {
 	s, _ := newStore(t, Config{BufferBytes: 1 << 20, BufferEvents: 256})
-	flood := s.Writer(GroupName("flood"), "s")
-	quiet := s.Writer(GroupName("quiet"), "s")
+	flood := s.Writer(model.LogGroupName("flood"), "s")
+	quiet := s.Writer(model.LogGroupName("quiet"), "s")
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -484,7 +485,7 @@ func TestBufferShare(t *testing.T) {
 	if len(d["quiet"]) != 0 {
 		t.Fatalf("quiet lines dropped during the flood: %v", d)
 	}
-	if n := groupEvents(t, s, GroupName("quiet")); n != 100 {
+	if n := groupEvents(t, s, model.LogGroupName("quiet")); n != 100 {
 		t.Fatalf("quiet group holds %d of 100 lines", n)
 	}
 }
@@ -507,7 +508,7 @@ func TestRetentionByAge(t *testing.T) {
 		s.Writer(group, "s").Write(time.Now(), msg)
 		flush(t, s)
 	}
-	short, dflt, forever := GroupName("short"), GroupName("default"), GroupName("forever")
+	short, dflt, forever := model.LogGroupName("short"), model.LogGroupName("default"), model.LogGroupName("forever")
 	for _, g := range []string{short, dflt, forever} {
 		write(g, "old")
 	}
@@ -525,7 +526,7 @@ func TestRetentionByAge(t *testing.T) {
 	if err := s.PutRetentionPolicy(ctx, short, 2); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("retention of 2 days: %v; want ErrInvalid", err)
 	}
-	if err := s.PutRetentionPolicy(ctx, GroupName("none"), 1); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.PutRetentionPolicy(ctx, model.LogGroupName("none"), 1); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("retention of a group without events: %v; want ErrNotFound", err)
 	}
 	res, err := s.DescribeLogGroups(ctx, "", 0, "")
@@ -574,13 +575,13 @@ func TestRetentionByAge(t *testing.T) {
 // store accounts what groups already hold, so a budget still bounds them.
 func TestRetentionSurvivesRestart(t *testing.T) {
 	s, js := newStore(t, Config{MaxBytes: 8 << 20, GroupMaxBytes: 1 << 20})
-	w := s.Writer(GroupName("f"), "s")
+	w := s.Writer(model.LogGroupName("f"), "s")
 	for i := range 200 {
 		w.Write(time.Now(), fmt.Sprintf("%04d %s", i, strings.Repeat("x", 4<<10)))
 	}
 	flush(t, s)
 	settleTrims(t, s)
-	if err := s.PutRetentionPolicy(t.Context(), GroupName("f"), 30); err != nil {
+	if err := s.PutRetentionPolicy(t.Context(), model.LogGroupName("f"), 30); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -590,16 +591,16 @@ func TestRetentionSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if d := s2.retentionInDays(GroupName("f")); d != 30 {
+	if d := s2.retentionInDays(model.LogGroupName("f")); d != 30 {
 		t.Errorf("retention after reopening: %d days, want 30", d)
 	}
-	w = s2.Writer(GroupName("f"), "s")
+	w = s2.Writer(model.LogGroupName("f"), "s")
 	for i := range 200 {
 		w.Write(time.Now(), fmt.Sprintf("new %04d %s", i, strings.Repeat("x", 4<<10)))
 	}
 	flush(t, s2)
 	settleTrims(t, s2)
-	if held := groupEvents(t, s2, GroupName("f")); held*(4<<10) > 1<<20 {
+	if held := groupEvents(t, s2, model.LogGroupName("f")); held*(4<<10) > 1<<20 {
 		t.Errorf("after reopening the group holds %d lines of 4 KiB, over its 1 MiB budget", held)
 	}
 }
