@@ -523,6 +523,11 @@ func (s *linuxSandbox) send(v any, fds ...int) error {
 	return nil
 }
 
+// initRefusal is what init answered instead of "ok".
+type initRefusal string
+
+func (e initRefusal) Error() string { return string(e) }
+
 // expectOK reads one reply line from init.
 func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 	if dl, ok := ctx.Deadline(); ok {
@@ -537,11 +542,7 @@ func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 	if line == "ok" {
 		return nil
 	}
-	msg := strings.TrimPrefix(line, "error: ")
-	if what == "start runtime" {
-		return &sandbox.StartError{Msg: msg}
-	}
-	return fmt.Errorf("%s: %s", what, msg)
+	return fmt.Errorf("%s: %w", what, initRefusal(strings.TrimPrefix(line, "error: ")))
 }
 
 func (s *linuxSandbox) Start() error {
@@ -560,6 +561,12 @@ func (s *linuxSandbox) Start() error {
 	defer cancel()
 	if err := s.expectOK(ctx, "start runtime"); err != nil {
 		close(s.statusDone)
+		// Init could not exec the runtime (a bootstrap that is not
+		// executable, say): the function's fault, not icebox's.
+		var refused initRefusal
+		if errors.As(err, &refused) {
+			return &sandbox.StartError{Msg: string(refused)}
+		}
 		return err
 	}
 	go s.readStatus()
