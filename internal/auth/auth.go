@@ -87,9 +87,14 @@ type Authority struct {
 	log    *slog.Logger
 	stop   func()
 
-	mu         sync.RWMutex
-	keys       map[string]AccessKey
-	roles      map[string]Role
+	mu    sync.RWMutex
+	keys  map[string]AccessKey
+	roles map[string]Role
+	// revs is the KV revision of what keys and roles hold for each KV key
+	// (for a local delete, a lower bound of its marker's). Entries only
+	// move forward: a late watch event never brings back a deleted key or
+	// an older policy.
+	revs       map[string]uint64
 	signingKey []byte
 }
 
@@ -115,7 +120,7 @@ func Open(ctx context.Context, cfg Config, js jetstream.JetStream, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("iam bucket: %w", err)
 	}
-	a := &Authority{cfg: cfg, kv: kv, signer: v4.NewSigner(), log: log, keys: map[string]AccessKey{}, roles: map[string]Role{}}
+	a := &Authority{cfg: cfg, kv: kv, signer: v4.NewSigner(), log: log, keys: map[string]AccessKey{}, roles: map[string]Role{}, revs: map[string]uint64{}}
 	if err := a.ensureSigningKey(ctx); err != nil {
 		return nil, err
 	}
@@ -159,6 +164,9 @@ func (a *Authority) observe(e jetstream.KeyValueEntry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k, del := e.Key(), e.Operation() != jetstream.KeyValuePut
+	if !a.advanceLocked(k, e.Revision()) {
+		return // a local write or delete is ahead of the watch
+	}
 	switch {
 	case k == signingKeyKey && !del:
 		a.signingKey = append([]byte(nil), e.Value()...)
@@ -179,6 +187,24 @@ func (a *Authority) observe(e jetstream.KeyValueEntry) {
 		}
 		a.roles[name] = r
 	}
+}
+
+// advanceLocked moves kvKey's cached revision to rev, or says the cache
+// already holds a newer state of it.
+// Preconditions: mu held.
+func (a *Authority) advanceLocked(kvKey string, rev uint64) bool {
+	if rev < a.revs[kvKey] {
+		return false
+	}
+	a.revs[kvKey] = rev
+	return true
+}
+
+// forgetLocked records a local delete of kvKey: its marker's revision is
+// above the entry's last known one.
+// Preconditions: mu held.
+func (a *Authority) forgetLocked(kvKey string, lastRev uint64) {
+	a.revs[kvKey] = max(a.revs[kvKey], lastRev+1)
 }
 
 // Authenticate checks r's SigV4 signature. payloadHash is the hex SHA-256

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/errdefs"
@@ -323,5 +324,63 @@ func BenchmarkAuthenticate(b *testing.B) {
 		if _, err := a.Authenticate(r, hash(body)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// staleEntry is a watch event delivered late.
+type staleEntry struct {
+	jetstream.KeyValueEntry
+	key   string
+	value []byte
+	rev   uint64
+}
+
+func (e staleEntry) Key() string                     { return e.key }
+func (e staleEntry) Value() []byte                   { return e.value }
+func (e staleEntry) Revision() uint64                { return e.rev }
+func (e staleEntry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+
+// TestLateWatchEventsDoNotResurrect: a watch event that arrives after a
+// local delete or a newer local write cannot undo it: a revoked key stays
+// revoked, a role keeps its newest policy.
+func TestLateWatchEventsDoNotResurrect(t *testing.T) {
+	a, _ := open(t)
+	ctx := context.Background()
+	doc := func(action string) policy.Document {
+		d, err := policy.Parse([]byte(`{"Statement":[{"Effect":"Allow","Action":"` + action + `","Resource":"*"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	ak, err := a.CreateAccessKey(ctx, "mallory", doc("lambda:*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := a.kv.Get(ctx, keyPrefix+ak.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteAccessKey(ctx, ak.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	a.observe(staleEntry{key: e.Key(), value: e.Value(), rev: e.Revision()})
+	if _, _, err := a.lookup(&signature{AccessKeyID: ak.AccessKeyID}); authKind(err) != errdefs.AuthUnknownKey {
+		t.Errorf("a deleted key came back from a late watch event: %v", err)
+	}
+
+	if _, err := a.PutRole(ctx, "r", doc("lambda:InvokeFunction")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := a.kv.Get(ctx, rolePrefix+"r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PutRole(ctx, "r", doc("lambda:GetFunction")); err != nil {
+		t.Fatal(err)
+	}
+	a.observe(staleEntry{key: old.Key(), value: old.Value(), rev: old.Revision()})
+	if got := a.ListRoles(); len(got) != 1 || got[0].Policy.Statement[0].Action[0] != "lambda:GetFunction" {
+		t.Errorf("a late watch event brought back an older role policy: %+v", got)
 	}
 }

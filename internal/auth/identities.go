@@ -42,11 +42,14 @@ func (a *Authority) CreateAccessKey(ctx context.Context, user string, doc policy
 	if err != nil {
 		return AccessKey{}, err
 	}
-	if _, err := a.kv.Create(ctx, keyPrefix+ak.AccessKeyID, b); err != nil {
+	rev, err := a.kv.Create(ctx, keyPrefix+ak.AccessKeyID, b)
+	if err != nil {
 		return AccessKey{}, engineErr("create access key", err)
 	}
 	a.mu.Lock()
-	a.keys[ak.AccessKeyID] = ak
+	if a.advanceLocked(keyPrefix+ak.AccessKeyID, rev) {
+		a.keys[ak.AccessKeyID] = ak
+	}
 	a.mu.Unlock()
 	return ak, nil
 }
@@ -68,6 +71,7 @@ func (a *Authority) ListAccessKeys() []AccessKey {
 func (a *Authority) DeleteAccessKey(ctx context.Context, id string) error {
 	a.mu.RLock()
 	_, ok := a.keys[id]
+	rev := a.revs[keyPrefix+id]
 	a.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("The access key %q does not exist: %w", id, errdefs.ErrNotFound)
@@ -76,6 +80,7 @@ func (a *Authority) DeleteAccessKey(ctx context.Context, id string) error {
 		return engineErr("delete access key", err)
 	}
 	a.mu.Lock()
+	a.forgetLocked(keyPrefix+id, rev)
 	delete(a.keys, id)
 	a.mu.Unlock()
 	return nil
@@ -94,11 +99,14 @@ func (a *Authority) PutRole(ctx context.Context, name string, doc policy.Documen
 	if err != nil {
 		return Role{}, err
 	}
-	if _, err := a.kv.Put(ctx, rolePrefix+name, b); err != nil {
+	rev, err := a.kv.Put(ctx, rolePrefix+name, b)
+	if err != nil {
 		return Role{}, engineErr("put role", err)
 	}
 	a.mu.Lock()
-	a.roles[name] = r
+	if a.advanceLocked(rolePrefix+name, rev) {
+		a.roles[name] = r
+	}
 	a.mu.Unlock()
 	return r, nil
 }
@@ -119,6 +127,7 @@ func (a *Authority) ListRoles() []Role {
 func (a *Authority) DeleteRole(ctx context.Context, name string) error {
 	a.mu.RLock()
 	_, ok := a.roles[name]
+	rev := a.revs[rolePrefix+name]
 	a.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("The role with name %s cannot be found: %w", name, errdefs.ErrNotFound)
@@ -127,6 +136,7 @@ func (a *Authority) DeleteRole(ctx context.Context, name string) error {
 		return engineErr("delete role", err)
 	}
 	a.mu.Lock()
+	a.forgetLocked(rolePrefix+name, rev)
 	delete(a.roles, name)
 	a.mu.Unlock()
 	return nil
