@@ -1,0 +1,446 @@
+package environment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"icebox/internal/model"
+	"icebox/internal/sandbox"
+)
+
+// Container is the control an environment has over its sandbox.
+type Container interface {
+	Start() error
+	Freeze() error
+	Thaw() error
+	Kill() error
+}
+
+// Process is what an environment reads about its runtime process.
+type Process interface {
+	Done() <-chan struct{}
+	Exit() sandbox.ExitStatus
+	Stats() sandbox.Stats
+}
+
+// Sandbox is what an environment drives; sandbox.Sandbox is one.
+type Sandbox interface {
+	Container
+	Process
+}
+
+var _ Sandbox = sandbox.Sandbox(nil)
+
+// Config configures one environment.
+type Config struct {
+	// Observe, when set, is told every state change. It runs under the
+	// environment's lock, so it must be quick and must not call back.
+	Observe func(from, to State)
+}
+
+// Runtime is what Start runs.
+type Runtime struct {
+	Sandbox Sandbox
+	// Freezing, when set, is called right before every freeze, and Thawed
+	// right after every thaw and after a freeze that failed (the sandbox
+	// keeps running): the sandbox's own API server cuts what a frozen
+	// sandbox would hold.
+	Freezing, Thawed func()
+}
+
+// ErrRefused means the runtime asked for something its environment's state
+// does not allow (an event after it died, before it started).
+var ErrRefused = errors.New("not allowed in this state")
+
+// exitWait bounds how long a failure waits for the runtime's exit status
+// once it is known to be dying.
+const exitWait = 5 * time.Second
+
+// Env is one execution environment's life: its state, the hand-over of
+// each event to its runtime, freezing between calls, and the outcome of
+// every call. The Runtime API server (package runtimeapi) calls its
+// runtime-side methods (Next, Holds, Respond, Fail, InitError); the pool
+// calls Start, Invoke and Destroy.
+type Env struct {
+	cfg      Config
+	initDone chan struct{} // closed at the runtime's first /next
+	initErr  chan []byte   // the body of /runtime/init/error, while initializing
+	gone     chan struct{} // closed by Destroy
+
+	mu    sync.Mutex
+	state State
+	rt    Runtime // set by Start
+	// call is the call handed over (HandingOver) or held by the runtime
+	// (Busy); it stays attached after the runtime dies until its Invoke
+	// collects it, so an answer posted just before the exit still counts.
+	call *call
+	// poll is the token of a runtime waiting in /next: a hand-over sends
+	// the call on it. nil when the runtime is not waiting.
+	poll chan *call
+}
+
+// call is one Invoke's event in the environment.
+type call struct {
+	inv   *model.Invocation
+	taken bool         // the runtime has the event; guarded by Env.mu
+	done  chan Outcome // receives the runtime's answer; capacity 1
+}
+
+// New makes an environment, Creating.
+func New(cfg Config) *Env {
+	return &Env{cfg: cfg, initDone: make(chan struct{}), initErr: make(chan []byte, 1), gone: make(chan struct{})}
+}
+
+// State reports the environment's current state.
+func (e *Env) State() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state
+}
+
+// Start runs rt's runtime and waits for the end of its init: Ready, or the
+// init's failure as an outcome (the environment is then Draining).
+// requestID is the call that pays for the start, named in error bodies.
+func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Outcome, error) {
+	e.mu.Lock()
+	if e.state != Creating {
+		defer e.mu.Unlock()
+		return Outcome{}, fmt.Errorf("environment: start while %s: %w", e.state, ErrRefused)
+	}
+	e.rt = rt
+	err := e.move(Initializing)
+	e.mu.Unlock()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := rt.Sandbox.Start(); err != nil {
+		var se *sandbox.StartError
+		if !errors.As(err, &se) {
+			return Outcome{}, err
+		}
+		e.drain()
+		return failure(FunctionError, requestID, model.ErrorTypeInvalidEntrypoint, se.Msg), nil
+	}
+	go e.watch()
+	timer := time.NewTimer(initTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.initDone:
+		return Outcome{Kind: Ready}, nil
+	case body := <-e.initErr:
+		return initFailed(body), nil
+	case <-rt.Sandbox.Done():
+		select {
+		case body := <-e.initErr:
+			// Runtimes exit right after reporting: the report says more.
+			return initFailed(body), nil
+		default:
+		}
+		return e.exited(requestID), nil
+	case <-e.gone:
+		return e.exited(requestID), nil
+	case <-timer.C:
+		e.drain()
+		return failure(TimedOut, requestID, model.ErrorTypeInitError, "init phase did not complete within "+initTimeout.String()), nil
+	}
+}
+
+// watch moves the environment to Draining when its runtime exits.
+func (e *Env) watch() {
+	<-e.rt.Sandbox.Done()
+	e.drain()
+}
+
+// drain moves a live environment to Draining: it takes no more calls.
+func (e *Env) drain() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.drainLocked()
+}
+
+// drainLocked is drain. Preconditions: e.mu held.
+func (e *Env) drainLocked() {
+	if allowed[e.state][Draining] {
+		_ = e.move(Draining)
+	}
+}
+
+// Invoke hands inv to the runtime and waits for the call's outcome, at most
+// timeout (inv.Deadline is set from it). An error means the environment
+// could not run the call (a bug, or a thaw that failed); it is then
+// Draining, or was never fit to take a call.
+func (e *Env) Invoke(inv *model.Invocation, timeout time.Duration) (Outcome, error) {
+	inv.Deadline = time.Now().Add(timeout)
+	c := &call{inv: inv, done: make(chan Outcome, 1)}
+	switch err := e.handOver(c); {
+	case errors.Is(err, errNotTaken):
+		out := e.exited(inv.RequestID)
+		out.Kind = NotTaken
+		return out, nil
+	case err != nil:
+		return Outcome{}, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	timedOut := false
+	select {
+	case out := <-c.done:
+		return out, nil
+	case <-e.rt.Sandbox.Done():
+	case <-e.gone:
+	case <-timer.C:
+		timedOut = true
+	}
+
+	e.mu.Lock()
+	select {
+	case out := <-c.done:
+		// The answer raced with the end: it still counts.
+		e.mu.Unlock()
+		return out, nil
+	default:
+	}
+	if e.call == c {
+		e.call = nil
+	}
+	taken := c.taken
+	e.drainLocked()
+	e.mu.Unlock()
+	switch {
+	case timedOut && !closed(e.rt.Sandbox.Done()):
+		_ = e.rt.Sandbox.Kill()
+		return failure(TimedOut, inv.RequestID, model.ErrorTypeTimedOut, model.TimedOutMessage(timeout)), nil
+	case !taken && !closed(e.gone):
+		out := e.exited(inv.RequestID)
+		out.Kind = NotTaken
+		return out, nil
+	}
+	return e.exited(inv.RequestID), nil
+}
+
+// errNotTaken means a call was refused because the runtime is gone.
+var errNotTaken = errors.New("the runtime is gone")
+
+// handOver gives c to the runtime: to its waiting /next, thawing the
+// sandbox first if it is frozen, or else to its next /next.
+func (e *Env) handOver(c *call) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case Idle, Frozen:
+		if closed(e.rt.Sandbox.Done()) {
+			// Died between calls, before its watcher said so.
+			return errNotTaken
+		}
+	case Draining, Destroyed:
+		return errNotTaken
+	default:
+		return fmt.Errorf("environment: invoke while %s: %w", e.state, ErrRefused)
+	}
+	if e.state == Frozen {
+		if err := e.rt.Sandbox.Thaw(); err != nil {
+			e.drainLocked()
+			return fmt.Errorf("thaw: %w", err)
+		}
+		if e.rt.Thawed != nil {
+			e.rt.Thawed()
+		}
+	}
+	e.call = c
+	if e.poll == nil {
+		return e.move(HandingOver)
+	}
+	c.taken = true
+	e.poll <- c
+	e.poll = nil
+	return e.move(Busy)
+}
+
+// exited is the outcome of a call whose runtime died: RuntimeExited, or
+// OutOfMemory when the memory limit killed it.
+func (e *Env) exited(requestID string) Outcome {
+	sb := e.rt.Sandbox
+	select {
+	case <-sb.Done():
+	case <-time.After(exitWait):
+	}
+	kind, typ := RuntimeExited, model.ErrorTypeExit
+	if sb.Stats().OOMKills > 0 {
+		kind, typ = OutOfMemory, model.ErrorTypeOutOfMemory
+	}
+	return failure(kind, requestID, typ, "Runtime exited with error: "+sb.Exit().String())
+}
+
+// initFailed is the outcome of a start whose runtime reported body to
+// /runtime/init/error.
+func initFailed(body []byte) Outcome {
+	return Outcome{Kind: FunctionError, ErrorType: model.ErrorTypeInitError, Payload: body}
+}
+
+func failure(kind Kind, requestID, typ, msg string) Outcome {
+	return Outcome{Kind: kind, ErrorType: typ, Payload: model.RequestErrorBody(requestID, typ, msg)}
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Destroy ends the environment's life: a call in progress fails, a waiting
+// /next returns. It reports false if the environment was already
+// destroyed. The caller destroys the sandbox.
+func (e *Env) Destroy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == Destroyed {
+		return false
+	}
+	_ = e.move(Destroyed)
+	e.poll = nil
+	close(e.gone)
+	return true
+}
+
+// Next is the runtime's /next: it returns the next event, waiting until one
+// is handed over or ctx ends. The first /next ends init. A runtime waiting
+// with no call queued is frozen, except at its first /next: the sandbox's
+// own start-up may still be under way then, and a cold start's event
+// follows at once anyway.
+func (e *Env) Next(ctx context.Context) (*model.Invocation, error) {
+	e.mu.Lock()
+	switch e.state {
+	case Initializing:
+		if err := e.move(Idle); err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		close(e.initDone)
+	case HandingOver:
+		c := e.call
+		c.taken = true
+		err := e.move(Busy)
+		e.mu.Unlock()
+		return c.inv, err
+	case Busy:
+		// The runtime moved on without answering: Lambda fails that call.
+		e.call.done <- Outcome{Kind: FunctionError, ErrorType: model.ErrorTypeInvalidResponse,
+			Payload: model.ErrorBody(model.ErrorTypeInvalidResponse, "runtime asked for the next event before answering the current one")}
+		e.call = nil
+		_ = e.move(Idle)
+		e.freeze()
+	case Idle:
+		e.freeze()
+	case Frozen:
+		// A /next sent before the freeze and read after it: it replaces
+		// the waiting one.
+	default:
+		e.mu.Unlock()
+		return nil, fmt.Errorf("environment: /next while %s: %w", e.state, ErrRefused)
+	}
+	token := make(chan *call, 1)
+	e.poll = token
+	e.mu.Unlock()
+
+	select {
+	case c := <-token:
+		return c.inv, nil
+	case <-e.gone:
+		return nil, fmt.Errorf("environment: destroyed: %w", ErrRefused)
+	case <-ctx.Done():
+		e.dropPoll(token)
+		return nil, ctx.Err()
+	}
+}
+
+// dropPoll forgets a /next whose runtime went away. A call handed to it
+// as it went was never seen: the runtime's next /next gets it.
+func (e *Env) dropPoll(token chan *call) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.poll == token {
+		e.poll = nil
+	}
+	select {
+	case c := <-token:
+		if e.state == Busy && e.call == c {
+			c.taken = false
+			_ = e.move(HandingOver)
+		}
+	default:
+	}
+}
+
+// freeze stops the sandbox of a runtime waiting with nothing to do. It is
+// best effort: an environment that cannot be frozen keeps running, Idle.
+// Preconditions: e.mu held, e.state Idle.
+func (e *Env) freeze() {
+	if e.rt.Freezing != nil {
+		e.rt.Freezing()
+	}
+	if err := e.rt.Sandbox.Freeze(); err != nil {
+		if e.rt.Thawed != nil {
+			e.rt.Thawed()
+		}
+		return
+	}
+	_ = e.move(Frozen)
+}
+
+// Holds reports whether the runtime holds the event with this request id,
+// so that it may answer it.
+func (e *Env) Holds(requestID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holds(requestID)
+}
+
+// holds is Holds. A runtime that died may still have an answer in flight:
+// the call stays answerable until its Invoke collects it.
+// Preconditions: e.mu held.
+func (e *Env) holds(requestID string) bool {
+	c := e.call
+	return c != nil && c.taken && c.inv.RequestID == requestID && (e.state == Busy || e.state == Draining)
+}
+
+// Respond is the runtime's /response: the call with this request id is
+// Answered. It reports false if the runtime does not hold that call.
+func (e *Env) Respond(requestID string, payload []byte) bool {
+	return e.answer(requestID, Outcome{Kind: Answered, Payload: payload})
+}
+
+// Fail is the runtime's /error, or a response the Runtime API could not
+// take: the call is a FunctionError with this Lambda error body.
+func (e *Env) Fail(requestID, errorType string, body []byte) bool {
+	return e.answer(requestID, Outcome{Kind: FunctionError, ErrorType: errorType, Payload: body})
+}
+
+func (e *Env) answer(requestID string, out Outcome) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.holds(requestID) {
+		return false
+	}
+	e.call.done <- out
+	e.call = nil
+	if e.state == Busy {
+		_ = e.move(Idle)
+	}
+	return true
+}
+
+// InitError is the runtime's /runtime/init/error with Lambda's error body:
+// the environment's start fails with it. Outside init it is ignored.
+func (e *Env) InitError(body []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == Initializing && e.move(Draining) == nil {
+		e.initErr <- body
+	}
+}
