@@ -43,7 +43,7 @@ func TestCredentialsAndRetirement(t *testing.T) {
 	}
 	waitUntil(t, "the retired environment to be destroyed", func() bool {
 		select {
-		case <-f.made[0].done:
+		case <-f.made[0].Done():
 			return true
 		default:
 			return false

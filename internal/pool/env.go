@@ -2,56 +2,38 @@ package pool
 
 import (
 	"bufio"
-	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"icebox/internal/environment"
 	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
 )
 
-type state int
+// Every environment's life is an environment.Env; its Runtime API server
+// is a thin HTTP layer over it.
+var _ runtimeapi.Environment = (*environment.Env)(nil)
 
-const (
-	stateCreating state = iota
-	stateInitializing
-	stateIdle
-	stateBusy
-	stateDestroyed
-)
-
-func (s state) String() string {
-	return [...]string{"creating", "initializing", "idle", "busy", "destroyed"}[s]
-}
-
-// transitions lists every allowed move; anything else is a bug.
-var transitions = map[state][]state{
-	stateCreating:     {stateInitializing, stateDestroyed},
-	stateInitializing: {stateBusy, stateDestroyed},
-	stateBusy:         {stateIdle, stateDestroyed},
-	stateIdle:         {stateBusy, stateDestroyed},
-}
-
-// env is one execution environment.
+// env is one execution environment as the pool keeps it: its life (state,
+// hand-over, freezing, call outcomes) is in life; the pool adds what it
+// needs to pick, bill, log and retire it.
 type env struct {
 	id        string
 	key       string // model.Function.ConfigKey of what it was built from
 	name      string // function name
 	memoryMB  int    // reserved from the pool's memory budget
 	logStream string
+	life      *environment.Env
 	sb        sandbox.Sandbox
 	api       *runtimeapi.Server
 	log       LogWriter
-	// exited is cancelled when the runtime process is gone.
-	exited context.Context
 	// retireAt is when the environment stops taking calls because its
 	// credentials would expire during one; zero means never.
 	retireAt time.Time
 
-	mu       sync.Mutex
-	state    state
+	mu sync.Mutex
+	// lastUsed is when its last call ended, for idle timeouts and eviction.
 	lastUsed time.Time
 	// tail collects the current invocation's log lines for X-Amz-Log-Result;
 	// nil between invocations. It points at tailBuf, reused from call to call.
@@ -72,24 +54,6 @@ const retireMargin = 16 * time.Minute
 // retired reports whether the environment may no longer take calls.
 func (e *env) retired(now time.Time) bool {
 	return !e.retireAt.IsZero() && now.After(e.retireAt)
-}
-
-// transition moves the environment to a new state.
-// Preconditions: e.mu held.
-func (e *env) transition(to state) error {
-	for _, ok := range transitions[e.state] {
-		if ok == to {
-			e.state = to
-			return nil
-		}
-	}
-	return fmt.Errorf("environment %s: illegal transition %s → %s", e.id, e.state, to)
-}
-
-func (e *env) setState(to state) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.transition(to)
 }
 
 // pump copies the runtime's output into the log store and, while an

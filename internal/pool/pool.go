@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"icebox/internal/auth"
+	"icebox/internal/environment"
 	"icebox/internal/errdefs"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
@@ -125,6 +126,7 @@ type Pool struct {
 	current  map[string]string // function name → newest config key
 	memoryMB int               // MemorySize of every live environment, summed
 	scaling  map[string]*rate.Limiter
+	calls    int // Invoke calls in progress; Close waits for them
 	closed   bool
 }
 
@@ -144,22 +146,43 @@ func New(cfg Config, f sandbox.Factory, code CodeSource, logs LogSink, m *metric
 // Invoke runs inv on an environment of fn. Function failures are in the
 // Result; an error means icebox could not run the call.
 func (p *Pool) Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
-	return p.invoke(ctx, fn, inv, false)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return model.Result{}, fmt.Errorf("pool is shutting down: %w", errdefs.ErrUnavailable)
+	}
+	p.calls++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.calls--
+		p.mu.Unlock()
+	}()
+	res, again, err := p.invoke(ctx, &fn, inv, false)
+	if again {
+		// A warm runtime that died between calls (it exited right after
+		// answering the last one) never saw this event: Lambda would have
+		// started a fresh environment, so do that, once.
+		res, _, err = p.invoke(ctx, &fn, inv, true)
+	}
+	return res, err
 }
 
-func (p *Pool) invoke(ctx context.Context, fn model.Function, inv *model.Invocation, retried bool) (model.Result, error) {
+// invoke runs inv once. again reports a warm environment's runtime gone
+// before it took the event (NotTaken): nothing ran, and the caller may run
+// the call again, unless last is set.
+func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invocation, last bool) (_ model.Result, again bool, _ error) {
 	start := time.Now()
-	e, failure, err := p.acquire(ctx, &fn, inv.RequestID)
+	e, cold, failure, err := p.acquire(ctx, fn, inv.RequestID)
 	if err != nil {
-		return model.Result{}, err
+		return model.Result{}, false, err
 	}
 	res := model.Result{RequestID: inv.RequestID, ExecutedVersion: model.LatestVersion}
 	if failure != nil {
 		res.FunctionError, res.Payload = model.FunctionErrorUnhandled, failure
 		res.Duration = time.Since(start)
-		return res, nil
+		return res, false, nil
 	}
-	cold := e.lastUsed.IsZero()
 	if cold {
 		res.ColdStart, res.InitDuration = true, time.Since(start)
 	}
@@ -170,36 +193,22 @@ func (p *Pool) invoke(ctx context.Context, fn model.Function, inv *model.Invocat
 	e.writeLog("START RequestId: " + inv.RequestID + " Version: " + model.LatestVersion)
 	runStart := time.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
-	inv.Deadline = runStart.Add(timeout)
-	runCtx, cancel := context.WithDeadline(e.exited, inv.Deadline)
-	resp, err := e.api.Invoke(runCtx, inv)
-	cancel()
-	if !cold && !retried && errors.Is(err, runtimeapi.ErrNotTaken) && e.exited.Err() != nil {
-		// A warm runtime that died between calls (it exited right after
-		// answering the last one) never saw this event: Lambda would have
-		// started a fresh environment, so do that, once.
+	out, err := e.life.Invoke(inv, timeout)
+	if err != nil {
 		p.destroy(e)
-		return p.invoke(ctx, fn, inv, true)
+		return model.Result{}, false, err
+	}
+	if out.Kind == environment.NotTaken && !cold && !last {
+		p.destroy(e)
+		return model.Result{}, true, nil
 	}
 	res.Duration = time.Since(runStart)
-	reuse := true
-	switch {
-	case err == nil:
-		res.Payload = resp.Payload
-		if resp.ErrorType != "" {
-			res.FunctionError = model.FunctionErrorUnhandled
-		}
-	case e.exited.Err() == nil && errors.Is(runCtx.Err(), context.DeadlineExceeded):
-		reuse = false
-		e.sb.Kill()
-		msg := fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())
-		e.writeLog(fmt.Sprintf("%s %s %s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), inv.RequestID, msg))
+	res.Payload = out.Payload
+	if out.Kind != environment.Answered {
 		res.FunctionError = model.FunctionErrorUnhandled
-		res.Payload = runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: %s", inv.RequestID, msg))
-	default:
-		reuse = false
-		res.FunctionError = model.FunctionErrorUnhandled
-		res.Payload = p.exitError(e, inv.RequestID)
+	}
+	if out.Kind == environment.TimedOut {
+		e.writeLog(time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + inv.RequestID + " " + model.TimedOutMessage(timeout))
 	}
 	e.syncOutput()
 	stats := e.sb.Stats()
@@ -210,12 +219,12 @@ func (p *Pool) invoke(ctx context.Context, fn model.Function, inv *model.Invocat
 	e.tail = nil
 	e.lastUsed = time.Now()
 	e.mu.Unlock()
-	if reuse {
+	if out.Reusable() {
 		p.release(e)
 	} else {
 		p.destroy(e)
 	}
-	return res, nil
+	return res, false, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -244,30 +253,13 @@ func reportLine(requestID string, d time.Duration, memoryMB int, maxUsedMB uint6
 	return string(b)
 }
 
-// exitError waits for a dead runtime's status and renders Lambda's error.
-func (p *Pool) exitError(e *env, requestID string) []byte {
-	select {
-	case <-e.sb.Done():
-	case <-time.After(5 * time.Second):
-	}
-	st := e.sb.Exit()
-	typ := "Runtime.ExitError"
-	if e.sb.Stats().OOMKills > 0 {
-		typ = "Runtime.OutOfMemory"
-	}
-	return runtimeapi.ErrorBody(typ, fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", requestID, st))
-}
-
-// acquire returns a busy environment for fn: a warm one when one is idle,
-// else a new one. failure is set (and e nil) when the function could not
-// initialise, even after Lambda's second, "suppressed" init attempt.
-func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, failure []byte, err error) {
+// acquire returns an environment for fn to run a call on: a warm one when
+// one is idle, else a new one (cold). failure is set (and e nil) when the
+// function could not initialise, even after Lambda's second, "suppressed"
+// init attempt.
+func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, cold bool, failure []byte, err error) {
 	key := fn.ConfigKey()
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, nil, fmt.Errorf("pool is shutting down: %w", errdefs.ErrUnavailable)
-	}
 	p.current[fn.Name] = key
 	for {
 		list := p.idle[key]
@@ -276,7 +268,7 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 		}
 		e = list[len(list)-1]
 		p.idle[key] = list[:len(list)-1]
-		if e.exited.Err() != nil || e.retired(time.Now()) {
+		if !e.life.State().TakesCalls() || e.retired(time.Now()) {
 			// Died while idle (killed from outside, OOM), or its credentials
 			// run out soon: never hand it out.
 			p.mu.Unlock()
@@ -285,21 +277,19 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 			continue
 		}
 		p.mu.Unlock()
-		if err := p.setState(e, stateBusy); err != nil {
-			return nil, nil, err
-		}
-		return e, nil, nil
+		return e, false, nil, nil
 	}
 	p.mu.Unlock()
 
 	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout)
 	if err != nil || failure == nil {
-		return e, nil, err
+		return e, true, nil, err
 	}
 	// Lambda does not fail the call on a failed init: it runs init again
 	// inside the invocation, under the function's own timeout.
 	p.log.Info("init failed, retrying within the invocation", "function", fn.Name, "request_id", requestID)
-	return p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second)
+	e, failure, err = p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second)
+	return e, true, failure, err
 }
 
 // start creates an environment and waits for its runtime's init.
@@ -313,16 +303,17 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		return nil, nil, err
 	}
 	if msg != "" {
-		return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, msg)), nil
+		return nil, model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
 	}
 	if err := p.reserve(fn); err != nil {
 		return nil, nil, err
 	}
 	id := randomHex(16)
-	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: logStreamName(time.Now(), id)}
+	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: logStreamName(time.Now(), id),
+		life: environment.New(environment.Config{Observe: p.observe})}
 	e.pumpCond = sync.NewCond(&e.mu)
 	e.log = p.logs.Writer(LogGroup(fn.Name), e.logStream)
-	p.metrics.Environment(stateCreating.String()).Inc()
+	p.metrics.Environment(environment.Creating.Phase()).Inc()
 	p.mu.Lock()
 	p.all[e] = struct{}{}
 	p.mu.Unlock()
@@ -355,86 +346,41 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	var freezer runtimeapi.Freezer = e.sb
+	rt := environment.Runtime{Sandbox: e.sb}
 	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
 		// l is closed with the sandbox, which ends serving it.
-		h := freezeHook{Sandbox: e.sb}
-		h.freezing, h.thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
-		freezer = h
+		rt.Freezing, rt.Thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
 	}
-	exited, cancel := context.WithCancel(context.Background())
-	e.exited = exited
-	go func() { <-e.sb.Done(); cancel() }()
-	e.api = runtimeapi.New(freezer)
+	e.api = runtimeapi.New(e.life)
 	go e.api.Serve(e.sb.Listener())
 	go e.pump()
-	if err := p.setState(e, stateInitializing); err != nil {
+	out, err := e.life.Start(rt, requestID, initTimeout)
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := e.sb.Start(); err != nil {
-		var se *sandbox.StartError
-		if errors.As(err, &se) {
-			return nil, runtimeapi.ErrorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("RequestId: %s Error: %s", requestID, se.Msg)), nil
-		}
-		return nil, nil, err
-	}
-	timer := time.NewTimer(initTimeout)
-	defer timer.Stop()
-	select {
-	case <-e.api.InitDone():
-	case body := <-e.api.InitError():
-		return nil, body, nil
-	case <-e.exited.Done():
-		return nil, p.exitError(e, requestID), nil
-	case <-timer.C:
-		return nil, runtimeapi.ErrorBody("Runtime.InitError", fmt.Sprintf("RequestId: %s Error: init phase did not complete within %s", requestID, initTimeout)), nil
-	}
-	if err := p.setState(e, stateBusy); err != nil {
-		return nil, nil, err
+	if out.Kind != environment.Ready {
+		return nil, out.Payload, nil
 	}
 	return e, nil, nil
 }
 
-// freezeHook tells the sandbox's API server about each freeze and thaw.
-type freezeHook struct {
-	sandbox.Sandbox
-	freezing, thawed func()
-}
-
-func (f freezeHook) Freeze() error {
-	f.freezing()
-	return f.Sandbox.Freeze()
-}
-
-func (f freezeHook) Thaw() error {
-	err := f.Sandbox.Thaw()
-	f.thawed()
-	return err
-}
-
-func (p *Pool) setState(e *env, to state) error {
-	e.mu.Lock()
-	from := e.state
-	err := e.transition(to)
-	e.mu.Unlock()
-	if err == nil {
-		p.metrics.Environment(from.String()).Dec()
-		p.metrics.Environment(to.String()).Inc()
-	}
-	return err
-}
-
-// release returns a busy environment to the idle list, unless it is stale.
-func (p *Pool) release(e *env) {
-	p.mu.Lock()
-	if p.closed || p.current[e.name] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || e.exited.Err() != nil {
-		p.mu.Unlock()
-		p.destroy(e)
+// observe keeps the environment gauges by phase.
+func (p *Pool) observe(from, to environment.State) {
+	if from.Phase() == to.Phase() {
 		return
 	}
-	if err := p.setState(e, stateIdle); err != nil {
+	p.metrics.Environment(from.Phase()).Dec()
+	if to != environment.Destroyed {
+		p.metrics.Environment(to.Phase()).Inc()
+	}
+}
+
+// release returns an environment whose call ended to the idle list, unless
+// it is stale or its runtime is gone.
+func (p *Pool) release(e *env) {
+	p.mu.Lock()
+	if p.closed || p.current[e.name] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || !e.life.State().TakesCalls() {
 		p.mu.Unlock()
-		p.log.Error("release", "err", err)
 		p.destroy(e)
 		return
 	}
@@ -444,15 +390,9 @@ func (p *Pool) release(e *env) {
 
 // destroy tears an environment down. It must not be in an idle list.
 func (p *Pool) destroy(e *env) {
-	e.mu.Lock()
-	from := e.state
-	if from == stateDestroyed {
-		e.mu.Unlock()
+	if !e.life.Destroy() {
 		return
 	}
-	_ = e.transition(stateDestroyed)
-	e.mu.Unlock()
-	p.metrics.Environment(from.String()).Dec()
 	if e.api != nil {
 		e.api.Close()
 	}
@@ -549,9 +489,7 @@ func (p *Pool) Counts() map[string]int {
 	defer p.mu.Unlock()
 	out := map[string]int{}
 	for e := range p.all {
-		e.mu.Lock()
-		out[e.state.String()]++
-		e.mu.Unlock()
+		out[e.life.State().Phase()]++
 	}
 	return out
 }
@@ -571,7 +509,8 @@ func (p *Pool) reapLoop() {
 	}
 }
 
-// reapIdle destroys environments idle since before cutoff.
+// reapIdle destroys environments idle since before cutoff, and those whose
+// runtime died while idle.
 func (p *Pool) reapIdle(cutoff time.Time) {
 	var old []*env
 	p.mu.Lock()
@@ -579,7 +518,7 @@ func (p *Pool) reapIdle(cutoff time.Time) {
 		keep := list[:0]
 		for _, e := range list {
 			e.mu.Lock()
-			expired := e.lastUsed.Before(cutoff) || e.retired(time.Now())
+			expired := e.lastUsed.Before(cutoff) || e.retired(time.Now()) || !e.life.State().TakesCalls()
 			e.mu.Unlock()
 			if expired {
 				old = append(old, e)
@@ -599,7 +538,7 @@ func (p *Pool) reapIdle(cutoff time.Time) {
 	}
 }
 
-// Close waits (until ctx ends) for busy environments to finish, then
+// Close waits (until ctx ends) for calls in progress to finish, then
 // destroys every environment.
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
@@ -613,16 +552,9 @@ func (p *Pool) Close(ctx context.Context) error {
 	<-p.reaped
 	for {
 		p.mu.Lock()
-		busy := 0
-		for e := range p.all {
-			e.mu.Lock()
-			if e.state != stateIdle {
-				busy++
-			}
-			e.mu.Unlock()
-		}
+		calls := p.calls
 		p.mu.Unlock()
-		if busy == 0 || ctx.Err() != nil {
+		if calls == 0 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

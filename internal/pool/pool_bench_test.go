@@ -58,9 +58,9 @@ func BenchmarkPick(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		e, _, err := p.acquire(ctx, &fn, "req")
-		if err != nil || e.lastUsed.IsZero() {
-			b.Fatalf("acquire: %v (cold: %v)", err, e == nil || e.lastUsed.IsZero())
+		e, cold, _, err := p.acquire(ctx, &fn, "req")
+		if err != nil || cold {
+			b.Fatalf("acquire: %v (cold: %v)", err, cold)
 		}
 		p.release(e)
 	}

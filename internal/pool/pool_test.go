@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"icebox/internal/environment/envtest"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/sandbox"
@@ -30,6 +33,7 @@ type fakeFactory struct {
 	mu      sync.Mutex
 	made    []*fakeSandbox
 	runtime func(n int) behaviour // n counts sandboxes made, from 0
+	withAPI bool                  // give each sandbox an API listener
 }
 
 func (f *fakeFactory) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
@@ -42,7 +46,12 @@ func (f *fakeFactory) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sa
 		return nil, err
 	}
 	f.mu.Lock()
-	sb := &fakeSandbox{spec: spec, l: l, outR: r, outW: w, done: make(chan struct{}), run: f.runtime(len(f.made))}
+	sb := &fakeSandbox{Sandbox: envtest.New(), spec: spec, l: l, outR: r, outW: w, run: f.runtime(len(f.made))}
+	if f.withAPI {
+		if sb.api, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+	}
 	f.made = append(f.made, sb)
 	f.mu.Unlock()
 	return sb, nil
@@ -54,25 +63,25 @@ func (f *fakeFactory) count() int {
 	return len(f.made)
 }
 
+// fakeSandbox runs a fake runtime in a goroutine, against the Runtime API
+// on a loopback listener; freezing and the runtime's end are envtest's.
 type fakeSandbox struct {
+	*envtest.Sandbox
 	spec       sandbox.Spec
 	l          net.Listener
+	api        net.Listener // set when the factory serves icebox's API
 	outR, outW *os.File
 	run        behaviour
 	cancel     context.CancelFunc
-	done       chan struct{}
-	once       sync.Once
-	frozen     atomic.Bool
-	freezes    atomic.Int32
+	outOnce    sync.Once
 	// deliveredFrozen counts events the runtime received while frozen: a bug.
 	deliveredFrozen atomic.Int32
 	destroyed       atomic.Bool
-	exit            sandbox.ExitStatus
 	written, read   atomic.Int64
 }
 
 func (s *fakeSandbox) Listener() net.Listener    { return s.l }
-func (s *fakeSandbox) APIListener() net.Listener { return nil }
+func (s *fakeSandbox) APIListener() net.Listener { return s.api }
 func (s *fakeSandbox) Output() io.Reader         { return fakeOutput{s} }
 func (s *fakeSandbox) OutputPending() int        { return int(s.written.Load() - s.read.Load()) }
 
@@ -89,41 +98,33 @@ func (c fakeOutput) Read(b []byte) (int, error) {
 	c.s.read.Add(int64(n))
 	return n, err
 }
-func (s *fakeSandbox) Done() <-chan struct{} { return s.done }
-func (s *fakeSandbox) Exit() sandbox.ExitStatus {
-	return s.exit
+
+func (s *fakeSandbox) frozen() bool {
+	frozen, _, _ := s.Frozen()
+	return frozen
 }
-func (s *fakeSandbox) Stats() sandbox.Stats { return sandbox.Stats{MaxMemoryBytes: 10 << 20} }
-func (s *fakeSandbox) Freeze() error {
-	s.frozen.Store(true)
-	s.freezes.Add(1)
-	return nil
-}
-func (s *fakeSandbox) Thaw() error { s.frozen.Store(false); return nil }
 
 func (s *fakeSandbox) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
 		s.run(ctx, "http://"+s.l.Addr().String()+"/2018-06-01", s)
-		s.end(sandbox.ExitStatus{Code: 1})
+		s.end(sandbox.ExitStatus{Code: 1}, false)
 	}()
 	return nil
 }
 
-func (s *fakeSandbox) end(st sandbox.ExitStatus) {
-	s.once.Do(func() {
-		s.exit = st
-		s.outW.Close()
-		close(s.done)
-	})
+// end is the runtime's exit: its output closes with it.
+func (s *fakeSandbox) end(st sandbox.ExitStatus, oom bool) {
+	s.End(st, oom)
+	s.outOnce.Do(func() { s.outW.Close() })
 }
 
 func (s *fakeSandbox) Kill() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.end(sandbox.ExitStatus{Signal: syscall.SIGKILL})
+	s.end(sandbox.ExitStatus{Signal: syscall.SIGKILL}, false)
 	return nil
 }
 
@@ -131,6 +132,9 @@ func (s *fakeSandbox) Destroy() error {
 	s.Kill()
 	s.destroyed.Store(true)
 	s.l.Close()
+	if s.api != nil {
+		s.api.Close()
+	}
 	return nil
 }
 
@@ -144,7 +148,7 @@ func echo(ctx context.Context, base string, sb *fakeSandbox) {
 		if err != nil {
 			return
 		}
-		if sb.frozen.Load() {
+		if sb.frozen() {
 			sb.deliveredFrozen.Add(1)
 		}
 		body, _ := io.ReadAll(resp.Body)
@@ -229,34 +233,6 @@ func invoke(t *testing.T, p *Pool, fn model.Function, payload string) model.Resu
 	return res
 }
 
-func TestTransitions(t *testing.T) {
-	allowed := map[[2]state]bool{}
-	for from, tos := range transitions {
-		for _, to := range tos {
-			allowed[[2]state{from, to}] = true
-		}
-	}
-	for from := stateCreating; from <= stateDestroyed; from++ {
-		for to := stateCreating; to <= stateDestroyed; to++ {
-			e := &env{state: from}
-			err := e.transition(to)
-			if allowed[[2]state{from, to}] != (err == nil) {
-				t.Errorf("%s → %s: err = %v", from, to, err)
-			}
-		}
-	}
-	// The lifecycle as documented.
-	e := &env{}
-	for _, to := range []state{stateInitializing, stateBusy, stateIdle, stateBusy, stateDestroyed} {
-		if err := e.transition(to); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if (&env{state: stateDestroyed}).transition(stateBusy) == nil {
-		t.Error("a destroyed environment came back")
-	}
-}
-
 func TestWarmReuseAndFreeze(t *testing.T) {
 	p, f := newPool(t, Config{}, always(echo))
 	fn := function("f")
@@ -269,14 +245,14 @@ func TestWarmReuseAndFreeze(t *testing.T) {
 		t.Errorf("second call %s on %d sandboxes; want the same environment", r2.Payload, f.count())
 	}
 	sb := f.made[0]
-	waitUntil(t, "freeze after the runtime asks for more", func() bool { return sb.frozen.Load() })
+	waitUntil(t, "freeze after the runtime asks for more", sb.frozen)
 	invoke(t, p, fn, `{}`)
 	if sb.deliveredFrozen.Load() != 0 {
 		t.Error("an event reached a frozen environment")
 	}
 	// Every /next after the first (which ends init) freezes.
-	if sb.freezes.Load() < 1 {
-		t.Errorf("froze %d times over 3 calls", sb.freezes.Load())
+	if _, freezes, _ := sb.Frozen(); freezes < 1 {
+		t.Errorf("froze %d times over 3 calls", freezes)
 	}
 	if !strings.Contains(string(r1.LogTail), "log line 1") || !strings.Contains(string(r1.LogTail), "Init Duration") || strings.Contains(string(r2.LogTail), "Init Duration") {
 		t.Errorf("tails:\n%s\n%s", r1.LogTail, r2.LogTail)
@@ -366,7 +342,7 @@ func TestRuntimeExit(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 		}
-		sb.end(sandbox.ExitStatus{Code: 2})
+		sb.end(sandbox.ExitStatus{Code: 2}, false)
 	}
 	p, _ := newPool(t, Config{}, always(crash))
 	r := invoke(t, p, function("f"), `{}`)
@@ -427,7 +403,7 @@ func TestRuntimeDyingBetweenCallsIsReplaced(t *testing.T) {
 			r.Body.Close()
 		}
 		time.Sleep(50 * time.Millisecond)
-		sb.end(sandbox.ExitStatus{Code: 128})
+		sb.end(sandbox.ExitStatus{Code: 128}, false)
 	}
 	p, f := newPool(t, Config{}, always(answerThenExit))
 	fn := function("f")
@@ -438,5 +414,141 @@ func TestRuntimeDyingBetweenCallsIsReplaced(t *testing.T) {
 	}
 	if f.count() != 2 {
 		t.Errorf("%d sandboxes; want the second call on a fresh one", f.count())
+	}
+}
+
+// A handler error is data, and the environment stays warm.
+func TestFunctionError(t *testing.T) {
+	failing := func(ctx context.Context, base string, sb *fakeSandbox) {
+		for ctx.Err() == nil {
+			resp, err := http.Get(base + "/runtime/invocation/next")
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+			r, err := http.Post(base+"/runtime/invocation/"+id+"/error", "application/json", strings.NewReader(`{"errorMessage":"no","errorType":"ValueError"}`))
+			if err != nil {
+				return
+			}
+			r.Body.Close()
+		}
+	}
+	p, f := newPool(t, Config{}, always(failing))
+	for range 2 {
+		r := invoke(t, p, function("f"), `{}`)
+		if r.FunctionError != model.FunctionErrorUnhandled || string(r.Payload) != `{"errorMessage":"no","errorType":"ValueError"}` {
+			t.Errorf("result %s %s", r.FunctionError, r.Payload)
+		}
+	}
+	if f.count() != 1 {
+		t.Errorf("%d sandboxes; a function error must not cost the environment", f.count())
+	}
+}
+
+func TestOutOfMemory(t *testing.T) {
+	hog := func(ctx context.Context, base string, sb *fakeSandbox) {
+		resp, err := http.Get(base + "/runtime/invocation/next")
+		if err == nil {
+			resp.Body.Close()
+		}
+		sb.end(sandbox.ExitStatus{Signal: syscall.SIGKILL}, true)
+	}
+	p, f := newPool(t, Config{}, always(hog))
+	r := invoke(t, p, function("f"), `{}`)
+	if r.FunctionError != model.FunctionErrorUnhandled || !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.OutOfMemory"`)) || !bytes.Contains(r.Payload, []byte("Runtime exited with error: signal: killed")) {
+		t.Errorf("oom result %s", r.Payload)
+	}
+	if !f.made[0].destroyed.Load() || p.Counts()["idle"] != 0 {
+		t.Error("OOM-killed environment kept")
+	}
+}
+
+// A cold environment whose runtime drops its first /next and dies is not
+// retried, whether or not the event reached it: the call fails as the
+// runtime's exit.
+func TestColdRuntimeDyingBeforeTheEvent(t *testing.T) {
+	dropAndDie := func(ctx context.Context, base string, sb *fakeSandbox) {
+		// The first /next ends init, and its connection drops at once.
+		c, err := net.Dial("tcp", sb.l.Addr().String())
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+		sb.end(sandbox.ExitStatus{Code: 3}, false)
+	}
+	p, f := newPool(t, Config{}, always(dropAndDie))
+	r := invoke(t, p, function("f"), `{}`)
+	if !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.ExitError"`)) || !bytes.Contains(r.Payload, []byte("exit status 3")) || f.count() != 1 {
+		t.Errorf("result %s on %d sandboxes", r.Payload, f.count())
+	}
+}
+
+// Counts and the gauges report phases: frozen environments are idle.
+func TestCountsByPhase(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	invoke(t, p, function("f"), `{}`)
+	waitUntil(t, "the freeze", f.made[0].frozen)
+	if c := p.Counts(); c["idle"] != 1 || len(c) != 1 {
+		t.Errorf("counts %v", c)
+	}
+	if g := testutil.ToFloat64(p.metrics.Environment("idle")); g != 1 {
+		t.Errorf("idle gauge %v", g)
+	}
+	for _, phase := range []string{"creating", "initializing", "busy", "draining"} {
+		if g := testutil.ToFloat64(p.metrics.Environment(phase)); g != 0 {
+			t.Errorf("%s gauge %v", phase, g)
+		}
+	}
+}
+
+// sandboxAPI records its freeze hooks and whether the sandbox was frozen
+// when each ran.
+type sandboxAPI struct {
+	mu    sync.Mutex
+	f     *fakeFactory
+	calls []string
+}
+
+func (a *sandboxAPI) ServeEnvironment(l net.Listener) (freezing, thawed func()) {
+	record := func(name string) func() {
+		return func() {
+			a.f.mu.Lock()
+			sb := a.f.made[len(a.f.made)-1]
+			a.f.mu.Unlock()
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.calls = append(a.calls, fmt.Sprintf("%s (frozen %v)", name, sb.frozen()))
+		}
+	}
+	return record("freezing"), record("thawed")
+}
+
+// The sandbox API hears of every freeze right before it and of every thaw
+// right after it.
+func TestFreezeHooks(t *testing.T) {
+	f := &fakeFactory{runtime: always(echo), withAPI: true}
+	api := &sandboxAPI{f: f}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
+	p, err := New(Config{Region: "us-east-1", AccountID: "000000000000", MemoryBudgetMB: 1 << 20, SandboxAPI: api},
+		f, codeDir(dir), &logLines{}, metrics.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	fn := function("f")
+	for range 3 {
+		invoke(t, p, fn, `{}`)
+		waitUntil(t, "the freeze", f.made[0].frozen)
+	}
+	api.mu.Lock()
+	got := strings.Join(api.calls, ", ")
+	api.mu.Unlock()
+	want := "freezing (frozen false), thawed (frozen false), freezing (frozen false), thawed (frozen false), freezing (frozen false)"
+	if got != want {
+		t.Errorf("hooks: %s\nwant   %s", got, want)
 	}
 }

@@ -2,73 +2,48 @@
 // of one execution environment: the runtime long-polls
 // /runtime/invocation/next, and answers with /response or /error.
 //
-// The server also owns freezing: the environment is frozen the moment its
-// runtime waits for an event and none is queued, and thawed right before an
-// event is handed over. Both decisions are taken under one lock, so an event
-// can never be handed to a frozen environment or be followed by a freeze.
+// The server only speaks HTTP: it parses each request, bounds what it
+// reads, and leaves every decision (hand-over, freezing, which request id
+// may answer, what a call's outcome is) to the Environment it serves.
 package runtimeapi
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"icebox/internal/model"
 )
 
-// Freezer stops and resumes every process of an environment.
-type Freezer interface {
-	Freeze() error
-	Thaw() error
-}
-
-// Response is what the runtime answered for one invocation.
-type Response struct {
-	Payload []byte
-	// ErrorType is set when the runtime posted to /error (or the response was
-	// too large); Payload then holds Lambda's error body.
-	ErrorType string
-}
-
-// ErrNotTaken means Invoke gave up before the runtime had taken the event:
-// the function never saw it, so it may safely run elsewhere.
-var ErrNotTaken = errors.New("the runtime never took the event")
-
-// ErrResponseTooLarge is the error type Lambda reports for an oversized response.
-const ErrResponseTooLarge = "Function.ResponseSizeTooLarge"
-
-type call struct {
-	inv    *model.Invocation
-	result chan Response
+// Environment is the execution environment a server is the Runtime API of
+// (environment.Env in icebox).
+type Environment interface {
+	// Next waits for the next event, until ctx ends.
+	Next(ctx context.Context) (*model.Invocation, error)
+	// Holds reports whether the runtime holds the event with this request
+	// id, so that it may answer it.
+	Holds(requestID string) bool
+	// Respond and Fail answer the event with this request id; false if the
+	// runtime does not hold it (any more). body is Lambda's error body.
+	Respond(requestID string, payload []byte) bool
+	Fail(requestID, errorType string, body []byte) bool
+	// InitError reports the runtime's failed init.
+	InitError(body []byte)
 }
 
 // Server is the Runtime API of one environment.
 type Server struct {
-	freezer Freezer
-	http    *http.Server
-
-	initOnce sync.Once
-	initDone chan struct{} // closed at the runtime's first /next
-	initErr  chan []byte   // receives the body of /runtime/init/error
-	done     chan struct{} // closed by Close: fails the call in progress
-
-	mu      sync.Mutex
-	pending *call      // handed over, runtime not yet in /next
-	current *call      // runtime is working on it
-	waiter  chan *call // runtime is blocked in /next
-	frozen  bool
-	closed  bool
+	env  Environment
+	http *http.Server
 }
 
-// New makes a server for one environment. freezer may be nil (no freezing).
-func New(freezer Freezer) *Server {
-	s := &Server{freezer: freezer, initDone: make(chan struct{}), initErr: make(chan []byte, 1), done: make(chan struct{})}
+// New makes a server for one environment.
+func New(env Environment) *Server {
+	s := &Server{env: env}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.next)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
@@ -87,119 +62,18 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Close stops the server and fails the call in progress, if any.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.done)
-	}
-	s.mu.Unlock()
-	return s.http.Close()
-}
-
-// InitDone is closed when the runtime first asks for an event: init is over.
-func (s *Server) InitDone() <-chan struct{} { return s.initDone }
-
-// InitError yields the body the runtime posted to /runtime/init/error.
-func (s *Server) InitError() <-chan []byte { return s.initErr }
-
-// Invoke hands inv to the runtime and waits for its answer. A context error
-// means the caller gave up (timeout): the environment is then unusable and
-// must be destroyed by the caller.
-func (s *Server) Invoke(ctx context.Context, inv *model.Invocation) (Response, error) {
-	c := &call{inv: inv, result: make(chan Response, 1)}
-	if err := s.deliver(c); err != nil {
-		return Response{}, err
-	}
-	select {
-	case r := <-c.result:
-		return r, nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		untaken := s.pending == c
-		if untaken {
-			s.pending = nil
-		}
-		s.mu.Unlock()
-		if untaken {
-			return Response{}, fmt.Errorf("%w: %w", ErrNotTaken, ctx.Err())
-		}
-		return Response{}, ctx.Err()
-	case <-s.done:
-		// An answer that raced with Close still counts.
-		select {
-		case r := <-c.result:
-			return r, nil
-		default:
-		}
-		return Response{}, errors.New("runtime api closed")
-	}
-}
-
-func (s *Server) deliver(c *call) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("runtime api closed")
-	}
-	if s.pending != nil || s.current != nil {
-		return errors.New("environment is busy")
-	}
-	if s.frozen {
-		if err := s.freezer.Thaw(); err != nil {
-			return fmt.Errorf("thaw: %w", err)
-		}
-		s.frozen = false
-	}
-	if s.waiter != nil {
-		s.waiter <- c
-		s.waiter = nil
-		s.current = c
-		return nil
-	}
-	s.pending = c
-	return nil
-}
+// Close stops the server and closes its connections.
+func (s *Server) Close() error { return s.http.Close() }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
-	// The first /next ends init. The environment is not frozen then: the
-	// sandbox's own start-up (its PID 1 reporting the runtime started) may
-	// still be under way, and a cold start's event follows at once anyway.
-	first := false
-	s.initOnce.Do(func() { close(s.initDone); first = true })
-	s.mu.Lock()
-	if s.current != nil {
-		// The runtime moved on without answering: Lambda fails that call.
-		s.current.result <- Response{ErrorType: "Runtime.InvalidResponse", Payload: ErrorBody("Runtime.InvalidResponse", "runtime asked for the next event before answering the current one")}
-		s.current = nil
-	}
-	c := s.pending
-	if c != nil {
-		s.pending, s.current = nil, c
-		s.mu.Unlock()
-		writeEvent(w, c.inv)
+	inv, err := s.env.Next(r.Context())
+	if err != nil {
+		if r.Context().Err() == nil {
+			apiError(w, http.StatusForbidden, "InvalidStateTransition", err.Error())
+		}
 		return
 	}
-	ch := make(chan *call, 1)
-	s.waiter = ch
-	if s.freezer != nil && !s.frozen && !first {
-		// Freezing is best effort: an environment that cannot be frozen keeps running.
-		if err := s.freezer.Freeze(); err == nil {
-			s.frozen = true
-		}
-	}
-	s.mu.Unlock()
-	select {
-	case c := <-ch:
-		writeEvent(w, c.inv)
-	case <-r.Context().Done():
-		s.mu.Lock()
-		if s.waiter == ch {
-			s.waiter = nil
-		}
-		s.mu.Unlock()
-	}
+	writeEvent(w, inv)
 }
 
 // jsonContentType is shared by every response: net/http copies header
@@ -230,18 +104,6 @@ func writeEvent(w http.ResponseWriter, inv *model.Invocation) {
 	_, _ = w.Write(inv.Payload)
 }
 
-// take removes the current call if it has the given id.
-func (s *Server) take(id string) *call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil || s.current.inv.RequestID != id {
-		return nil
-	}
-	c := s.current
-	s.current = nil
-	return c
-}
-
 // readLimited reads a request body of at most limit bytes; ok is false when
 // it was longer. A body whose Content-Length is within the limit is read
 // into one buffer of that size (net/http guarantees the length), instead of
@@ -263,74 +125,67 @@ func readLimited(r *http.Request, limit int64) ([]byte, bool, error) {
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c := s.take(id)
-	if c == nil {
-		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+	if !s.env.Holds(id) {
+		invalidRequestID(w)
 		return
 	}
 	body, ok, err := readLimited(r, model.MaxSyncPayloadBytes)
 	switch {
 	case err != nil:
-		c.result <- Response{ErrorType: "Runtime.InvalidResponse", Payload: ErrorBody("Runtime.InvalidResponse", "reading response: "+err.Error())}
+		s.env.Fail(id, model.ErrorTypeInvalidResponse, model.ErrorBody(model.ErrorTypeInvalidResponse, "reading response: "+err.Error()))
 		apiError(w, http.StatusBadRequest, "InvalidResponse", err.Error())
 	case !ok:
-		c.result <- Response{ErrorType: ErrResponseTooLarge, Payload: ErrorBody(ErrResponseTooLarge,
-			fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", model.MaxResponseBytes))}
+		s.env.Fail(id, model.ErrorTypeResponseTooLarge, model.ResponseTooLargeBody())
 		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response payload too large")
-	default:
-		c.result <- Response{Payload: body}
+	case s.env.Respond(id, body):
 		accepted(w)
+	default:
+		invalidRequestID(w)
 	}
 }
 
 func (s *Server) error(w http.ResponseWriter, r *http.Request) {
-	c := s.take(r.PathValue("id"))
-	if c == nil {
-		apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+	id := r.PathValue("id")
+	if !s.env.Holds(id) {
+		invalidRequestID(w)
 		return
 	}
-	body, _, _ := readLimited(r, model.MaxSyncPayloadBytes)
-	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
-	if !json.Valid(body) || len(body) == 0 {
+	typ, body := errorReport(r, model.ErrorTypeUnknown)
+	if !s.env.Fail(id, typ, body) {
+		invalidRequestID(w)
+		return
+	}
+	accepted(w)
+}
+
+func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
+	_, body := errorReport(r, model.ErrorTypeInitError)
+	s.env.InitError(body)
+	accepted(w)
+}
+
+// errorReport reads the error a runtime posted: its type (the
+// Lambda-Runtime-Function-Error-Type header, else the body's errorType,
+// else fallback) and Lambda's error body (the body itself when it is JSON,
+// else wrapped in one).
+func errorReport(r *http.Request, fallback string) (typ string, body []byte) {
+	body, _, _ = readLimited(r, model.MaxSyncPayloadBytes)
+	typ = r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	if len(body) == 0 || !json.Valid(body) {
 		if typ == "" {
-			typ = "Runtime.Unknown"
+			typ = fallback
 		}
-		body = ErrorBody(typ, string(body))
-	} else if typ == "" {
+		return typ, model.ErrorBody(typ, string(body))
+	}
+	if typ == "" {
 		var e struct{ ErrorType string }
 		_ = json.Unmarshal(body, &e)
 		typ = e.ErrorType
 	}
 	if typ == "" {
-		typ = "Runtime.Unknown"
+		typ = fallback
 	}
-	c.result <- Response{ErrorType: typ, Payload: body}
-	accepted(w)
-}
-
-func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
-	body, _, _ := readLimited(r, model.MaxSyncPayloadBytes)
-	if !json.Valid(body) || len(body) == 0 {
-		typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
-		if typ == "" {
-			typ = "Runtime.InitError"
-		}
-		body = ErrorBody(typ, string(body))
-	}
-	select {
-	case s.initErr <- body:
-	default:
-	}
-	accepted(w)
-}
-
-// ErrorBody renders Lambda's {"errorMessage","errorType"} function error body.
-func ErrorBody(typ, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{msg, typ})
-	return b
+	return typ, body
 }
 
 func accepted(w http.ResponseWriter) {
@@ -339,12 +194,14 @@ func accepted(w http.ResponseWriter) {
 	_, _ = io.WriteString(w, `{"status":"OK"}`)
 }
 
+func invalidRequestID(w http.ResponseWriter) {
+	apiError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
+}
+
+// apiError answers with the Runtime API's own error, in Lambda's error body
+// shape.
 func apiError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{msg, typ})
-	_, _ = w.Write(b)
+	_, _ = w.Write(model.ErrorBody(typ, msg))
 }

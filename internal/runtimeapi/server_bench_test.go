@@ -2,18 +2,19 @@ package runtimeapi
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"icebox/internal/environment"
+	"icebox/internal/environment/envtest"
 	"icebox/internal/model"
 )
 
-// BenchmarkRoundTrip times one warm invocation through the Runtime API: Invoke
-// hands an event to a runtime parked in /next (a keep-alive net/http client
+// BenchmarkRoundTrip times one warm invocation through the Runtime API: the
+// environment's Invoke hands an event to a runtime parked in /next (a keep-alive net/http client
 // over loopback, like aws-lambda-go's), which posts it back to /response.
 // allocs/op counts both sides; compare with BenchmarkLoopbackPair, the two
 // bare HTTP exchanges the round trip is made of.
@@ -22,8 +23,14 @@ func BenchmarkRoundTrip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(nil)
+	env, sb := environment.New(environment.Config{}), envtest.New()
+	s := New(env)
 	go s.Serve(l)
+	started := make(chan environment.Outcome, 1)
+	go func() {
+		out, _ := env.Start(environment.Runtime{Sandbox: sb}, "init", time.Minute)
+		started <- out
+	}()
 	base := "http://" + l.Addr().String() + "/2018-06-01/runtime/invocation/"
 	client := &http.Client{}
 	runtimeDone := make(chan struct{})
@@ -47,24 +54,26 @@ func BenchmarkRoundTrip(b *testing.B) {
 			resp.Body.Close()
 		}
 	}()
-	<-s.InitDone()
+	if out := <-started; out.Kind != environment.Ready {
+		b.Fatalf("start: %+v", out)
+	}
 	inv := &model.Invocation{
 		RequestID:   "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
 		FunctionARN: "arn:aws:lambda:us-east-1:000000000000:function:bench",
 		TraceID:     "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=0",
 		Payload:     []byte(`{"hello":"world"}`),
-		Deadline:    time.Now().Add(time.Hour),
 	}
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, err := s.Invoke(ctx, inv)
+		r, err := env.Invoke(inv, time.Hour)
 		if err != nil || len(r.Payload) != len(inv.Payload) {
 			b.Fatalf("invoke: %v %q", err, r.Payload)
 		}
 	}
 	b.StopTimer()
+	env.Destroy()
+	sb.Kill()
 	s.Close() // the runtime's next request fails and it returns
 	<-runtimeDone
 }

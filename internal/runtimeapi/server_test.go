@@ -4,86 +4,66 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"icebox/internal/environment"
+	"icebox/internal/environment/envtest"
 	"icebox/internal/model"
 )
 
 const wait = 5 * time.Second
 
-// fakeFreezer records freezes and thaws; failFreeze makes Freeze fail and
-// leave the environment running.
-type fakeFreezer struct {
-	mu         sync.Mutex
-	frozen     bool
-	freezes    int
-	thaws      int
-	failFreeze bool
-	// froze receives after every Freeze call (successful or not): the
-	// runtime is then parked in /next.
-	froze chan struct{}
-}
+var _ Environment = (*environment.Env)(nil)
 
-func newFakeFreezer() *fakeFreezer { return &fakeFreezer{froze: make(chan struct{}, 16)} }
-
-func (f *fakeFreezer) Freeze() error {
-	f.mu.Lock()
-	defer func() { f.mu.Unlock(); f.froze <- struct{}{} }()
-	f.freezes++
-	if f.failFreeze {
-		return errors.New("cgroup.freeze: permission denied")
-	}
-	f.frozen = true
-	return nil
-}
-
-func (f *fakeFreezer) Thaw() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.thaws++
-	f.frozen = false
-	return nil
-}
-
-func (f *fakeFreezer) state() (frozen bool, freezes, thaws int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.frozen, f.freezes, f.thaws
-}
-
-// harness is one server on a loopback listener, and the runtime's side of it.
+// harness is one environment (a fake sandbox) served on a loopback
+// listener, and the runtime's side of it.
 type harness struct {
 	t      *testing.T
 	s      *Server
+	env    *environment.Env
+	sb     *envtest.Sandbox
 	base   string
 	client *http.Client
 	served chan error
+	start  chan environment.Outcome // the outcome of the environment's Start
 }
 
-func start(t *testing.T, fr Freezer) *harness {
+// serve starts an environment and its server; its init is under way.
+func serve(t *testing.T) *harness {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	env := environment.New(environment.Config{})
 	h := &harness{
 		t:      t,
-		s:      New(fr),
+		s:      New(env),
+		env:    env,
+		sb:     envtest.New(),
 		base:   "http://" + l.Addr().String() + "/2018-06-01",
 		client: &http.Client{Transport: &http.Transport{}},
 		served: make(chan error, 1),
+		start:  make(chan environment.Outcome, 1),
 	}
 	go func() { h.served <- h.s.Serve(l) }()
+	go func() {
+		out, err := env.Start(environment.Runtime{Sandbox: h.sb}, "init", time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		h.start <- out
+	}()
 	t.Cleanup(func() {
+		env.Destroy()
+		h.sb.Kill()
 		_ = h.s.Close()
 		h.client.CloseIdleConnections()
 		select {
@@ -98,17 +78,36 @@ func start(t *testing.T, fr Freezer) *harness {
 	return h
 }
 
+// start is a served environment past its init and a first call, its
+// runtime between calls (not in /next).
+func start(t *testing.T) *harness {
+	t.Helper()
+	h := serve(t)
+	evc := h.next(context.Background())
+	if out := recvOutcome(t, h.start); out.Kind != environment.Ready {
+		t.Fatalf("start: %+v", out)
+	}
+	res := h.invoke(testInvocation("first"))
+	h.recv(evc)
+	h.post("/runtime/invocation/first/response", nil, []byte(`1`))
+	h.result(res)
+	if frozen, freezes, thaws := h.sb.Frozen(); frozen || freezes != 0 || thaws != 0 {
+		t.Fatalf("around the first event: frozen=%v freezes=%d thaws=%d; want no freezing while init ends", frozen, freezes, thaws)
+	}
+	return h
+}
+
 // event is what the runtime got from /next.
 type event struct {
 	header http.Header
 	body   []byte
-	// frozenAtReceipt is the freezer's state when the event arrived.
+	// frozenAtReceipt is the sandbox's state when the event arrived.
 	frozenAtReceipt bool
 	err             error
 }
 
 // next long-polls /next in the background, like a runtime.
-func (h *harness) next(ctx context.Context, fr *fakeFreezer) <-chan event {
+func (h *harness) next(ctx context.Context) <-chan event {
 	ch := make(chan event, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/runtime/invocation/next", nil)
@@ -119,11 +118,9 @@ func (h *harness) next(ctx context.Context, fr *fakeFreezer) <-chan event {
 		}
 		defer resp.Body.Close()
 		ev := event{header: resp.Header}
-		if fr != nil {
-			ev.frozenAtReceipt, _, _ = fr.state()
-		}
+		ev.frozenAtReceipt, _, _ = h.sb.Frozen()
 		if resp.StatusCode != http.StatusOK {
-			ev.err = errors.New("next: " + resp.Status)
+			ev.err = fmt.Errorf("next: %s", resp.Status)
 		}
 		ev.body, _ = io.ReadAll(resp.Body)
 		ch <- ev
@@ -160,42 +157,38 @@ func (h *harness) post(path string, hdr map[string]string, body []byte) (int, []
 	return resp.StatusCode, b
 }
 
-type invokeResult struct {
-	resp Response
-	err  error
-}
-
-func (h *harness) invoke(ctx context.Context, inv *model.Invocation) <-chan invokeResult {
-	ch := make(chan invokeResult, 1)
+func (h *harness) invoke(inv *model.Invocation) <-chan environment.Outcome {
+	ch := make(chan environment.Outcome, 1)
 	go func() {
-		r, err := h.s.Invoke(ctx, inv)
-		ch <- invokeResult{r, err}
+		out, err := h.env.Invoke(inv, time.Minute)
+		if err != nil {
+			h.t.Errorf("Invoke: %v", err)
+		}
+		ch <- out
 	}()
 	return ch
 }
 
-func (h *harness) result(ch <-chan invokeResult) invokeResult {
-	h.t.Helper()
+func recvOutcome(t *testing.T, ch <-chan environment.Outcome) environment.Outcome {
+	t.Helper()
 	select {
-	case r := <-ch:
-		return r
+	case out := <-ch:
+		return out
 	case <-time.After(wait):
-		h.t.Fatal("Invoke did not return")
+		t.Fatal("no outcome")
 	}
-	return invokeResult{}
+	return environment.Outcome{}
 }
 
-// until polls cond under the server's lock.
+func (h *harness) result(ch <-chan environment.Outcome) environment.Outcome {
+	h.t.Helper()
+	return recvOutcome(h.t, ch)
+}
+
 func (h *harness) until(what string, cond func() bool) {
 	h.t.Helper()
 	deadline := time.Now().Add(wait)
-	for {
-		h.s.mu.Lock()
-		ok := cond()
-		h.s.mu.Unlock()
-		if ok {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s", what)
 		}
@@ -203,9 +196,13 @@ func (h *harness) until(what string, cond func() bool) {
 	}
 }
 
-func (h *harness) waitPending() { h.until("a pending call", func() bool { return h.s.pending != nil }) }
+func (h *harness) waitPending() {
+	h.until("a call handed over", func() bool { return h.env.State() == environment.HandingOver })
+}
+
+// waitPolling waits for the runtime to wait in /next, frozen.
 func (h *harness) waitPolling() {
-	h.until("the runtime in /next", func() bool { return h.s.waiter != nil })
+	h.until("the runtime in /next", func() bool { return h.env.State() == environment.Frozen })
 }
 
 func testInvocation(id string) *model.Invocation {
@@ -249,60 +246,66 @@ func checkEvent(t *testing.T, ev event, inv *model.Invocation) {
 }
 
 func TestInvokeBeforePoll(t *testing.T) {
-	h := start(t, nil)
+	h := start(t)
 	inv := testInvocation("req-1")
-	res := h.invoke(context.Background(), inv)
+	res := h.invoke(inv)
 	h.waitPending()
 
-	ev := h.recv(h.next(context.Background(), nil))
+	ev := h.recv(h.next(context.Background()))
 	checkEvent(t, ev, inv)
 
 	code, _ := h.post("/runtime/invocation/req-1/response", nil, []byte(`{"ok":true}`))
 	if code != http.StatusAccepted {
 		t.Fatalf("/response status = %d, want 202", code)
 	}
-	r := h.result(res)
-	if r.err != nil || r.resp.ErrorType != "" || string(r.resp.Payload) != `{"ok":true}` {
-		t.Fatalf("Invoke = %+v, %v; want payload {\"ok\":true}", r.resp, r.err)
+	if r := h.result(res); r.Kind != environment.Answered || string(r.Payload) != `{"ok":true}` {
+		t.Fatalf("outcome %+v; want payload {\"ok\":true}", r)
 	}
 }
 
 func TestInvokeWhileRuntimeWaits(t *testing.T) {
-	h := start(t, nil)
-	evc := h.next(context.Background(), nil)
+	h := start(t)
+	evc := h.next(context.Background())
 	h.waitPolling()
 
 	inv := testInvocation("req-2")
 	inv.ClientContext = `{"custom":{"k":"v"}}`
-	res := h.invoke(context.Background(), inv)
+	res := h.invoke(inv)
 	ev := h.recv(evc)
 	checkEvent(t, ev, inv)
+	if ev.frozenAtReceipt {
+		t.Error("event delivered while the sandbox was frozen")
+	}
 
 	if code, _ := h.post("/runtime/invocation/req-2/response", nil, []byte(`"hi"`)); code != http.StatusAccepted {
 		t.Fatalf("/response status = %d, want 202", code)
 	}
-	if r := h.result(res); r.err != nil || string(r.resp.Payload) != `"hi"` {
-		t.Fatalf("Invoke = %+v, %v", r.resp, r.err)
+	if r := h.result(res); string(r.Payload) != `"hi"` {
+		t.Fatalf("outcome %+v", r)
 	}
 }
 
 // Several calls in a row on one environment: each /next completes the
 // previous answer cycle and the state is clean for the next call.
 func TestSequentialInvocations(t *testing.T) {
-	h := start(t, nil)
+	h := start(t)
 	for i := range 5 {
 		id := "seq-" + strconv.Itoa(i)
-		evc := h.next(context.Background(), nil)
-		res := h.invoke(context.Background(), testInvocation(id))
-		if ev := h.recv(evc); ev.header.Get("Lambda-Runtime-Aws-Request-Id") != id {
-			t.Fatalf("got request id %q, want %q", ev.header.Get("Lambda-Runtime-Aws-Request-Id"), id)
+		evc := h.next(context.Background())
+		h.waitPolling()
+		res := h.invoke(testInvocation(id))
+		if ev := h.recv(evc); ev.header.Get("Lambda-Runtime-Aws-Request-Id") != id || ev.frozenAtReceipt {
+			t.Fatalf("got request id %q (frozen %v), want %q", ev.header.Get("Lambda-Runtime-Aws-Request-Id"), ev.frozenAtReceipt, id)
 		}
 		if code, _ := h.post("/runtime/invocation/"+id+"/response", nil, []byte(strconv.Itoa(i))); code != http.StatusAccepted {
 			t.Fatalf("/response status = %d", code)
 		}
-		if r := h.result(res); r.err != nil || string(r.resp.Payload) != strconv.Itoa(i) {
-			t.Fatalf("call %d: Invoke = %+v, %v", i, r.resp, r.err)
+		if r := h.result(res); string(r.Payload) != strconv.Itoa(i) {
+			t.Fatalf("call %d: outcome %+v", i, r)
 		}
+	}
+	if _, freezes, thaws := h.sb.Frozen(); freezes != 5 || thaws != 5 {
+		t.Errorf("freezes %d, thaws %d; want one each per call", freezes, thaws)
 	}
 }
 
@@ -327,9 +330,9 @@ func TestErrorResponses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, nil)
-			res := h.invoke(context.Background(), testInvocation("e1"))
-			h.recv(h.next(context.Background(), nil))
+			h := start(t)
+			res := h.invoke(testInvocation("e1"))
+			h.recv(h.next(context.Background()))
 			hdr := map[string]string{}
 			if tc.header != "" {
 				hdr["Lambda-Runtime-Function-Error-Type"] = tc.header
@@ -338,28 +341,26 @@ func TestErrorResponses(t *testing.T) {
 				t.Fatalf("/error status = %d, want 202", code)
 			}
 			r := h.result(res)
-			if r.err != nil {
-				t.Fatalf("Invoke error: %v", r.err)
+			if r.Kind != environment.FunctionError || r.ErrorType != tc.wantType {
+				t.Errorf("outcome %s %q, want a function error %q", r.Kind, r.ErrorType, tc.wantType)
 			}
-			if r.resp.ErrorType != tc.wantType {
-				t.Errorf("ErrorType = %q, want %q", r.resp.ErrorType, tc.wantType)
-			}
-			if string(r.resp.Payload) != tc.wantPayload {
-				t.Errorf("Payload = %s, want %s", r.resp.Payload, tc.wantPayload)
+			if string(r.Payload) != tc.wantPayload {
+				t.Errorf("Payload = %s, want %s", r.Payload, tc.wantPayload)
 			}
 		})
 	}
 }
 
 func TestWrongRequestID(t *testing.T) {
-	h := start(t, nil)
-	res := h.invoke(context.Background(), testInvocation("right"))
+	h := start(t)
+	res := h.invoke(testInvocation("right"))
+	h.waitPending()
 
-	// Before the runtime took the event, even the right id is not current.
+	// Before the runtime took the event, even the right id is not held.
 	if code, _ := h.post("/runtime/invocation/right/response", nil, []byte(`1`)); code != http.StatusBadRequest {
 		t.Fatalf("/response before /next: status %d, want 400", code)
 	}
-	h.recv(h.next(context.Background(), nil))
+	h.recv(h.next(context.Background()))
 	for _, path := range []string{"/runtime/invocation/wrong/response", "/runtime/invocation/wrong/error", "/runtime/invocation/Right/response"} {
 		code, body := h.post(path, nil, []byte(`{}`))
 		if code != http.StatusBadRequest {
@@ -372,14 +373,14 @@ func TestWrongRequestID(t *testing.T) {
 	}
 	select {
 	case r := <-res:
-		t.Fatalf("Invoke completed by a wrong request id: %+v, %v", r.resp, r.err)
+		t.Fatalf("call completed by a wrong request id: %+v", r)
 	case <-time.After(20 * time.Millisecond):
 	}
 	if code, _ := h.post("/runtime/invocation/right/response", nil, []byte(`"done"`)); code != http.StatusAccepted {
 		t.Fatalf("/response status = %d, want 202", code)
 	}
-	if r := h.result(res); r.err != nil || string(r.resp.Payload) != `"done"` {
-		t.Fatalf("Invoke = %+v, %v", r.resp, r.err)
+	if r := h.result(res); string(r.Payload) != `"done"` {
+		t.Fatalf("outcome %+v", r)
 	}
 	// Answering twice: the call is gone.
 	if code, _ := h.post("/runtime/invocation/right/response", nil, []byte(`1`)); code != http.StatusBadRequest {
@@ -390,292 +391,148 @@ func TestWrongRequestID(t *testing.T) {
 func TestResponseSize(t *testing.T) {
 	// A body of exactly the limit is accepted.
 	t.Run("at limit", func(t *testing.T) {
-		h := start(t, nil)
-		res := h.invoke(context.Background(), testInvocation("big"))
-		h.recv(h.next(context.Background(), nil))
+		h := start(t)
+		res := h.invoke(testInvocation("big"))
+		h.recv(h.next(context.Background()))
 		body := bytes.Repeat([]byte("a"), model.MaxSyncPayloadBytes)
 		if code, _ := h.post("/runtime/invocation/big/response", nil, body); code != http.StatusAccepted {
 			t.Fatalf("status %d, want 202", code)
 		}
-		if r := h.result(res); r.err != nil || r.resp.ErrorType != "" || len(r.resp.Payload) != model.MaxSyncPayloadBytes {
-			t.Fatalf("Invoke: type %q, %d bytes, err %v", r.resp.ErrorType, len(r.resp.Payload), r.err)
+		if r := h.result(res); r.Kind != environment.Answered || len(r.Payload) != model.MaxSyncPayloadBytes {
+			t.Fatalf("outcome %s, %d bytes", r.Kind, len(r.Payload))
 		}
 	})
 	t.Run("over limit", func(t *testing.T) {
-		h := start(t, nil)
-		res := h.invoke(context.Background(), testInvocation("big"))
-		h.recv(h.next(context.Background(), nil))
+		h := start(t)
+		res := h.invoke(testInvocation("big"))
+		h.recv(h.next(context.Background()))
 		body := bytes.Repeat([]byte("a"), model.MaxSyncPayloadBytes+1)
 		if code, _ := h.post("/runtime/invocation/big/response", nil, body); code != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status %d, want 413", code)
 		}
 		r := h.result(res)
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		if r.resp.ErrorType != "Function.ResponseSizeTooLarge" {
-			t.Errorf("ErrorType = %q", r.resp.ErrorType)
+		if r.Kind != environment.FunctionError || r.ErrorType != "Function.ResponseSizeTooLarge" {
+			t.Errorf("outcome %s %q", r.Kind, r.ErrorType)
 		}
 		const want = `{"errorMessage":"Response payload size exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}`
-		if string(r.resp.Payload) != want {
-			t.Errorf("Payload = %s\nwant      %s", r.resp.Payload, want)
+		if string(r.Payload) != want {
+			t.Errorf("Payload = %s\nwant      %s", r.Payload, want)
 		}
 	})
 }
 
 // A runtime that asks for the next event without answering fails the call.
 func TestNextWithoutAnswer(t *testing.T) {
-	h := start(t, nil)
-	res := h.invoke(context.Background(), testInvocation("x"))
-	h.recv(h.next(context.Background(), nil))
+	h := start(t)
+	res := h.invoke(testInvocation("x"))
+	h.recv(h.next(context.Background()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h.next(ctx, nil)
-	r := h.result(res)
-	if r.err != nil || r.resp.ErrorType != "Runtime.InvalidResponse" {
-		t.Fatalf("Invoke = %+v, %v; want Runtime.InvalidResponse", r.resp, r.err)
+	h.next(ctx)
+	if r := h.result(res); r.Kind != environment.FunctionError || r.ErrorType != "Runtime.InvalidResponse" {
+		t.Fatalf("outcome %+v; want Runtime.InvalidResponse", r)
 	}
 }
 
 func TestInit(t *testing.T) {
 	t.Run("done at first next", func(t *testing.T) {
-		h := start(t, nil)
+		h := serve(t)
 		select {
-		case <-h.s.InitDone():
-			t.Fatal("InitDone closed before the runtime asked for an event")
-		default:
+		case out := <-h.start:
+			t.Fatalf("init over before the runtime asked for an event: %+v", out)
+		case <-time.After(20 * time.Millisecond):
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		h.next(ctx, nil)
-		select {
-		case <-h.s.InitDone():
-		case <-time.After(wait):
-			t.Fatal("InitDone not closed at the first /next")
+		h.next(ctx)
+		if out := recvOutcome(t, h.start); out.Kind != environment.Ready {
+			t.Fatalf("start: %+v", out)
 		}
-		// A second /next must not close it again (panic).
-		cancel()
-		h.until("the first /next to end", func() bool { return h.s.waiter == nil })
-		ctx2, cancel2 := context.WithCancel(context.Background())
-		defer cancel2()
-		h.next(ctx2, nil)
-		h.waitPolling()
+		if frozen, _, _ := h.sb.Frozen(); frozen {
+			t.Error("frozen at the first /next")
+		}
 	})
-	t.Run("json init error", func(t *testing.T) {
-		h := start(t, nil)
-		body := `{"errorMessage":"Unable to import module 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]}`
-		code, _ := h.post("/runtime/init/error", map[string]string{"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"}, []byte(body))
-		if code != http.StatusAccepted {
-			t.Fatalf("status %d, want 202", code)
-		}
-		select {
-		case got := <-h.s.InitError():
-			if string(got) != body {
-				t.Fatalf("InitError = %s, want %s", got, body)
+	for _, tc := range []struct {
+		name, header, body, want string
+	}{
+		{"json init error", "Runtime.ImportModuleError", `{"errorMessage":"Unable to import module 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]}`,
+			`{"errorMessage":"Unable to import module 'app'","errorType":"Runtime.ImportModuleError","stackTrace":[]}`},
+		{"text init error", "", "no handler", `{"errorMessage":"no handler","errorType":"Runtime.InitError"}`},
+		{"text init error with a type", "Runtime.HandlerNotFound", "no handler", `{"errorMessage":"no handler","errorType":"Runtime.HandlerNotFound"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := serve(t)
+			hdr := map[string]string{}
+			if tc.header != "" {
+				hdr["Lambda-Runtime-Function-Error-Type"] = tc.header
 			}
-		case <-time.After(wait):
-			t.Fatal("no InitError")
-		}
-	})
-	t.Run("text init error", func(t *testing.T) {
-		h := start(t, nil)
-		if code, _ := h.post("/runtime/init/error", nil, []byte("no handler")); code != http.StatusAccepted {
-			t.Fatalf("status %d, want 202", code)
-		}
-		got := <-h.s.InitError()
-		if want := `{"errorMessage":"no handler","errorType":"Runtime.InitError"}`; string(got) != want {
-			t.Fatalf("InitError = %s, want %s", got, want)
-		}
-	})
-}
-
-// warmUp runs the first event: the /next that ends init never freezes.
-func warmUp(t *testing.T, h *harness, fr *fakeFreezer) {
-	t.Helper()
-	evc := h.next(context.Background(), fr)
-	res := h.invoke(context.Background(), testInvocation("init"))
-	h.recv(evc)
-	h.post("/runtime/invocation/init/response", nil, []byte(`1`))
-	h.result(res)
-	if frozen, freezes, thaws := fr.state(); frozen || freezes != 0 || thaws != 0 {
-		t.Fatalf("around the first event: frozen=%v freezes=%d thaws=%d; want no freezing while init ends", frozen, freezes, thaws)
+			if code, _ := h.post("/runtime/init/error", hdr, []byte(tc.body)); code != http.StatusAccepted {
+				t.Fatalf("status %d, want 202", code)
+			}
+			if out := recvOutcome(t, h.start); out.Kind != environment.FunctionError || string(out.Payload) != tc.want {
+				t.Fatalf("start: %s %s, want %s", out.Kind, out.Payload, tc.want)
+			}
+			// The environment is done for: its /next is refused.
+			if ev := <-h.next(context.Background()); ev.err == nil {
+				t.Error("/next after an init error was served")
+			}
+		})
 	}
 }
 
+// Over HTTP too, an event never reaches a frozen runtime, and a queued
+// event is handed over without a freeze.
 func TestFreezeThaw(t *testing.T) {
-	fr := newFakeFreezer()
-	h := start(t, fr)
-	warmUp(t, h, fr)
-
-	for i := range 3 {
-		id := "f" + strconv.Itoa(i)
-		evc := h.next(context.Background(), fr)
-		select {
-		case <-fr.froze:
-		case <-time.After(wait):
-			t.Fatal("not frozen while the runtime waits with nothing queued")
-		}
-		if frozen, freezes, thaws := fr.state(); !frozen || freezes != i+1 || thaws != i {
-			t.Fatalf("round %d: frozen=%v freezes=%d thaws=%d", i, frozen, freezes, thaws)
-		}
-		res := h.invoke(context.Background(), testInvocation(id))
-		ev := h.recv(evc)
-		if ev.frozenAtReceipt {
-			t.Fatal("event delivered while the environment was frozen")
-		}
-		if _, _, thaws := fr.state(); thaws != i+1 {
-			t.Fatalf("thaws = %d, want %d", thaws, i+1)
-		}
-		h.post("/runtime/invocation/"+id+"/response", nil, []byte(`null`))
-		if r := h.result(res); r.err != nil || string(r.resp.Payload) != "null" {
-			t.Fatalf("Invoke = %+v, %v", r.resp, r.err)
-		}
+	h := start(t)
+	evc := h.next(context.Background())
+	h.waitPolling()
+	res := h.invoke(testInvocation("f"))
+	if ev := h.recv(evc); ev.frozenAtReceipt {
+		t.Fatal("event delivered while frozen")
 	}
+	h.post("/runtime/invocation/f/response", nil, []byte(`null`))
+	h.result(res)
 
-	// A queued event is handed over at once: no freeze, no thaw.
-	res := h.invoke(context.Background(), testInvocation("queued"))
+	res = h.invoke(testInvocation("queued"))
 	h.waitPending()
-	_, freezes, thaws := fr.state()
-	ev := h.recv(h.next(context.Background(), fr))
-	if ev.frozenAtReceipt {
+	_, freezes, thaws := h.sb.Frozen()
+	if ev := h.recv(h.next(context.Background())); ev.frozenAtReceipt {
 		t.Fatal("queued event delivered while frozen")
 	}
-	if _, f2, t2 := fr.state(); f2 != freezes || t2 != thaws {
+	if _, f2, t2 := h.sb.Frozen(); f2 != freezes || t2 != thaws {
 		t.Fatalf("freeze/thaw around a queued event: freezes %d→%d thaws %d→%d", freezes, f2, thaws, t2)
 	}
 	h.post("/runtime/invocation/queued/response", nil, []byte(`1`))
 	h.result(res)
 }
 
-// A frozen environment whose runtime drops its poll is thawed when the next
-// call arrives, even though nobody is waiting for it yet.
-func TestThawWithoutWaiter(t *testing.T) {
-	fr := newFakeFreezer()
-	h := start(t, fr)
-	warmUp(t, h, fr)
-	ctx, cancel := context.WithCancel(context.Background())
-	h.next(ctx, fr)
-	<-fr.froze
-	cancel()
-	h.until("the cancelled poll to end", func() bool { return h.s.waiter == nil })
-
-	res := h.invoke(context.Background(), testInvocation("late"))
-	h.waitPending()
-	if frozen, _, _ := fr.state(); frozen {
-		t.Fatal("call queued while the environment stays frozen")
-	}
-	ev := h.recv(h.next(context.Background(), fr))
-	if ev.frozenAtReceipt {
-		t.Fatal("event delivered while frozen")
-	}
-	h.post("/runtime/invocation/late/response", nil, []byte(`1`))
-	h.result(res)
-}
-
-func TestFreezeErrorKeepsRunning(t *testing.T) {
-	fr := newFakeFreezer()
-	fr.failFreeze = true
-	h := start(t, fr)
-	warmUp(t, h, fr)
-	evc := h.next(context.Background(), fr)
-	<-fr.froze
-	if frozen, freezes, _ := fr.state(); frozen || freezes != 1 {
-		t.Fatalf("frozen=%v freezes=%d", frozen, freezes)
-	}
-	res := h.invoke(context.Background(), testInvocation("r"))
-	h.recv(evc)
-	if _, _, thaws := fr.state(); thaws != 0 {
-		t.Fatalf("thawed %d times an environment that was never frozen", thaws)
-	}
-	h.post("/runtime/invocation/r/response", nil, []byte(`1`))
-	if r := h.result(res); r.err != nil {
-		t.Fatal(r.err)
-	}
-}
-
-func TestInvokeContext(t *testing.T) {
-	h := start(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := h.s.Invoke(ctx, testInvocation("c")); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Invoke with a cancelled context: %v, want context.Canceled", err)
-	}
-
-	h2 := start(t, nil)
-	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	res := h2.invoke(ctx, testInvocation("d"))
-	h2.recv(h2.next(context.Background(), nil))
-	if r := h2.result(res); !errors.Is(r.err, context.DeadlineExceeded) {
-		t.Fatalf("Invoke past its deadline: %v, want context.DeadlineExceeded", r.err)
-	}
-}
-
-func TestBusy(t *testing.T) {
-	h := start(t, nil)
-	res := h.invoke(context.Background(), testInvocation("one"))
-	h.waitPending()
-	if _, err := h.s.Invoke(context.Background(), testInvocation("two")); err == nil || !strings.Contains(err.Error(), "busy") {
-		t.Fatalf("second Invoke while one is queued: %v, want busy", err)
-	}
-	h.recv(h.next(context.Background(), nil))
-	if _, err := h.s.Invoke(context.Background(), testInvocation("two")); err == nil || !strings.Contains(err.Error(), "busy") {
-		t.Fatalf("second Invoke while one runs: %v, want busy", err)
-	}
-	h.post("/runtime/invocation/one/response", nil, []byte(`1`))
-	if r := h.result(res); r.err != nil {
-		t.Fatal(r.err)
-	}
-}
-
+// A runtime waiting in /next returns when its environment is destroyed or
+// its server closed; a destroyed environment's /next is refused.
 func TestClose(t *testing.T) {
-	t.Run("later invoke fails", func(t *testing.T) {
-		h := start(t, nil)
-		if err := h.s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if _, err := h.s.Invoke(ctx, testInvocation("x")); err == nil || errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Invoke after Close: %v, want an immediate error", err)
-		}
-	})
-	t.Run("unblocks a waiting runtime", func(t *testing.T) {
-		h := start(t, nil)
-		evc := h.next(context.Background(), nil)
-		h.waitPolling()
-		_ = h.s.Close()
-		select {
-		case ev := <-evc:
-			if ev.err == nil {
-				t.Fatalf("runtime got an event from a closed server: %+v", ev)
-			}
-		case <-time.After(wait):
-			t.Fatal("runtime still blocked in /next after Close")
-		}
-		// The handler itself returned and dropped its registration.
-		h.until("the /next handler to return", func() bool { return h.s.waiter == nil })
-	})
-	t.Run("fails the call in progress", func(t *testing.T) {
-		for _, polled := range []bool{false, true} {
-			h := start(t, nil)
-			res := h.invoke(context.Background(), testInvocation("x"))
-			if polled {
-				h.recv(h.next(context.Background(), nil))
-			} else {
-				h.waitPending()
-			}
-			_ = h.s.Close()
+	for name, end := range map[string]func(h *harness){
+		"destroyed": func(h *harness) { h.env.Destroy() },
+		"closed":    func(h *harness) { _ = h.s.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := start(t)
+			evc := h.next(context.Background())
+			h.waitPolling()
+			end(h)
 			select {
-			case r := <-res:
-				if r.err == nil {
-					t.Fatalf("polled=%v: Invoke succeeded after Close: %+v", polled, r.resp)
+			case ev := <-evc:
+				if ev.err == nil {
+					t.Fatalf("runtime got an event: %+v", ev)
 				}
 			case <-time.After(wait):
-				t.Fatalf("polled=%v: Invoke still blocked after Close", polled)
+				t.Fatal("runtime still blocked in /next")
 			}
-		}
-	})
+			if name == "destroyed" {
+				if ev := <-h.next(context.Background()); ev.err == nil {
+					t.Error("/next of a destroyed environment served")
+				}
+			}
+		})
+	}
 }
 
 // Many environments opened and closed leave no goroutines behind.
@@ -686,9 +543,16 @@ func TestNoGoroutineLeak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := New(newFakeFreezer())
+		env := environment.New(environment.Config{})
+		sb := envtest.New()
+		s := New(env)
 		served := make(chan error, 1)
 		go func() { served <- s.Serve(l) }()
+		started := make(chan struct{})
+		go func() {
+			defer close(started)
+			env.Start(environment.Runtime{Sandbox: sb}, "init", time.Minute)
+		}()
 		tr := &http.Transport{}
 		client := &http.Client{Transport: tr}
 		got := make(chan error, 1)
@@ -699,15 +563,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 			}
 			got <- err
 		}()
-		for {
-			s.mu.Lock()
-			polling := s.waiter != nil
-			s.mu.Unlock()
-			if polling {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		<-started
+		env.Destroy()
+		sb.Kill()
 		_ = s.Close()
 		<-got
 		<-served
@@ -720,16 +578,5 @@ func TestNoGoroutineLeak(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestErrorBody(t *testing.T) {
-	got := ErrorBody("Sandbox.Timedout", `Task "timed" out <&>`)
-	var e map[string]string
-	if err := json.Unmarshal(got, &e); err != nil {
-		t.Fatal(err)
-	}
-	if e["errorType"] != "Sandbox.Timedout" || e["errorMessage"] != `Task "timed" out <&>` || len(e) != 2 {
-		t.Fatalf("ErrorBody = %s", got)
 	}
 }
