@@ -55,12 +55,13 @@ var javaMajors = map[string]int{"java17": 17, "java21": 21}
 // Lambda offers java17 and java21 (and java8.al2 and java11, which icebox
 // does not: their JDKs are not packaged for current hosts). Lookup reports
 // an id unavailable when its JDK is missing.
-var _ = func() bool {
+func javaRuntimes() []Runtime {
+	var out []Runtime
 	for id, major := range javaMajors {
-		register(javaRuntime(id, major))
+		out = append(out, javaRuntime(id, major))
 	}
-	return true
-}()
+	return out
+}
 
 // jdkHome is where Debian and Ubuntu install OpenJDK of a major version.
 func jdkHome(major int) string {

@@ -6,10 +6,9 @@ import "strconv"
 // nodejs20.x is registered: the host's /usr/bin/node must be a Node.js 20
 // for it to be the runtime Lambda users expect; the registry checks only
 // that it exists.
-var _ = func() bool {
-	register(Runtime{ID: "nodejs20.x", Family: "nodejs", Interpreter: "/usr/bin/node", Command: nodeCommand("/usr/bin/node")})
-	return true
-}()
+func nodeRuntimes() []Runtime {
+	return []Runtime{{ID: "nodejs20.x", Family: "nodejs", Interpreter: "/usr/bin/node", Command: nodeCommand("/usr/bin/node")}}
+}
 
 // nodeCommand sizes V8's heap to the function's memory, as Lambda's Node.js
 // bootstrap does: without flags V8 plans for far more heap than a small

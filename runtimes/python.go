@@ -3,12 +3,13 @@ package runtimes
 // Python runs icebox's own runtime client (python/bootstrap.py, stdlib
 // only) on the host's CPython. Every version shares the client; an id is
 // available only where its interpreter is installed.
-var _ = func() bool {
+func pythonRuntimes() []Runtime {
+	var out []Runtime
 	for _, version := range []string{"3.11", "3.12", "3.13"} {
-		register(python(version))
+		out = append(out, python(version))
 	}
-	return true
-}()
+	return out
+}
 
 func python(version string) Runtime {
 	interpreter := "/usr/bin/python" + version

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"icebox/internal/errdefs"
@@ -32,15 +33,24 @@ type Runtime struct {
 	Command func(handler string, memoryMB int) []string
 }
 
-// registry lists every managed runtime icebox knows; language files add to
-// it from their own init-free var blocks via register below.
-var registry = map[string]Runtime{}
-
-func register(rs ...Runtime) {
-	for _, r := range rs {
-		registry[r.ID] = r
+// registry lists every managed runtime icebox knows, from each language's
+// list.
+var registry = func() map[string]Runtime {
+	m := map[string]Runtime{}
+	for _, list := range [][]Runtime{pythonRuntimes(), nodeRuntimes(), javaRuntimes()} {
+		for _, r := range list {
+			m[r.ID] = r
+		}
 	}
-}
+	return m
+}()
+
+// providedIDs are the OS-only runtimes: the function brings its own
+// bootstrap ("provided" is Amazon Linux 1's, still accepted).
+var providedIDs = []string{"provided.al2023", "provided.al2", "provided"}
+
+// IsProvided says whether id is an OS-only runtime.
+func IsProvided(id string) bool { return slices.Contains(providedIDs, id) }
 
 // Lookup returns a managed runtime this host can run, or an error wrapping
 // errdefs.ErrInvalid that names what is missing.
@@ -65,9 +75,9 @@ type Status struct {
 // Statuses lists every runtime id icebox knows with its availability here;
 // the OS-only runtimes come first.
 func Statuses() []Status {
-	out := []Status{
-		{ID: "provided.al2023", Available: true, Why: "the function's own bootstrap"},
-		{ID: "provided.al2", Available: true, Why: "the function's own bootstrap"},
+	var out []Status
+	for _, id := range providedIDs {
+		out = append(out, Status{ID: id, Available: true, Why: "the function's own bootstrap"})
 	}
 	for _, id := range IDs() {
 		r := registry[id]
