@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -50,7 +51,7 @@ func TestAsyncEventsSurviveKill9(t *testing.T) {
 
 	// Kill once a first wave has finished and another is running.
 	var before map[string]int
-	waitFor(t, 30*time.Second, "a first wave of events to finish and another to run", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "a first wave of events to finish and another to run", func() bool {
 		before = ranEvents(t, s, fn)
 		return len(before) > reserved && len(before) < events && scrapeMetric(t, s, `icebox_concurrent_executions{function="`+fn+`"}`) > 0
 	})
@@ -67,7 +68,7 @@ func TestAsyncEventsSurviveKill9(t *testing.T) {
 	s = startServer(t, how{}, args...)
 	began := time.Now()
 	var after map[string]int
-	waitFor(t, 60*time.Second, fmt.Sprintf("all %d events to run after the restart", events), func() bool {
+	testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d events to run after the restart", events), func() bool {
 		after = ranEvents(t, s, fn)
 		return len(after) == events
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"icebox/internal/testkit"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func TestRootCredentialsGenerated(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("credentials file mode: %v %v", fi.Mode(), err)
 	}
-	waitFor(t, 10*time.Second, "the credentials to be shown", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the credentials to be shown", func() bool {
 		return strings.Contains(s.proc.stdout.String(), "export AWS_SECRET_ACCESS_KEY")
 	})
 	shown := regexp.MustCompile(`export AWS_ACCESS_KEY_ID=(\S+)\s+export AWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(s.proc.stdout.String())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"icebox/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestKill9EndsSandboxes(t *testing.T) {
 	}
 	fp := record(t, s)
 	t.Cleanup(func() { releaseCgroups(cgroupDirs(fp.hash)) })
-	waitFor(t, 10*time.Second, "both idle environments to be frozen", func() bool { return frozenSandboxes(fp.hash) >= 2 })
+	testkit.WaitFor(t, 10*time.Second, "both idle environments to be frozen", func() bool { return frozenSandboxes(fp.hash) >= 2 })
 	if _, ok := watchdogOf(fp); !ok {
 		t.Fatalf("no watchdog among the daemon's descendants: %+v", fp.procs)
 	}
@@ -71,7 +72,7 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	crashed := record(t, s)
 	// Should the restart fail, do not leave frozen processes on the host.
 	t.Cleanup(func() { releaseCgroups(crashed.cgroups) })
-	waitFor(t, 10*time.Second, "the idle environment to be frozen", func() bool { return frozenSandboxes(crashed.hash) >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the idle environment to be frozen", func() bool { return frozenSandboxes(crashed.hash) >= 1 })
 	wd, ok := watchdogOf(crashed)
 	if !ok {
 		t.Fatalf("no watchdog among the daemon's descendants: %+v", crashed.procs)

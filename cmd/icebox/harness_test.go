@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"io/fs"
 	"net/http"
@@ -50,9 +51,7 @@ var build struct {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("icebox builds real sandboxes (namespaces, cgroups, mounts) and needs root; CI runs as root")
-	}
+	testkit.NeedRoot(t)
 }
 
 // binaries builds icebox and the echo function once per test binary.
@@ -286,7 +285,7 @@ func startServer(t *testing.T, h how, args ...string) *server {
 	t.Helper()
 	p := start(t, h, append(args, "--listen", "127.0.0.1:0")...)
 	s := &server{proc: p}
-	waitFor(t, 20*time.Second, "the daemon to log its address", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the daemon to log its address", func() bool {
 		if p.exited() {
 			t.Fatalf("icebox %s exited early: %v\nstderr:\n%s", args[0], p.err, p.stderr.String())
 		}
@@ -300,7 +299,7 @@ func startServer(t *testing.T, h how, args ...string) *server {
 		}
 		return true
 	})
-	waitFor(t, 10*time.Second, "GET /2015-03-31/functions to answer 200", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "GET /2015-03-31/functions to answer 200", func() bool {
 		resp, err := httpClient.Get(s.url + "/2015-03-31/functions")
 		if err != nil {
 			return false
@@ -421,17 +420,6 @@ func tryPost(url, contentType, body string) (int, []byte, http.Header, error) {
 		return 0, nil, nil, fmt.Errorf("POST %s: read response: %w", url, err)
 	}
 	return resp.StatusCode, out, resp.Header, nil
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func exitCode(err error) int {

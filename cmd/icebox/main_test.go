@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"icebox/internal/testkit"
 	"io/fs"
 	"net/http"
 	"os"
@@ -128,7 +129,7 @@ func TestSignalToProcessGroup(t *testing.T) {
 			}()
 			// The runtime runs only once the daemon has taken the call.
 			var fp footprint
-			waitFor(t, 10*time.Second, "the function's runtime to start", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "the function's runtime to start", func() bool {
 				for _, pi := range descendants(s.pid()) {
 					if pi.cmdline == "/var/task/bootstrap" {
 						return true
@@ -163,7 +164,7 @@ func TestRunRIEMode(t *testing.T) {
 			// prints how to invoke it. Calls in between get 404; wait for
 			// the hint as a user would.
 			hint := "invoke with: curl -d '{}' " + s.url + "/2015-03-31/functions/function/invocations"
-			waitFor(t, 10*time.Second, "run to print how to invoke", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "run to print how to invoke", func() bool {
 				if s.exited() {
 					t.Fatalf("icebox run exited: %v\n%s", s.err, s.stderr.String())
 				}
@@ -228,7 +229,7 @@ func TestLogsCommand(t *testing.T) {
 		// Log events are stored asynchronously: allow a few seconds.
 		var out []byte
 		var err error
-		waitFor(t, 10*time.Second, fmt.Sprintf("%v to print call %s", args, id), func() bool {
+		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%v to print call %s", args, id), func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var stderr bytes.Buffer
@@ -258,7 +259,7 @@ func TestLogsCommand(t *testing.T) {
 		{[]string{"logs", "hostile", "--endpoint", s.url, "--raw"}, "line 0 \x1b]0;pwned\x07 \x1b[2J"},
 	} {
 		var out []byte
-		waitFor(t, 10*time.Second, fmt.Sprintf("%v to print the hostile line", c.args), func() bool {
+		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%v to print the hostile line", c.args), func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var stderr bytes.Buffer
@@ -281,14 +282,14 @@ func TestLogsCommand(t *testing.T) {
 
 	// --follow keeps running and prints later calls too.
 	f := start(t, how{}, "logs", "logged", "--endpoint", s.url, "--follow")
-	waitFor(t, 10*time.Second, "logs --follow to print the earlier call", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "logs --follow to print the earlier call", func() bool {
 		if f.exited() {
 			t.Fatalf("logs --follow exited: %v\n%s", f.err, f.stderr.String())
 		}
 		return hasCall(f.stdout.String(), id)
 	})
 	later := s.invoke(t, "logged", `{"n":2}`)
-	waitFor(t, 10*time.Second, "logs --follow to print a later call", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "logs --follow to print a later call", func() bool {
 		if f.exited() {
 			t.Fatalf("logs --follow exited: %v\n%s", f.err, f.stderr.String())
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"icebox/internal/testkit"
 	"os"
 	"strings"
 	"testing"
@@ -40,9 +41,7 @@ var smokeLimits = map[string]float64{
 // in-process server and fails only on gross regressions relative to the
 // floors of the same run, never on absolute times.
 func TestSmokeBench(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the bench builds real sandboxes and needs root (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("builds functions and starts a server")
 	}

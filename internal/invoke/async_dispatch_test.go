@@ -3,6 +3,7 @@ package invoke_test
 import (
 	"context"
 	"fmt"
+	"icebox/internal/testkit"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestAsyncEventWaitingForSlotRunsOnce(t *testing.T) {
 	for range n {
 		queueEvent(t, iv, "f")
 	}
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d events to run", n), func() bool {
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d events to run", n), func() bool {
 		run.mu.Lock()
 		defer run.mu.Unlock()
 		return len(run.runs) == n
@@ -115,21 +116,10 @@ func TestAsyncThrottledBacklogDoesNotBlockOthers(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // every held event tried and parked
 	sent := time.Now()
 	queueEvent(t, iv, "f")
-	waitFor(t, 5*time.Second, "f's event to run behind held's backlog", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "f's event to run behind held's backlog", func() bool {
 		_, ok := run.ran("f")
 		return ok
 	})
 	at, _ := run.ran("f")
 	t.Logf("f ran %v after its event was queued", at.Sub(sent).Round(time.Microsecond))
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"net/http"
 	"regexp"
@@ -159,7 +160,7 @@ func BenchmarkAsyncQueueToStart(b *testing.B) {
 		ts := startedAt(b, logs, "q2s", tag, sent)
 		lat = append(lat, time.UnixMilli(ts).Add(500*time.Microsecond).Sub(sent))
 		// Let the function return and its environment freeze again.
-		waitFor(b, "the function to finish", 10*time.Second, func() bool {
+		testkit.WaitFor(b, 10*time.Second, "the function to finish", func() bool {
 			return scrapeMetric(b, s, `icebox_concurrent_executions{function="q2s"}`) == 0
 		})
 	}

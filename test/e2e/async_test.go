@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"icebox/internal/testkit"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +171,7 @@ func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
 	if _, err := s.client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("held"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"data":"kept"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a throttled attempt", 10*time.Second, func() bool { return metric(t, s, `icebox_throttles_total{function="held"}`, "") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "a throttled attempt", func() bool { return metric(t, s, `icebox_throttles_total{function="held"}`, "") >= 1 })
 	if got := metric(t, s, `icebox_async_queue_depth{function="held"}`, ""); got != 1 {
 		t.Errorf("queue depth = %v, want 1", got)
 	}
@@ -190,7 +191,7 @@ func TestAsyncThrottledEventsWaitAndSurviveRestart(t *testing.T) {
 	if ev := events(t, s, "held", 1)[0]; string(ev) != `{"data":"kept"}` {
 		t.Errorf("event after restart = %s", ev)
 	}
-	waitFor(t, "the queue to drain", 5*time.Second, func() bool { return metric(t, s, `icebox_async_queue_depth{function="held"}`, "") <= 0 })
+	testkit.WaitFor(t, 5*time.Second, "the queue to drain", func() bool { return metric(t, s, `icebox_async_queue_depth{function="held"}`, "") <= 0 })
 }
 
 func TestAsyncLimitsAndConfigAPI(t *testing.T) {
@@ -338,9 +339,9 @@ func TestDeliveryNeedsRoleInvokePermission(t *testing.T) {
 	}
 	failures := func() float64 { return metric(t, s, `icebox_destination_delivery_failures_total{function="src"}`, "") }
 	event(`{"data":"ok"}`)
-	waitFor(t, "a refused success destination", 20*time.Second, func() bool { return failures() == 1 })
+	testkit.WaitFor(t, 20*time.Second, "a refused success destination", func() bool { return failures() == 1 })
 	event(`{"action":"fail"}`)
-	waitFor(t, "a refused failure destination and dead-letter target", 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, "a refused failure destination and dead-letter target", func() bool {
 		return failures() == 2 && metric(t, s, `icebox_dead_letter_errors_total{function="src"}`, "") == 1
 	})
 	if got := metric(t, s, `icebox_async_events_dropped_total{function="src"}`, ""); got != 1 {

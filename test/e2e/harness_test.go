@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"icebox/internal/testkit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,9 +117,7 @@ func signingClient() *http.Client { return &http.Client{Transport: authtest.Tran
 // startServer runs a daemon on a free port with its own data dir.
 func startServer(t testing.TB, mutate ...func(*daemon.Config)) *server {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("end-to-end tests build real sandboxes and need root (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 10 * time.Second,
 		RootAccessKeyID: authtest.AccessKeyID, RootSecretAccessKey: authtest.SecretAccessKey}
 	for _, m := range mutate {
@@ -245,18 +244,6 @@ func (s *server) callFail(name string, event any) functionError {
 		s.t.Fatalf("decode error %s: %v", out.Payload, err)
 	}
 	return e
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 type daemonConfig = daemon.Config

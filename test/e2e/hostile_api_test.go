@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -132,7 +133,7 @@ func TestBodyBudget(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	waitFor(t, "the budget to come back", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the budget to come back", func() bool {
 		_, err := s.client.ListFunctions(context.Background(), &lambda.ListFunctionsInput{})
 		return err == nil
 	})

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"icebox/internal/testkit"
 	"os"
 	"os/exec"
 	"strings"
@@ -94,7 +95,7 @@ func TestForkBomb(t *testing.T) {
 	if p := peak.Load(); p < 50 || p > 1024 {
 		t.Errorf("bomb peaked at %d processes; want it running and held under the pids limit of 1024", p)
 	}
-	waitFor(t, "the bomb's processes to disappear", 10*time.Second, func() bool { return len(hostProcessesWithMarker(m)) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the bomb's processes to disappear", func() bool { return len(hostProcessesWithMarker(m)) == 0 })
 	if err := exec.Command("/bin/true").Run(); err != nil {
 		t.Errorf("the host cannot fork after the bomb: %v", err)
 	}
@@ -113,7 +114,7 @@ func TestBusyLoopIgnoringSIGTERMWithDoubleFork(t *testing.T) {
 	s.create("spin", withProbe(t, nil), func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
 	m := marker(t)
 	callTimesOut(t, s, "spin", map[string]any{"action": "spin", "marker": m}, 4*time.Second)
-	waitFor(t, "the spinners to disappear", 5*time.Second, func() bool { return len(hostProcessesWithMarker(m)) == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the spinners to disappear", func() bool { return len(hostProcessesWithMarker(m)) == 0 })
 	var r map[string]string
 	s.invokeJSON("spin", map[string]any{"action": "noop"}, &r)
 	if r["action"] != "noop" {
@@ -209,7 +210,7 @@ func TestRuntimeAPIAbuse(t *testing.T) {
 		if took := time.Since(start); took > 15*time.Second {
 			t.Errorf("call took %v", took)
 		}
-		waitFor(t, "the stuck environments to go", 5*time.Second, func() bool {
+		testkit.WaitFor(t, 5*time.Second, "the stuck environments to go", func() bool {
 			env := s.d.Environments()
 			return env["initializing"] == 0 && env["busy"] == 0
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"icebox/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +138,7 @@ func TestTimeoutKillsEverything(t *testing.T) {
 		t.Errorf("timed-out call took %v", took)
 	}
 	// The SIGTERM-ignoring grandchild must be gone: no `sleep 1000` anywhere.
-	waitFor(t, "orphaned sleep to disappear", 5*time.Second, func() bool { return !processRunning("sleep 1000") })
+	testkit.WaitFor(t, 5*time.Second, "orphaned sleep to disappear", func() bool { return !processRunning("sleep 1000") })
 	if r := s.call("slow", map[string]any{}); r.Calls != 1 {
 		t.Errorf("after timeout calls = %d, want 1 (new environment)", r.Calls)
 	}
@@ -214,7 +215,7 @@ func TestUpdateStartsNewEnvironment(t *testing.T) {
 	// Same code bytes: Lambda still makes new environments on a code update
 	// only when something changed; an identical zip keeps CodeSha256.
 	_ = s.call("upd", map[string]any{})
-	waitFor(t, "stale environments to be drained", 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stale environments to be drained", func() bool {
 		return s.d.Environments()["idle"] <= 1
 	})
 }
@@ -223,7 +224,7 @@ func TestIdleEnvironmentsAreReaped(t *testing.T) {
 	s := startServer(t, func(c *daemonConfig) { c.IdleTimeout = 300 * time.Millisecond })
 	s.create("reap")
 	s.call("reap", map[string]any{})
-	waitFor(t, "idle environment to be destroyed", 5*time.Second, func() bool { return s.d.Environments()["idle"] == 0 })
+	testkit.WaitFor(t, 5*time.Second, "idle environment to be destroyed", func() bool { return s.d.Environments()["idle"] == 0 })
 	if r := s.call("reap", map[string]any{}); r.Calls != 1 {
 		t.Errorf("after idle timeout calls = %d, want 1 (cold start)", r.Calls)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"io/fs"
 	"os"
@@ -458,7 +459,7 @@ func TestJavaErrors(t *testing.T) {
 		}
 		// The runtime then ends the environment, as Lambda's does: the JVM
 		// (the only one with a 217 MB heap) goes away.
-		waitFor(t, "the JVM to exit after OutOfMemoryError", 5*time.Second, func() bool { return !processRunning("-XX:MaxHeapSize=217m") })
+		testkit.WaitFor(t, 5*time.Second, "the JVM to exit after OutOfMemoryError", func() bool { return !processRunning("-XX:MaxHeapSize=217m") })
 		// The next call runs on a fresh environment, even if the pool hands
 		// it to the dead one first (the event was never taken, so it moves).
 		if got := s.javaCall("jhog", `{"kind":"after"}`); got != `"ok after"` {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"icebox/internal/testkit"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -284,13 +285,13 @@ func TestNodeUncaughtErrorsEndTheRuntime(t *testing.T) {
 		len(e.Trace) < 2 || e.Trace[0] != "Runtime.UnhandledPromiseRejection: Error: nobody waits for me" {
 		t.Errorf("unhandled rejection: %+v", e)
 	}
-	waitFor(t, "the runtime to exit", 5*time.Second, func() bool { return !running() })
+	testkit.WaitFor(t, 5*time.Second, "the runtime to exit", func() bool { return !running() })
 
 	e = s.callNodeFail("node-uncaught", nil)
 	if e.ErrorType != "SyntaxError" || e.ErrorMessage != "thrown from a timer" {
 		t.Errorf("uncaught exception: %+v", e)
 	}
-	waitFor(t, "the runtime to exit", 5*time.Second, func() bool { return !running() })
+	testkit.WaitFor(t, 5*time.Second, "the runtime to exit", func() bool { return !running() })
 }
 
 func TestNodeInitErrors(t *testing.T) {

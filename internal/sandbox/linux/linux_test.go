@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"icebox/internal/testkit"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,9 +32,7 @@ func TestMain(m *testing.M) {
 
 func newManager(t *testing.T) *Manager {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("sandbox tests need root (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +204,7 @@ func TestFreezeThawKillV1OrHost(t *testing.T) {
 // the v2 mount has no memory/cpu/pids controllers, so freeze and kill are
 // tested there and the limits on the v1 side.
 func TestCgroupV2(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("sandbox tests need root (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	mount := "/sys/fs/cgroup"
 	if _, err := os.Stat(filepath.Join(mount, "cgroup.controllers")); err != nil {
 		mount = "/sys/fs/cgroup/unified"
@@ -243,9 +240,7 @@ func TestParentPidsMax(t *testing.T) {
 			t.Errorf("parentPidsMax(%d, %d) = %+v, %v; want the host share %d", c.concurrency, c.prebuilt, lim, err, share)
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("sandbox tests need root (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	mounts := []string{"/sys/fs/cgroup"}
 	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.controllers"); err == nil {
 		mounts = append(mounts, "/sys/fs/cgroup/unified")
@@ -748,9 +743,7 @@ func TestCloseOnExecFrom(t *testing.T) {
 // one): namespaces, cgroup, root, code mount, runtime start, until the
 // runtime (/bin/true) has exited.
 func BenchmarkColdSandbox(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("sandbox benchmarks need root")
-	}
+	testkit.NeedRoot(b)
 	m, err := NewManager(Config{StateDir: b.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(b.TempDir()), Prebuilt: -1})
 	if err != nil {
 		b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"icebox/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,9 +218,7 @@ func TestIDRangesTakeLeases(t *testing.T) {
 // parent, frozen ones included, removes the groups and the parent, and
 // holds what it was handed until then.
 func TestWatchdogKillsFrozenGroups(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for cgroups (CI runs as root)")
-	}
+	testkit.NeedRoot(t)
 	parent := "icebox-test/" + filepath.Base(t.TempDir())
 	drv, err := detectCgroups("/sys/fs/cgroup", parent)
 	if err != nil {
