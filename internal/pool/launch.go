@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"icebox/internal/auth"
 	"icebox/internal/model"
@@ -15,13 +14,10 @@ import (
 	"icebox/runtimes"
 )
 
-// OS-only runtimes: the function brings its own bootstrap.
-var providedRuntimes = map[string]bool{"provided.al2023": true, "provided.al2": true, "provided": true}
-
 // CheckRuntime says whether this host can run functions of a runtime id,
 // and if not, what is missing.
 func CheckRuntime(id string) error {
-	if providedRuntimes[id] {
+	if runtimes.IsProvided(id) {
 		return nil
 	}
 	_, err := runtimes.Lookup(id)
@@ -36,7 +32,7 @@ var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 // missing bootstrap is a function error (Runtime.InvalidEntrypoint),
 // reported as msg.
 func (p *Pool) entrypoint(fn *model.Function, codeDir string) (args []string, runtimeDir, msg string, err error) {
-	if !providedRuntimes[fn.Runtime] {
+	if !runtimes.IsProvided(fn.Runtime) {
 		rt, err := runtimes.Lookup(fn.Runtime)
 		if err != nil {
 			return nil, "", "", err
@@ -69,7 +65,7 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_FUNCTION_VERSION":     model.LatestVersion,
 		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
-		"AWS_LAMBDA_LOG_GROUP_NAME":       LogGroup(fn.Name),
+		"AWS_LAMBDA_LOG_GROUP_NAME":       model.LogGroupName(fn.Name),
 		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,
 		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
 		"LAMBDA_TASK_ROOT":                "/var/task",
@@ -83,7 +79,7 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		reserved["AWS_SECRET_ACCESS_KEY"] = creds.SecretAccessKey
 		reserved["AWS_SESSION_TOKEN"] = creds.SessionToken
 	}
-	if !providedRuntimes[fn.Runtime] {
+	if !runtimes.IsProvided(fn.Runtime) {
 		reserved["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + fn.Runtime
 	}
 	for k, v := range reserved {
@@ -94,14 +90,6 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-// LogGroup is a function's CloudWatch log group name.
-func LogGroup(name string) string { return "/aws/lambda/" + name }
-
-// logStreamName is Lambda's stream name for an environment.
-func logStreamName(now time.Time, id string) string {
-	return now.UTC().Format("2006/01/02") + "/[" + model.LatestVersion + "]" + id
 }
 
 func randomHex(n int) string {

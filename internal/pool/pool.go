@@ -309,10 +309,10 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		return nil, nil, err
 	}
 	id := randomHex(16)
-	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: logStreamName(time.Now(), id),
+	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), model.LatestVersion, id),
 		life: environment.New(environment.Config{Observe: p.observe})}
 	e.pumpCond = sync.NewCond(&e.mu)
-	e.log = p.logs.Writer(LogGroup(fn.Name), e.logStream)
+	e.log = p.logs.Writer(model.LogGroupName(fn.Name), e.logStream)
 	p.metrics.Environment(environment.Creating.Phase()).Inc()
 	p.mu.Lock()
 	p.all[e] = struct{}{}
