@@ -43,18 +43,13 @@ type answer struct {
 	msg    string
 }
 
-// call sends a request signed with creds (nil: unsigned).
-func call(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path, target string, body any) answer {
+// send sends body as given, signed with creds (nil: unsigned), and
+// returns the answer and the response body.
+func send(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path string, body []byte, header map[string]string) (answer, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+d.Addr()+path, rd)
-	if target != "" {
-		req.Header.Set("X-Amz-Target", target)
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req, _ := http.NewRequest(method, "http://"+d.Addr()+path, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	if creds != nil {
 		if err := authtest.SignAs(req, *creds); err != nil {
@@ -75,6 +70,21 @@ func call(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path, 
 			a.msg = s
 		}
 	}
+	return a, raw
+}
+
+// call sends body as JSON (a CloudWatch Logs call when target is set).
+func call(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path, target string, body any) answer {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
+	var header map[string]string
+	if target != "" {
+		header = map[string]string{"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"}
+	}
+	a, _ := send(t, d, creds, method, path, b, header)
 	return a
 }
 
@@ -85,20 +95,12 @@ func user(t *testing.T, d *daemon.Daemon, name string, actions ...string) *aws.C
 	t.Helper()
 	policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": append([]string{"lambda:ListTags"}, actions...), "Resource": "*"}}}
 	req, _ := json.Marshal(map[string]any{"UserName": name, "Policy": policy})
-	r, _ := http.NewRequest("POST", "http://"+d.Addr()+"/icebox/v1/access-keys", bytes.NewReader(req))
-	if err := authtest.Sign(r); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	a, raw := send(t, d, root, "POST", "/icebox/v1/access-keys", req, nil)
 	var out struct {
 		AccessKey struct{ AccessKeyId, SecretAccessKey string }
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create key for %s: %d %v", name, resp.StatusCode, err)
+	if err := json.Unmarshal(raw, &out); err != nil || a.status != http.StatusCreated {
+		t.Fatalf("create key for %s: %d %s", name, a.status, raw)
 	}
 	return &aws.Credentials{AccessKeyID: out.AccessKey.AccessKeyId, SecretAccessKey: out.AccessKey.SecretAccessKey}
 }
@@ -220,25 +222,6 @@ func cleanup(t *testing.T, d *daemon.Daemon, op operation) {
 	}
 }
 
-// rawCall sends a body as given (not JSON-encoded), signed as root.
-func rawCall(t *testing.T, d *daemon.Daemon, method, path string, body []byte, header map[string]string) (answer, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+d.Addr()+path, bytes.NewReader(body))
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	if err := authtest.Sign(req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}, raw
-}
-
 // TestBadInputAndInvokeWithoutRoot: bad input maps to Lambda's errors and
 // nothing is stored; a function runs (in a fake sandbox) and answers.
 func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
@@ -253,7 +236,7 @@ func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
 		b, _ := json.Marshal(in)
 		return b
 	}
-	if a, raw := rawCall(t, d, "POST", fns, fn("echo", nil), nil); a.status != 201 {
+	if a, raw := send(t, d, root, "POST", fns, fn("echo", nil), nil); a.status != 201 {
 		t.Fatalf("create: %d %s", a.status, raw)
 	}
 	for _, tc := range []struct {
@@ -275,11 +258,11 @@ func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
 		{"tail on an event", "POST", fns + "/echo/invocations", []byte("{}"), map[string]string{"X-Amz-Invocation-Type": "Event", "X-Amz-Log-Type": "Tail"}, 400, "InvalidParameterValueException"},
 		{"unknown operation", "GET", "/2015-03-31/nothing-here", nil, nil, 404, "UnknownOperationException"},
 	} {
-		if a, raw := rawCall(t, d, tc.method, tc.path, tc.body, tc.header); a.status != tc.status || a.code != tc.code {
+		if a, raw := send(t, d, root, tc.method, tc.path, tc.body, tc.header); a.status != tc.status || a.code != tc.code {
 			t.Errorf("%s: %d %s %.200s, want %d %s", tc.what, a.status, a.code, raw, tc.status, tc.code)
 		}
 	}
-	a, raw := rawCall(t, d, "GET", fns, nil, nil)
+	a, raw := send(t, d, root, "GET", fns, nil, nil)
 	var list struct {
 		Functions []struct{ FunctionName string }
 	}
@@ -287,11 +270,11 @@ func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
 		t.Errorf("refused creates left functions behind: %s", raw)
 	}
 
-	a, raw = rawCall(t, d, "POST", fns+"/echo/invocations", []byte(`{"hello":"world"}`), nil)
+	a, raw = send(t, d, root, "POST", fns+"/echo/invocations", []byte(`{"hello":"world"}`), nil)
 	if a.status != 200 || string(raw) != `{"hello":"world"}` {
 		t.Errorf("invoke: %d %s", a.status, raw)
 	}
-	if a, _ = rawCall(t, d, "POST", fns+"/echo/invocations", nil, map[string]string{"X-Amz-Invocation-Type": "DryRun"}); a.status != 204 {
+	if a, _ = send(t, d, root, "POST", fns+"/echo/invocations", nil, map[string]string{"X-Amz-Invocation-Type": "DryRun"}); a.status != 204 {
 		t.Errorf("dry run: %d", a.status)
 	}
 }
