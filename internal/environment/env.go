@@ -177,18 +177,23 @@ func (e *Env) Invoke(inv *model.Invocation, timeout time.Duration) (Outcome, err
 	c := &call{inv: inv, done: make(chan Outcome, 1)}
 	switch err := e.handOver(c); {
 	case errors.Is(err, errNotTaken):
-		out := e.exited(inv.RequestID)
-		out.Kind = NotTaken
-		return out, nil
+		return e.notTaken(inv.RequestID), nil
 	case err != nil:
 		return Outcome{}, err
 	}
+	return e.await(c, timeout), nil
+}
+
+// await waits for the outcome of c, handed over: the runtime's answer, or
+// else whichever comes first of the runtime's exit, the deadline (the
+// runtime is killed) and Destroy.
+func (e *Env) await(c *call, timeout time.Duration) Outcome {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	timedOut := false
 	select {
 	case out := <-c.done:
-		return out, nil
+		return out
 	case <-e.rt.Sandbox.Done():
 	case <-e.gone:
 	case <-timer.C:
@@ -200,7 +205,7 @@ func (e *Env) Invoke(inv *model.Invocation, timeout time.Duration) (Outcome, err
 	case out := <-c.done:
 		// The answer raced with the end: it still counts.
 		e.mu.Unlock()
-		return out, nil
+		return out
 	default:
 	}
 	if e.call == c {
@@ -209,16 +214,15 @@ func (e *Env) Invoke(inv *model.Invocation, timeout time.Duration) (Outcome, err
 	taken := c.taken
 	e.drainLocked()
 	e.mu.Unlock()
+	id := c.inv.RequestID
 	switch {
 	case timedOut && !closed(e.rt.Sandbox.Done()):
 		_ = e.rt.Sandbox.Kill()
-		return failure(TimedOut, inv.RequestID, model.ErrorTypeTimedOut, model.TimedOutMessage(timeout)), nil
+		return failure(TimedOut, id, model.ErrorTypeTimedOut, model.TimedOutMessage(timeout))
 	case !taken && !closed(e.gone):
-		out := e.exited(inv.RequestID)
-		out.Kind = NotTaken
-		return out, nil
+		return e.notTaken(id)
 	}
-	return e.exited(inv.RequestID), nil
+	return e.exited(id)
 }
 
 // errNotTaken means a call was refused because the runtime is gone.
@@ -257,6 +261,14 @@ func (e *Env) handOver(c *call) error {
 	e.poll <- c
 	e.poll = nil
 	return e.move(Busy)
+}
+
+// notTaken is the outcome of a call whose runtime died before it took the
+// event: its body is the exit's, for a caller that does not run it again.
+func (e *Env) notTaken(requestID string) Outcome {
+	out := e.exited(requestID)
+	out.Kind = NotTaken
+	return out
 }
 
 // exited is the outcome of a call whose runtime died: RuntimeExited, or

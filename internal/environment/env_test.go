@@ -106,12 +106,13 @@ func ready(t *testing.T) (*Env, *envtest.Sandbox) {
 	return e, sb
 }
 
-func invoke(e *Env, id string, timeout time.Duration) <-chan Outcome {
+// invoke runs a call in the background.
+func invoke(t *testing.T, e *Env, id string, timeout time.Duration) <-chan Outcome {
 	ch := make(chan Outcome, 1)
 	go func() {
 		out, err := e.Invoke(&model.Invocation{RequestID: id, Payload: []byte(`{"n":1}`)}, timeout)
 		if err != nil {
-			out = Outcome{Kind: 255, Payload: []byte(err.Error())}
+			t.Errorf("Invoke: %v", err)
 		}
 		ch <- out
 	}()
@@ -132,7 +133,7 @@ func take(t *testing.T, e *Env, id string) {
 func holding(t *testing.T) (*Env, *envtest.Sandbox, <-chan Outcome) {
 	t.Helper()
 	e, sb := ready(t)
-	res := invoke(e, "a", time.Minute)
+	res := invoke(t, e, "a", time.Minute)
 	take(t, e, "a")
 	return e, sb, res
 }
@@ -148,7 +149,7 @@ func wantFailure(t *testing.T, out Outcome, kind Kind, typ, msg string) {
 func TestOutcomes(t *testing.T) {
 	t.Run("answered", func(t *testing.T) {
 		e, _ := ready(t)
-		res := invoke(e, "a", time.Minute)
+		res := invoke(t, e, "a", time.Minute)
 		inState(t, e, HandingOver)
 		take(t, e, "a")
 		if e.Respond("b", []byte("wrong")) || !e.Respond("a", []byte(`"ok"`)) || e.Respond("a", []byte("twice")) {
@@ -180,7 +181,7 @@ func TestOutcomes(t *testing.T) {
 	})
 	t.Run("timed out", func(t *testing.T) {
 		e, sb := ready(t)
-		res := invoke(e, "a", 50*time.Millisecond)
+		res := invoke(t, e, "a", 50*time.Millisecond)
 		take(t, e, "a")
 		out := recv(t, res, "the outcome")
 		wantFailure(t, out, TimedOut, model.ErrorTypeTimedOut, "RequestId: a Error: Task timed out after 0.05 seconds")
@@ -193,7 +194,7 @@ func TestOutcomes(t *testing.T) {
 	})
 	t.Run("timed out before taking the event", func(t *testing.T) {
 		e, sb := ready(t)
-		out := recv(t, invoke(e, "a", 50*time.Millisecond), "the outcome")
+		out := recv(t, invoke(t, e, "a", 50*time.Millisecond), "the outcome")
 		wantFailure(t, out, TimedOut, model.ErrorTypeTimedOut, "Task timed out")
 		if !closed(sb.Done()) {
 			t.Error("a runtime that never came for its event was not killed")
@@ -214,7 +215,7 @@ func TestOutcomes(t *testing.T) {
 	})
 	t.Run("not taken: died with the event handed over", func(t *testing.T) {
 		e, sb := ready(t)
-		res := invoke(e, "a", time.Minute)
+		res := invoke(t, e, "a", time.Minute)
 		inState(t, e, HandingOver)
 		sb.End(sandbox.ExitStatus{Code: 128}, false)
 		wantFailure(t, recv(t, res, "the outcome"), NotTaken, model.ErrorTypeExit, "exit status 128")
@@ -224,7 +225,7 @@ func TestOutcomes(t *testing.T) {
 		sb.End(sandbox.ExitStatus{Code: 1}, false)
 		inState(t, e, Draining)
 		start := time.Now()
-		wantFailure(t, recv(t, invoke(e, "a", time.Minute), "the outcome"), NotTaken, model.ErrorTypeExit, "exit status 1")
+		wantFailure(t, recv(t, invoke(t, e, "a", time.Minute), "the outcome"), NotTaken, model.ErrorTypeExit, "exit status 1")
 		if time.Since(start) > time.Second {
 			t.Error("a call on a dead environment waited")
 		}
@@ -343,7 +344,7 @@ func TestFreezeThaw(t *testing.T) {
 			recv(t, sb.Froze, "the freeze")
 			inState(t, e, Frozen)
 		}
-		res := invoke(e, id, time.Minute)
+		res := invoke(t, e, id, time.Minute)
 		if p := recv(t, polls, "the event"); p.inv == nil || p.inv.RequestID != id {
 			t.Fatalf("/next: %+v", p)
 		}
@@ -364,7 +365,7 @@ func TestFreezeThaw(t *testing.T) {
 	}
 
 	// A queued call is taken at once: no freeze, no thaw.
-	res := invoke(e, "q", time.Minute)
+	res := invoke(t, e, "q", time.Minute)
 	inState(t, e, HandingOver)
 	take(t, e, "q")
 	e.Respond("q", nil)
@@ -389,7 +390,7 @@ func TestFreezeFailureKeepsRunning(t *testing.T) {
 	if st != Idle || th != 1 {
 		t.Fatalf("after a failed freeze: %s, thawed told %d times", st, th)
 	}
-	res := invoke(e, "a", time.Minute)
+	res := invoke(t, e, "a", time.Minute)
 	recv(t, polls, "the event")
 	e.Respond("a", nil)
 	recv(t, res, "the outcome")
@@ -407,7 +408,7 @@ func TestThawWithoutWaiter(t *testing.T) {
 	recv(t, sb.Froze, "the freeze")
 	cancel()
 	recv(t, polls, "the dropped /next")
-	res := invoke(e, "late", time.Minute)
+	res := invoke(t, e, "late", time.Minute)
 	inState(t, e, HandingOver)
 	if frozen, _, _ := sb.Frozen(); frozen {
 		t.Fatal("call queued while the sandbox stays frozen")
@@ -436,7 +437,7 @@ func TestDroppedPollKeepsItsCall(t *testing.T) {
 	e.mu.Lock()
 	e.poll = token
 	e.mu.Unlock()
-	res := invoke(e, "a", time.Minute)
+	res := invoke(t, e, "a", time.Minute)
 	inState(t, e, Busy)
 	e.dropPoll(token)
 	if e.State() != HandingOver || e.Holds("a") {
@@ -463,7 +464,7 @@ func TestDestroy(t *testing.T) {
 	if _, err := e.Next(context.Background()); !errors.Is(err, ErrRefused) {
 		t.Errorf("/next after Destroy: %v", err)
 	}
-	if out := recv(t, invoke(e, "a", time.Minute), "the outcome"); out.Kind != NotTaken {
+	if out := recv(t, invoke(t, e, "a", time.Minute), "the outcome"); out.Kind != NotTaken {
 		t.Errorf("invoke after Destroy: %+v", out)
 	}
 }

@@ -38,7 +38,7 @@ func reach(t *testing.T, s State) *reached {
 	case Frozen:
 		next(context.Background(), r.e)
 	case HandingOver, Busy:
-		invoke(r.e, "held", time.Minute)
+		invoke(t, r.e, "held", time.Minute)
 		inState(t, r.e, HandingOver)
 		if s == Busy {
 			take(t, r.e, "held")
