@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"icebox/internal/model"
+	"icebox/internal/sandbox/sandboxtest"
 )
 
 // leanEcho is a runtime for benchmarks: it answers every event with its
 // payload over one keep-alive connection and writes no output.
-func leanEcho(ctx context.Context, base string, sb *fakeSandbox) {
+func leanEcho(ctx context.Context, sb *sandboxtest.Sandbox) {
+	base := sb.RuntimeAPI()
 	client := &http.Client{}
 	var buf bytes.Buffer
 	for ctx.Err() == nil {

@@ -13,149 +13,29 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"icebox/internal/environment/envtest"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/sandbox"
+	"icebox/internal/sandbox/sandboxtest"
+	"icebox/internal/testkit"
 )
 
-// behaviour is a fake runtime: it talks to the Runtime API at base.
-type behaviour func(ctx context.Context, base string, sb *fakeSandbox)
-
-type fakeFactory struct {
-	mu      sync.Mutex
-	made    []*fakeSandbox
-	runtime func(n int) behaviour // n counts sandboxes made, from 0
-	withAPI bool                  // give each sandbox an API listener
-}
-
-func (f *fakeFactory) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	sb := &fakeSandbox{Sandbox: envtest.New(), spec: spec, l: l, outR: r, outW: w, run: f.runtime(len(f.made))}
-	if f.withAPI {
-		if sb.api, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, err
-		}
-	}
-	f.made = append(f.made, sb)
-	f.mu.Unlock()
-	return sb, nil
-}
-
-func (f *fakeFactory) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.made)
-}
-
-// fakeSandbox runs a fake runtime in a goroutine, against the Runtime API
-// on a loopback listener; freezing and the runtime's end are envtest's.
-type fakeSandbox struct {
-	*envtest.Sandbox
-	spec       sandbox.Spec
-	l          net.Listener
-	api        net.Listener // set when the factory serves icebox's API
-	outR, outW *os.File
-	run        behaviour
-	cancel     context.CancelFunc
-	outOnce    sync.Once
-	// deliveredFrozen counts events the runtime received while frozen: a bug.
-	deliveredFrozen atomic.Int32
-	destroyed       atomic.Bool
-	written, read   atomic.Int64
-}
-
-func (s *fakeSandbox) Listener() net.Listener    { return s.l }
-func (s *fakeSandbox) APIListener() net.Listener { return s.api }
-func (s *fakeSandbox) Output() io.Reader         { return fakeOutput{s} }
-func (s *fakeSandbox) OutputPending() int        { return int(s.written.Load() - s.read.Load()) }
-
-// log writes a line of runtime output, as a runtime's stdout would.
-func (s *fakeSandbox) log(format string, args ...any) {
-	n, _ := fmt.Fprintf(s.outW, format, args...)
-	s.written.Add(int64(n))
-}
-
-type fakeOutput struct{ s *fakeSandbox }
-
-func (c fakeOutput) Read(b []byte) (int, error) {
-	n, err := c.s.outR.Read(b)
-	c.s.read.Add(int64(n))
-	return n, err
-}
-
-func (s *fakeSandbox) frozen() bool {
-	frozen, _, _ := s.Frozen()
-	return frozen
-}
-
-func (s *fakeSandbox) Start() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	go func() {
-		s.run(ctx, "http://"+s.l.Addr().String()+"/2018-06-01", s)
-		s.end(sandbox.ExitStatus{Code: 1}, false)
-	}()
-	return nil
-}
-
-// end is the runtime's exit: its output closes with it.
-func (s *fakeSandbox) end(st sandbox.ExitStatus, oom bool) {
-	s.End(st, oom)
-	s.outOnce.Do(func() { s.outW.Close() })
-}
-
-func (s *fakeSandbox) Kill() error {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.end(sandbox.ExitStatus{Signal: syscall.SIGKILL}, false)
-	return nil
-}
-
-func (s *fakeSandbox) Destroy() error {
-	s.Kill()
-	s.destroyed.Store(true)
-	s.l.Close()
-	if s.api != nil {
-		s.api.Close()
-	}
-	return nil
-}
-
 // echo is a well-behaved runtime: it answers every event with its payload,
-// prefixed by how many events it served.
-func echo(ctx context.Context, base string, sb *fakeSandbox) {
-	n := 0
-	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/runtime/invocation/next", nil)
-		resp, err := http.DefaultClient.Do(req)
+// prefixed by how many events it served, and logs a line for each. An
+// event {"Sleep":ms} takes that long.
+func echo(ctx context.Context, sb *sandboxtest.Sandbox) {
+	for n := 1; ctx.Err() == nil; n++ {
+		id, body, err := sb.Next(ctx)
 		if err != nil {
 			return
 		}
-		if sb.frozen() {
-			sb.deliveredFrozen.Add(1)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
-		n++
-		sb.log("log line %d\n", n)
+		sb.Log("log line %d\n", n)
 		var ev struct{ Sleep int }
 		json.Unmarshal(body, &ev)
 		if ev.Sleep > 0 {
@@ -165,18 +45,15 @@ func echo(ctx context.Context, base string, sb *fakeSandbox) {
 				return
 			}
 		}
-		out := fmt.Sprintf(`{"n":%d,"event":%s}`, n, body)
-		r, err := http.Post(base+"/runtime/invocation/"+id+"/response", "application/json", strings.NewReader(out))
-		if err != nil {
+		if sb.Respond(ctx, id, "response", fmt.Appendf(nil, `{"n":%d,"event":%s}`, n, body)) != nil {
 			return
 		}
-		r.Body.Close()
 	}
 }
 
-// initFails posts an init error and exits.
-func initFails(ctx context.Context, base string, sb *fakeSandbox) {
-	r, err := http.Post(base+"/runtime/init/error", "application/json", strings.NewReader(`{"errorMessage":"bad init","errorType":"Runtime.ImportModuleError"}`))
+// initFails posts an init error and waits to be killed.
+func initFails(ctx context.Context, sb *sandboxtest.Sandbox) {
+	r, err := http.Post(sb.RuntimeAPI()+"/runtime/init/error", "application/json", strings.NewReader(`{"errorMessage":"bad init","errorType":"Runtime.ImportModuleError"}`))
 	if err == nil {
 		r.Body.Close()
 	}
@@ -199,11 +76,13 @@ func (l *logLines) Write(_ time.Time, msg string) {
 	l.mu.Unlock()
 }
 
-func newPool(t testing.TB, cfg Config, runtime func(n int) behaviour) (*Pool, *fakeFactory) {
+// newPool makes a pool whose sandboxes are fakes running the runtime
+// chosen for each (by how many were made before it).
+func newPool(t testing.TB, cfg Config, runtime func(n int) sandboxtest.Runtime) (*Pool, *sandboxtest.Factory) {
 	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
-	f := &fakeFactory{runtime: runtime}
+	f := &sandboxtest.Factory{Runtime: runtime}
 	cfg.Region, cfg.AccountID = "us-east-1", "000000000000"
 	if cfg.MemoryBudgetMB == 0 {
 		cfg.MemoryBudgetMB = 1 << 20
@@ -216,7 +95,9 @@ func newPool(t testing.TB, cfg Config, runtime func(n int) behaviour) (*Pool, *f
 	return p, f
 }
 
-func always(b behaviour) func(int) behaviour { return func(int) behaviour { return b } }
+func always(r sandboxtest.Runtime) func(int) sandboxtest.Runtime {
+	return func(int) sandboxtest.Runtime { return r }
+}
 
 func function(name string) model.Function {
 	fn := model.Function{Name: name, Runtime: "provided.al2023", Handler: "h", Role: "arn:aws:iam::000000000000:role/r", CodeSha256: "abc"}
@@ -224,13 +105,59 @@ func function(name string) model.Function {
 	return fn
 }
 
+func invocation(payload string) *model.Invocation {
+	return &model.Invocation{RequestID: fmt.Sprintf("req-%d", time.Now().UnixNano()), Payload: []byte(payload)}
+}
+
 func invoke(t *testing.T, p *Pool, fn model.Function, payload string) model.Result {
 	t.Helper()
-	res, err := p.Invoke(context.Background(), fn, &model.Invocation{RequestID: fmt.Sprintf("req-%d", time.Now().UnixNano()), Payload: []byte(payload)})
+	res, err := p.Invoke(context.Background(), fn, invocation(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// invoked is the end of a call made in the background.
+type invoked struct {
+	res model.Result
+	err error
+}
+
+// invokeAsync makes a call in the background, for a test that acts while
+// it runs.
+func invokeAsync(p *Pool, fn model.Function, payload string) <-chan invoked {
+	ch := make(chan invoked, 1)
+	go func() {
+		res, err := p.Invoke(context.Background(), fn, invocation(payload))
+		ch <- invoked{res, err}
+	}()
+	return ch
+}
+
+// result waits for a call made with invokeAsync.
+func result(t *testing.T, ch <-chan invoked) model.Result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.res
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never returned")
+		return model.Result{}
+	}
+}
+
+// waitDone waits for a fake sandbox's runtime to end.
+func waitDone(t *testing.T, sb *sandboxtest.Sandbox, what string) {
+	t.Helper()
+	select {
+	case <-sb.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out after 5s waiting for %s", what)
+	}
 }
 
 func TestWarmReuseAndFreeze(t *testing.T) {
@@ -241,17 +168,17 @@ func TestWarmReuseAndFreeze(t *testing.T) {
 	if !r1.ColdStart || r2.ColdStart {
 		t.Errorf("cold starts: %v %v", r1.ColdStart, r2.ColdStart)
 	}
-	if string(r2.Payload) != `{"n":2,"event":{"a":2}}` || f.count() != 1 {
-		t.Errorf("second call %s on %d sandboxes; want the same environment", r2.Payload, f.count())
+	if n := len(f.Made()); string(r2.Payload) != `{"n":2,"event":{"a":2}}` || n != 1 {
+		t.Errorf("second call %s on %d sandboxes; want the same environment", r2.Payload, n)
 	}
-	sb := f.made[0]
-	waitUntil(t, "freeze after the runtime asks for more", sb.frozen)
+	sb := f.Made()[0]
+	testkit.WaitFor(t, 5*time.Second, "freeze after the runtime asks for more", sb.Frozen)
 	invoke(t, p, fn, `{}`)
-	if sb.deliveredFrozen.Load() != 0 {
+	if sb.DeliveredFrozen() != 0 {
 		t.Error("an event reached a frozen environment")
 	}
 	// Every /next after the first (which ends init) freezes.
-	if _, freezes, _ := sb.Frozen(); freezes < 1 {
+	if freezes := sb.Freezes(); freezes < 1 {
 		t.Errorf("froze %d times over 3 calls", freezes)
 	}
 	if !strings.Contains(string(r1.LogTail), "log line 1") || !strings.Contains(string(r1.LogTail), "Init Duration") || strings.Contains(string(r2.LogTail), "Init Duration") {
@@ -265,11 +192,12 @@ func TestConcurrentCallsGetTheirOwnEnvironment(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
+		// Each call takes 100 ms, so the four overlap.
 		go func() { defer wg.Done(); invoke(t, p, fn, `{"Sleep":100}`) }()
 	}
 	wg.Wait()
-	if f.count() != 4 {
-		t.Errorf("%d sandboxes for 4 overlapping calls", f.count())
+	if n := len(f.Made()); n != 4 {
+		t.Errorf("%d sandboxes for 4 overlapping calls", n)
 	}
 	if got := p.Counts()["idle"]; got != 4 {
 		t.Errorf("idle = %d", got)
@@ -283,40 +211,39 @@ func TestStaleEnvironmentsDrained(t *testing.T) {
 	fn2 := fn
 	fn2.MemorySize = 256
 	p.FunctionChanged(fn.Name, fn2.ConfigKey())
-	if !f.made[0].destroyed.Load() {
+	if !f.Made()[0].Destroyed() {
 		t.Error("idle environment of the old configuration kept")
 	}
 	r := invoke(t, p, fn2, `{}`)
-	if !r.ColdStart || f.count() != 2 || f.made[1].spec.MemoryMB != 256 {
-		t.Errorf("new config not used: cold=%v sandboxes=%d", r.ColdStart, f.count())
+	if n := len(f.Made()); !r.ColdStart || n != 2 || f.Made()[1].Spec.MemoryMB != 256 {
+		t.Errorf("new config not used: cold=%v sandboxes=%d", r.ColdStart, n)
 	}
 	// A busy environment of an old config is destroyed when it finishes.
-	done := make(chan struct{})
-	go func() { invoke(t, p, fn2, `{"Sleep":200}`); close(done) }()
-	time.Sleep(50 * time.Millisecond)
+	call := invokeAsync(p, fn2, `{"Sleep":200}`)
+	testkit.WaitFor(t, 5*time.Second, "the call to be busy", func() bool { return p.Counts()["busy"] == 1 })
 	p.FunctionChanged(fn.Name, "")
-	<-done
-	if !f.made[1].destroyed.Load() {
+	result(t, call)
+	if !f.Made()[1].Destroyed() {
 		t.Error("busy environment of a deleted function survived")
 	}
 }
 
 func TestSuppressedInit(t *testing.T) {
-	p, f := newPool(t, Config{}, func(n int) behaviour {
+	p, f := newPool(t, Config{}, func(n int) sandboxtest.Runtime {
 		if n == 0 {
 			return initFails
 		}
 		return echo
 	})
 	r := invoke(t, p, function("f"), `{}`)
-	if r.FunctionError != "" || f.count() != 2 {
-		t.Errorf("second init attempt not made: %s on %d sandboxes", r.Payload, f.count())
+	if n := len(f.Made()); r.FunctionError != "" || n != 2 {
+		t.Errorf("second init attempt not made: %s on %d sandboxes", r.Payload, n)
 	}
 
 	p2, f2 := newPool(t, Config{}, always(initFails))
 	r = invoke(t, p2, function("g"), `{}`)
-	if r.FunctionError != model.FunctionErrorUnhandled || !bytes.Contains(r.Payload, []byte("Runtime.ImportModuleError")) || f2.count() != 2 {
-		t.Errorf("init failing twice: %s %s on %d sandboxes", r.FunctionError, r.Payload, f2.count())
+	if n := len(f2.Made()); r.FunctionError != model.FunctionErrorUnhandled || !bytes.Contains(r.Payload, []byte("Runtime.ImportModuleError")) || n != 2 {
+		t.Errorf("init failing twice: %s %s on %d sandboxes", r.FunctionError, r.Payload, n)
 	}
 	if p2.Counts()["idle"] != 0 {
 		t.Error("failed environment kept")
@@ -331,18 +258,15 @@ func TestTimeoutDestroysEnvironment(t *testing.T) {
 	if r.FunctionError == "" || !bytes.Contains(r.Payload, []byte(`"errorType":"Sandbox.Timedout"`)) || !bytes.Contains(r.Payload, []byte("Task timed out after 1.00 seconds")) {
 		t.Errorf("timeout result %s", r.Payload)
 	}
-	if !f.made[0].destroyed.Load() {
+	if !f.Made()[0].Destroyed() {
 		t.Error("timed-out environment not destroyed")
 	}
 }
 
 func TestRuntimeExit(t *testing.T) {
-	crash := func(ctx context.Context, base string, sb *fakeSandbox) {
-		resp, err := http.Get(base + "/runtime/invocation/next")
-		if err == nil {
-			resp.Body.Close()
-		}
-		sb.end(sandbox.ExitStatus{Code: 2}, false)
+	crash := func(ctx context.Context, sb *sandboxtest.Sandbox) {
+		sb.Next(ctx)
+		sb.End(sandbox.ExitStatus{Code: 2}, false)
 	}
 	p, _ := newPool(t, Config{}, always(crash))
 	r := invoke(t, p, function("f"), `{}`)
@@ -354,7 +278,7 @@ func TestRuntimeExit(t *testing.T) {
 func TestIdleReaping(t *testing.T) {
 	p, f := newPool(t, Config{IdleTimeout: 100 * time.Millisecond}, always(echo))
 	invoke(t, p, function("f"), `{}`)
-	waitUntil(t, "idle environment reaped", func() bool { return f.made[0].destroyed.Load() })
+	testkit.WaitFor(t, 5*time.Second, "idle environment reaped", f.Made()[0].Destroyed)
 	if p.Counts()["idle"] != 0 {
 		t.Error("reaped environment still counted")
 	}
@@ -367,8 +291,8 @@ func TestCloseDestroysEverything(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, sb := range f.made {
-		if !sb.destroyed.Load() {
+	for _, sb := range f.Made() {
+		if !sb.Destroyed() {
 			t.Error("environment survived Close")
 		}
 	}
@@ -377,61 +301,61 @@ func TestCloseDestroysEverything(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A warm runtime that exits right after answering (as Node does after an
-// uncaught error) must not take the next call down with it.
+// uncaught error) must not take the next call down with it, whether it is
+// gone before the next call comes or dies while that call waits for it.
 func TestRuntimeDyingBetweenCallsIsReplaced(t *testing.T) {
-	answerThenExit := func(ctx context.Context, base string, sb *fakeSandbox) {
-		resp, err := http.Get(base + "/runtime/invocation/next")
-		if err != nil {
-			return
-		}
-		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
-		resp.Body.Close()
-		r, err := http.Post(base+"/runtime/invocation/"+id+"/response", "application/json", strings.NewReader(`"once"`))
-		if err == nil {
-			r.Body.Close()
-		}
-		time.Sleep(50 * time.Millisecond)
-		sb.end(sandbox.ExitStatus{Code: 128}, false)
-	}
-	p, f := newPool(t, Config{}, always(answerThenExit))
-	fn := function("f")
-	for i := 0; i < 2; i++ {
-		if r := invoke(t, p, fn, `{}`); r.FunctionError != "" || string(r.Payload) != `"once"` {
-			t.Fatalf("call %d: %s %s", i, r.FunctionError, r.Payload)
-		}
-	}
-	if f.count() != 2 {
-		t.Errorf("%d sandboxes; want the second call on a fresh one", f.count())
+	for _, c := range []struct {
+		name         string
+		whileWaiting bool
+	}{{"gone before the next call", false}, {"dies while the next call waits", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			die := make(chan struct{})
+			answerThenExit := func(ctx context.Context, sb *sandboxtest.Sandbox) {
+				id, _, err := sb.Next(ctx)
+				if err != nil || sb.Respond(ctx, id, "response", []byte(`"once"`)) != nil {
+					return
+				}
+				select {
+				case <-die:
+				case <-ctx.Done():
+				}
+				sb.End(sandbox.ExitStatus{Code: 128}, false)
+			}
+			p, f := newPool(t, Config{}, always(answerThenExit))
+			fn := function("f")
+			if r := invoke(t, p, fn, `{}`); r.FunctionError != "" || string(r.Payload) != `"once"` {
+				t.Fatalf("first call: %s %s", r.FunctionError, r.Payload)
+			}
+			var r model.Result
+			if c.whileWaiting {
+				call := invokeAsync(p, fn, `{}`)
+				testkit.WaitFor(t, 5*time.Second, "the next call to be handed to the warm environment", func() bool { return p.Counts()["busy"] == 1 })
+				close(die)
+				r = result(t, call)
+			} else {
+				close(die)
+				waitDone(t, f.Made()[0], "the warm runtime to exit")
+				r = invoke(t, p, fn, `{}`)
+			}
+			if r.FunctionError != "" || string(r.Payload) != `"once"` {
+				t.Fatalf("second call: %s %s", r.FunctionError, r.Payload)
+			}
+			if n := len(f.Made()); n != 2 {
+				t.Errorf("%d sandboxes; want the second call on a fresh one", n)
+			}
+		})
 	}
 }
 
 // A handler error is data, and the environment stays warm.
 func TestFunctionError(t *testing.T) {
-	failing := func(ctx context.Context, base string, sb *fakeSandbox) {
+	failing := func(ctx context.Context, sb *sandboxtest.Sandbox) {
 		for ctx.Err() == nil {
-			resp, err := http.Get(base + "/runtime/invocation/next")
-			if err != nil {
+			id, _, err := sb.Next(ctx)
+			if err != nil || sb.Respond(ctx, id, "error", []byte(`{"errorMessage":"no","errorType":"ValueError"}`)) != nil {
 				return
 			}
-			resp.Body.Close()
-			id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
-			r, err := http.Post(base+"/runtime/invocation/"+id+"/error", "application/json", strings.NewReader(`{"errorMessage":"no","errorType":"ValueError"}`))
-			if err != nil {
-				return
-			}
-			r.Body.Close()
 		}
 	}
 	p, f := newPool(t, Config{}, always(failing))
@@ -441,25 +365,22 @@ func TestFunctionError(t *testing.T) {
 			t.Errorf("result %s %s", r.FunctionError, r.Payload)
 		}
 	}
-	if f.count() != 1 {
-		t.Errorf("%d sandboxes; a function error must not cost the environment", f.count())
+	if n := len(f.Made()); n != 1 {
+		t.Errorf("%d sandboxes; a function error must not cost the environment", n)
 	}
 }
 
 func TestOutOfMemory(t *testing.T) {
-	hog := func(ctx context.Context, base string, sb *fakeSandbox) {
-		resp, err := http.Get(base + "/runtime/invocation/next")
-		if err == nil {
-			resp.Body.Close()
-		}
-		sb.end(sandbox.ExitStatus{Signal: syscall.SIGKILL}, true)
+	hog := func(ctx context.Context, sb *sandboxtest.Sandbox) {
+		sb.Next(ctx)
+		sb.End(sandbox.ExitStatus{Signal: syscall.SIGKILL}, true)
 	}
 	p, f := newPool(t, Config{}, always(hog))
 	r := invoke(t, p, function("f"), `{}`)
 	if r.FunctionError != model.FunctionErrorUnhandled || !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.OutOfMemory"`)) || !bytes.Contains(r.Payload, []byte("Runtime exited with error: signal: killed")) {
 		t.Errorf("oom result %s", r.Payload)
 	}
-	if !f.made[0].destroyed.Load() || p.Counts()["idle"] != 0 {
+	if !f.Made()[0].Destroyed() || p.Counts()["idle"] != 0 {
 		t.Error("OOM-killed environment kept")
 	}
 }
@@ -468,21 +389,33 @@ func TestOutOfMemory(t *testing.T) {
 // retried, whether or not the event reached it: the call fails as the
 // runtime's exit.
 func TestColdRuntimeDyingBeforeTheEvent(t *testing.T) {
-	dropAndDie := func(ctx context.Context, base string, sb *fakeSandbox) {
+	die := make(chan struct{})
+	dropAndDie := func(ctx context.Context, sb *sandboxtest.Sandbox) {
 		// The first /next ends init, and its connection drops at once.
-		c, err := net.Dial("tcp", sb.l.Addr().String())
+		c, err := net.Dial("tcp", sb.Listener().Addr().String())
 		if err != nil {
 			return
 		}
 		fmt.Fprintf(c, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
 		c.Close()
-		time.Sleep(50 * time.Millisecond)
-		sb.end(sandbox.ExitStatus{Code: 3}, false)
+		select {
+		case <-die:
+		case <-ctx.Done():
+		}
+		sb.End(sandbox.ExitStatus{Code: 3}, false)
 	}
 	p, f := newPool(t, Config{}, always(dropAndDie))
-	r := invoke(t, p, function("f"), `{}`)
-	if !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.ExitError"`)) || !bytes.Contains(r.Payload, []byte("exit status 3")) || f.count() != 1 {
-		t.Errorf("result %s on %d sandboxes", r.Payload, f.count())
+	call := invokeAsync(p, function("f"), `{}`)
+	// Dying before the dropped /next ended init would be a failed init
+	// (TestSuppressedInit): the runtime dies once init is over.
+	testkit.WaitFor(t, 5*time.Second, "the dropped /next to end init", func() bool {
+		c := p.Counts()
+		return c["idle"]+c["busy"] == 1
+	})
+	close(die)
+	r := result(t, call)
+	if n := len(f.Made()); !bytes.Contains(r.Payload, []byte(`"errorType":"Runtime.ExitError"`)) || !bytes.Contains(r.Payload, []byte("exit status 3")) || n != 1 {
+		t.Errorf("result %s on %d sandboxes", r.Payload, n)
 	}
 }
 
@@ -490,7 +423,7 @@ func TestColdRuntimeDyingBeforeTheEvent(t *testing.T) {
 func TestCountsByPhase(t *testing.T) {
 	p, f := newPool(t, Config{}, always(echo))
 	invoke(t, p, function("f"), `{}`)
-	waitUntil(t, "the freeze", f.made[0].frozen)
+	testkit.WaitFor(t, 5*time.Second, "the freeze", f.Made()[0].Frozen)
 	if c := p.Counts(); c["idle"] != 1 || len(c) != 1 {
 		t.Errorf("counts %v", c)
 	}
@@ -507,20 +440,24 @@ func TestCountsByPhase(t *testing.T) {
 // sandboxAPI records its freeze hooks and whether the sandbox was frozen
 // when each ran.
 type sandboxAPI struct {
+	f *sandboxtest.Factory // set before the first call
+
 	mu    sync.Mutex
-	f     *fakeFactory
 	calls []string
 }
 
 func (a *sandboxAPI) ServeEnvironment(l net.Listener) (freezing, thawed func()) {
+	var sb *sandboxtest.Sandbox
+	for _, s := range a.f.Made() {
+		if s.APIListener() == l {
+			sb = s
+		}
+	}
 	record := func(name string) func() {
 		return func() {
-			a.f.mu.Lock()
-			sb := a.f.made[len(a.f.made)-1]
-			a.f.mu.Unlock()
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.calls = append(a.calls, fmt.Sprintf("%s (frozen %v)", name, sb.frozen()))
+			a.calls = append(a.calls, fmt.Sprintf("%s (frozen %v)", name, sb.Frozen()))
 		}
 	}
 	return record("freezing"), record("thawed")
@@ -529,20 +466,13 @@ func (a *sandboxAPI) ServeEnvironment(l net.Listener) (freezing, thawed func()) 
 // The sandbox API hears of every freeze right before it and of every thaw
 // right after it.
 func TestFreezeHooks(t *testing.T) {
-	f := &fakeFactory{runtime: always(echo), withAPI: true}
-	api := &sandboxAPI{f: f}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)
-	p, err := New(Config{Region: "us-east-1", AccountID: "000000000000", MemoryBudgetMB: 1 << 20, SandboxAPI: api},
-		f, codeDir(dir), &logLines{}, metrics.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
+	api := &sandboxAPI{}
+	p, f := newPool(t, Config{SandboxAPI: api}, always(echo))
+	api.f = f
 	fn := function("f")
 	for range 3 {
 		invoke(t, p, fn, `{}`)
-		waitUntil(t, "the freeze", f.made[0].frozen)
+		testkit.WaitFor(t, 5*time.Second, "the freeze", f.Made()[0].Frozen)
 	}
 	api.mu.Lock()
 	got := strings.Join(api.calls, ", ")

@@ -2,7 +2,9 @@
 // tests of everything above the sandbox (pool, API, daemon) as an ordinary
 // user: each sandbox's "runtime" is a Go function run in the test process,
 // talking to the environment's Runtime API over loopback as a real runtime
-// would. Freezing is recorded, not enforced.
+// would. Freezing is recorded, not enforced; instead, an event that reaches
+// a runtime while its sandbox is frozen is counted (DeliveredFrozen), since
+// a real frozen runtime could not have received it.
 package sandboxtest
 
 import (
@@ -20,15 +22,18 @@ import (
 	"icebox/internal/sandbox"
 )
 
-// Runtime is a fake runtime's body: api is the Runtime API's base URL
-// ("http://127.0.0.1:PORT/2018-06-01"). Returning ends the runtime process
-// (exit status 1); ctx ends when the sandbox is killed.
-type Runtime func(ctx context.Context, api string, sb *Sandbox)
+// Runtime is a fake runtime's body. It talks to the Runtime API through sb
+// (Next, Respond, or RuntimeAPI for anything else). Returning ends the
+// runtime process with exit status 1, unless it ended itself with End; ctx
+// ends when the sandbox is killed.
+type Runtime func(ctx context.Context, sb *Sandbox)
 
 // Factory makes fake sandboxes.
 type Factory struct {
-	// Runtime chooses each new sandbox's runtime. Nil: Echo for every one.
-	Runtime func(spec sandbox.Spec) Runtime
+	// Runtime chooses the runtime of each new sandbox; n counts the
+	// sandboxes made before it (0 for the first). Nil: Echo for every one.
+	// A runtime that depends on the function reads sb.Spec.
+	Runtime func(n int) Runtime
 
 	mu   sync.Mutex
 	made []*Sandbox
@@ -56,17 +61,17 @@ func (f *Factory) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	if sb.outR, sb.outW, err = os.Pipe(); err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	sb.run = Echo
 	if f.Runtime != nil {
-		sb.run = f.Runtime(spec)
+		sb.run = f.Runtime(len(f.made))
 	}
-	f.mu.Lock()
 	f.made = append(f.made, sb)
-	f.mu.Unlock()
 	return sb, nil
 }
 
-// Made lists the sandboxes created so far.
+// Made lists the sandboxes created so far, in order.
 func (f *Factory) Made() []*Sandbox {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -83,9 +88,11 @@ type Sandbox struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 	once       sync.Once
-	exit       sandbox.ExitStatus
+	exit       sandbox.ExitStatus // set before done is closed
+	oom        atomic.Bool
 	frozen     atomic.Bool
 	freezes    atomic.Int32
+	delivered  atomic.Int32 // events Next received while frozen
 	destroyed  atomic.Bool
 	written    atomic.Int64
 	read       atomic.Int64
@@ -97,6 +104,9 @@ func (s *Sandbox) Listener() net.Listener    { return s.l }
 func (s *Sandbox) APIListener() net.Listener { return s.apiL }
 func (s *Sandbox) Output() io.Reader         { return output{s} }
 func (s *Sandbox) OutputPending() int        { return int(s.written.Load() - s.read.Load()) }
+
+// RuntimeAPI is the Runtime API's base URL, "http://127.0.0.1:PORT/2018-06-01".
+func (s *Sandbox) RuntimeAPI() string { return "http://" + s.l.Addr().String() + "/2018-06-01" }
 
 // APIAddr is where icebox's API is served for this sandbox's code.
 func (s *Sandbox) APIAddr() string { return s.apiL.Addr().String() }
@@ -119,15 +129,19 @@ func (s *Sandbox) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
-		s.run(ctx, "http://"+s.l.Addr().String()+"/2018-06-01", s)
-		s.end(sandbox.ExitStatus{Code: 1})
+		s.run(ctx, s)
+		s.End(sandbox.ExitStatus{Code: 1}, false)
 	}()
 	return nil
 }
 
-func (s *Sandbox) end(st sandbox.ExitStatus) {
+// End makes the runtime process exit now with st; oom says the memory
+// limit killed it (Stats then counts an OOM kill). Only the first end of
+// the process counts, whether by End, Kill or the runtime returning.
+func (s *Sandbox) End(st sandbox.ExitStatus, oom bool) {
 	s.once.Do(func() {
 		s.exit = st
+		s.oom.Store(oom)
 		s.outW.Close()
 		close(s.done)
 	})
@@ -146,17 +160,29 @@ func (s *Sandbox) Frozen() bool    { return s.frozen.Load() }
 func (s *Sandbox) Freezes() int    { return int(s.freezes.Load()) }
 func (s *Sandbox) Destroyed() bool { return s.destroyed.Load() }
 
+// DeliveredFrozen counts the events Next received while the sandbox was
+// frozen. Anything but 0 is a bug in what drives the sandbox: an event must
+// be handed over only after a thaw.
+func (s *Sandbox) DeliveredFrozen() int { return int(s.delivered.Load()) }
+
 func (s *Sandbox) Kill() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.end(sandbox.ExitStatus{Signal: syscall.SIGKILL})
+	s.End(sandbox.ExitStatus{Signal: syscall.SIGKILL}, false)
 	return nil
 }
 
 func (s *Sandbox) Done() <-chan struct{}    { return s.done }
 func (s *Sandbox) Exit() sandbox.ExitStatus { return s.exit }
-func (s *Sandbox) Stats() sandbox.Stats     { return sandbox.Stats{MaxMemoryBytes: 10 << 20} }
+
+func (s *Sandbox) Stats() sandbox.Stats {
+	st := sandbox.Stats{MaxMemoryBytes: 10 << 20}
+	if s.oom.Load() {
+		st.OOMKills = 1
+	}
+	return st
+}
 
 func (s *Sandbox) Destroy() error {
 	s.Kill()
@@ -170,26 +196,30 @@ func (s *Sandbox) Destroy() error {
 }
 
 // Echo is a well-behaved runtime: it answers every event with its payload.
-func Echo(ctx context.Context, api string, sb *Sandbox) {
+func Echo(ctx context.Context, sb *Sandbox) {
 	for ctx.Err() == nil {
-		id, payload, err := Next(ctx, api)
+		id, payload, err := sb.Next(ctx)
 		if err != nil {
 			return
 		}
-		if Respond(ctx, api, id, "response", payload) != nil {
+		if sb.Respond(ctx, id, "response", payload) != nil {
 			return
 		}
 	}
 }
 
-// Next long-polls for the next event: its request id and payload.
-func Next(ctx context.Context, api string) (id string, payload []byte, err error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api+"/runtime/invocation/next", nil)
+// Next long-polls for the next event: its request id and payload. It
+// counts an event that arrives while the sandbox is frozen (DeliveredFrozen).
+func (s *Sandbox) Next(ctx context.Context) (id string, payload []byte, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.RuntimeAPI()+"/runtime/invocation/next", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && s.Frozen() {
+		s.delivered.Add(1)
+	}
 	payload, err = io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return "", nil, fmt.Errorf("next: %s: %s", resp.Status, payload)
@@ -198,8 +228,8 @@ func Next(ctx context.Context, api string) (id string, payload []byte, err error
 }
 
 // Respond posts body to the invocation's "response" or "error" endpoint.
-func Respond(ctx context.Context, api, id, kind string, body []byte) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/runtime/invocation/"+id+"/"+kind, bytes.NewReader(body))
+func (s *Sandbox) Respond(ctx context.Context, id, kind string, body []byte) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.RuntimeAPI()+"/runtime/invocation/"+id+"/"+kind, bytes.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
