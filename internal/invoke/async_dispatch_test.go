@@ -3,7 +3,6 @@ package invoke_test
 import (
 	"context"
 	"fmt"
-	"icebox/internal/testkit"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"icebox/internal/invoke"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
+	"icebox/internal/testkit"
 )
 
 // How the dispatcher takes events off the queue, against a real embedded
@@ -23,17 +23,26 @@ import (
 type recordingRunner struct {
 	d time.Duration
 
-	mu   sync.Mutex
-	runs map[string]int
-	last map[string]time.Time // function → when it last ran
+	mu      sync.Mutex
+	runs    map[string]int
+	last    map[string]time.Time // function → when it last ran
+	running int                  // runs in progress
+}
+
+func newRecordingRunner(d time.Duration) *recordingRunner {
+	return &recordingRunner{d: d, runs: map[string]int{}, last: map[string]time.Time{}}
 }
 
 func (r *recordingRunner) Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
 	r.mu.Lock()
 	r.runs[inv.RequestID]++
 	r.last[fn.Name] = time.Now()
+	r.running++
 	r.mu.Unlock()
-	time.Sleep(r.d)
+	time.Sleep(r.d) // the function's own run time: the dispatcher must keep a slot busy that long
+	r.mu.Lock()
+	r.running--
+	r.mu.Unlock()
 	return model.Result{Payload: []byte(`"ok"`), ExecutedVersion: model.LatestVersion}, nil
 }
 
@@ -44,14 +53,37 @@ func (r *recordingRunner) ran(fn string) (time.Time, bool) {
 	return t, ok
 }
 
-// throttling throttles the functions it names and admits the others.
-type throttling map[string]bool
+// throttling throttles the functions it names and admits the others. It
+// counts every attempt to run each function.
+type throttling struct {
+	held map[string]bool
 
-func (th throttling) Admit(fn *model.Function) (func(), error) {
-	if th[fn.Name] {
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+func newThrottling(held ...string) *throttling {
+	th := &throttling{held: map[string]bool{}, attempts: map[string]int{}}
+	for _, fn := range held {
+		th.held[fn] = true
+	}
+	return th
+}
+
+func (th *throttling) Admit(fn *model.Function) (func(), error) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	th.attempts[fn.Name]++
+	if th.held[fn.Name] {
 		return nil, fmt.Errorf("Rate exceeded for %s: %w", fn.Name, errdefs.ErrThrottled)
 	}
 	return func() {}, nil
+}
+
+func (th *throttling) tried(fn string) int {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	return th.attempts[fn]
 }
 
 func startAsync(t *testing.T, adm invoke.Admission, run invoke.Runner, cfg invoke.AsyncConfig, fns ...string) *invoke.Invoker {
@@ -82,18 +114,22 @@ func queueEvent(t *testing.T, iv *invoke.Invoker, fn string) {
 // past AckWait and be delivered, and run, again.
 func TestAsyncEventWaitingForSlotRunsOnce(t *testing.T) {
 	t.Parallel()
-	run := &recordingRunner{d: time.Second, runs: map[string]int{}, last: map[string]time.Time{}}
-	iv := startAsync(t, throttling{}, run, invoke.AsyncConfig{MaxInFlight: 1, AckWait: 300 * time.Millisecond}, "f")
+	const ackWait = 300 * time.Millisecond
+	run := newRecordingRunner(time.Second)
+	iv := startAsync(t, newThrottling(), run, invoke.AsyncConfig{MaxInFlight: 1, AckWait: ackWait}, "f")
 	const n = 3
 	for range n {
 		queueEvent(t, iv, "f")
 	}
-	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d events to run", n), func() bool {
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d events to run and the last to finish", n), func() bool {
 		run.mu.Lock()
 		defer run.mu.Unlock()
-		return len(run.runs) == n
+		return len(run.runs) == n && run.running == 0
 	})
-	time.Sleep(time.Second) // long enough for a duplicate to show up
+	// The window is the test: an event taken too early was delivered again
+	// AckWait after it was taken, long before the last run finished, and
+	// that copy would start as soon as the slot freed. None may start.
+	time.Sleep(ackWait)
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	for id, k := range run.runs {
@@ -108,12 +144,16 @@ func TestAsyncEventWaitingForSlotRunsOnce(t *testing.T) {
 // there are, another function's event must still run at once.
 func TestAsyncThrottledBacklogDoesNotBlockOthers(t *testing.T) {
 	t.Parallel()
-	run := &recordingRunner{runs: map[string]int{}, last: map[string]time.Time{}}
-	iv := startAsync(t, throttling{"held": true}, run, invoke.AsyncConfig{MaxInFlight: 2}, "held", "f")
-	for range 40 { // well over MaxInFlight
+	run := newRecordingRunner(0)
+	th := newThrottling("held")
+	iv := startAsync(t, th, run, invoke.AsyncConfig{MaxInFlight: 2}, "held", "f")
+	const held = 40 // well over MaxInFlight
+	for range held {
 		queueEvent(t, iv, "held")
 	}
-	time.Sleep(500 * time.Millisecond) // every held event tried and parked
+	// A throttled event is parked (nakked with a delay) right after its
+	// refusal.
+	testkit.WaitFor(t, 10*time.Second, "every held event to be tried and parked", func() bool { return th.tried("held") >= held })
 	sent := time.Now()
 	queueEvent(t, iv, "f")
 	testkit.WaitFor(t, 5*time.Second, "f's event to run behind held's backlog", func() bool {

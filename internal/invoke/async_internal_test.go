@@ -14,6 +14,7 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
+	"icebox/internal/testkit"
 )
 
 type mapCatalog map[string]model.Function
@@ -46,18 +47,18 @@ func (r *recordingRunner) Invoke(_ context.Context, fn model.Function, inv *mode
 	return model.Result{RequestID: inv.RequestID, Payload: []byte(`{}`)}, nil
 }
 
+// all lists the runs so far.
+func (r *recordingRunner) all() []ran {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ran(nil), r.runs...)
+}
+
+// wait waits for n runs and lists those made so far.
 func (r *recordingRunner) wait(t *testing.T, n int) []ran {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		got := append([]ran(nil), r.runs...)
-		r.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d runs", n), func() bool { return len(r.all()) >= n })
+	return r.all()
 }
 
 func startQueue(t *testing.T, cat mapCatalog) (*Invoker, *recordingRunner, *metrics.Metrics) {
@@ -116,14 +117,10 @@ func TestEventOfDeletedFunctionDropped(t *testing.T) {
 	if err := iv.async.enqueue(context.Background(), event{requestID: "r-2", function: "gone", received: time.Now()}, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(m.AsyncDropped.WithLabelValues("gone")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("event of a deleted function not counted as dropped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if runs := run.wait(t, 0); len(runs) != 0 {
+	testkit.WaitFor(t, 10*time.Second, "the event of a deleted function to be counted as dropped", func() bool {
+		return testutil.ToFloat64(m.AsyncDropped.WithLabelValues("gone")) == 1
+	})
+	if runs := run.all(); len(runs) != 0 {
 		t.Errorf("runs = %+v", runs)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/policy"
+	"icebox/internal/testkit"
 )
 
 // A destination or dead-letter target gets an event only if the source
@@ -45,11 +46,7 @@ func TestDeliveryAsksTheRole(t *testing.T) {
 		}
 	}
 	failures := m.DestinationFailures.WithLabelValues("to-other")
-	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(failures) != 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the refused delivery of to-other was not counted")
-		}
-	}
+	testkit.WaitFor(t, 10*time.Second, "the refused delivery of to-other to be counted", func() bool { return testutil.ToFloat64(failures) == 1 })
 	names := map[string]int{}
 	for _, r := range run.wait(t, 3) { // both sources, and sink
 		names[r.function]++
