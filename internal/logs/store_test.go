@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"icebox/internal/model"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -19,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"icebox/internal/errdefs"
+	"icebox/internal/model"
+	"icebox/internal/testkit"
 )
 
 // newStore opens a Store on a real embedded JetStream in a temp dir.
@@ -473,6 +474,8 @@ func TestBufferShare(t *testing.T) {
 	}()
 	for range 100 {
 		quiet.Write(time.Now(), "quiet")
+		// Not a wait: a quiet function's lines come one at a time,
+		// spread over the flood's flushes.
 		time.Sleep(time.Millisecond)
 	}
 	close(stop)
@@ -512,9 +515,14 @@ func TestRetentionByAge(t *testing.T) {
 	for _, g := range []string{short, dflt, forever} {
 		write(g, "old")
 	}
-	time.Sleep(50 * time.Millisecond)
-	mid := time.Now()
-	time.Sleep(50 * time.Millisecond)
+	// Ages are measured on the stamps the stream gives events as it stores
+	// them: mid falls after every old line's stamp and before the new one's.
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := info.State.LastTime.Add(time.Nanosecond)
+	testkit.WaitFor(t, time.Second, "the clock to pass the old lines' stamps", func() bool { return time.Now().After(mid) })
 	write(short, "new")
 
 	if err := s.PutRetentionPolicy(ctx, short, 1); err != nil {
