@@ -19,6 +19,7 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/store"
 	"icebox/internal/store/storetest"
+	"icebox/internal/testkit"
 )
 
 func embedded(t *testing.T) jetstream.JetStream { return enginetest.Embedded(t).JetStream() }
@@ -144,7 +145,7 @@ func TestCodeStoreCollectsInterruptedUploads(t *testing.T) {
 	if err := code.Put(ctx, liveKey, live); err != nil {
 		t.Fatal(err)
 	}
-	bucketBytes := func() uint64 {
+	bucket := func() jetstream.StreamState {
 		t.Helper()
 		s, err := js.Stream(ctx, "OBJ_code")
 		if err != nil {
@@ -154,8 +155,9 @@ func TestCodeStoreCollectsInterruptedUploads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return info.State.Bytes
+		return info.State
 	}
+	bucketBytes := func() uint64 { return bucket().Bytes }
 	needed := bucketBytes()
 
 	// A CreateFunction killed after storing its code, before creating the
@@ -190,9 +192,12 @@ func TestCodeStoreCollectsInterruptedUploads(t *testing.T) {
 	}
 
 	// Reopened past the grace period: only live code remains (plus the
-	// deleted object's small tombstone info).
-	time.Sleep(20 * time.Millisecond)
-	code, err = store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Grace: 10 * time.Millisecond})
+	// deleted object's small tombstone info). Ages are measured on the
+	// stream's stamps; the newest is the last leftover's.
+	const grace = 10 * time.Millisecond
+	newest := bucket().LastTime
+	testkit.WaitFor(t, time.Second, "the leftovers to outlive the grace period", func() bool { return time.Since(newest) > grace })
+	code, err = store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,13 +219,9 @@ func TestCodeStoreCollectsInterruptedUploads(t *testing.T) {
 	if got := bucketBytes(); got <= needed+1<<10 {
 		t.Fatalf("a young upload was collected at once")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for bucketBytes() > needed+1<<10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deferred pass did not collect: %d bytes, live code needs %d", bucketBytes(), needed)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("the deferred pass to shrink the bucket to the %d bytes live code needs", needed), func() bool {
+		return bucketBytes() <= needed+1<<10
+	})
 }
 
 // codeOf returns size pseudo-random bytes and their CodeSha256.

@@ -21,6 +21,7 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
 	"icebox/internal/store"
+	"icebox/internal/testkit"
 )
 
 // Function returns a valid function configuration named name.
@@ -260,7 +261,7 @@ func RunCatalogContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 		events := subscribe(c2)
 
 		f1 := mustCreate(t, c1, Function("shared"))
-		eventually(t, "c2 sees the create", func() bool { got, err := c2.Get("shared"); return err == nil && same(got, f1) })
+		testkit.WaitFor(t, 5*time.Second, "c2 sees the create", func() bool { got, err := c2.Get("shared"); return err == nil && same(got, f1) })
 		expectEvent(t, events, nil, &f1)
 
 		// c2 updates from the engine's value, c1's cache follows.
@@ -268,7 +269,7 @@ func RunCatalogContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "c1 sees c2's update", func() bool { got, _ := c1.Get("shared"); return same(got, f2) })
+		testkit.WaitFor(t, 5*time.Second, "c1 sees c2's update", func() bool { got, _ := c1.Get("shared"); return same(got, f2) })
 		expectEvent(t, events, &f1, &f2)
 
 		if _, err := c1.Create(ctx, Function("shared")); !errors.Is(err, errdefs.ErrConflict) {
@@ -277,7 +278,7 @@ func RunCatalogContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 		if err := c1.Delete(ctx, "shared"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "c2 sees the delete", func() bool { _, err := c2.Get("shared"); return errors.Is(err, errdefs.ErrNotFound) })
+		testkit.WaitFor(t, 5*time.Second, "c2 sees the delete", func() bool { _, err := c2.Get("shared"); return errors.Is(err, errdefs.ErrNotFound) })
 		expectEvent(t, events, &f2, nil)
 		if l := c2.List(); len(l) != 0 {
 			t.Errorf("c2 List after delete = %v", l)
@@ -407,15 +408,4 @@ func mustCreate(t *testing.T, c *store.Catalog, f model.Function) model.Function
 		t.Fatalf("Create %s: %v", f.Name, err)
 	}
 	return got
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
