@@ -21,6 +21,7 @@ import (
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/errdefs"
 	"icebox/internal/policy"
+	"icebox/internal/testkit"
 )
 
 const (
@@ -246,16 +247,10 @@ func TestIdentitiesSurviveRestartAndSync(t *testing.T) {
 	}
 	// The other node learns the key through the watch; its session tokens
 	// are accepted by the first node.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, _, err := a2.lookup(&signature{AccessKeyID: ak.AccessKeyID}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("second node never saw the key")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "the second node to see the key", func() bool {
+		_, _, err := a2.lookup(&signature{AccessKeyID: ak.AccessKeyID})
+		return err == nil
+	})
 	sc, err := a2.SessionCredentials("arn:aws:iam::000000000000:role/r", "fn")
 	if err != nil {
 		t.Fatal(err)

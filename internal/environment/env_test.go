@@ -13,6 +13,7 @@ import (
 	"icebox/internal/environment/envtest"
 	"icebox/internal/model"
 	"icebox/internal/sandbox"
+	"icebox/internal/testkit"
 )
 
 const wait = 5 * time.Second
@@ -48,19 +49,18 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 // until waits for cond, checked under the environment's lock.
 func until(t *testing.T, e *Env, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	met := false
+	defer func() {
+		if !met {
+			t.Logf("state %s", e.State())
+		}
+	}()
+	testkit.WaitFor(t, wait, what, func() bool {
 		e.mu.Lock()
-		ok := cond()
-		e.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (state %s)", what, e.State())
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer e.mu.Unlock()
+		return cond()
+	})
+	met = true
 }
 
 func inState(t *testing.T, e *Env, s State) {

@@ -18,6 +18,8 @@ type reached struct {
 	e  *Env
 	sb *envtest.Sandbox
 
+	moved chan struct{} // closed at the first move
+
 	mu    sync.Mutex
 	moves []string
 }
@@ -25,7 +27,7 @@ type reached struct {
 // reach brings a new environment to s, then records its moves.
 func reach(t *testing.T, s State) *reached {
 	t.Helper()
-	r := &reached{sb: envtest.New()}
+	r := &reached{sb: envtest.New(), moved: make(chan struct{})}
 	switch s {
 	case Creating:
 		r.e = New(Config{})
@@ -53,6 +55,9 @@ func reach(t *testing.T, s State) *reached {
 	r.e.mu.Lock()
 	r.e.cfg.Observe = func(from, to State) {
 		r.mu.Lock()
+		if len(r.moves) == 0 {
+			close(r.moved)
+		}
 		r.moves = append(r.moves, from.String()+"→"+to.String())
 		r.mu.Unlock()
 	}
@@ -60,22 +65,20 @@ func reach(t *testing.T, s State) *reached {
 	return r
 }
 
-// first is the first move recorded, waiting a little for one made in the
-// background.
+// first is the first move recorded, waiting for one made in the
+// background. The window is the test for an event that makes no move:
+// none may come within it.
 func (r *reached) first() string {
-	deadline := time.Now().Add(100 * time.Millisecond)
-	for {
-		r.mu.Lock()
-		var m string
-		if len(r.moves) > 0 {
-			m = r.moves[0]
-		}
-		r.mu.Unlock()
-		if m != "" || time.Now().After(deadline) {
-			return m
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-r.moved:
+	case <-time.After(100 * time.Millisecond):
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.moves) == 0 {
+		return ""
+	}
+	return r.moves[0]
 }
 
 // Every event in every state: the states that expect it make the listed
