@@ -56,7 +56,7 @@ func TestAsyncEventsSurviveKill9(t *testing.T) {
 		return len(before) > reserved && len(before) < events && scrapeMetric(t, s, `icebox_concurrent_executions{function="`+fn+`"}`) > 0
 	})
 	crashed := record(t, s)
-	t.Cleanup(func() { releaseCgroups(crashed.cgroups) })
+	t.Cleanup(func() { releaseCgroups(t, crashed.cgroups) })
 	// The daemon alone, not its group: sandboxes are children it must
 	// clean up after a restart.
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {

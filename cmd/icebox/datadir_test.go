@@ -40,7 +40,7 @@ func TestKill9EndsSandboxes(t *testing.T) {
 		s.invoke(t, fn, `{"n":1}`)
 	}
 	fp := record(t, s)
-	t.Cleanup(func() { releaseCgroups(cgroupDirs(fp.hash)) })
+	t.Cleanup(func() { releaseCgroups(t, cgroupDirs(fp.hash)) })
 	testkit.WaitFor(t, 10*time.Second, "both idle environments to be frozen", func() bool { return frozenSandboxes(fp.hash) >= 2 })
 	if _, ok := watchdogOf(fp); !ok {
 		t.Fatalf("no watchdog among the daemon's descendants: %+v", fp.procs)
@@ -71,7 +71,7 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	s.invoke(t, "echo", `{"a":1}`)
 	crashed := record(t, s)
 	// Should the restart fail, do not leave frozen processes on the host.
-	t.Cleanup(func() { releaseCgroups(crashed.cgroups) })
+	t.Cleanup(func() { releaseCgroups(t, crashed.cgroups) })
 	testkit.WaitFor(t, 10*time.Second, "the idle environment to be frozen", func() bool { return frozenSandboxes(crashed.hash) >= 1 })
 	wd, ok := watchdogOf(crashed)
 	if !ok {

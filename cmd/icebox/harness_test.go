@@ -662,9 +662,14 @@ func frozenSandboxes(hash string) int {
 func waitGone(t *testing.T, fp footprint, within time.Duration) {
 	t.Helper()
 	began := time.Now()
-	deadline := began.Add(within)
-	for {
-		var left []string
+	var left []string
+	defer func() {
+		if len(left) > 0 {
+			t.Logf("%d of the daemon's things remain:\n%s", len(left), strings.Join(left, "\n"))
+		}
+	}()
+	testkit.WaitFor(t, within, "every process and cgroup of the daemon to be gone after it ended", func() bool {
+		left = left[:0]
 		for _, pi := range fp.procs {
 			if now, ok := stillRunning(pi); ok {
 				left = append(left, fmt.Sprintf("process %d (%s, state %c)", pi.pid, pi.cmdline, now.state))
@@ -673,15 +678,9 @@ func waitGone(t *testing.T, fp footprint, within time.Duration) {
 		for _, d := range cgroupDirs(fp.hash) {
 			left = append(left, "cgroup "+d)
 		}
-		if len(left) == 0 {
-			t.Logf("every process and cgroup of the daemon gone %v after it ended", time.Since(began).Round(time.Millisecond))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v after the daemon ended, %d of its things remain:\n%s", within, len(left), strings.Join(left, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(left) == 0
+	})
+	t.Logf("every process and cgroup of the daemon gone %v after it ended", time.Since(began).Round(time.Millisecond))
 }
 
 // checkGone verifies, after the daemon exited, that nothing of fp remains.

@@ -82,7 +82,13 @@ func TestServeShutdownLeavesNothing(t *testing.T) {
 
 // releaseCgroups thaws and empties what is left of the given sandbox
 // cgroups and removes them: the cleanup a restarted daemon should have done.
-func releaseCgroups(dirs []string) {
+// cgroup.kill exists on v2 only: every process left is also killed by pid.
+func releaseCgroups(t testing.TB, dirs []string) {
+	t.Helper()
+	procs := func(d string) []string {
+		b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		return strings.Fields(string(b))
+	}
 	var left []string
 	for _, d := range dirs {
 		if _, err := os.Stat(d); err == nil {
@@ -90,12 +96,24 @@ func releaseCgroups(dirs []string) {
 			_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0o644)
 			_ = os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("0"), 0o644)
 			_ = os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0o644)
+			for _, pid := range procs(d) {
+				if n, err := strconv.Atoi(pid); err == nil {
+					_ = syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
 		}
 	}
 	if len(left) == 0 {
 		return
 	}
-	time.Sleep(200 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "the processes left in the sandbox cgroups to die", func() bool {
+		for _, d := range left {
+			if len(procs(d)) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 	slices.Reverse(left) // children before parents
 	for _, d := range left {
 		_ = os.Remove(d)
