@@ -4,6 +4,10 @@
 package e2e
 
 import (
+	// The functions in testdata, and icebox-bench's, are built with
+	// aws-lambda-go; go mod tidy does not look into testdata.
+	_ "github.com/aws/aws-lambda-go/lambda"
+
 	"archive/zip"
 	"bytes"
 	"context"
