@@ -175,23 +175,24 @@ func BenchmarkAsyncQueueToStart(b *testing.B) {
 func startedAt(b *testing.B, logs *cloudwatchlogs.Client, fn, tag string, since time.Time) int64 {
 	b.Helper()
 	want := `EVENT {"data":"` + tag + `"}`
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var ts int64
+	testkit.WaitFor(b, 10*time.Second, fn+" to log "+want, func() bool {
 		res, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{
 			LogGroupName: aws.String("/aws/lambda/" + fn), FilterPattern: aws.String(`"` + tag + `"`),
 			StartTime: aws.Int64(since.UnixMilli() - 1),
 		})
-		if err == nil {
-			for _, e := range res.Events {
-				if aws.ToString(e.Message) == want {
-					return aws.ToInt64(e.Timestamp)
-				}
+		if err != nil {
+			return false
+		}
+		for _, e := range res.Events {
+			if aws.ToString(e.Message) == want {
+				ts = aws.ToInt64(e.Timestamp)
+				return true
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	b.Fatalf("%s never logged %s", fn, want)
-	return 0
+		return false
+	})
+	return ts
 }
 
 // scrapeMetric reads one sample from the daemon's /metrics; -1 if absent.

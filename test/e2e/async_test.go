@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"icebox/internal/testkit"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/daemon"
+	"icebox/internal/testkit"
 )
 
 func fastRetries(c *daemon.Config) {
@@ -32,8 +33,12 @@ func events(t *testing.T, s *server, name string, n int) []json.RawMessage {
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url),
 		Credentials: rootCredentials})
 	var out []json.RawMessage
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	defer func() {
+		if len(out) < n {
+			t.Logf("%s logged %d events", name, len(out))
+		}
+	}()
+	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%s to log %d events", name, n), func() bool {
 		out = out[:0]
 		res, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{
 			LogGroupName: aws.String("/aws/lambda/" + name), FilterPattern: aws.String("EVENT"),
@@ -45,14 +50,8 @@ func events(t *testing.T, s *server, name string, n int) []json.RawMessage {
 				}
 			}
 		}
-		if len(out) >= n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(out) < n {
-		t.Fatalf("%s logged %d events, want %d", name, len(out), n)
-	}
+		return len(out) >= n
+	})
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"icebox/internal/auth/authtest"
+	"icebox/internal/testkit"
 )
 
 // clientEnv is the environment for AWS tools run against s: dummy keys, the
@@ -222,10 +223,19 @@ func TestCLI(t *testing.T) {
 
 	// The function's log lines, through the CloudWatch Logs API. Logs are
 	// stored asynchronously: poll.
-	var logLines []string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var (
+		found              bool
+		lastCode           int
+		lastErr, lastLines string
+	)
+	defer func() {
+		if !found {
+			t.Logf("filter-log-events: exit %d %s\n%s", lastCode, lastErr, lastLines)
+		}
+	}()
+	testkit.WaitFor(t, 15*time.Second, "filter-log-events to return the function's lines", func() bool {
 		out, errOut, code := aws.run("logs", "filter-log-events", "--log-group-name", "/aws/lambda/cli-fn")
+		lastCode, lastErr = code, errOut
 		var fl struct {
 			Events []struct {
 				LogStreamName string
@@ -233,7 +243,7 @@ func TestCLI(t *testing.T) {
 				Timestamp     int64
 			}
 		}
-		logLines = logLines[:0]
+		var logLines []string
 		if code == 0 && json.Unmarshal([]byte(out), &fl) == nil {
 			for _, e := range fl.Events {
 				logLines = append(logLines, e.Message)
@@ -242,15 +252,10 @@ func TestCLI(t *testing.T) {
 				}
 			}
 		}
-		joined := strings.Join(logLines, "")
-		if strings.Contains(joined, "handled cli 1") && strings.Contains(joined, "REPORT RequestId: ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("filter-log-events never returned the function's lines: exit %d %s\n%s", code, errOut, joined)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		lastLines = strings.Join(logLines, "")
+		return strings.Contains(lastLines, "handled cli 1") && strings.Contains(lastLines, "REPORT RequestId: ")
+	})
+	found = true
 
 	// Errors: a missing function.
 	_, errOut, code3 := aws.run("lambda", "get-function", "--function-name", "cli-missing")

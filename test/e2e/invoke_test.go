@@ -78,12 +78,12 @@ func TestWarmReuseKeepsGlobalsAndTmp(t *testing.T) {
 func TestFrozenBetweenCalls(t *testing.T) {
 	s := startServer(t)
 	s.create("frozen")
+	// The function's background goroutine ticks every millisecond. Frozen,
+	// it gains (almost) nothing in the half second between calls; running,
+	// it would gain ~500. The idle half second is the test, not a wait.
 	a := s.call("frozen", map[string]any{})
 	time.Sleep(500 * time.Millisecond)
 	b := s.call("frozen", map[string]any{})
-	// The function's background goroutine ticks every millisecond. Frozen,
-	// it gains (almost) nothing in the half second between calls; running,
-	// it would gain ~500.
 	if gained := b.Ticks - a.Ticks; gained > 150 {
 		t.Errorf("background goroutine advanced %d ticks while the environment was idle; want it frozen", gained)
 	}

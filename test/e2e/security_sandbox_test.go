@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/sandbox/linux/abitest"
+	"icebox/internal/testkit"
 )
 
 // probeReport is what testdata/probe's "report" action returns.
@@ -217,20 +218,21 @@ func TestRuntimeAPIIsPerEnvironment(t *testing.T) {
 func loggedRequestID(t *testing.T, s *server, fn string) string {
 	t.Helper()
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url), Credentials: rootCredentials})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var id string
+	testkit.WaitFor(t, 10*time.Second, fn+" to log its request id", func() bool {
 		res, err := logs.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{
 			LogGroupName: aws.String("/aws/lambda/" + fn), FilterPattern: aws.String("PROBE-REQUEST-ID"),
 		})
-		if err == nil {
-			for _, e := range res.Events {
-				if f := strings.Fields(aws.ToString(e.Message)); len(f) == 2 && f[0] == "PROBE-REQUEST-ID" {
-					return f[1]
-				}
+		if err != nil {
+			return false
+		}
+		for _, e := range res.Events {
+			if f := strings.Fields(aws.ToString(e.Message)); len(f) == 2 && f[0] == "PROBE-REQUEST-ID" {
+				id = f[1]
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s never logged its request id", fn)
-	return ""
+		return false
+	})
+	return id
 }
