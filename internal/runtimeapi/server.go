@@ -14,7 +14,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"time"
+
+	"golang.org/x/net/netutil"
 
 	"icebox/internal/model"
 )
@@ -49,13 +53,28 @@ func New(env Environment) *Server {
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.error)
 	mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.initError)
-	s.http = &http.Server{Handler: mux}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: maxHeaderBytes}
 	return s
 }
 
+// What a function's code can make the daemon hold through its Runtime API:
+// a few connections (runtimes use one or two), headers bounded in size and
+// time, and bodies read as they arrive, never into a buffer of the size a
+// header announces.
+const (
+	maxConns          = 8
+	maxHeaderBytes    = 64 << 10
+	readHeaderTimeout = 10 * time.Second
+	// A body must arrive at bodyMinRate after bodyGrace.
+	bodyGrace   = 10 * time.Second
+	bodyMinRate = 1 << 20 // bytes per second
+	// firstChunk is the most a body buffer starts with.
+	firstChunk = 64 << 10
+)
+
 // Serve answers the runtime on l until Close.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(netutil.LimitListener(l, maxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -105,22 +124,34 @@ func writeEvent(w http.ResponseWriter, inv *model.Invocation) {
 }
 
 // readLimited reads a request body of at most limit bytes; ok is false when
-// it was longer. A body whose Content-Length is within the limit is read
-// into one buffer of that size (net/http guarantees the length), instead of
-// growing one from 512 bytes.
-func readLimited(r *http.Request, limit int64) ([]byte, bool, error) {
-	if n := r.ContentLength; n >= 0 && n <= limit {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
+// it was longer. The buffer starts at most firstChunk bytes long and grows
+// as bytes arrive, and the read has a deadline from the announced size.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool, error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(max(r.ContentLength, 0)/bodyMinRate)*time.Second))
+	// A deadline left in place would end a later /next's long poll.
+	defer rc.SetReadDeadline(time.Time{})
+	size := firstChunk
+	if n := r.ContentLength; n >= 0 && n < firstChunk {
+		size = int(n) + 1 // room to see the end without growing
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return nil, false, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return b, true, nil
+		}
+		if err != nil {
 			return nil, false, err
 		}
-		return b, true, nil
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(cap(b), int(limit+1)-len(b)))
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, false, err
-	}
-	return b, int64(len(b)) <= limit, nil
 }
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +160,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 		invalidRequestID(w)
 		return
 	}
-	body, ok, err := readLimited(r, model.MaxSyncPayloadBytes)
+	body, ok, err := readLimited(w, r, model.MaxSyncPayloadBytes)
 	switch {
 	case err != nil:
 		s.env.Fail(id, model.ErrorTypeInvalidResponse, model.ErrorBody(model.ErrorTypeInvalidResponse, "reading response: "+err.Error()))
@@ -150,7 +181,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request) {
 		invalidRequestID(w)
 		return
 	}
-	typ, body := errorReport(r, model.ErrorTypeUnknown)
+	typ, body := errorReport(w, r, model.ErrorTypeUnknown)
 	if !s.env.Fail(id, typ, body) {
 		invalidRequestID(w)
 		return
@@ -159,7 +190,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
-	_, body := errorReport(r, model.ErrorTypeInitError)
+	_, body := errorReport(w, r, model.ErrorTypeInitError)
 	s.env.InitError(body)
 	accepted(w)
 }
@@ -168,8 +199,8 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
 // Lambda-Runtime-Function-Error-Type header, else the body's errorType,
 // else fallback) and Lambda's error body (the body itself when it is JSON,
 // else wrapped in one).
-func errorReport(r *http.Request, fallback string) (typ string, body []byte) {
-	body, _, _ = readLimited(r, model.MaxSyncPayloadBytes)
+func errorReport(w http.ResponseWriter, r *http.Request, fallback string) (typ string, body []byte) {
+	body, _, _ = readLimited(w, r, model.MaxSyncPayloadBytes)
 	typ = r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if len(body) == 0 || !json.Valid(body) {
 		if typ == "" {

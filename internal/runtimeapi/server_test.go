@@ -576,3 +576,45 @@ func TestNoGoroutineLeak(t *testing.T) {
 	testkit.WaitFor(t, wait, fmt.Sprintf("the goroutines to settle back to %d (+2)", before), func() bool { return runtime.NumGoroutine() <= before+2 })
 	settled = true
 }
+
+// TestBodiesAreReadAsTheyArrive: a function's code that opens connections
+// to its Runtime API announcing full-size bodies it never sends gets a few
+// connections, and the daemon holds no buffer of the announced size.
+func TestBodiesAreReadAsTheyArrive(t *testing.T) {
+	h := start(t)
+	addr := h.base[len("http://") : len(h.base)-len("/2018-06-01")]
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse)
+	}
+	before := heap()
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{", model.MaxSyncPayloadBytes)
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server take up what it will; nothing to wait on
+	if grown := heap() - before; grown > 8<<20 {
+		t.Errorf("heap grew %d MiB for 20 announced, unsent 6 MB bodies", grown>>20)
+	}
+	// The runtime's own calls still get through once those go away.
+	for _, c := range conns {
+		c.Close()
+	}
+	inv := testInvocation("after-abuse")
+	out := h.invoke(inv)
+	checkEvent(t, h.recv(h.next(context.Background())), inv)
+	if code, _ := h.post("/runtime/invocation/after-abuse/response", nil, []byte(`"ok"`)); code != http.StatusAccepted {
+		t.Fatalf("response after the abuse: %d", code)
+	}
+	if o := h.result(out); string(o.Payload) != `"ok"` {
+		t.Errorf("outcome %+v", o)
+	}
+}
