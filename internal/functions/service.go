@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -207,6 +208,52 @@ func (s *Service) RemovePermission(ctx context.Context, name, sid, revisionID st
 		}
 		return fmt.Errorf("Statement %s is not found in resource policy.: %w", sid, errdefs.ErrNotFound)
 	})
+	return err
+}
+
+// Tag adds tags to a function, replacing the values of keys it has.
+func (s *Service) Tag(ctx context.Context, name string, tags map[string]string) (model.Function, error) {
+	if err := model.ValidateTags(tags); err != nil {
+		return model.Function{}, err
+	}
+	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+		merged := maps.Clone(f.Tags)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		maps.Copy(merged, tags)
+		if err := model.CheckTagCount(len(merged)); err != nil {
+			return err
+		}
+		f.Tags = merged
+		return nil
+	})
+}
+
+// Untag removes tags from a function; keys it does not have are ignored,
+// as Lambda ignores them.
+func (s *Service) Untag(ctx context.Context, name string, keys []string) (model.Function, error) {
+	if err := model.ValidateTagKeys(keys); err != nil {
+		return model.Function{}, err
+	}
+	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+		for _, k := range keys {
+			delete(f.Tags, k)
+		}
+		if len(f.Tags) == 0 {
+			f.Tags = nil
+		}
+		return nil
+	})
+}
+
+// CheckCode validates a zip as UpdateFunctionCode would, storing nothing
+// (UpdateFunctionCode's DryRun).
+func (s *Service) CheckCode(zip []byte) error {
+	if len(zip) == 0 {
+		return fmt.Errorf("Please provide a source for function code.: %w", errdefs.ErrInvalid)
+	}
+	_, err := codezip.Inspect(zip)
 	return err
 }
 

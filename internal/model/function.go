@@ -65,6 +65,9 @@ type Function struct {
 	EventInvoke *EventInvokeConfig `json:"eventInvoke,omitempty"`
 	// Policy is the resource policy AddPermission builds; nil when empty.
 	Policy *policy.Document `json:"policy,omitempty"`
+	// Tags are the function's tags (CreateFunction, TagResource); they
+	// take no part in how it runs.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -185,6 +188,9 @@ func (f *Function) Validate() error {
 	}
 	if len(f.Architectures) != 1 {
 		return fmt.Errorf("1 validation error detected: Value at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1: %w", errdefs.ErrInvalid)
+	}
+	if err := ValidateTags(f.Tags); err != nil {
+		return err
 	}
 	if f.EventInvoke != nil {
 		if err := f.EventInvoke.Validate(); err != nil {
