@@ -84,9 +84,9 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET "+fn+"/{name}", op("lambda:GetFunction"), s.getFunction)
 	s.handle("DELETE "+fn+"/{name}", op("lambda:DeleteFunction"), s.deleteFunction)
 	s.handle("GET "+fn+"/{name}/configuration", op("lambda:GetFunctionConfiguration"), s.getFunctionConfiguration)
-	s.handle("PUT "+fn+"/{name}/configuration", route{"lambda:UpdateFunctionConfiguration", maxConfigRequestBytes}, s.updateFunctionConfiguration)
+	s.handle("PUT "+fn+"/{name}/configuration", route{action: "lambda:UpdateFunctionConfiguration", limit: maxConfigRequestBytes}, s.updateFunctionConfiguration)
 	s.handle("PUT "+fn+"/{name}/code", code("lambda:UpdateFunctionCode"), s.updateFunctionCode)
-	s.handle("POST "+fn+"/{name}/invocations", route{"lambda:InvokeFunction", model.MaxSyncPayloadBytes}, s.invoke)
+	s.handle("POST "+fn+"/{name}/invocations", route{action: "lambda:InvokeFunction", limit: model.MaxSyncPayloadBytes}, s.invoke)
 	s.handle("POST "+fn+"/{name}/policy", op("lambda:AddPermission"), s.addPermission)
 	s.handle("GET "+fn+"/{name}/policy", op("lambda:GetPolicy"), s.getPolicy)
 	s.handle("DELETE "+fn+"/{name}/policy/{sid}", op("lambda:RemovePermission"), s.removePermission)
@@ -95,6 +95,18 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET /2019-09-30/functions/{name}/concurrency", op("lambda:GetFunctionConcurrency"), s.getFunctionConcurrency)
 	s.handle("GET /2016-08-19/account-settings", op("lambda:GetAccountSettings"), s.getAccountSettings)
 	s.handle("GET /2016-08-19/account-settings/{$}", op("lambda:GetAccountSettings"), s.getAccountSettings)
+	s.handle("POST "+tagsPath, op("lambda:TagResource"), s.tagResource)
+	s.handle("DELETE "+tagsPath, op("lambda:UntagResource"), s.untagResource)
+	s.handle("GET "+tagsPath, op("lambda:ListTags"), s.listTags)
+	// Reads of features icebox does not have, answered as for a function
+	// that has none of them configured (unconfigured.go).
+	s.handle("GET /2020-06-30/functions/{name}/code-signing-config", op("lambda:GetFunctionCodeSigningConfig"), s.getFunctionCodeSigningConfig)
+	s.handle("GET /2021-07-20/functions/{name}/runtime-management-config", op("lambda:GetRuntimeManagementConfig"), s.getRuntimeManagementConfig)
+	s.handle("GET /2024-08-31/functions/{name}/recursion-config", op("lambda:GetFunctionRecursionConfig"), s.getFunctionRecursionConfig)
+	s.handle("GET /2021-10-31/functions/{name}/urls", op("lambda:ListFunctionUrlConfigs"), s.listFunctionURLConfigs)
+	s.handle("GET /2015-03-31/event-source-mappings", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
+	s.handle("GET /2015-03-31/event-source-mappings/{$}", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
+	s.handle("GET /2019-09-30/functions/{name}/provisioned-concurrency", route{limit: smallBody, actionFor: provisionedConcurrencyAction}, s.provisionedConcurrencyConfigs)
 	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
 	s.handle("PUT "+eic, op("lambda:PutFunctionEventInvokeConfig"), s.putEventInvokeConfig)
 	s.handle("POST "+eic, op("lambda:UpdateFunctionEventInvokeConfig"), s.putEventInvokeConfig)
@@ -193,6 +205,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 func classify(err error) (int, string) {
 	var ae *errdefs.AuthError
 	switch {
+	case errors.Is(err, errNoProvisionedConcurrency):
+		return http.StatusNotFound, "ProvisionedConcurrencyConfigNotFoundException"
 	case errors.Is(err, errdefs.ErrNotFound):
 		return http.StatusNotFound, "ResourceNotFoundException"
 	case errors.Is(err, errdefs.ErrConflict):

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +91,11 @@ func call(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path, 
 
 var root = &aws.Credentials{AccessKeyID: authtest.AccessKeyID, SecretAccessKey: authtest.SecretAccessKey}
 
-// user makes an access key whose one policy allows actions on every resource.
+// user makes an access key whose one policy allows actions on every
+// resource (and an action of another service, so that it is never empty).
 func user(t *testing.T, d *daemon.Daemon, name string, actions ...string) *aws.Credentials {
 	t.Helper()
-	policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": append([]string{"lambda:ListTags"}, actions...), "Resource": "*"}}}
+	policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": append([]string{"sqs:ListQueues"}, actions...), "Resource": "*"}}}
 	req, _ := json.Marshal(map[string]any{"UserName": name, "Policy": policy})
 	a, raw := send(t, d, root, "POST", "/icebox/v1/access-keys", req, nil)
 	var out struct {
@@ -132,6 +134,8 @@ var alsoNeeds = map[string][]string{"lambda:CreateFunction": {"iam:PassRole"}}
 
 func operations() []operation {
 	const fn, eic = "/2015-03-31/functions", "/2019-09-25/functions/missing/event-invoke-config"
+	// The SDKs escape the ARN in a tags path.
+	tags := "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:000000000000:function:missing")
 	const notFound = "ResourceNotFoundException"
 	create := map[string]any{"FunctionName": "made", "Runtime": "provided.al2023", "Handler": "bootstrap",
 		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": codeZip()}}
@@ -154,6 +158,16 @@ func operations() []operation {
 		{"lambda:DeleteFunctionConcurrency", "DELETE", "/2017-10-31/functions/missing/concurrency", "", nil, 404, notFound},
 		{"lambda:GetFunctionConcurrency", "GET", "/2019-09-30/functions/missing/concurrency", "", nil, 404, notFound},
 		{"lambda:GetAccountSettings", "GET", "/2016-08-19/account-settings", "", nil, 200, ""},
+		{"lambda:TagResource", "POST", tags, "", map[string]any{"Tags": map[string]string{"team": "a"}}, 404, notFound},
+		{"lambda:UntagResource", "DELETE", tags + "?tagKeys=team", "", nil, 404, notFound},
+		{"lambda:ListTags", "GET", tags, "", nil, 404, notFound},
+		{"lambda:GetFunctionCodeSigningConfig", "GET", "/2020-06-30/functions/missing/code-signing-config", "", nil, 404, notFound},
+		{"lambda:GetRuntimeManagementConfig", "GET", "/2021-07-20/functions/missing/runtime-management-config", "", nil, 404, notFound},
+		{"lambda:GetFunctionRecursionConfig", "GET", "/2024-08-31/functions/missing/recursion-config", "", nil, 404, notFound},
+		{"lambda:ListFunctionUrlConfigs", "GET", "/2021-10-31/functions/missing/urls", "", nil, 404, notFound},
+		{"lambda:ListEventSourceMappings", "GET", "/2015-03-31/event-source-mappings/", "", nil, 200, ""},
+		{"lambda:ListProvisionedConcurrencyConfigs", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?List=ALL", "", nil, 404, notFound},
+		{"lambda:GetProvisionedConcurrencyConfig", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?Qualifier=1", "", nil, 404, notFound},
 		{"lambda:PutFunctionEventInvokeConfig", "PUT", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
 		{"lambda:UpdateFunctionEventInvokeConfig", "POST", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
 		{"lambda:GetFunctionEventInvokeConfig", "GET", eic, "", nil, 404, notFound},

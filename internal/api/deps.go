@@ -28,6 +28,9 @@ type Functions interface {
 	RemovePermission(ctx context.Context, name, sid, revisionID string) error
 	PutConcurrency(ctx context.Context, name string, n int) (model.Function, error)
 	DeleteConcurrency(ctx context.Context, name string) error
+	Tag(ctx context.Context, name string, tags map[string]string) (model.Function, error)
+	Untag(ctx context.Context, name string, keys []string) (model.Function, error)
+	CheckCode(zip []byte) error
 }
 
 // Invoker resolves and runs calls.

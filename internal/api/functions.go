@@ -28,6 +28,7 @@ type functionCode struct {
 	S3Key           *string `json:"S3Key"`
 	ImageURI        *string `json:"ImageUri"`
 	S3ObjectVersion *string `json:"S3ObjectVersion"`
+	SourceKMSKeyArn *string `json:"SourceKMSKeyArn"`
 }
 
 type createFunctionInput struct {
@@ -45,6 +46,8 @@ type createFunctionInput struct {
 	PackageType      string            `json:"PackageType"`
 	Publish          bool              `json:"Publish"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
+	Tags             map[string]string `json:"Tags"`
+	optionalConfig
 }
 
 type deadLetterConfig struct {
@@ -76,6 +79,15 @@ type functionConfiguration struct {
 	SnapStart        map[string]string `json:"SnapStart"`
 	LoggingConfig    map[string]string `json:"LoggingConfig"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
+
+	// icebox applies every change before it answers: a function is Active
+	// and its last update Successful as soon as a call returns, so the
+	// reasons Lambda gives for Pending, InProgress and Failed never arise,
+	// and are omitted as Lambda omits them for an Active function.
+	StateReason                string `json:"StateReason,omitempty"`
+	StateReasonCode            string `json:"StateReasonCode,omitempty"`
+	LastUpdateStatusReason     string `json:"LastUpdateStatusReason,omitempty"`
+	LastUpdateStatusReasonCode string `json:"LastUpdateStatusReasonCode,omitempty"`
 }
 
 func (s *Server) configuration(fn model.Function) functionConfiguration {
@@ -120,6 +132,9 @@ func codeZip(c functionCode) ([]byte, error) {
 	if c.ImageURI != nil {
 		return nil, fmt.Errorf("container images are not supported: upload the code as ZipFile: %w", errdefs.ErrInvalid)
 	}
+	if c.SourceKMSKeyArn != nil && *c.SourceKMSKeyArn != "" {
+		return nil, unsupported("SourceKMSKeyArn", "customer managed KMS keys: there is no KMS")
+	}
 	return c.ZipFile, nil
 }
 
@@ -139,8 +154,11 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := in.check(name); err != nil {
+		return err
+	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
-		Architectures: in.Architectures}
+		Architectures: in.Architectures, Tags: in.Tags}
 	// Omitted fields take Lambda's defaults; given ones are checked as given,
 	// so an explicit 0 is refused instead of being taken for "default".
 	fn.ApplyDefaults()
@@ -191,7 +209,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) error {
 			"RepositoryType": "S3",
 			"Location":       s.codeLocation(r, &fn),
 		},
-		"Tags": map[string]string{},
+		"Tags": tagsOf(fn),
 	}
 	if fn.ReservedConcurrency != nil {
 		out["Concurrency"] = concurrency{fn.ReservedConcurrency}
@@ -297,6 +315,7 @@ type updateCodeInput struct {
 	Publish       bool     `json:"Publish"`
 	DryRun        bool     `json:"DryRun"`
 	Architectures []string `json:"Architectures"`
+	PublishTo     *string  `json:"PublishTo"`
 }
 
 func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) error {
@@ -309,11 +328,26 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	zip, err := codeZip(in.functionCode)
-	if err == nil && len(in.Architectures) > 0 && (len(in.Architectures) != 1 || in.Architectures[0] != "x86_64") {
-		err = fmt.Errorf("architecture %v is not supported on this host (x86_64 only): %w", in.Architectures, errdefs.ErrInvalid)
+	if err == nil {
+		err = checkArchitectures(in.Architectures)
+	}
+	if err == nil && in.PublishTo != nil && *in.PublishTo != "" {
+		err = unsupported("PublishTo", "publishing to "+*in.PublishTo)
 	}
 	if err != nil {
 		return err
+	}
+	if in.DryRun {
+		// Validate everything the update would, change nothing, and answer
+		// with the function as it stays.
+		if in.RevisionID != "" && in.RevisionID != fn.RevisionID {
+			return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		}
+		if err := s.functions.CheckCode(zip); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, s.configuration(fn))
+		return nil
 	}
 	updated, err := s.functions.UpdateCode(r.Context(), fn.Name, zip, in.RevisionID)
 	if err != nil {
@@ -334,6 +368,7 @@ type updateConfigInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
+	optionalConfig
 }
 
 func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request) error {
@@ -342,6 +377,9 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	fn, err := s.lookup(r)
+	if err == nil {
+		err = in.check(fn.Name)
+	}
 	if err == nil && in.DeadLetterConfig != nil {
 		err = s.allowTarget(r, "DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn)
 	}

@@ -60,6 +60,9 @@ func bodyOf(r *http.Request) []byte {
 type route struct {
 	action string
 	limit  int64
+	// actionFor, when set, picks the action from the request, for
+	// operations Lambda tells apart by a query parameter on one path.
+	actionFor func(*http.Request) string
 }
 
 // operation is the API operation's name in messages ("CreateFunction").
@@ -91,7 +94,11 @@ func (s *Server) handle(pattern string, rt route, h handler) {
 		r, release, err := s.admit(w, r, rt)
 		if err == nil {
 			defer release()
-			if err = s.authorize(r, rt.action); err == nil {
+			action := rt.action
+			if rt.actionFor != nil {
+				action = rt.actionFor(r)
+			}
+			if err = s.authorize(r, action); err == nil {
 				err = h(w, r)
 			}
 		}

@@ -1,0 +1,93 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"icebox/internal/model"
+)
+
+// The reads deploy tools make on every refresh of a function, about
+// features icebox does not have (code signing, runtime pinning, recursion
+// control, function URLs, event source mappings, provisioned concurrency):
+// each answers as Lambda answers for a function that has none of them
+// configured, so that a tool reading them sees "nothing set", not an
+// error. Writes of these features stay unknown operations.
+
+func (s *Server) getFunctionCodeSigningConfig(w http.ResponseWriter, r *http.Request) error {
+	fn, err := s.lookup(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"CodeSigningConfigArn": "", "FunctionName": fn.Name})
+	return nil
+}
+
+type runtimeManagementConfig struct {
+	FunctionArn       string  `json:"FunctionArn"`
+	RuntimeVersionArn *string `json:"RuntimeVersionArn"` // null unless Manual
+	UpdateRuntimeOn   string  `json:"UpdateRuntimeOn"`
+}
+
+func (s *Server) getRuntimeManagementConfig(w http.ResponseWriter, r *http.Request) error {
+	fn, err := s.lookup(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, runtimeManagementConfig{FunctionArn: model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), UpdateRuntimeOn: "Auto"})
+	return nil
+}
+
+func (s *Server) getFunctionRecursionConfig(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.lookup(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"RecursiveLoop": "Terminate"})
+	return nil
+}
+
+func (s *Server) listFunctionURLConfigs(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.lookup(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string][]any{"FunctionUrlConfigs": {}})
+	return nil
+}
+
+// listEventSourceMappings answers GET /2015-03-31/event-source-mappings:
+// none exist. A FunctionName filter must still name a function.
+func (s *Server) listEventSourceMappings(w http.ResponseWriter, r *http.Request) error {
+	if ref := r.URL.Query().Get("FunctionName"); ref != "" {
+		if _, _, err := s.invoker.Resolve(ref, ""); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string][]any{"EventSourceMappings": {}})
+	return nil
+}
+
+// provisionedConcurrencyAction: GetProvisionedConcurrencyConfig and
+// ListProvisionedConcurrencyConfigs share one path; List=ALL tells them
+// apart.
+func provisionedConcurrencyAction(r *http.Request) string {
+	if r.URL.Query().Get("List") == "ALL" {
+		return "lambda:ListProvisionedConcurrencyConfigs"
+	}
+	return "lambda:GetProvisionedConcurrencyConfig"
+}
+
+func (s *Server) provisionedConcurrencyConfigs(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.lookup(r); err != nil {
+		return err
+	}
+	if provisionedConcurrencyAction(r) == "lambda:GetProvisionedConcurrencyConfig" {
+		return errNoProvisionedConcurrency
+	}
+	writeJSON(w, http.StatusOK, map[string][]any{"ProvisionedConcurrencyConfigs": {}})
+	return nil
+}
+
+// errNoProvisionedConcurrency is Lambda's own 404 for a function or
+// qualifier without provisioned concurrency
+// (ProvisionedConcurrencyConfigNotFoundException).
+var errNoProvisionedConcurrency = errors.New("No Provisioned Concurrency Config found for this function")
