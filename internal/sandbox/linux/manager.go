@@ -52,6 +52,9 @@ type Config struct {
 	// leases the manager takes are recorded under its ID, so a restart
 	// gets the same ids back.
 	Lock *DataDirLock
+	// Egress, when enabled, gives sandboxes a policed route to the world
+	// (see egress.go). Default off: loopback only.
+	Egress EgressConfig
 }
 
 func (c *Config) setDefaults() {
@@ -70,6 +73,9 @@ func (c *Config) setDefaults() {
 	if c.Prebuilt == 0 {
 		c.Prebuilt = 2
 	}
+	if c.Egress.refuse == nil {
+		c.Egress.refuse = defaultRefused
+	}
 }
 
 // Validate checks the configuration.
@@ -80,7 +86,7 @@ func (c *Config) Validate() error {
 	if os.Geteuid() != 0 {
 		return errors.New("sandbox: icebox must run as root to build sandboxes")
 	}
-	return nil
+	return c.Egress.Validate()
 }
 
 // RuntimeAPIAddr is where the Runtime API listens inside every sandbox.
@@ -103,6 +109,8 @@ type Manager struct {
 	// -1, keeps the sealed copy it names open (see sealedExe).
 	initPath string
 	exeFD    int
+	// egress is nil unless cfg.Egress.Enabled.
+	egress *egressNet
 
 	ready    chan *linuxSandbox // pre-built sandboxes
 	stop     chan struct{}
@@ -155,13 +163,18 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	if err := m.leaseIDs(); err != nil {
 		return nil, err
 	}
+	if cfg.Egress.Enabled {
+		if m.egress, err = setupEgress(cfg.Egress, egressNamesFor(cfg.CgroupParent)); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.cg.warmFreezer(); err != nil {
 		return nil, err
 	}
 	if m.hostNS, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("open host netns: %w", err)
 	}
-	m.system, m.links = hostSystem()
+	m.system, m.links = hostSystem(m.egress != nil)
 	m.stop, m.prebuilt = make(chan struct{}), make(chan struct{})
 	if cfg.Prebuilt > 0 {
 		m.ready = make(chan *linuxSandbox, cfg.Prebuilt-1)
@@ -194,6 +207,10 @@ func (m *Manager) Close() {
 	if m.exeFD >= 0 {
 		unix.Close(m.exeFD)
 		m.exeFD = -1
+	}
+	if m.egress != nil {
+		m.egress.close()
+		m.egress = nil
 	}
 	if m.cg != nil {
 		m.cg.coolFreezer()
@@ -229,7 +246,12 @@ func (m *Manager) startWatchdog() (err error) {
 	if m.cfg.Lock != nil {
 		hold = append(hold, m.cfg.Lock.f)
 	}
-	if m.watchdog, err = startWatchdog(m.initPath, watchdogSpec{Roots: m.cgroupRoots(), Parent: m.cfg.CgroupParent}, hold...); err != nil {
+	spec := watchdogSpec{Roots: m.cgroupRoots(), Parent: m.cfg.CgroupParent}
+	if m.cfg.Egress.Enabled {
+		names := egressNamesFor(m.cfg.CgroupParent)
+		spec.Egress = &names
+	}
+	if m.watchdog, err = startWatchdog(m.initPath, spec, hold...); err != nil {
 		return err
 	}
 	if m.cfg.Lock != nil {
@@ -255,8 +277,10 @@ func (m *Manager) leaseIDs() error {
 
 // hostSystem lists what of the host's system directories a sandbox sees: the
 // runtimes need /usr and the libraries, a few /etc files and device nodes.
-// Never /root, /home, the data dir or other functions' code.
-func hostSystem() ([]bindMount, [][2]string) {
+// Never /root, /home, the data dir or other functions' code. With egress
+// the sandbox gets /etc/resolv.conf and /etc/hosts of its own instead of
+// the host's (see egressNet.etcFiles).
+func hostSystem(egress bool) ([]bindMount, [][2]string) {
 	var binds []bindMount
 	var links [][2]string
 	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
@@ -276,6 +300,9 @@ func hostSystem() ([]bindMount, [][2]string) {
 		"/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives",
 		"/etc/java-17-openjdk", "/etc/java-21-openjdk", "/etc/mime.types", "/etc/protocols", "/etc/services",
 	} {
+		if egress && (f == "/etc/hosts" || f == "/etc/resolv.conf") {
+			continue
+		}
 		if fi, err := os.Stat(f); err == nil {
 			binds = append(binds, bindMount{Src: f, Dst: f, Dir: fi.IsDir()})
 		}
@@ -438,6 +465,9 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 			{"/etc/group", "root:x:0:\nsbx_user1051:x:990:\n"},
 		},
 	}
+	if m.egress != nil {
+		base.Files = append(base.Files, m.egress.etcFiles()...)
+	}
 	rootFD, err := openInSandbox(s.cmd.Process.Pid, m.root)
 	if err != nil {
 		return nil, err
@@ -452,7 +482,14 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
 		return nil, err
 	}
-	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, RuntimeAPIAddr, sandbox.APIAddr)
+	var inside func() error
+	if m.egress != nil {
+		if err := m.attachEgress(s); err != nil {
+			return nil, err
+		}
+		inside = func() error { return m.egress.configureInside(s.link) }
+	}
+	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, inside, RuntimeAPIAddr, sandbox.APIAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -461,6 +498,20 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// attachEgress gives s its veth pair and address (see egress.go).
+func (m *Manager) attachEgress(s *linuxSandbox) error {
+	nsFD, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", s.cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open sandbox netns: %w", err)
+	}
+	defer unix.Close(nsFD)
+	if s.link, err = m.egress.attach(nsFD); err != nil {
+		return err
+	}
+	s.egress = m.egress
+	return nil
 }
 
 // initEnv is the whole environment of a sandbox's init (the runtime gets
@@ -486,6 +537,10 @@ type linuxSandbox struct {
 	apiListener net.Listener
 
 	releaseIDs func() // returns the host id range; nil once returned
+	// link is the sandbox's veth and address under egress, given back to
+	// egress on Destroy; nil without egress.
+	link   *sandboxLink
+	egress *egressNet
 
 	done       chan struct{} // closed when init has exited and its status is known
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
@@ -661,6 +716,10 @@ func (s *linuxSandbox) Destroy() error {
 		}
 		if s.cg != nil {
 			err = errors.Join(err, s.cg.remove())
+		}
+		if s.link != nil {
+			s.egress.detach(s.link)
+			s.link = nil
 		}
 		// A range goes back only when init is known to be gone: the kernel
 		// has killed its whole pid namespace with it.

@@ -9,14 +9,15 @@ import (
 )
 
 // listenInNetns opens a TCP listener on each of addrs inside the network
-// namespace of process pid, after bringing that namespace's loopback up. The
+// namespace of process pid, after bringing that namespace's loopback up and
+// running inside (when not nil) there. The
 // sockets stay in that namespace for their whole life, so only processes
 // inside the sandbox can reach them, at the addresses Lambda runtimes expect.
 //
 // setns affects only the calling OS thread: the work runs on a locked thread
 // that is switched back to hostNS afterwards. If switching back fails the
 // thread stays locked and Go discards it when the goroutine ends.
-func listenInNetns(hostNS int, pid int, addrs ...string) ([]net.Listener, error) {
+func listenInNetns(hostNS int, pid int, inside func() error, addrs ...string) ([]net.Listener, error) {
 	type result struct {
 		l   []net.Listener
 		err error
@@ -38,6 +39,9 @@ func listenInNetns(hostNS int, pid int, addrs ...string) ([]net.Listener, error)
 		}
 		var ls []net.Listener
 		err = loopbackUp()
+		if err == nil && inside != nil {
+			err = inside()
+		}
 		for _, addr := range addrs {
 			if err != nil {
 				break

@@ -53,6 +53,8 @@ type watchdogSpec struct {
 	Roots []string `json:"roots"`
 	// Parent is the manager's parent group, relative to each root.
 	Parent string `json:"parent"`
+	// Egress names the bridge and table to remove, when egress is on.
+	Egress *egressNames `json:"egress,omitempty"`
 }
 
 // watchdog is the daemon's handle on its watchdog process.
@@ -192,6 +194,11 @@ func runWatchdog() {
 	}
 	err := sweep(spec.Roots, spec.Parent)
 	removeParents(spec.Roots, spec.Parent)
+	if spec.Egress != nil {
+		// The sandboxes' veths went with their namespaces.
+		removeEgress(*spec.Egress)
+		releaseForwarding()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "icebox watchdog: %v\n", err)
 		os.Exit(1)

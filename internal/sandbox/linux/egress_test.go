@@ -1,0 +1,370 @@
+package linux
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"icebox/internal/testkit"
+)
+
+// The egress tests never send a packet past the host. A test host, in a
+// network namespace of its own, holds 198.18.0.2 and 198.18.1.2 (the
+// benchmarking range, which the policy treats as public) behind a veth whose
+// host end is 198.18.0.1; and a policy routing rule sends everything that
+// comes from the manager's bridge to that test host, whatever its
+// destination. A refusal that failed would reach the test host (which would
+// not answer), never the world.
+
+const (
+	testHostAddr    = "198.18.0.2"
+	testHostPrivate = "198.18.1.2" // made "private" for the allow test
+	testHostGateway = "198.18.0.1" // the host's end: a host interface address
+)
+
+// testHost is the stand-in for the internet.
+type testHost struct {
+	hostLink string // the veth end in the host's namespace
+	ns       netns.NsHandle
+}
+
+// newTestHost builds the test host's namespace and veth pair and serves
+// HTTP on port 80 of both its addresses, answering "hello from <addr>".
+func newTestHost(t *testing.T) *testHost {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	host, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	ns, err := netns.New() // and the thread is in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := &testHost{hostLink: "ibt" + randomID()[:8], ns: ns}
+	t.Cleanup(func() { ns.Close() })
+	setup := func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return err
+		}
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: th.hostLink, PeerNamespace: netlink.NsFd(int(host))}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return fmt.Errorf("veth: %w", err)
+		}
+		for _, a := range []string{testHostAddr + "/24", testHostPrivate + "/24"} {
+			addr, _ := netlink.ParseAddr(a)
+			if err := netlink.AddrAdd(veth, addr); err != nil {
+				return err
+			}
+		}
+		if err := netlink.LinkSetUp(veth); err != nil {
+			return err
+		}
+		// Replies go back through the host.
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Gw: net.ParseIP(testHostGateway)})
+	}
+	err = setup()
+	var l net.Listener
+	if err == nil {
+		l, err = net.Listen("tcp", ":80")
+	}
+	if serr := netns.Set(host); serr != nil {
+		t.Fatalf("back to the host's namespace: %v", serr) // the locked thread dies with the test
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", strings.Split(r.Host, ":")[0])
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	hl, err := netlink.LinkByName(th.hostLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.LinkDel(hl) })
+	addr, _ := netlink.ParseAddr(testHostGateway + "/24")
+	if err := netlink.AddrAdd(hl, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(hl); err != nil {
+		t.Fatal(err)
+	}
+	return th
+}
+
+// routeThrough sends everything that comes in from bridge to the test host
+// (see the top of this file).
+func (th *testHost) routeThrough(t *testing.T, bridge string, table int) {
+	t.Helper()
+	hl, err := netlink.LinkByName(th.hostLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(testHostAddr), Table: table}
+	if err := netlink.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.RouteDel(route) })
+	rule := netlink.NewRule()
+	rule.IifName, rule.Table, rule.Priority = bridge, table, 100
+	if err := netlink.RuleAdd(rule); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.RuleDel(rule) })
+}
+
+func newEgressManager(t *testing.T, allow ...netip.Prefix) *Manager {
+	t.Helper()
+	testkit.NeedRoot(t)
+	egress := EgressConfig{Enabled: true, Allow: allow,
+		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix("198.18.1.0/24"))}
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(t.TempDir()), Egress: egress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// probeScript has curl fetch each target (with a 3 s connect timeout) and
+// print "R target exitcode httpcode seconds".
+func probeScript(targets ...string) string {
+	var b strings.Builder
+	b.WriteString("cat /etc/resolv.conf /etc/hosts\nls /sys/class/net 2>/dev/null\n")
+	for _, u := range targets {
+		fmt.Fprintf(&b, "out=$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%%{http_code} %%{time_total}' %s); echo \"R %s $? $out\"\n", u, u)
+	}
+	b.WriteString("curl -s -m 5 http://" + testHostAddr + "/page; echo\n")
+	return b.String()
+}
+
+type probeResult struct {
+	exit    string // curl's exit code: 0 fetched, 7 refused, 28 timed out
+	seconds float64
+}
+
+func probeResults(t *testing.T, out string) map[string]probeResult {
+	t.Helper()
+	res := map[string]probeResult{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && f[0] == "R" {
+			var s float64
+			fmt.Sscanf(f[4], "%g", &s)
+			res[f[1]] = probeResult{exit: f[2], seconds: s}
+		}
+	}
+	return res
+}
+
+// TestEgress: a sandbox fetches a page from the test host, and is refused,
+// fast, the host on every address (a service listening on all of the
+// host's addresses, reached by the gateway and by a host interface
+// address), cloud metadata, a private range and another sandbox.
+func TestEgress(t *testing.T) {
+	th := newTestHost(t)
+	m := newEgressManager(t)
+	th.routeThrough(t, m.egress.names.Bridge, 7101)
+
+	// A service of the host's, on every address of the host.
+	hostSvc, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostSvc.Close()
+	go func() {
+		for {
+			c, err := hostSvc.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := hostSvc.Addr().(*net.TCPAddr).Port
+
+	// Another sandbox, listening on its own address.
+	other := start(t, m, "exec perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalPort => 8080, Listen => 5, ReuseAddr => 1) or die; $| = 1; print \"listening\\n\"; while (my $c = $s->accept) { print $c \"HTTP/1.0 200 OK\\r\\n\\r\\nneighbour\"; close $c }'\n", 128)
+	otherAddr := other.(*linuxSandbox).link.addr
+	words := lines(other)
+	testkit.WaitFor(t, 10*time.Second, "the neighbour listening", func() bool {
+		select {
+		case w := <-words:
+			return w == "listening"
+		default:
+			return false
+		}
+	})
+
+	gw := m.egress.gateway
+	targets := map[string]string{
+		"http://" + testHostAddr + "/":                      "0",
+		fmt.Sprintf("http://%s:%d/", gw, port):              "7",
+		fmt.Sprintf("http://%s:%d/", testHostGateway, port): "7",
+		fmt.Sprintf("http://127.0.0.1:%d/", port):           "7", // the sandbox's own loopback
+		"http://169.254.169.254/":                           "7",
+		"http://" + testHostPrivate + "/":                   "7",
+		"http://10.0.0.1/":                                  "7",
+		fmt.Sprintf("http://%s:8080/", otherAddr):           "7",
+	}
+	var list []string
+	for u := range targets {
+		list = append(list, u)
+	}
+	out, st := run(t, m, script(t, probeScript(list...)))
+	t.Log(out)
+	if st.Code != 0 {
+		t.Errorf("probe exit %v", st)
+	}
+	res := probeResults(t, out)
+	for u, want := range targets {
+		r, ok := res[u]
+		switch {
+		case !ok:
+			t.Errorf("%s: no result", u)
+		case r.exit != want:
+			t.Errorf("%s: curl exit %s, want %s", u, r.exit, want)
+		case want != "0" && r.seconds >= 1:
+			t.Errorf("%s: refused after %.2fs, want under 1s", u, r.seconds)
+		}
+	}
+	if !strings.Contains(out, "hello from "+testHostAddr) {
+		t.Error("the page from the test host is missing")
+	}
+	if !strings.Contains(out, "127.0.0.1\tlocalhost") {
+		t.Error("/etc/hosts lacks localhost")
+	}
+	for _, ns := range m.egress.nameservers {
+		if !strings.Contains(out, "nameserver "+ns.String()) {
+			t.Errorf("/etc/resolv.conf lacks the host's nameserver %s", ns)
+		}
+	}
+}
+
+// TestEgressAllow: a range the policy refuses is reachable once allowed;
+// the host stays refused whatever is allowed.
+func TestEgressAllow(t *testing.T) {
+	th := newTestHost(t)
+	m := newEgressManager(t, netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("0.0.0.0/0"))
+	th.routeThrough(t, m.egress.names.Bridge, 7102)
+	private := "http://" + testHostPrivate + "/"
+	host := fmt.Sprintf("http://%s:9/", testHostGateway)
+	out, _ := run(t, m, script(t, probeScript(private, host)))
+	t.Log(out)
+	res := probeResults(t, out)
+	if r := res[private]; r.exit != "0" {
+		t.Errorf("%s: curl exit %q, want 0 (allowed)", private, r.exit)
+	}
+	if r := res[host]; r.exit != "7" {
+		t.Errorf("%s: curl exit %q, want 7 (the host, refused)", host, r.exit)
+	}
+}
+
+// TestEgressOffByDefault: without egress a sandbox has only its loopback.
+func TestEgressOffByDefault(t *testing.T) {
+	m := newManager(t)
+	if m.egress != nil {
+		t.Fatal("egress on without being asked for")
+	}
+	out, _ := run(t, m, script(t, "ls /sys/class/net 2>/dev/null; cat /proc/net/dev\n"))
+	if strings.Contains(out, "eth0") {
+		t.Errorf("a sandbox without egress has eth0:\n%s", out)
+	}
+}
+
+// TestEgressLeavesNothing: Close removes the bridge and the table; after a
+// daemon's death the watchdog does; a start on the same names removes
+// whatever is left.
+func TestEgressLeavesNothing(t *testing.T) {
+	testkit.NeedRoot(t)
+	parent := "icebox-test/" + filepath.Base(t.TempDir())
+	names := egressNamesFor(parent)
+	fwd, _ := os.ReadFile(ipForward)
+	gone := func(when string) {
+		t.Helper()
+		if _, err := netlink.LinkByName(names.Bridge); err == nil {
+			t.Errorf("%s: bridge %s remains", when, names.Bridge)
+		}
+		if exists, err := tableExists(names.Table); err != nil || exists {
+			t.Errorf("%s: table %s remains (%v)", when, names.Table, err)
+		}
+	}
+	newM := func() *Manager {
+		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: parent, Egress: EgressConfig{Enabled: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	m := newM()
+	if _, err := netlink.LinkByName(names.Bridge); err != nil {
+		t.Fatalf("no bridge: %v", err)
+	}
+	sb := start(t, m, "sleep 30\n", 128)
+	host := sb.(*linuxSandbox).link.host
+	sb.Destroy()
+	if _, err := netlink.LinkByName(host); err == nil {
+		t.Errorf("veth %s outlives its sandbox", host)
+	}
+	m.Close()
+	gone("after Close")
+
+	// The daemon dies: the watchdog, seeing its socket close, cleans up.
+	m = newM()
+	m.watchdog.stop()
+	m.watchdog = nil
+	gone("after the watchdog")
+	m.Close()
+
+	// Leftovers with no watchdog to remove them: the next start does.
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: names.Bridge}}); err != nil {
+		t.Fatal(err)
+	}
+	m = newM()
+	m.Close()
+	gone("after a restart")
+	if now, _ := os.ReadFile(ipForward); string(now) != string(fwd) && !otherIceboxBridges() {
+		t.Errorf("ip_forward is %q after the last daemon, was %q", now, fwd)
+	}
+}
+
+func tableExists(name string) (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	defer c.CloseLasting()
+	tab, err := findTable(c, name)
+	return tab != nil, err
+}
+
+func otherIceboxBridges() bool {
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, bridgePrefix) {
+			return true
+		}
+	}
+	return false
+}
