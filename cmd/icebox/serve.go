@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +32,17 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept unsigned requests and treat every caller as root (insecure)")
 	fs.BoolVar(&cfg.MetricsAuth, "metrics-auth", false, "require a signed request (icebox:GetMetrics) for /metrics")
+	fs.StringVar(&cfg.Egress, "egress", daemon.EgressNone, "functions' network: none (loopback only) or nat (the world through NAT; never the host, other sandboxes or private ranges)")
+	fs.Func("egress-allow", "CIDR[,CIDR…] that --egress nat opens although private (say a database's 10.1.2.3/32)", func(v string) error {
+		for _, part := range strings.Split(v, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(part))
+			if err != nil {
+				return err
+			}
+			cfg.EgressAllow = append(cfg.EgressAllow, p)
+		}
+		return nil
+	})
 	fs.Func("async-retry-delays", "waits before the retries of a failed asynchronous event (default 1m,2m)", func(v string) error {
 		cfg.AsyncRetryDelays = nil
 		for _, part := range strings.Split(v, ",") {

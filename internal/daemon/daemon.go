@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -78,11 +79,25 @@ type Config struct {
 	// Sandboxes builds the execution environments' sandboxes. Default: the
 	// Linux sandbox manager (root only); tests above the sandbox pass a fake.
 	Sandboxes sandbox.Factory
+	// Egress is how functions reach the network: "none" (the default, and
+	// today's behaviour) leaves sandboxes with their loopback only; "nat"
+	// gives each a route to the world through a bridge with NAT, refusing
+	// the host, other sandboxes, link-local, multicast and private ranges
+	// (see internal/sandbox/linux/egress.go).
+	Egress string
+	// EgressAllow opens ranges the "nat" policy refuses (private ranges).
+	EgressAllow []netip.Prefix
 	// BeforeServe, when set, runs after the listener is open but before the
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
 	BeforeServe func(*Daemon) error
 }
+
+// The values of Config.Egress.
+const (
+	EgressNone = "none"
+	EgressNAT  = "nat"
+)
 
 // DefaultDataDir is a per-user data directory.
 func DefaultDataDir() string {
@@ -147,6 +162,15 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout < 0 {
 		return errors.New("idle timeout must not be negative")
+	}
+	switch c.Egress {
+	case "", EgressNone:
+		if len(c.EgressAllow) > 0 {
+			return errors.New("egress allow needs egress nat")
+		}
+	case EgressNAT:
+	default:
+		return fmt.Errorf("egress %q: want none or nat", c.Egress)
 	}
 	return nil
 }
@@ -238,6 +262,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 			Lock:         d.lock,
 			// Caps the tasks of all sandboxes together (pids.max).
 			AccountConcurrency: cfg.AccountConcurrency,
+			Egress:             sblinux.EgressConfig{Enabled: cfg.Egress == EgressNAT, Allow: cfg.EgressAllow},
 		}); err != nil {
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}
