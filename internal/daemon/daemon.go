@@ -91,6 +91,11 @@ type Config struct {
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
 	BeforeServe func(*Daemon) error
+	// FunctionLog, when set, also gets every line of every function's log,
+	// with its log group (`icebox run` shows them as they come). It is
+	// called from the goroutine reading the function's output: it must
+	// not block for long.
+	FunctionLog func(group, line string)
 }
 
 // The values of Config.Egress.
@@ -198,9 +203,30 @@ type Daemon struct {
 // lateSandboxAPI is the sandboxes' API, filled in after construction.
 type lateSandboxAPI struct{ pool.SandboxAPI }
 
-type logSink struct{ s *logs.Store }
+type logSink struct {
+	s   *logs.Store
+	tee func(group, line string) // Config.FunctionLog
+}
 
-func (l logSink) Writer(group, stream string) pool.LogWriter { return l.s.Writer(group, stream) }
+func (l logSink) Writer(group, stream string) pool.LogWriter {
+	w := l.s.Writer(group, stream)
+	if l.tee == nil {
+		return w
+	}
+	return teeWriter{w, group, l.tee}
+}
+
+// teeWriter stores a log stream's lines and hands each to tee too.
+type teeWriter struct {
+	w     pool.LogWriter
+	group string
+	tee   func(group, line string)
+}
+
+func (t teeWriter) Write(ts time.Time, msg string) {
+	t.w.Write(ts, msg)
+	t.tee(t.group, msg)
+}
 
 // Start brings every part up and starts serving. On error, whatever was
 // started is stopped again.
@@ -288,7 +314,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
 		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, RuntimeDir: runtimeDir,
 		Credentials: d.auth.SessionCredentials, SandboxAPI: sandboxAPI},
-		factory, d.Functions, logSink{d.logs}, m, log); err != nil {
+		factory, d.Functions, logSink{d.logs, cfg.FunctionLog}, m, log); err != nil {
 		return nil, err
 	}
 	// Environments built from an old configuration are drained, whichever
