@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,9 +34,14 @@ func clientCredentials(dataDir string) (aws.Credentials, error) {
 	if dataDir == "" {
 		dataDir = daemon.DefaultDataDir()
 	}
-	id, secret, err := auth.ReadCredentialsFile(filepath.Join(dataDir, auth.RootCredentialsFile))
+	path := filepath.Join(dataDir, auth.RootCredentialsFile)
+	id, secret, err := auth.ReadCredentialsFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return aws.Credentials{}, fmt.Errorf("no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and there are no root credentials at %s; "+
+			"on the server's host, pass the --data-dir the server was started with (icebox serve prints where its credentials are)", path)
+	}
 	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on the server's host (%v)", err)
+		return aws.Credentials{}, fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on the server's host with its --data-dir (%w)", err)
 	}
 	return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, nil
 }
@@ -96,6 +104,10 @@ func (c *client) send(ctx context.Context, method, path, target string, in, out 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("cannot connect: is `icebox serve` running at %s? (--endpoint names another server): %w", c.endpoint, err)
+		}
 		return err
 	}
 	defer resp.Body.Close()

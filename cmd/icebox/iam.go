@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -23,20 +25,63 @@ const rolesUsage = `usage:
 // subcommand adds the client flags to fs, parses args and connects.
 func subcommand(fs *flag.FlagSet, args []string) (*client, []string, error) {
 	connect := clientFlags(fs)
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return nil, nil, err
-	}
+	rest := parseArgs(fs, args)
 	c, err := connect()
 	return c, rest, err
 }
 
+// verb checks the subcommand of keys or roles (args[0]): --help prints the
+// command's help and exits 0; an unknown one is an error with the usage.
+func verb(cmd, usage string, args []string, known ...string) error {
+	if len(args) > 0 && slices.Contains(known, args[0]) {
+		return nil
+	}
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		parseArgs(newFlagSet(cmd), []string{"--help"})
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("%s: unknown subcommand %q\n%s", cmd, args[0], usage)
+	}
+	return errors.New(usage)
+}
+
+// readPolicy reads a policy document and checks it is JSON, naming the file
+// and the line and column of a syntax error.
+func readPolicy(path string) (json.RawMessage, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			line, col := position(doc, syn.Offset)
+			return nil, fmt.Errorf("policy %s:%d:%d: %v", path, line, col, err)
+		}
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return doc, nil
+}
+
+// position is the 1-based line and column (in bytes) of the byte before
+// offset, where encoding/json says a syntax error was found.
+func position(doc []byte, offset int64) (line, col int) {
+	if offset > int64(len(doc)) {
+		offset = int64(len(doc))
+	}
+	before := doc[:max(offset-1, 0)]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = len(before) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
 // keysCmd manages access keys on a running server.
 func keysCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New(keysUsage)
+	if err := verb("keys", keysUsage, args, "create", "list", "delete"); err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("keys "+args[0], flag.ExitOnError)
+	fs := newFlagSet("keys " + args[0])
 	user := fs.String("user", "", "user name (create)")
 	policyFile := fs.String("policy", "", "identity policy JSON file (create)")
 	c, rest, err := subcommand(fs, args[1:])
@@ -46,13 +91,13 @@ func keysCmd(args []string) error {
 	ctx := context.Background()
 	switch {
 	case args[0] == "create" && len(rest) == 0 && *user != "" && *policyFile != "":
-		doc, err := os.ReadFile(*policyFile)
+		doc, err := readPolicy(*policyFile)
 		if err != nil {
 			return err
 		}
 		var out struct{ AccessKey map[string]any }
-		if err := c.do(ctx, "POST", "/icebox/v1/access-keys", map[string]any{"UserName": *user, "Policy": json.RawMessage(doc)}, &out); err != nil {
-			return err
+		if err := c.do(ctx, "POST", "/icebox/v1/access-keys", map[string]any{"UserName": *user, "Policy": doc}, &out); err != nil {
+			return fmt.Errorf("keys create (policy %s): %w", *policyFile, err)
 		}
 		k := out.AccessKey
 		fmt.Printf("user %s (%s)\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nThe secret is shown only now.\n", k["UserName"], k["Arn"], k["AccessKeyId"], k["SecretAccessKey"])
@@ -78,10 +123,10 @@ func keysCmd(args []string) error {
 
 // rolesCmd manages execution roles on a running server.
 func rolesCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New(rolesUsage)
+	if err := verb("roles", rolesUsage, args, "put", "list", "delete"); err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("roles "+args[0], flag.ExitOnError)
+	fs := newFlagSet("roles " + args[0])
 	policyFile := fs.String("policy", "", "policy JSON file: what functions with this role may do (put)")
 	c, rest, err := subcommand(fs, args[1:])
 	if err != nil {
@@ -90,13 +135,13 @@ func rolesCmd(args []string) error {
 	ctx := context.Background()
 	switch {
 	case args[0] == "put" && len(rest) == 1 && *policyFile != "":
-		doc, err := os.ReadFile(*policyFile)
+		doc, err := readPolicy(*policyFile)
 		if err != nil {
 			return err
 		}
 		var out struct{ Role struct{ Arn string } }
-		if err := c.do(ctx, "PUT", "/icebox/v1/roles/"+rest[0], map[string]any{"Policy": json.RawMessage(doc)}, &out); err != nil {
-			return err
+		if err := c.do(ctx, "PUT", "/icebox/v1/roles/"+rest[0], map[string]any{"Policy": doc}, &out); err != nil {
+			return fmt.Errorf("roles put (policy %s): %w", *policyFile, err)
 		}
 		fmt.Println(out.Role.Arn)
 		return nil

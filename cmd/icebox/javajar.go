@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 
@@ -13,10 +12,9 @@ import (
 // javaAPIJarCmd writes the jar of Lambda's Java interfaces
 // (com.amazonaws.services.lambda.runtime) that handlers compile against.
 func javaAPIJarCmd(args []string) error {
-	fs := flag.NewFlagSet("java-api-jar", flag.ExitOnError)
+	fs := newFlagSet("java-api-jar")
 	out := fs.String("out", "lambda-runtime-api.jar", "where to write the jar")
-	fs.Parse(args)
-	if fs.NArg() != 0 {
+	if len(parseArgs(fs, args)) != 0 {
 		return errors.New("java-api-jar: usage: icebox java-api-jar [--out FILE]")
 	}
 	dir, err := os.MkdirTemp("", "icebox-java-")

@@ -16,15 +16,12 @@ import (
 // logsCmd prints a function's log through the CloudWatch Logs API of a
 // running server, optionally following new events.
 func logsCmd(args []string) error {
-	fs := flag.NewFlagSet("logs", flag.ExitOnError)
+	fs := newFlagSet("logs")
 	connect := clientFlags(fs)
 	follow := fs.Bool("follow", false, "keep printing new events")
 	since := fs.Duration("since", time.Hour, "start this long ago")
 	raw := fs.Bool("raw", false, "print messages as stored, control characters included (default: escaped)")
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
+	names := parseArgs(fs, args)
 	if len(names) != 1 {
 		return errors.New("logs: usage: icebox logs NAME [--follow] [--raw] [--endpoint URL] [--since DURATION]")
 	}

@@ -12,15 +12,31 @@ import (
 const usage = `icebox — a self-hosted AWS Lambda
 
 usage:
-  icebox serve [flags]            run the Lambda API (see icebox serve -h)
+  icebox serve [flags]            run the Lambda API (needs root)
   icebox run --code DIR|ZIP       serve one function like AWS's runtime interface emulator
   icebox logs NAME [--follow]     print a function's logs
-  icebox keys create|list|delete   access keys with identity policies (root or icebox:* callers)
+  icebox keys create|list|delete  access keys with identity policies (root or icebox:* callers)
   icebox roles put|list|delete    execution roles: what functions' own credentials may do
   icebox status                   environments, concurrency and queued events of a running server
   icebox runtimes                 which runtime ids this host can run, and why others can't
   icebox java-api-jar [--out F]   the jar of Lambda's Java interfaces, to compile handlers against
+  icebox version                  the version of this binary
+
+Every command takes --help (or: icebox help COMMAND).
 `
+
+// commandFuncs are the subcommands by name.
+var commandFuncs = map[string]func([]string) error{
+	"serve":        serve,
+	"run":          run,
+	"logs":         logsCmd,
+	"status":       statusCmd,
+	"runtimes":     runtimesCmd,
+	"java-api-jar": javaAPIJarCmd,
+	"keys":         keysCmd,
+	"roles":        rolesCmd,
+	"version":      versionCmd,
+}
 
 func main() {
 	// A sandbox's PID 1 is this binary re-executed; it must branch off
@@ -33,32 +49,27 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "serve":
-		err = serve(os.Args[2:])
-	case "run":
-		err = run(os.Args[2:])
-	case "logs":
-		err = logsCmd(os.Args[2:])
-	case "status":
-		err = statusCmd(os.Args[2:])
-	case "runtimes":
-		err = runtimesCmd(os.Args[2:])
-	case "java-api-jar":
-		err = javaAPIJarCmd(os.Args[2:])
-	case "keys":
-		err = keysCmd(os.Args[2:])
-	case "roles":
-		err = rolesCmd(os.Args[2:])
-	case "-h", "--help", "help":
+	name, args := os.Args[1], os.Args[2:]
+	switch name {
+	case "-h", "-help", "--help":
 		fmt.Print(usage)
 		return
-	default:
-		fmt.Fprintf(os.Stderr, "icebox: unknown command %q\n\n%s", os.Args[1], usage)
+	case "help":
+		if len(args) == 0 {
+			fmt.Print(usage)
+			return
+		}
+		// icebox help CMD is icebox CMD --help.
+		name, args = args[0], []string{"--help"}
+	case "-version", "--version":
+		name = "version"
+	}
+	cmd, ok := commandFuncs[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "icebox: unknown command %q\n\n%s", name, usage)
 		os.Exit(2)
 	}
-	if err != nil {
+	if err := cmd(args); err != nil {
 		fmt.Fprintln(os.Stderr, "icebox:", err)
 		os.Exit(1)
 	}

@@ -11,7 +11,7 @@ import (
 
 // runtimesCmd lists the runtime ids this host can run, and why others can't.
 func runtimesCmd(args []string) error {
-	if len(args) != 0 {
+	if len(parseArgs(newFlagSet("runtimes"), args)) != 0 {
 		return errors.New("runtimes: usage: icebox runtimes")
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -65,29 +67,16 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 		cfg.AsyncAckWait = d
 		return nil
 	})
-	fs.Usage = func() {
-		// PrintDefaults of a copy that lacks the hidden flags.
-		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-		fs.VisitAll(func(f *flag.Flag) {
-			if f.Name != hiddenAckWait {
-				shown.Var(f.Value, f.Name, f.Usage)
-			}
-		})
-		shown.SetOutput(fs.Output())
-		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
-		shown.PrintDefaults()
-	}
 	return cfg
 }
 
 const hiddenAckWait = "async-ack-wait"
 
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	fs := newFlagSet("serve")
 	cfg := serveFlags(fs)
-	fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q (flags only, see icebox serve -h)", fs.Arg(0))
+	if rest := parseArgs(fs, args); len(rest) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q (flags only, see icebox serve --help)", rest[0])
 	}
 	// Paths below the data dir are mounted into sandboxes, whose mount
 	// namespace has another working directory: make it absolute.
@@ -103,12 +92,39 @@ func serve(args []string) error {
 	if (cfg.RootAccessKeyID == "") != (cfg.RootSecretAccessKey == "") {
 		return errors.New("serve: set both ICEBOX_ROOT_ACCESS_KEY_ID and ICEBOX_ROOT_SECRET_ACCESS_KEY, or neither")
 	}
-	return runDaemon(*cfg, showRoot)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := needRoot("serve"); err != nil {
+		return err
+	}
+	ownRoot := cfg.RootAccessKeyID == ""
+	return runDaemon(*cfg, func(d *daemon.Daemon) error { return showRoot(d, ownRoot) })
 }
 
-// showRoot prints generated root credentials once, with how to use them,
-// and warns when authentication is off.
-func showRoot(d *daemon.Daemon) error {
+// nextPort suggests the port after addr's, as " such as HOST:PORT+1".
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return ""
+	}
+	return " such as --listen " + net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
+// needRoot fails unless icebox runs as root, before anything is written:
+// sandboxes need namespaces, cgroups and mounts.
+func needRoot(cmd string) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: icebox must run as root (uid %d is not): its sandboxes need namespaces, cgroups and mounts; try sudo icebox %s", cmd, os.Geteuid(), cmd)
+}
+
+// showRoot prints generated root credentials once, with how to use them;
+// on later starts it says where they are kept (unless they came from the
+// environment, ownRoot false). It warns when authentication is off.
+func showRoot(d *daemon.Daemon, ownRoot bool) error {
 	if d.NoAuth() {
 		fmt.Fprintln(os.Stderr, "WARNING: --no-auth: requests are not authenticated; anyone who can reach "+d.Addr()+" is root.")
 	}
@@ -122,6 +138,12 @@ func showRoot(d *daemon.Daemon) error {
     aws --endpoint-url http://%s lambda list-functions
 
 `, d.RootCredentialsPath(), id, secret, d.Region(), d.Addr())
+	} else if ownRoot {
+		// The file is in the AWS shared-credentials format, profile icebox.
+		fmt.Printf(`icebox root credentials are in %[1]s (the icebox CLI on this host reads them; for the AWS CLI:
+    export AWS_SHARED_CREDENTIALS_FILE=%[1]s AWS_PROFILE=icebox AWS_DEFAULT_REGION=%[2]s)
+
+`, d.RootCredentialsPath(), d.Region())
 	}
 	return nil
 }
@@ -133,6 +155,9 @@ func runDaemon(cfg daemon.Config, ready func(*daemon.Daemon) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.Start(ctx, cfg, log)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: something already listens on %s (another icebox?): stop it, or pass --listen with a free address%s", err, cfg.Listen, nextPort(cfg.Listen))
+	}
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -15,10 +14,9 @@ import (
 // statusCmd prints a running server's environments, concurrency and
 // asynchronous queue depth per function.
 func statusCmd(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	fs := newFlagSet("status")
 	connect := clientFlags(fs)
-	fs.Parse(args)
-	if fs.NArg() != 0 {
+	if len(parseArgs(fs, args)) != 0 {
 		return errors.New("status: usage: icebox status [--endpoint URL]")
 	}
 	c, err := connect()
