@@ -97,8 +97,8 @@ that java17 handlers compile against. Needs the host's JDK 17.`,
 		examples: `icebox java-api-jar --out lambda.jar && javac -cp lambda.jar Hello.java`,
 	},
 	"version": {
-		usage:    "icebox version",
-		about:    `Prints icebox's version: its module version, VCS revision and Go version.`,
+		usage: "icebox version",
+		about: `Prints icebox's version: its module version, VCS revision and Go version.`,
 		examples: `icebox version
 icebox --version`,
 	},
