@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-		"net/url"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -215,5 +215,33 @@ func TestUnconfiguredFeatureReads(t *testing.T) {
 	}
 	if a := call(t, d, root, "GET", "/2019-09-30/functions/f/provisioned-concurrency?Qualifier=1", "", nil); a.status != 404 || a.code != "ProvisionedConcurrencyConfigNotFoundException" && a.code != "ResourceNotFoundException" {
 		t.Errorf("GetProvisionedConcurrencyConfig: %d %s", a.status, a.code)
+	}
+}
+
+// Tags and IAM as on Lambda: tagging on create needs lambda:TagResource,
+// and GetFunction shows tags only to a caller allowed lambda:ListTags.
+func TestTagsAuthorization(t *testing.T) {
+	d := startDaemon(t)
+	const fns = "/2015-03-31/functions"
+	tagged := createBody("f", map[string]any{"Tags": map[string]string{"team": "a"}})
+	creator := user(t, d, "creator", "lambda:CreateFunction", "iam:PassRole")
+	if a := call(t, d, creator, "POST", fns, "", tagged); a.code != "AccessDeniedException" || !strings.Contains(a.msg, "lambda:TagResource") {
+		t.Errorf("create with tags without lambda:TagResource: %d %s %q", a.status, a.code, a.msg)
+	}
+	tagger := user(t, d, "tagger", "lambda:CreateFunction", "iam:PassRole", "lambda:TagResource")
+	if a := call(t, d, tagger, "POST", fns, "", tagged); a.status != 201 {
+		t.Fatalf("create with tags and lambda:TagResource: %d %s %q", a.status, a.code, a.msg)
+	}
+	for _, tc := range []struct {
+		who      string
+		actions  []string
+		wantTags bool
+	}{{"reader", []string{"lambda:GetFunction"}, false}, {"tag-reader", []string{"lambda:GetFunction", "lambda:ListTags"}, true}} {
+		_, raw := send(t, d, user(t, d, tc.who, tc.actions...), "GET", fns+"/f", nil, nil)
+		var out map[string]json.RawMessage
+		json.Unmarshal(raw, &out)
+		if _, has := out["Tags"]; has != tc.wantTags || out["Configuration"] == nil {
+			t.Errorf("GetFunction as %s: Tags present %v, want %v (%s)", tc.who, has, tc.wantTags, raw)
+		}
 	}
 }

@@ -48,6 +48,7 @@ type createFunctionInput struct {
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 	Tags             map[string]string `json:"Tags"`
 	optionalConfig
+	createOnlyConfig
 }
 
 type deadLetterConfig struct {
@@ -154,7 +155,10 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := in.check(name); err != nil {
+	if err := in.optionalConfig.check(name); err != nil {
+		return err
+	}
+	if err := in.createOnlyConfig.check(); err != nil {
 		return err
 	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
@@ -179,6 +183,9 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	err = fn.Validate()
 	if err == nil {
 		err = s.authorizePassRole(r, fn.Role)
+	}
+	if err == nil && len(fn.Tags) > 0 {
+		err = s.authorizeOn(r, "lambda:TagResource", fn.Name, nil)
 	}
 	if err != nil {
 		return err
@@ -209,7 +216,9 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) error {
 			"RepositoryType": "S3",
 			"Location":       s.codeLocation(r, &fn),
 		},
-		"Tags": tagsOf(fn),
+	}
+	if s.mayListTags(r, fn) {
+		out["Tags"] = tagsOf(fn)
 	}
 	if fn.ReservedConcurrency != nil {
 		out["Concurrency"] = concurrency{fn.ReservedConcurrency}

@@ -8,6 +8,7 @@ import (
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
+	"icebox/internal/policy"
 )
 
 // Tags: TagResource, UntagResource and ListTags on /2017-03-31/tags/{ARN}.
@@ -89,4 +90,22 @@ func tagsOf(fn model.Function) map[string]string {
 		return map[string]string{}
 	}
 	return fn.Tags
+}
+
+// mayListTags says whether GetFunction shows r's caller the function's tags:
+// since 2024 Lambda includes them only for a caller allowed lambda:ListTags
+// on the function, and answers without them otherwise.
+func (s *Server) mayListTags(r *http.Request, fn model.Function) bool {
+	return s.authorizeOn(r, "lambda:ListTags", fn.Name, fn.Policy) == nil
+}
+
+// authorizeOn decides action on the function name for r's caller, for
+// actions an operation needs beyond its own (CreateFunction with Tags
+// needs lambda:TagResource, as on Lambda).
+func (s *Server) authorizeOn(r *http.Request, action, name string, fnPolicy *policy.Document) error {
+	c, ok := callerOf(r)
+	if !ok || c.id.Root {
+		return nil
+	}
+	return s.decide(c.id, action, model.ARN(s.cfg.Region, s.cfg.AccountID, name), fnPolicy)
 }

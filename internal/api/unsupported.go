@@ -65,11 +65,27 @@ type optionalConfig struct {
 	LoggingConfig          *loggingConfig    `json:"LoggingConfig"`
 	CapacityProviderConfig json.RawMessage   `json:"CapacityProviderConfig"`
 	DurableConfig          json.RawMessage   `json:"DurableConfig"`
-	// CreateFunction only; Lambda ignores them on an update, and so would
-	// icebox if a client sent them there.
+}
+
+// createOnlyConfig holds the fields of that kind only CreateFunction has;
+// on an update they are unknown keys, ignored as Lambda ignores them.
+type createOnlyConfig struct {
 	CodeSigningConfigArn *string         `json:"CodeSigningConfigArn"`
 	TenancyConfig        json.RawMessage `json:"TenancyConfig"`
 	PublishTo            *string         `json:"PublishTo"`
+}
+
+func (c *createOnlyConfig) check() error {
+	if c.CodeSigningConfigArn != nil && *c.CodeSigningConfigArn != "" {
+		return unsupported("CodeSigningConfigArn", "code signing")
+	}
+	if given(c.TenancyConfig) {
+		return unsupported("TenancyConfig", "tenant isolation")
+	}
+	if c.PublishTo != nil && *c.PublishTo != "" {
+		return unsupported("PublishTo", "publishing to "+*c.PublishTo)
+	}
+	return nil
 }
 
 // given says whether a raw structure carries anything.
@@ -140,17 +156,10 @@ func (c *optionalConfig) check(name string) error {
 	}{
 		{"CapacityProviderConfig", c.CapacityProviderConfig, "capacity providers (Lambda Managed Instances)"},
 		{"DurableConfig", c.DurableConfig, "durable functions"},
-		{"TenancyConfig", c.TenancyConfig, "tenant isolation"},
 	} {
 		if given(f.raw) {
 			return unsupported(f.field, f.what)
 		}
-	}
-	if c.CodeSigningConfigArn != nil && *c.CodeSigningConfigArn != "" {
-		return unsupported("CodeSigningConfigArn", "code signing")
-	}
-	if c.PublishTo != nil && *c.PublishTo != "" {
-		return unsupported("PublishTo", "publishing to "+*c.PublishTo)
 	}
 	return nil
 }
