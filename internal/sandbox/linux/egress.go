@@ -425,3 +425,7 @@ func (n *egressNet) etcFiles() [][2]string {
 		{"/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
 	}
 }
+
+// EgressBridge names the bridge of the manager whose cgroup parent is
+// cgroupParent (tests route its traffic; operators find it in `ip link`).
+func EgressBridge(cgroupParent string) string { return egressNamesFor(cgroupParent).Bridge }

@@ -3,141 +3,25 @@ package linux
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"icebox/internal/sandbox/linux/egresstest"
 	"icebox/internal/testkit"
 )
-
-// The egress tests never send a packet past the host. A test host, in a
-// network namespace of its own, holds 198.18.0.2 and 198.18.1.2 (the
-// benchmarking range, which the policy treats as public) behind a veth whose
-// host end is 198.18.0.1; and a policy routing rule sends everything that
-// comes from the manager's bridge to that test host, whatever its
-// destination. A refusal that failed would reach the test host (which would
-// not answer), never the world.
-
-const (
-	testHostAddr    = "198.18.0.2"
-	testHostPrivate = "198.18.1.2" // made "private" for the allow test
-	testHostGateway = "198.18.0.1" // the host's end: a host interface address
-)
-
-// testHost is the stand-in for the internet.
-type testHost struct {
-	hostLink string // the veth end in the host's namespace
-	ns       netns.NsHandle
-}
-
-// newTestHost builds the test host's namespace and veth pair and serves
-// HTTP on port 80 of both its addresses, answering "hello from <addr>".
-func newTestHost(t *testing.T) *testHost {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	host, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	ns, err := netns.New() // and the thread is in it
-	if err != nil {
-		t.Fatal(err)
-	}
-	th := &testHost{hostLink: "ibt" + randomID()[:8], ns: ns}
-	t.Cleanup(func() { ns.Close() })
-	setup := func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return err
-		}
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: th.hostLink, PeerNamespace: netlink.NsFd(int(host))}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return fmt.Errorf("veth: %w", err)
-		}
-		for _, a := range []string{testHostAddr + "/24", testHostPrivate + "/24"} {
-			addr, _ := netlink.ParseAddr(a)
-			if err := netlink.AddrAdd(veth, addr); err != nil {
-				return err
-			}
-		}
-		if err := netlink.LinkSetUp(veth); err != nil {
-			return err
-		}
-		// Replies go back through the host.
-		return netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Gw: net.ParseIP(testHostGateway)})
-	}
-	err = setup()
-	var l net.Listener
-	if err == nil {
-		l, err = net.Listen("tcp", ":80")
-	}
-	if serr := netns.Set(host); serr != nil {
-		t.Fatalf("back to the host's namespace: %v", serr) // the locked thread dies with the test
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s", strings.Split(r.Host, ":")[0])
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-
-	hl, err := netlink.LinkByName(th.hostLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netlink.LinkDel(hl) })
-	addr, _ := netlink.ParseAddr(testHostGateway + "/24")
-	if err := netlink.AddrAdd(hl, addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(hl); err != nil {
-		t.Fatal(err)
-	}
-	return th
-}
-
-// routeThrough sends everything that comes in from bridge to the test host
-// (see the top of this file).
-func (th *testHost) routeThrough(t *testing.T, bridge string, table int) {
-	t.Helper()
-	hl, err := netlink.LinkByName(th.hostLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(testHostAddr), Table: table}
-	if err := netlink.RouteAdd(route); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netlink.RouteDel(route) })
-	rule := netlink.NewRule()
-	rule.IifName, rule.Table, rule.Priority = bridge, table, 100
-	if err := netlink.RuleAdd(rule); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netlink.RuleDel(rule) })
-}
 
 func newEgressManager(t *testing.T, allow ...netip.Prefix) *Manager {
 	t.Helper()
 	testkit.NeedRoot(t)
 	egress := EgressConfig{Enabled: true, Allow: allow,
-		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix("198.18.1.0/24"))}
+		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix(egresstest.PrivateRange))}
 	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(t.TempDir()), Egress: egress})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +38,7 @@ func probeScript(targets ...string) string {
 	for _, u := range targets {
 		fmt.Fprintf(&b, "out=$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%%{http_code} %%{time_total}' %s); echo \"R %s $? $out\"\n", u, u)
 	}
-	b.WriteString("curl -s -m 5 http://" + testHostAddr + "/page; echo\n")
+	b.WriteString("curl -s -m 5 http://" + egresstest.Addr + "/page; echo\n")
 	return b.String()
 }
 
@@ -177,14 +61,16 @@ func probeResults(t *testing.T, out string) map[string]probeResult {
 	return res
 }
 
+// The tests send no packet past the host: see egresstest.
+
 // TestEgress: a sandbox fetches a page from the test host, and is refused,
 // fast, the host on every address (a service listening on all of the
 // host's addresses, reached by the gateway and by a host interface
 // address), cloud metadata, a private range and another sandbox.
 func TestEgress(t *testing.T) {
-	th := newTestHost(t)
+	th := egresstest.New(t)
 	m := newEgressManager(t)
-	th.routeThrough(t, m.egress.names.Bridge, 7101)
+	th.RouteFrom(t, m.egress.names.Bridge, 7101)
 
 	// A service of the host's, on every address of the host.
 	hostSvc, err := net.Listen("tcp", ":0")
@@ -218,14 +104,14 @@ func TestEgress(t *testing.T) {
 
 	gw := m.egress.gateway
 	targets := map[string]string{
-		"http://" + testHostAddr + "/":                      "0",
-		fmt.Sprintf("http://%s:%d/", gw, port):              "7",
-		fmt.Sprintf("http://%s:%d/", testHostGateway, port): "7",
-		fmt.Sprintf("http://127.0.0.1:%d/", port):           "7", // the sandbox's own loopback
-		"http://169.254.169.254/":                           "7",
-		"http://" + testHostPrivate + "/":                   "7",
-		"http://10.0.0.1/":                                  "7",
-		fmt.Sprintf("http://%s:8080/", otherAddr):           "7",
+		"http://" + egresstest.Addr + "/":                      "0",
+		fmt.Sprintf("http://%s:%d/", gw, port):                 "7",
+		fmt.Sprintf("http://%s:%d/", egresstest.Gateway, port): "7",
+		fmt.Sprintf("http://127.0.0.1:%d/", port):              "7", // the sandbox's own loopback
+		"http://169.254.169.254/":                              "7",
+		"http://" + egresstest.Private + "/":                   "7",
+		"http://10.0.0.1/":                                     "7",
+		fmt.Sprintf("http://%s:8080/", otherAddr):              "7",
 	}
 	var list []string
 	for u := range targets {
@@ -248,7 +134,7 @@ func TestEgress(t *testing.T) {
 			t.Errorf("%s: refused after %.2fs, want under 1s", u, r.seconds)
 		}
 	}
-	if !strings.Contains(out, "hello from "+testHostAddr) {
+	if !strings.Contains(out, "hello from "+egresstest.Addr) {
 		t.Error("the page from the test host is missing")
 	}
 	if !strings.Contains(out, "127.0.0.1\tlocalhost") {
@@ -264,11 +150,11 @@ func TestEgress(t *testing.T) {
 // TestEgressAllow: a range the policy refuses is reachable once allowed;
 // the host stays refused whatever is allowed.
 func TestEgressAllow(t *testing.T) {
-	th := newTestHost(t)
-	m := newEgressManager(t, netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("0.0.0.0/0"))
-	th.routeThrough(t, m.egress.names.Bridge, 7102)
-	private := "http://" + testHostPrivate + "/"
-	host := fmt.Sprintf("http://%s:9/", testHostGateway)
+	th := egresstest.New(t)
+	m := newEgressManager(t, netip.MustParsePrefix(egresstest.PrivateRange), netip.MustParsePrefix("0.0.0.0/0"))
+	th.RouteFrom(t, m.egress.names.Bridge, 7102)
+	private := "http://" + egresstest.Private + "/"
+	host := fmt.Sprintf("http://%s:9/", egresstest.Gateway)
 	out, _ := run(t, m, script(t, probeScript(private, host)))
 	t.Log(out)
 	res := probeResults(t, out)

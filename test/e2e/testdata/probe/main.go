@@ -135,6 +135,8 @@ func handle(id string, raw []byte) any {
 		return checkPinned()
 	case "get":
 		return get(raw)
+	case "dial":
+		return dial(raw)
 	}
 	return map[string]string{"action": ev.Action}
 }

@@ -1,0 +1,140 @@
+// Package egresstest gives network egress tests a stand-in for the
+// internet that no packet can leave: a test host in a network namespace of
+// its own, holding addresses of the benchmarking range 198.18.0.0/15 (which
+// the egress policy treats as public), and a policy routing rule that sends
+// everything coming from a sandbox bridge to it, whatever the destination.
+// A refusal that failed would reach the test host (which does not answer
+// for addresses it does not hold), never the world.
+package egresstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+const (
+	// Addr is the test host's public address; it serves HTTP on port 80,
+	// answering "hello from <the address asked for>".
+	Addr = "198.18.0.2"
+	// Private is the test host's second address, which tests add to the
+	// refused ranges to stand for a private one.
+	Private = "198.18.1.2"
+	// PrivateRange holds Private.
+	PrivateRange = "198.18.1.0/24"
+	// Gateway is the host's end of the link to the test host: an address
+	// of a host interface, which sandboxes must never reach.
+	Gateway = "198.18.0.1"
+)
+
+// Host is the test host.
+type Host struct {
+	link string // the veth end in the host's namespace
+}
+
+// New builds the test host and serves HTTP on it until the test ends.
+func New(t testing.TB) *Host {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	host, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	ns, err := netns.New() // and the thread is in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	h := &Host{link: "ibt" + hex.EncodeToString(b[:])}
+	err = h.setupInside(host)
+	var l net.Listener
+	if err == nil {
+		l, err = net.Listen("tcp", ":80")
+	}
+	if serr := netns.Set(host); serr != nil {
+		// The thread stays locked, and Go ends it with the test.
+		t.Fatalf("back to the host's namespace: %v", serr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", strings.Split(r.Host, ":")[0])
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	hl, err := netlink.LinkByName(h.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.LinkDel(hl) })
+	addr, _ := netlink.ParseAddr(Gateway + "/24")
+	if err := netlink.AddrAdd(hl, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(hl); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// setupInside runs in the test host's namespace: loopback, the veth pair
+// (its other end moved to the host's namespace), addresses and the route
+// back through the host.
+func (h *Host) setupInside(host netns.NsHandle) error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return err
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: h.link, PeerNamespace: netlink.NsFd(int(host))}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	for _, a := range []string{Addr + "/24", Private + "/24"} {
+		addr, _ := netlink.ParseAddr(a)
+		if err := netlink.AddrAdd(veth, addr); err != nil {
+			return err
+		}
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return err
+	}
+	return netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Gw: net.ParseIP(Gateway)})
+}
+
+// RouteFrom sends everything that comes in from bridge to the test host,
+// through routing table table (one per test), until the test ends.
+func (h *Host) RouteFrom(t testing.TB, bridge string, table int) {
+	t.Helper()
+	hl, err := netlink.LinkByName(h.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(Addr), Table: table}
+	if err := netlink.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.RouteDel(route) })
+	rule := netlink.NewRule()
+	rule.IifName, rule.Table, rule.Priority = bridge, table, 100
+	if err := netlink.RuleAdd(rule); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.RuleDel(rule) })
+}
