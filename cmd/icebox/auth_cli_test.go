@@ -65,6 +65,16 @@ func TestRootCredentialsGenerated(t *testing.T) {
 	}
 	pol := filepath.Join(t.TempDir(), "policy.json")
 	os.WriteFile(pol, []byte(`{"Statement":[{"Effect":"Allow","Action":"lambda:List*","Resource":"*"}]}`), 0o644)
+	// A policy the server refuses is named in the error too.
+	wrong := filepath.Join(t.TempDir(), "wrong.json")
+	os.WriteFile(wrong, []byte(`{"Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}`), 0o644)
+	refused := exec.Command(build.icebox, "keys", "create", "--user", "dave", "--policy", wrong, "--endpoint", s.url, "--data-dir", dataDir)
+	refused.Env = envWithoutAWS()
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), "keys create (policy "+wrong+"): ") {
+		t.Errorf("keys create with a policy the server refuses: %v %s", err, out)
+	} else {
+		t.Logf("refused policy: %s", out)
+	}
 	out := cli("keys", "create", "--user", "carol", "--policy", pol)
 	m := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(AKIA\S+)\nAWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(out)
 	if m == nil {

@@ -180,7 +180,7 @@ func TestCLIHints(t *testing.T) {
 		{withKeys, []string{"logs", "fn", "--endpoint", down}, []string{"is `icebox serve` running at " + down + "?"}},
 		{withKeys, []string{"keys", "list", "--endpoint", down}, []string{"is `icebox serve` running at " + down + "?"}},
 		{envWithoutAWS(), []string{"status", "--data-dir", noCreds}, []string{
-			"AWS_ACCESS_KEY_ID", "no root credentials at " + filepath.Join(noCreds, auth.RootCredentialsFile), "--data-dir the server was started with"}},
+			"AWS_ACCESS_KEY_ID", "no root credentials at " + filepath.Join(noCreds, auth.RootCredentialsFile), "pass the same --data-dir"}},
 		{envWithoutAWS(), []string{"logs", "fn"}, []string{"--data-dir"}},
 		{withKeys, []string{"keys", "create", "--user", "a", "--policy", bad, "--endpoint", down}, []string{
 			"policy " + bad + ":3:24: invalid character '}'"}},
@@ -195,6 +195,7 @@ func TestCLIHints(t *testing.T) {
 		{nil, []string{"run", "--code", empty}, []string{
 			"no bootstrap in " + empty + ": give an executable named bootstrap", "--runtime and --handler"}},
 		{nil, []string{"run", "--code", filepath.Join(dir, "nothing")}, []string{"run: ", "no such file"}},
+		{nil, []string{"run", "--code", py, "--runtime", "python3.11"}, []string{"--runtime python3.11 needs --handler: FILE.FUNCTION"}},
 	} {
 		code, out, errOut := cli(t, tc.env, tc.args...)
 		if code == 0 || out != "" {

@@ -37,8 +37,8 @@ func clientCredentials(dataDir string) (aws.Credentials, error) {
 	path := filepath.Join(dataDir, auth.RootCredentialsFile)
 	id, secret, err := auth.ReadCredentialsFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return aws.Credentials{}, fmt.Errorf("no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and there are no root credentials at %s; "+
-			"on the server's host, pass the --data-dir the server was started with (icebox serve prints where its credentials are)", path)
+		return aws.Credentials{}, fmt.Errorf("no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and there are no root credentials at %s (icebox serve writes them there on its first start; "+
+			"if it runs with another --data-dir, pass the same --data-dir)", path)
 	}
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on the server's host with its --data-dir (%w)", err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -38,10 +39,15 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	if runtimes.IsProvided(*runtime) {
+	handlerSet := false
+	fset.Visit(func(f *flag.Flag) { handlerSet = handlerSet || f.Name == "handler" })
+	switch {
+	case runtimes.IsProvided(*runtime):
 		if err := checkBootstrap(*code, zipped); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
+	case !handlerSet:
+		return fmt.Errorf("run: --runtime %s needs --handler: FILE.FUNCTION for Python and Node.js (app.handler calls handler in app.py), pkg.Class::method for Java", *runtime)
 	}
 	if err := needRoot("run"); err != nil {
 		return err
