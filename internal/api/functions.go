@@ -161,6 +161,9 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err := in.createOnlyConfig.check(); err != nil {
 		return err
 	}
+	if in.Publish {
+		return errPublish
+	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
 		Architectures: in.Architectures, Tags: in.Tags}
 	// Omitted fields take Lambda's defaults; given ones are checked as given,
@@ -342,6 +345,9 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) erro
 	}
 	if err == nil && in.PublishTo != nil && *in.PublishTo != "" {
 		err = unsupported("PublishTo", "publishing to "+*in.PublishTo)
+	}
+	if err == nil && in.Publish {
+		err = errPublish
 	}
 	if err != nil {
 		return err
