@@ -106,7 +106,7 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET /2021-10-31/functions/{name}/urls", op("lambda:ListFunctionUrlConfigs"), s.listFunctionURLConfigs)
 	s.handle("GET /2015-03-31/event-source-mappings", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
 	s.handle("GET /2015-03-31/event-source-mappings/{$}", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
-	s.handle("GET /2019-09-30/functions/{name}/provisioned-concurrency", route{limit: smallBody, actionFor: provisionedConcurrencyAction}, s.provisionedConcurrencyConfigs)
+	s.handle("GET /2019-09-30/functions/{name}/provisioned-concurrency", route{action: "lambda:ListProvisionedConcurrencyConfigs", limit: smallBody, actionFor: provisionedConcurrencyAction}, s.provisionedConcurrencyConfigs)
 	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
 	s.handle("PUT "+eic, op("lambda:PutFunctionEventInvokeConfig"), s.putEventInvokeConfig)
 	s.handle("POST "+eic, op("lambda:UpdateFunctionEventInvokeConfig"), s.putEventInvokeConfig)
