@@ -687,7 +687,7 @@ func (s *linuxSandbox) Kill() error {
 
 func (s *linuxSandbox) Stats() sandbox.Stats {
 	mem, oom := s.cg.stats()
-	return sandbox.Stats{MaxMemoryBytes: mem, OOMKills: oom}
+	return sandbox.Stats{MaxMemoryBytes: s.memoryPeak(mem), OOMKills: oom}
 }
 
 func (s *linuxSandbox) Destroy() error {

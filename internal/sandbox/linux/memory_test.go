@@ -1,0 +1,80 @@
+package linux
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"icebox/internal/testkit"
+)
+
+func TestVMHWM(t *testing.T) {
+	for in, want := range map[string]uint64{
+		"Name:\tbootstrap\nVmPeak:\t  712000 kB\nVmHWM:\t    8180 kB\nVmRSS:\t    8180 kB\n": 8180 << 10,
+		"Name:\tkthreadd\nState:\tS (sleeping)\n":                                            0,
+		"Name:\tx\nVmHWM:\tlots kB\n":                                                        0,
+	} {
+		if got := vmHWM([]byte(in)); got != want {
+			t.Errorf("vmHWM(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// residentPeak takes the largest VmHWM of the group's processes, skipping
+// init and processes that are gone.
+func TestResidentPeak(t *testing.T) {
+	proc := t.TempDir()
+	for pid, kb := range map[int]int{1: 1, 10: 90000, 11: 3000, 12: 8000} {
+		dir := filepath.Join(proc, strconv.Itoa(pid))
+		os.Mkdir(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "status"), []byte("Name:\tx\nVmHWM:\t"+strconv.Itoa(kb)+" kB\n"), 0o644)
+	}
+	procs := filepath.Join(t.TempDir(), "cgroup.procs")
+	os.WriteFile(procs, []byte("10\n11\n12\n13\n"), 0o644) // 13 exited
+	if got := residentPeak(procs, proc, 10); got != 8000<<10 {
+		t.Errorf("residentPeak = %d, want %d (init 10 skipped)", got, 8000<<10)
+	}
+	if got := residentPeak(filepath.Join(t.TempDir(), "none"), proc, 10); got != 0 {
+		t.Errorf("residentPeak of a removed group = %d, want 0", got)
+	}
+}
+
+// A runtime's own binary is resident in it but cached (so charged) by
+// whoever read it first: Max Memory Used still counts it.
+func TestMemoryPeakCountsMappedCode(t *testing.T) {
+	testkit.NeedRoot(t)
+	m := newManager(t)
+	sb := start(t, m, `exec sleep 100`, 128)
+	ls := sb.(*linuxSandbox)
+	var rss uint64
+	testkit.WaitFor(t, 5*time.Second, "the runtime resident", func() bool {
+		for _, pid := range pidsOf(t, ls) {
+			b, _ := os.ReadFile("/proc/" + pid + "/status")
+			if strings.HasPrefix(string(b), "Name:\tsleep\n") {
+				rss = vmHWM(b)
+			}
+		}
+		return rss > 0
+	})
+	if got := sb.Stats().MaxMemoryBytes; got < rss {
+		t.Errorf("MaxMemoryBytes = %d, below the runtime's resident peak %d", got, rss)
+	}
+}
+
+func pidsOf(t *testing.T, s *linuxSandbox) []string {
+	dir := ""
+	switch g := s.cg.(type) {
+	case *v1Group:
+		dir = g.paths["memory"]
+	case *v2Group:
+		dir = g.dir
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
