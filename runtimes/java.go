@@ -77,6 +77,7 @@ func javaRuntime(id string, major int) Runtime {
 		ID:          id,
 		Family:      "java",
 		Interpreter: filepath.Join(home, "bin", "javac"),
+		Version:     strconv.Itoa(major),
 		Command: func(handler string, memoryMB int) []string {
 			return javaCommand(filepath.Join(home, "bin", "java"), major, memoryMB)
 		},

@@ -26,11 +26,18 @@ func TestRegistry(t *testing.T) {
 	if IsProvided("python3.11") {
 		t.Error("python3.11 is not OS-only")
 	}
-	_, err := Lookup("cobol1.0")
-	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "cobol1.0") {
+	h, err := NewHost(HostConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Lookup("cobol1.0")
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "cobol1.0") || !strings.Contains(err.Error(), "provided.al2023, provided.al2,") {
 		t.Errorf("unknown runtime: %v", err)
 	}
-	st := Statuses()
+	if _, err = h.Lookup("go1.x"); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "use provided.al2023") {
+		t.Errorf("go1.x: %v", err)
+	}
+	st := h.Statuses()
 	if len(st) != len(ids)+3 || st[0].ID != "provided.al2023" || !st[0].Available {
 		t.Errorf("statuses: %+v", st)
 	}
@@ -70,5 +77,23 @@ func TestExtract(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dst, "stale")); !os.IsNotExist(err) {
 		t.Errorf("what an older icebox left is still there: %v", err)
+	}
+	// Installed SDKs are kept; everything else is rewritten.
+	for _, f := range []string{"python/site-packages/boto3/__init__.py", "nodejs/node_modules/x/index.js", "python/old.py", "java/stale.jar"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Extract(dst); err != nil {
+		t.Fatal(err)
+	}
+	for f, kept := range map[string]bool{"python/site-packages/boto3/__init__.py": true, "nodejs/node_modules/x/index.js": true,
+		"python/old.py": false, "java/stale.jar": false, "python/bootstrap.py": true} {
+		if _, err := os.Stat(filepath.Join(dst, f)); (err == nil) != kept {
+			t.Errorf("%s: kept %v, want %v", f, err == nil, kept)
+		}
 	}
 }

@@ -23,6 +23,10 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	cfg := &daemon.Config{}
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9070", "API listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir(), "data directory (engine files, unpacked code)")
+	fs.StringVar(&cfg.CacheDir, "cache-dir", daemon.DefaultCacheDir(), "host-wide cache (compiled Java client, the runtimes' SDKs)")
+	fs.StringVar(&cfg.RuntimesDir, "runtimes-dir", "", "directory of pre-installed runtime SDKs (python/site-packages, nodejs/node_modules): nothing is downloaded")
+	cfg.RuntimePaths = map[string]string{}
+	fs.Var(runtimePaths(cfg.RuntimePaths), "runtime-path", "ID=PATH: run runtime ID on the interpreter at PATH, e.g. nodejs22.x=/usr/local/bin/node22 (repeatable)")
 	fs.StringVar(&cfg.NatsURL, "nats-url", "", "external NATS JetStream URL (default: embedded engine)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "how long an idle environment is kept (default 10m)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region in ARNs and AWS_REGION")

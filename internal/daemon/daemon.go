@@ -37,8 +37,15 @@ type Config struct {
 	// DataDir holds the embedded engine's files and unpacked code.
 	DataDir string
 	// CacheDir holds build output shared by every data dir on the host (the
-	// compiled Java runtime client). Default: the user's cache dir + /icebox.
+	// compiled Java runtime client, the runtimes' SDKs). Default: the
+	// user's cache dir + /icebox.
 	CacheDir string
+	// RuntimesDir, when set, holds the runtimes' SDKs pre-installed
+	// (runtimes.HostConfig.RuntimesDir); icebox then downloads nothing.
+	RuntimesDir string
+	// RuntimePaths points runtime ids at other interpreters than their
+	// default (nodejs22.x → /usr/local/bin/node22).
+	RuntimePaths map[string]string
 	// NatsURL, when set, is an external JetStream to use instead of the embedded one.
 	NatsURL string
 	// IdleTimeout is how long an idle environment is kept. Default 10m.
@@ -301,6 +308,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err := runtimes.PrepareJava(runtimeDir, cfg.CacheDir); err != nil {
 		return nil, fmt.Errorf("java runtime client: %w", err)
 	}
+	// The SDKs are linked into runtimeDir on each runtime's first use.
+	hostRuntimes, err := runtimes.NewHost(runtimes.HostConfig{Dir: runtimeDir, CacheDir: cfg.CacheDir,
+		RuntimesDir: cfg.RuntimesDir, Paths: cfg.RuntimePaths, Log: log})
+	if err != nil {
+		return nil, err
+	}
 	// The API is built after the pool that serves it inside sandboxes; it
 	// is set before any environment can start.
 	sandboxAPI := &lateSandboxAPI{}
@@ -308,11 +321,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), CheckRuntime: pool.CheckRuntime, Reservations: counter}, d.catalog, code, log); err != nil {
+	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), CheckRuntime: hostRuntimes.Check, Reservations: counter}, d.catalog, code, log); err != nil {
 		return nil, err
 	}
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
-		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, RuntimeDir: runtimeDir,
+		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, Runtimes: hostRuntimes,
 		Credentials: d.auth.SessionCredentials, SandboxAPI: sandboxAPI},
 		factory, d.Functions, logSink{d.logs, cfg.FunctionLog}, m, log); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -14,35 +15,38 @@ import (
 	"icebox/runtimes"
 )
 
-// CheckRuntime says whether this host can run functions of a runtime id,
-// and if not, what is missing.
-func CheckRuntime(id string) error {
-	if runtimes.IsProvided(id) {
-		return nil
-	}
-	_, err := runtimes.Lookup(id)
-	return err
-}
+// ErrorTypeSDKUnavailable is the function error of a cold start whose
+// runtime's SDK could not be installed.
+const ErrorTypeSDKUnavailable = "Runtime.SDKUnavailable"
 
 // bootstrapPaths are where a provided runtime's entry point may be, in order.
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 
 // entrypoint finds the runtime's argv for fn with code in codeDir, and the
-// runtime client directory to mount at /var/runtime (managed runtimes). A
-// missing bootstrap is a function error (Runtime.InvalidEntrypoint),
-// reported as msg.
-func (p *Pool) entrypoint(fn *model.Function, codeDir string) (args []string, runtimeDir, msg string, err error) {
+// runtime client directory to mount at /var/runtime (managed runtimes),
+// with the runtime's SDK in it: the first cold start of a runtime waits
+// for its install, later ones pay an atomic load. A missing bootstrap
+// (Runtime.InvalidEntrypoint) or SDK (Runtime.SDKUnavailable) is a
+// function error, returned as failure.
+func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requestID string) (args []string, runtimeDir string, failure []byte, err error) {
 	if !runtimes.IsProvided(fn.Runtime) {
-		rt, err := runtimes.Lookup(fn.Runtime)
+		rt, err := p.cfg.Runtimes.Lookup(fn.Runtime)
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", nil, err
 		}
-		return rt.Command(fn.Handler, fn.MemorySize), filepath.Join(p.cfg.RuntimeDir, rt.Family), "", nil
+		if err := p.cfg.Runtimes.Ensure(ctx, fn.Runtime); err != nil {
+			if ctx.Err() != nil {
+				return nil, "", nil, ctx.Err()
+			}
+			return nil, "", model.RequestErrorBody(requestID, ErrorTypeSDKUnavailable, err.Error()), nil
+		}
+		return rt.Command(fn.Handler, fn.MemorySize), filepath.Join(p.cfg.Runtimes.Dir(), rt.Family), nil, nil
 	}
 	if fi, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err == nil && !fi.IsDir() {
-		return []string{bootstrapPaths[0]}, "", "", nil
+		return []string{bootstrapPaths[0]}, "", nil, nil
 	}
-	return nil, "", fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths), nil
+	msg := fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths)
+	return nil, "", model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
 }
 
 // envVars builds the runtime's environment: Lambda's variables plus the

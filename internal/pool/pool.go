@@ -19,6 +19,7 @@ import (
 	"icebox/internal/model"
 	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
+	"icebox/runtimes"
 )
 
 // Config configures the pool.
@@ -41,7 +42,11 @@ type Config struct {
 	ScaleBurst int
 	ScaleRate  float64
 	// RuntimeDir holds the managed runtimes' clients (runtimes.Extract).
+	// Used when Runtimes is nil.
 	RuntimeDir string
+	// Runtimes are the managed runtimes on this host, with their clients
+	// and SDKs. Default: the registry's interpreters, clients in RuntimeDir.
+	Runtimes *runtimes.Host
 	// Credentials issues an environment's execution-role credentials for
 	// the role ARN and function name. Nil: environments get none.
 	Credentials func(roleARN, function string) (auth.Credentials, error)
@@ -74,6 +79,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.ScaleRate == 0 {
 		c.ScaleRate = 100
+	}
+	if c.Runtimes == nil {
+		// Without paths to validate NewHost cannot fail.
+		c.Runtimes, _ = runtimes.NewHost(runtimes.HostConfig{Dir: c.RuntimeDir})
 	}
 }
 
@@ -298,12 +307,9 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	args, runtimeDir, msg, err := p.entrypoint(fn, codeDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if msg != "" {
-		return nil, model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
+	args, runtimeDir, failure, err := p.entrypoint(ctx, fn, codeDir, requestID)
+	if err != nil || failure != nil {
+		return nil, failure, err
 	}
 	if err := p.reserve(fn); err != nil {
 		return nil, nil, err

@@ -6,8 +6,9 @@ from the Runtime API (http://$AWS_LAMBDA_RUNTIME_API/2018-06-01) until the
 environment is destroyed, with Lambda's conventions:
 
   - handler `module.function`, dotted packages allowed (`pkg.sub.mod.fn`);
-  - /var/task, the layers' /opt/python and then the interpreter's own
-    path (where boto3 lives) on sys.path, in that order;
+  - /var/task, the layers' /opt/python, the standard library, the SDK
+    icebox provides (/var/runtime/site-packages: boto3) and then the
+    interpreter's own site-packages on sys.path, in that order;
   - `context` with Lambda's attributes and get_remaining_time_in_millis();
   - results JSON-encoded; exceptions, init failures and encoding failures
     reported with Lambda's error types and body
@@ -474,11 +475,17 @@ class ConfiguringLoader:
 
 
 def main():
-    # The function's code and layers come first, then the interpreter's own
-    # path (stdlib, dist-packages with boto3); /var/runtime last. sys.path[0]
-    # is this script's directory.
+    # The function's code and layers come first, then the standard library,
+    # then the SDK icebox provides (/var/runtime/site-packages: boto3), then
+    # the interpreter's own site-packages; /var/runtime last. So a bundled
+    # boto3 wins, and the host's packages never shadow the pinned SDK.
+    # sys.path[0] is this script's directory.
     version = "python%d.%d" % sys.version_info[:2]
     sys.path[0:1] = [TASK_ROOT, "/opt/python/lib/%s/site-packages" % version, "/opt/python"]
+    sdk = os.path.join(RUNTIME_DIR, "site-packages")
+    if os.path.isdir(sdk):
+        at = next((i for i, p in enumerate(sys.path) if i >= 3 and p.endswith(("site-packages", "dist-packages"))), len(sys.path))
+        sys.path.insert(at, sdk)
     sys.path.append(RUNTIME_DIR)
     if "logging" in sys.modules:
         configure_logging(sys.modules["logging"])

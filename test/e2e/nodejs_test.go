@@ -544,3 +544,73 @@ func BenchmarkNodeWarmInvoke(b *testing.B) {
 		post(b, c, url)
 	})
 }
+
+// TestNodeProvidedSDK: a nodejs20.x function that bundles no SDK requires
+// and imports @aws-sdk/client-lambda, installed by icebox from the pins in
+// runtimes/sdk/nodejs on the runtime's first use, and lists functions with
+// its role's credentials against icebox; a function bundling its own
+// client-lambda gets that one, as on Lambda.
+func TestNodeProvidedSDK(t *testing.T) {
+	needNode(t)
+	s := startServer(t)
+	s.putRole("lister", `{"Statement":[{"Effect":"Allow","Action":"lambda:ListFunctions","Resource":"*"}]}`)
+	list := []byte(`
+const { LambdaClient, ListFunctionsCommand } = require('@aws-sdk/client-lambda');
+const { version } = require('@aws-sdk/client-lambda/package.json');
+exports.handler = async () => {
+  const out = await new LambdaClient({}).send(new ListFunctionsCommand({}));
+  return { version, via: require.resolve('@aws-sdk/client-lambda'), names: out.Functions.map((f) => f.FunctionName).sort() };
+};`)
+	esm := []byte(`
+import { LambdaClient, ListFunctionsCommand } from '@aws-sdk/client-lambda';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+export const handler = async () => {
+  const out = await new LambdaClient({}).send(new ListFunctionsCommand({}));
+  return { names: out.Functions.map((f) => f.FunctionName).sort(), s3: typeof S3Client, doc: typeof DynamoDBDocumentClient };
+};`)
+	mk := func(name, handler string, files map[string][]byte) {
+		s.create(name, func(in *lambda.CreateFunctionInput) {
+			in.Runtime, in.Handler, in.Code.ZipFile, in.Timeout = types.RuntimeNodejs20x, aws.String(handler), zipOf(files), aws.Int32(30)
+			in.Role = aws.String("arn:aws:iam::000000000000:role/lister")
+		})
+	}
+	mk("sdk-list", "list.handler", map[string][]byte{"list.js": list})
+	mk("sdk-list-esm", "list.handler", map[string][]byte{"list.mjs": esm})
+	mk("sdk-own", "list.handler", map[string][]byte{
+		"list.js": []byte(`exports.handler = async () => ({ version: require('@aws-sdk/client-lambda/package.json').version, via: require.resolve('@aws-sdk/client-lambda') });`),
+		"node_modules/@aws-sdk/client-lambda/package.json": []byte(`{"name":"@aws-sdk/client-lambda","version":"3.0.0","main":"index.js"}`),
+		"node_modules/@aws-sdk/client-lambda/index.js":     []byte(`exports.bundled = true;`),
+	})
+	b, err := os.ReadFile("../../runtimes/sdk/nodejs/package.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct{ Dependencies map[string]string }
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"sdk-list", "sdk-list-esm", "sdk-own"}
+	var r struct {
+		Version, Via string
+		Names        []string
+	}
+	s.nodeCall("sdk-list", nil, &r)
+	if r.Version != manifest.Dependencies["@aws-sdk/client-lambda"] || !strings.HasPrefix(r.Via, "/var/runtime/node_modules/@aws-sdk/client-lambda/") ||
+		strings.Join(r.Names, ",") != strings.Join(want, ",") {
+		t.Errorf("provided SDK, require: %+v, want client-lambda %s from /var/runtime/node_modules listing %v", r, manifest.Dependencies["@aws-sdk/client-lambda"], want)
+	}
+	var e struct {
+		Names   []string
+		S3, Doc string
+	}
+	s.nodeCall("sdk-list-esm", nil, &e)
+	if strings.Join(e.Names, ",") != strings.Join(want, ",") || e.S3 != "function" || e.Doc != "function" {
+		t.Errorf("provided SDK, import: %+v", e)
+	}
+	var own struct{ Version, Via string }
+	s.nodeCall("sdk-own", nil, &own)
+	if own.Version != "3.0.0" || own.Via != "/var/task/node_modules/@aws-sdk/client-lambda/index.js" {
+		t.Errorf("bundled client-lambda: %+v", own)
+	}
+}

@@ -416,11 +416,11 @@ func TestPythonLogs(t *testing.T) {
 	}
 }
 
+// TestPythonBoto3: boto3 is importable without bundling it, as on Lambda:
+// icebox installs the SDK pinned in runtimes/sdk/python on the runtime's
+// first use and mounts it at /var/runtime/site-packages.
 func TestPythonBoto3(t *testing.T) {
 	needPython(t)
-	if out, err := exec.Command(python311, "-c", "import boto3").CombinedOutput(); err != nil {
-		t.Skipf("%s cannot import boto3 (install Debian's python3-boto3, as .ci/run does): %v %s", python311, err, out)
-	}
 	s := startServer(t)
 	s.create("py-boto", withPython(t, "boto", "app.handler"), func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
 	var r struct {
@@ -429,10 +429,59 @@ func TestPythonBoto3(t *testing.T) {
 		AccessKeyPrefix         string `json:"access_key_prefix"`
 	}
 	s.pyCall("py-boto", map[string]any{}, &r)
-	if r.Boto3 == "" || r.Botocore == "" || r.Region != "us-east-1" || r.AccessKeyPrefix != "ASIA" {
-		t.Errorf("boto3 inside the function: %+v", r)
+	boto3, botocore := pinnedBoto3(t)
+	if r.Boto3 != boto3 || r.Botocore != botocore || !strings.HasPrefix(r.File, "/var/runtime/site-packages/boto3/") ||
+		r.Region != "us-east-1" || r.AccessKeyPrefix != "ASIA" {
+		t.Errorf("boto3 inside the function: %+v, want boto3 %s and botocore %s from /var/runtime/site-packages", r, boto3, botocore)
 	}
 	t.Logf("boto3 %s, botocore %s from %s", r.Boto3, r.Botocore, r.File)
+}
+
+// pinnedBoto3 reads the boto3 and botocore versions the repository pins.
+func pinnedBoto3(t testing.TB) (boto3, botocore string) {
+	t.Helper()
+	b, err := os.ReadFile("../../runtimes/sdk/python/requirements.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "boto3=="); ok {
+			boto3 = strings.Fields(v)[0]
+		}
+		if v, ok := strings.CutPrefix(line, "botocore=="); ok {
+			botocore = strings.Fields(v)[0]
+		}
+	}
+	if boto3 == "" || botocore == "" {
+		t.Fatalf("no boto3 or botocore pin in requirements.txt")
+	}
+	return boto3, botocore
+}
+
+// TestPythonBundledBoto3Wins: a function that ships its own (older) boto3
+// and botocore gets them, not the SDK icebox provides, as on Lambda.
+func TestPythonBundledBoto3Wins(t *testing.T) {
+	needPython(t)
+	s := startServer(t)
+	zip := zipOf(map[string][]byte{
+		"app.py": []byte("import boto3, botocore, sys\n\ndef handler(event, context):\n" +
+			"    sdk = [p for p in sys.path if p.startswith('/var/runtime')]\n" +
+			"    return {'boto3': boto3.__version__, 'botocore': botocore.__version__, 'file': boto3.__file__, 'sdk': sdk}\n"),
+		"boto3/__init__.py":    []byte("__version__ = '1.26.0'\n"),
+		"botocore/__init__.py": []byte("__version__ = '1.29.0'\n"),
+	})
+	s.create("py-own-boto", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Code.ZipFile, in.Timeout = types.RuntimePython311, aws.String("app.handler"), zip, aws.Int32(30)
+	})
+	var r struct {
+		Boto3, Botocore, File string
+		SDK                   []string
+	}
+	s.pyCall("py-own-boto", map[string]any{}, &r)
+	if r.Boto3 != "1.26.0" || r.Botocore != "1.29.0" || r.File != "/var/task/boto3/__init__.py" ||
+		len(r.SDK) != 2 || r.SDK[0] != "/var/runtime/site-packages" || r.SDK[1] != "/var/runtime" {
+		t.Errorf("bundled boto3: %+v", r)
+	}
 }
 
 func TestPythonTimeout(t *testing.T) {
