@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"maps"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +157,58 @@ func TestDeployReads(t *testing.T) {
 	}
 	_, err = s.client.GetFunctionRecursionConfig(ctx, &lambda.GetFunctionRecursionConfigInput{FunctionName: aws.String("dep-missing")})
 	wantAPIError(t, "recursion config of a missing function", err, "ResourceNotFoundException", 404)
+}
+
+// deployScript is what a Python deploy tool does through boto3 after
+// creating a function: waiters, tags, and the reads of unset features.
+const deployScript = `
+import json, sys, boto3
+c = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1")
+name, arn = sys.argv[2], sys.argv[3]
+c.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+c.update_function_configuration(FunctionName=name, Description="d")
+c.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+c.tag_resource(Resource=arn, Tags={"py": "1", "drop": "x"})
+c.untag_resource(Resource=arn, TagKeys=["drop"])
+out = {"tags": c.list_tags(Resource=arn)["Tags"], "getTags": c.get_function(FunctionName=name)["Tags"]}
+out["csc"] = c.get_function_code_signing_config(FunctionName=name)["CodeSigningConfigArn"]
+out["runtime"] = c.get_runtime_management_config(FunctionName=name)["UpdateRuntimeOn"]
+out["recursion"] = c.get_function_recursion_config(FunctionName=name)["RecursiveLoop"]
+out["urls"] = c.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
+out["esm"] = c.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+out["pc"] = c.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
+try:
+    c.update_function_configuration(FunctionName=name, Layers=["arn:aws:lambda:us-east-1:000000000000:layer:l:1"])
+    out["layers"] = "accepted"
+except c.exceptions.InvalidParameterValueException as e:
+    out["layers"] = str(e)
+print(json.dumps(out))
+`
+
+func TestDeployWithBoto3(t *testing.T) {
+	python, env := boto3Python(t)
+	s := startServer(t)
+	arn := aws.ToString(s.create("dep-boto").FunctionArn)
+	cmd := exec.Command(python, "-c", deployScript, s.url, "dep-boto", arn)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("boto3: %v\n%s", err, stderr.String())
+	}
+	var out struct {
+		Tags, GetTags           map[string]string
+		CSC, Runtime, Recursion string
+		URLs, ESM, PC           []any
+		Layers                  string
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("boto3 printed %q: %v", raw, err)
+	}
+	want := map[string]string{"py": "1"}
+	if !maps.Equal(out.Tags, want) || !maps.Equal(out.GetTags, want) || out.CSC != "" || out.Runtime != "Auto" || out.Recursion != "Terminate" ||
+		out.URLs == nil || len(out.URLs)+len(out.ESM)+len(out.PC) != 0 || !strings.Contains(out.Layers, "Layers") {
+		t.Errorf("boto3 saw %s", raw)
+	}
 }
