@@ -69,9 +69,12 @@ type Env struct {
 	initDone chan struct{} // closed at the runtime's first /next
 	initErr  chan []byte   // the body of /runtime/init/error, while initializing
 	gone     chan struct{} // closed by Destroy
+	created  time.Time
 
 	mu    sync.Mutex
 	state State
+	// calls counts the calls handed to the runtime, for the status page.
+	calls int
 	rt    Runtime // set by Start
 	// call is the call handed over (HandingOver) or held by the runtime
 	// (Busy); it stays attached after the runtime dies until its Invoke
@@ -91,7 +94,23 @@ type call struct {
 
 // New makes an environment, Creating.
 func New(cfg Config) *Env {
-	return &Env{cfg: cfg, initDone: make(chan struct{}), initErr: make(chan []byte, 1), gone: make(chan struct{})}
+	return &Env{cfg: cfg, initDone: make(chan struct{}), initErr: make(chan []byte, 1), gone: make(chan struct{}), created: time.Now()}
+}
+
+// Info is what the status page shows of an environment.
+type Info struct {
+	State   State
+	Created time.Time
+	// Calls counts the calls handed to the runtime, the current one
+	// included.
+	Calls int
+}
+
+// Info reports the environment's state, age and calls.
+func (e *Env) Info() Info {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Info{State: e.state, Created: e.created, Calls: e.calls}
 }
 
 // State reports the environment's current state.
@@ -254,6 +273,7 @@ func (e *Env) handOver(c *call) error {
 		}
 	}
 	e.call = c
+	e.calls++
 	if e.poll == nil {
 		return e.move(HandingOver)
 	}

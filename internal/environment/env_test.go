@@ -468,3 +468,24 @@ func TestDestroy(t *testing.T) {
 		t.Errorf("invoke after Destroy: %+v", out)
 	}
 }
+
+// Info counts the calls handed to the runtime, and keeps the creation time.
+func TestInfo(t *testing.T) {
+	before := time.Now()
+	e, _ := ready(t)
+	if in := e.Info(); in.State != Idle || in.Calls != 0 || in.Created.Before(before) || in.Created.After(time.Now()) {
+		t.Fatalf("a ready environment's info: %+v", in)
+	}
+	for i, id := range []string{"a", "b"} {
+		res := invoke(t, e, id, time.Minute)
+		take(t, e, id)
+		if in := e.Info(); in.State != Busy || in.Calls != i+1 {
+			t.Errorf("holding call %s: %+v, want busy with %d calls", id, in, i+1)
+		}
+		e.Respond(id, nil)
+		recv(t, res, "the outcome")
+	}
+	if in := e.Info(); in.Calls != 2 {
+		t.Errorf("after two calls: %+v", in)
+	}
+}
