@@ -1,0 +1,54 @@
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"icebox/internal/daemon"
+)
+
+// TestRuntimeSDKMissing: a runtime whose SDK cannot be provided (here an
+// empty --runtimes-dir: icebox then downloads nothing) fails its functions'
+// calls with Runtime.SDKUnavailable naming what is missing, then their
+// creation with a 400, and the daemon keeps serving everything else.
+func TestRuntimeSDKMissing(t *testing.T) {
+	needPython(t)
+	empty := t.TempDir()
+	s := startServer(t, func(c *daemon.Config) { c.RuntimesDir = empty })
+	app := zipOf(map[string][]byte{"app.py": []byte("def handler(e, c):\n    return 1\n")})
+	s.create("py-nosdk", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), app
+	})
+	e, _ := s.pyFail("py-nosdk", map[string]any{})
+	if e.ErrorType != "Runtime.SDKUnavailable" || !strings.Contains(e.ErrorMessage, empty+"/python/site-packages is missing") {
+		t.Errorf("invoke without an SDK: %+v", e)
+	}
+	_, err := s.client.CreateFunction(t.Context(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String("py-nosdk-2"), Runtime: types.RuntimePython311, Handler: aws.String("app.handler"),
+		Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: app},
+	})
+	wantAPIError(t, "create without an SDK", err, "InvalidParameterValueException", 400, "python3.11", "is not installed", "site-packages is missing")
+	s.create("still-serving")
+	if r := s.call("still-serving", map[string]any{}); r.Calls != 1 {
+		t.Errorf("provided function after a failed SDK: %+v", r)
+	}
+}
+
+// TestRuntimePathRefused: serve refuses a --runtime-path sandboxes could
+// not run, before anything starts.
+func TestRuntimePathRefused(t *testing.T) {
+	for path, want := range map[string]string{"java17=/usr/bin/java": "cannot be moved", "nodejs22.x=/opt/node/bin/node": "sandboxes mount"} {
+		id, p, _ := strings.Cut(path, "=")
+		_, err := daemon.Start(context.Background(), daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NoAuth: true,
+			RuntimePaths: map[string]string{id: p}}, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", path, err, want)
+		}
+	}
+}
