@@ -92,6 +92,11 @@ type queue struct {
 	// noPull ends pull; pulled is closed once it has returned.
 	noPull context.CancelFunc
 	pulled chan struct{}
+
+	mu sync.Mutex
+	// running counts, per function, the events whose attempt runs now:
+	// still in the stream until acked, but no longer queued.
+	running map[string]int
 }
 
 // StartAsync opens the event stream and starts dispatching. Events accepted
@@ -120,7 +125,8 @@ func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg A
 	if err != nil {
 		return fmt.Errorf("event consumer: %w", err)
 	}
-	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight), pulled: make(chan struct{})}
+	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight), pulled: make(chan struct{}),
+		running: map[string]int{}}
 	q.ctx, q.stop = context.WithCancel(context.Background())
 	pullCtx, noPull := context.WithCancel(context.Background())
 	q.noPull = noPull
@@ -166,7 +172,8 @@ func (q *queue) pull(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// depth counts queued events per function (waiting, retrying or running).
+// depth counts queued events per function: waiting, or parked for a retry
+// or a throttle backoff; an event whose attempt runs now is not queued.
 func (q *queue) depth(ctx context.Context) map[string]float64 {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -182,7 +189,23 @@ func (q *queue) depth(ctx context.Context) map[string]float64 {
 	for subj, n := range info.State.Subjects {
 		out[strings.TrimPrefix(subj, eventPrefix)] = float64(n)
 	}
+	q.mu.Lock()
+	for fn, n := range q.running {
+		if _, ok := out[fn]; ok {
+			out[fn] = max(0, out[fn]-float64(n))
+		}
+	}
+	q.mu.Unlock()
 	return out
+}
+
+// attempting counts an attempt of fn's event starting (+1) or ending (-1).
+func (q *queue) attempting(fn string, delta int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running[fn] += delta; q.running[fn] <= 0 {
+		delete(q.running, fn)
+	}
 }
 
 // QueueDepth reports queued asynchronous events per function.
@@ -293,7 +316,9 @@ func (q *queue) handle(msg jetstream.Msg) {
 		TraceID:     newTraceID(),
 	}
 	stop := q.keepAlive(msg)
+	q.attempting(fn.Name, 1)
 	res, err := q.iv.run(q.ctx, fn, inv)
+	q.attempting(fn.Name, -1)
 	stop()
 	if err != nil {
 		// Throttled, or icebox could not run it: not a retry of the

@@ -163,3 +163,22 @@ func TestAsyncThrottledBacklogDoesNotBlockOthers(t *testing.T) {
 	at, _ := run.ran("f")
 	t.Logf("f ran %v after its event was queued", at.Sub(sent).Round(time.Microsecond))
 }
+
+// TestAsyncQueueDepthLeavesOutRunning: an event whose attempt runs is no
+// longer queued; the ones waiting behind it are.
+func TestAsyncQueueDepthLeavesOutRunning(t *testing.T) {
+	t.Parallel()
+	run := newRecordingRunner(2 * time.Second)
+	iv := startAsync(t, newThrottling(), run, invoke.AsyncConfig{MaxInFlight: 1}, "f")
+	for range 3 {
+		queueEvent(t, iv, "f")
+	}
+	testkit.WaitFor(t, 5*time.Second, "the first event to run", func() bool {
+		run.mu.Lock()
+		defer run.mu.Unlock()
+		return run.running == 1
+	})
+	if got := iv.QueueDepth(context.Background())["f"]; got != 2 {
+		t.Errorf("queue depth with one of 3 events running = %v, want 2", got)
+	}
+}

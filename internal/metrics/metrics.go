@@ -151,7 +151,7 @@ func (m *Metrics) WatchQueue(depth func() map[string]float64) {
 	m.Registry.MustRegister(&queueCollector{depth: depth})
 }
 
-var queueDesc = prometheus.NewDesc("icebox_async_queue_depth", "Asynchronous events queued per function (waiting, retrying or running).", []string{"function"}, nil)
+var queueDesc = prometheus.NewDesc("icebox_async_queue_depth", "Asynchronous events queued per function (waiting or parked for a retry; not those running).", []string{"function"}, nil)
 
 type queueCollector struct{ depth func() map[string]float64 }
 
