@@ -45,6 +45,10 @@ type env struct {
 	pumpEnded bool
 
 	read atomic.Int64 // output bytes taken from the pipe
+	// maxMemory is the sandbox's Max Memory Used as of its last call's end,
+	// for the status page (which must not read the sandbox's stats while
+	// a call does).
+	maxMemory atomic.Uint64
 }
 
 // retireMargin is how long before its credentials expire an environment

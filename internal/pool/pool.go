@@ -221,6 +221,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	}
 	e.syncOutput()
 	stats := e.sb.Stats()
+	e.maxMemory.Store(stats.MaxMemoryBytes)
 	e.writeLog("END RequestId: " + inv.RequestID)
 	e.writeLog(reportLine(inv.RequestID, res.Duration, fn.MemorySize, stats.MaxMemoryBytes>>20, cold, res.InitDuration))
 	e.mu.Lock()
