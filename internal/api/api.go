@@ -48,6 +48,8 @@ type Server struct {
 	conns      *connGuard
 	// environments counts environments by state, for the status page.
 	environments func() map[string]int
+	// environmentList lists environments, for the status page.
+	environmentList func() []EnvironmentStatus
 }
 
 // Body limits per operation: Lambda's for code and payloads; every other
@@ -186,6 +188,9 @@ type Status struct {
 	Concurrent   int                `json:"concurrentExecutions"`
 	Unreserved   int                `json:"unreservedConcurrentExecutions"`
 	QueueDepth   map[string]float64 `json:"asyncQueueDepth"`
+	// Functions are the functions with a live environment or a queued
+	// event, by name.
+	Functions []FunctionStatus `json:"functions"`
 }
 
 // SetEnvironments tells the status page how to count environments by state.
@@ -197,6 +202,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if s.environments != nil {
 		st.Environments = s.environments()
 	}
+	st.Functions = s.functionStatuses(st.QueueDepth)
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }

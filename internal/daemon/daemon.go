@@ -352,6 +352,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	handler.SetEnvironments(d.pool.Counts)
+	handler.SetEnvironmentList(func() []api.EnvironmentStatus { return environmentList(d.pool.Snapshot()) })
 	sandboxAPI.SandboxAPI = handler
 	asyncCfg := invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}
 	if !cfg.NoAuth {
@@ -448,3 +449,13 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 
 // Environments counts execution environments by lifecycle state.
 func (d *Daemon) Environments() map[string]int { return d.pool.Counts() }
+
+// environmentList renders the pool's environments for the status page.
+func environmentList(envs []pool.EnvironmentInfo) []api.EnvironmentStatus {
+	out := make([]api.EnvironmentStatus, len(envs))
+	for i, e := range envs {
+		out[i] = api.EnvironmentStatus{Function: e.Function, ID: e.ID, State: e.State.String(), Created: e.Created,
+			Calls: e.Calls, MemorySizeMB: e.MemoryMB, MaxMemoryUsedMB: e.MaxMemoryBytes >> 20}
+	}
+	return out
+}

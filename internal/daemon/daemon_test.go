@@ -110,3 +110,55 @@ func TestStartServeShutdown(t *testing.T) {
 		t.Errorf("function after restart: %d", resp.StatusCode)
 	}
 }
+
+// The status page lists each function's environments: exact state, calls,
+// age and memory.
+func TestStatusListsEnvironments(t *testing.T) {
+	f := &sandboxtest.Factory{}
+	d, err := daemon.Start(context.Background(), config(t.TempDir(), f), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("bootstrap")
+	w.Write([]byte("#!/bin/sh\n"))
+	zw.Close()
+	base := "http://" + d.Addr() + "/2015-03-31/functions"
+	resp := signed(t, "POST", base, map[string]any{"FunctionName": "f", "Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256,
+		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": base64.StdEncoding.EncodeToString(zb.Bytes())}})
+	resp.Body.Close()
+	for range 2 {
+		resp = signed(t, "POST", base+"/f/invocations", map[string]string{"x": "y"})
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("invoke: %d", resp.StatusCode)
+		}
+	}
+	resp = signed(t, "GET", "http://"+d.Addr()+"/icebox/v1/status", nil)
+	defer resp.Body.Close()
+	var st struct {
+		Environments map[string]int
+		Functions    []struct {
+			Name         string
+			QueuedEvents int
+			Environments []struct {
+				ID, State                            string
+				AgeSeconds                           float64
+				Calls, MemorySizeMB, MaxMemoryUsedMB int
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Environments["idle"] != 1 || len(st.Functions) != 1 || st.Functions[0].Name != "f" || len(st.Functions[0].Environments) != 1 {
+		t.Fatalf("status: %+v, want f with one idle environment", st)
+	}
+	// The fake sandbox reports a 10 MiB peak.
+	e := st.Functions[0].Environments[0]
+	if e.ID == "" || (e.State != "idle" && e.State != "frozen") || e.Calls != 2 || e.MemorySizeMB != 256 || e.MaxMemoryUsedMB != 10 || e.AgeSeconds <= 0 {
+		t.Errorf("environment after two calls: %+v", e)
+	}
+}
