@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 		sblinux.RunInit()
 		return
 	}
+	installSDKs()
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

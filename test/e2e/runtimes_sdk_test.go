@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,7 +13,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/daemon"
+	"icebox/runtimes"
 )
+
+// installSDKs installs the Python and Node.js SDKs into the host's cache
+// before any test runs, as `icebox runtimes install` would: otherwise the
+// first test to invoke a Python or Node.js function pays for the download
+// inside the timings it checks. The install itself is tested in runtimes/
+// and whenever the cache is cold; a failure here is left to the tests
+// that need the SDK to report.
+func installSDKs() {
+	h, err := runtimes.NewHost(runtimes.HostConfig{CacheDir: daemon.DefaultCacheDir()})
+	if err != nil {
+		return
+	}
+	for _, id := range []string{"python3.11", "nodejs20.x"} {
+		if _, err := h.Lookup(id); err != nil {
+			continue
+		}
+		if err := h.Install(context.Background(), id); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: the %s SDK: %v\n", id, err)
+		}
+	}
+}
 
 // TestRuntimeSDKMissing: a runtime whose SDK cannot be provided (here an
 // empty --runtimes-dir: icebox then downloads nothing) fails its functions'
