@@ -76,3 +76,16 @@ func TestRuntimePathRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsupportedRuntime: an unknown runtime id is refused with the ids
+// icebox offers, the OS-only ones first; go1.x with Lambda's advice.
+func TestUnsupportedRuntime(t *testing.T) {
+	s := startServer(t)
+	for id, want := range map[string]string{"go1.x": "use provided.al2023", "ruby3.3": "provided.al2023, provided.al2, java17"} {
+		_, err := s.client.CreateFunction(t.Context(), &lambda.CreateFunctionInput{
+			FunctionName: aws.String("f"), Runtime: types.Runtime(id), Handler: aws.String("main"),
+			Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: functionZip(t)},
+		})
+		wantAPIError(t, id, err, "InvalidParameterValueException", 400, id, want)
+	}
+}
