@@ -56,8 +56,11 @@ icebox logs hello --endpoint http://10.0.0.5:9070`,
 	},
 	"status": {
 		usage: "icebox status [flags]",
-		about: `Shows a running server's concurrent executions, its environments by state and
-the asynchronous events queued per function. Signs like icebox logs.`,
+		about: `Shows a running server's concurrent executions, its environments by state and,
+per function, its asynchronous events queued (an event whose attempt runs is not
+queued) and each environment: state (frozen between calls, busy during one), age,
+calls served, Max Memory Used as of its last call and memory size. Signs like
+icebox logs.`,
 		examples: `icebox status
 icebox status --data-dir /var/lib/icebox   # a server started with that --data-dir`,
 	},

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"icebox/internal/api"
 )
 
-// statusCmd prints a running server's environments, concurrency and
-// asynchronous queue depth per function.
+// statusCmd prints a running server's concurrency, environments by state,
+// and each function's environments and queued asynchronous events.
 func statusCmd(args []string) error {
 	fs := newFlagSet("status")
 	connect := clientFlags(fs)
@@ -27,7 +32,14 @@ func statusCmd(args []string) error {
 	if err := c.do(context.Background(), "GET", "/icebox/v1/status", nil, &st); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	return renderStatus(os.Stdout, st)
+}
+
+// renderStatus writes the totals, then one row per environment under its
+// function (a function with queued events and no environment gets a row
+// of its own).
+func renderStatus(out io.Writer, st api.Status) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "concurrent executions\t%d\t(unreserved %d)\n", st.Concurrent, st.Unreserved)
 	states := make([]string, 0, len(st.Environments))
 	for s := range st.Environments {
@@ -37,14 +49,51 @@ func statusCmd(args []string) error {
 	for _, s := range states {
 		fmt.Fprintf(w, "environments %s\t%d\n", s, st.Environments[s])
 	}
-	fns := make([]string, 0, len(st.QueueDepth))
-	for f := range st.QueueDepth {
-		fns = append(fns, f)
+	if err := w.Flush(); err != nil {
+		return err
 	}
-	sort.Strings(fns)
-	fmt.Fprintln(w, "\nFUNCTION\tQUEUED EVENTS")
-	for _, f := range fns {
-		fmt.Fprintf(w, "%s\t%.0f\n", f, st.QueueDepth[f])
+	if len(st.Functions) == 0 {
+		_, err := fmt.Fprintln(out, "\nno environments and no queued events")
+		return err
 	}
-	return w.Flush()
+	// Rows are built whole, so every column lines up across functions, and
+	// trailing blanks are cut afterwards.
+	var table bytes.Buffer
+	w = tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nFUNCTION\tQUEUED\tENVIRONMENT\tSTATE\tAGE\tCALLS\tMAX MEMORY\tMEMORY SIZE")
+	for _, f := range st.Functions {
+		queued := strconv.Itoa(f.QueuedEvents)
+		if len(f.Environments) == 0 {
+			fmt.Fprintf(w, "%s\t%s\t-\t\t\t\t\t\n", f.Name, queued)
+		}
+		for i, e := range f.Environments {
+			name := f.Name
+			if i > 0 {
+				name, queued = "", ""
+			}
+			maxMem := "-" // before its first call ends
+			if e.MaxMemoryUsedMB > 0 {
+				maxMem = fmt.Sprintf("%d MB", e.MaxMemoryUsedMB)
+			}
+			age := time.Duration(e.AgeSeconds * float64(time.Second)).Round(time.Second)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d MB\n", name, queued, shortID(e.ID), e.State, age, e.Calls, maxMem, e.MemorySizeMB)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		if _, err := io.WriteString(out, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shortID is an environment id cut to 12 characters, as docker shows ids.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
