@@ -106,6 +106,8 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET /2021-07-20/functions/{name}/runtime-management-config", op("lambda:GetRuntimeManagementConfig"), s.getRuntimeManagementConfig)
 	s.handle("GET /2024-08-31/functions/{name}/recursion-config", op("lambda:GetFunctionRecursionConfig"), s.getFunctionRecursionConfig)
 	s.handle("GET /2021-10-31/functions/{name}/urls", op("lambda:ListFunctionUrlConfigs"), s.listFunctionURLConfigs)
+	s.handle("GET "+fn+"/{name}/versions", op("lambda:ListVersionsByFunction"), s.listVersionsByFunction)
+	s.handle("GET "+fn+"/{name}/aliases", op("lambda:ListAliases"), s.listAliases)
 	s.handle("GET /2015-03-31/event-source-mappings", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
 	s.handle("GET /2015-03-31/event-source-mappings/{$}", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
 	s.handle("GET /2019-09-30/functions/{name}/provisioned-concurrency", route{action: "lambda:ListProvisionedConcurrencyConfigs", limit: smallBody, actionFor: provisionedConcurrencyAction}, s.provisionedConcurrencyConfigs)

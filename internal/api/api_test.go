@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"icebox/internal/auth/authtest"
 	"icebox/internal/daemon"
@@ -165,6 +167,8 @@ func operations() []operation {
 		{"lambda:GetRuntimeManagementConfig", "GET", "/2021-07-20/functions/missing/runtime-management-config", "", nil, 404, notFound},
 		{"lambda:GetFunctionRecursionConfig", "GET", "/2024-08-31/functions/missing/recursion-config", "", nil, 404, notFound},
 		{"lambda:ListFunctionUrlConfigs", "GET", "/2021-10-31/functions/missing/urls", "", nil, 404, notFound},
+		{"lambda:ListVersionsByFunction", "GET", fn + "/missing/versions", "", nil, 404, notFound},
+		{"lambda:ListAliases", "GET", fn + "/missing/aliases", "", nil, 404, notFound},
 		{"lambda:ListEventSourceMappings", "GET", "/2015-03-31/event-source-mappings/", "", nil, 200, ""},
 		{"lambda:ListProvisionedConcurrencyConfigs", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?List=ALL", "", nil, 404, notFound},
 		{"lambda:GetProvisionedConcurrencyConfig", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?Qualifier=1", "", nil, 404, notFound},
@@ -291,4 +295,34 @@ func TestBadInputAndInvokeWithoutRoot(t *testing.T) {
 	if a, _ = send(t, d, root, "POST", fns+"/echo/invocations", nil, map[string]string{"X-Amz-Invocation-Type": "DryRun"}); a.status != 204 {
 		t.Errorf("dry run: %d", a.status)
 	}
+}
+
+// TestVersionsAndAliasesBeforePublishing: deploy tools read a function's
+// versions and aliases on every refresh; before anything is published,
+// Lambda lists $LATEST and no alias.
+func TestVersionsAndAliasesBeforePublishing(t *testing.T) {
+	d := startDaemon(t)
+	if a, raw := send(t, d, root, "POST", "/2015-03-31/functions", mustJSON(map[string]any{"FunctionName": "v", "Runtime": "provided.al2023",
+		"Handler": "bootstrap", "Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": codeZip()}}), nil); a.status != 201 {
+		t.Fatalf("create: %d %s", a.status, raw)
+	}
+	c := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.Addr()), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider(authtest.AccessKeyID, authtest.SecretAccessKey, "")})
+	ctx := context.Background()
+	vs, err := c.ListVersionsByFunction(ctx, &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("v")})
+	if err != nil || len(vs.Versions) != 1 || aws.ToString(vs.Versions[0].Version) != "$LATEST" || aws.ToString(vs.Versions[0].FunctionName) != "v" {
+		t.Errorf("versions: %+v %v", vs, err)
+	}
+	as, err := c.ListAliases(ctx, &lambda.ListAliasesInput{FunctionName: aws.String("v")})
+	if err != nil || len(as.Aliases) != 0 {
+		t.Errorf("aliases: %+v %v", as, err)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
