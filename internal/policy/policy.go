@@ -257,7 +257,8 @@ func (s Statement) matches(req Request) bool {
 // namesPrincipal reports whether a resource-policy statement grants to the
 // caller directly. A statement naming the caller's whole account delegates
 // to the account's identity policies (as IAM does within one account), so it
-// does not grant by itself.
+// does not grant by itself. A statement naming a role grants to every
+// session of it, as in IAM (a function calls with its role's session).
 func (s Statement) namesPrincipal(req Request) bool {
 	if s.Principal == nil {
 		return false
@@ -265,12 +266,32 @@ func (s Statement) namesPrincipal(req Request) bool {
 	if s.Principal.Any {
 		return true
 	}
+	role := sessionRole(req.Principal)
 	for _, p := range s.Principal.AWS {
-		if p == "*" || p == req.Principal {
+		if p == "*" || p == req.Principal || (role != "" && p == role) {
 			return true
 		}
 	}
 	return false
+}
+
+// sessionRole is the role ARN of an assumed-role session ARN
+// (arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION → arn:aws:iam::ACCOUNT:role/NAME),
+// or "" for any other principal.
+func sessionRole(principal string) string {
+	rest, ok := strings.CutPrefix(principal, "arn:aws:sts::")
+	if !ok {
+		return ""
+	}
+	account, path, ok := strings.Cut(rest, ":assumed-role/")
+	if !ok {
+		return ""
+	}
+	name, session, ok := strings.Cut(path, "/")
+	if !ok || name == "" || session == "" {
+		return ""
+	}
+	return "arn:aws:iam::" + account + ":role/" + name
 }
 
 var conditions = map[string]func(want Values, got string) bool{

@@ -25,6 +25,10 @@ func TestEvaluate(t *testing.T) {
 	grantAlice := mustParse(t, `{"Statement":[{"Sid":"a","Effect":"Allow","Principal":{"AWS":"`+alice+`"},"Action":"lambda:InvokeFunction","Resource":"`+fnArn+`shared"}]}`)
 	grantAccount := mustParse(t, `{"Statement":[{"Sid":"a","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"lambda:InvokeFunction","Resource":"`+fnArn+`shared"}]}`)
 	denyAny := mustParse(t, `{"Statement":[{"Effect":"Deny","Principal":"*","Action":"lambda:InvokeFunction","Resource":"`+fnArn+`shared"}]}`)
+	grantRole := mustParse(t, `{"Statement":[{"Sid":"r","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:role/worker"},"Action":"lambda:InvokeFunction","Resource":"`+fnArn+`shared"}]}`)
+	session := func(p string) Request {
+		return Request{Principal: p, Account: "000000000000", Action: "lambda:InvokeFunction", Resource: fnArn + "shared"}
+	}
 	withSource := mustParse(t, `{"Statement":[{"Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"*","Condition":{"ArnLike":{"AWS:SourceArn":"arn:aws:s3:::bucket-*"}}}]}`)
 
 	req := func(action, fn string) Request {
@@ -48,6 +52,10 @@ func TestEvaluate(t *testing.T) {
 		{"resource policy names caller", req("lambda:InvokeFunction", "shared"), nil, &grantAlice, Allowed},
 		{"resource policy other function", req("lambda:InvokeFunction", "other"), nil, &grantAlice, ImplicitDeny},
 		{"resource policy other caller", Request{Principal: "arn:aws:iam::000000000000:user/bob", Action: "lambda:InvokeFunction", Resource: fnArn + "shared"}, nil, &grantAlice, ImplicitDeny},
+		{"role principal grants its sessions", session("arn:aws:sts::000000000000:assumed-role/worker/fn-a"), nil, &grantRole, Allowed},
+		{"role principal, another role's session", session("arn:aws:sts::000000000000:assumed-role/worker2/fn-a"), nil, &grantRole, ImplicitDeny},
+		{"role principal, another account's session", session("arn:aws:sts::111111111111:assumed-role/worker/fn-a"), nil, &grantRole, ImplicitDeny},
+		{"role principal, a user of that name", session("arn:aws:iam::000000000000:user/worker"), nil, &grantRole, ImplicitDeny},
 		{"account principal delegates", req("lambda:InvokeFunction", "shared"), nil, &grantAccount, ImplicitDeny},
 		{"resource deny beats identity allow", req("lambda:InvokeFunction", "shared"), []Document{invokeAll}, &denyAny, ExplicitDeny},
 		{"condition key absent", req("lambda:InvokeFunction", "f"), nil, &withSource, ImplicitDeny},
