@@ -89,3 +89,29 @@ func TestUnsupportedRuntime(t *testing.T) {
 		wantAPIError(t, id, err, "InvalidParameterValueException", 400, id, want)
 	}
 }
+
+// TestRuntimePath: --runtime-path runs an id on another interpreter, and
+// an id whose interpreter is of another version is not offered.
+func TestRuntimePath(t *testing.T) {
+	needPython(t)
+	if v, err := os.Readlink("/usr/bin/python3"); err != nil || v != "python3.11" {
+		t.Skipf("/usr/bin/python3 is not python3.11 (%q %v)", v, err)
+	}
+	s := startServer(t, func(c *daemon.Config) {
+		c.RuntimePaths = map[string]string{"python3.11": "/usr/bin/python3", "python3.12": "/usr/bin/python3.11"}
+	})
+	app := zipOf(map[string][]byte{"app.py": []byte("import sys\n\ndef handler(e, c):\n    return [sys.orig_argv[0]]\n")})
+	s.create("py-moved", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), app
+	})
+	var argv []string
+	s.pyCall("py-moved", map[string]any{}, &argv)
+	if len(argv) != 1 || argv[0] != "/usr/bin/python3" {
+		t.Errorf("python3.11 moved to /usr/bin/python3 ran %v", argv)
+	}
+	_, err := s.client.CreateFunction(t.Context(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String("py-312"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler"),
+		Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: app},
+	})
+	wantAPIError(t, "python3.12 on a Python 3.11", err, "InvalidParameterValueException", 400, "/usr/bin/python3.11 is Python 3.11", "not 3.12", "--runtime-path python3.12=PATH")
+}
