@@ -142,6 +142,19 @@ func TestSDKFromRuntimesDir(t *testing.T) {
 	if err := h2.Ensure(context.Background(), "java17"); err != nil {
 		t.Errorf("java17: %v", err)
 	}
+	// A create links an SDK that needs no download before it returns, so
+	// the first call does not wait for it.
+	if _, err := h2.Lookup("python3.11"); err != nil {
+		t.Skip(err)
+	}
+	dir3 := extracted(t)
+	h3, _ := NewHost(HostConfig{Dir: dir3, RuntimesDir: pre})
+	if err := h3.Check("python3.11"); err != nil {
+		t.Fatal(err)
+	}
+	if !h3.sdks["python"].ready.Load() || pythonFound(filepath.Join(dir3, "python", "site-packages")) == "" {
+		t.Error("Check returned before the SDK was linked")
+	}
 }
 
 // TestSDKMissing: a runtime whose SDK cannot be provided fails with an

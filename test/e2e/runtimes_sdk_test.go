@@ -38,17 +38,20 @@ func installSDKs() {
 }
 
 // TestRuntimeSDKMissing: a runtime whose SDK cannot be provided (here an
-// empty --runtimes-dir: icebox then downloads nothing) fails its functions'
-// calls with Runtime.SDKUnavailable naming what is missing, then their
-// creation with a 400, and the daemon keeps serving everything else.
+// empty --runtimes-dir: icebox then downloads nothing) fails the creation
+// of its functions with a 400 and the calls of those created before with
+// Runtime.SDKUnavailable, both naming what is missing, and the daemon keeps
+// serving everything else.
 func TestRuntimeSDKMissing(t *testing.T) {
 	needPython(t)
-	empty := t.TempDir()
-	s := startServer(t, func(c *daemon.Config) { c.RuntimesDir = empty })
+	s := startServer(t)
 	app := zipOf(map[string][]byte{"app.py": []byte("def handler(e, c):\n    return 1\n")})
 	s.create("py-nosdk", func(in *lambda.CreateFunctionInput) {
 		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimePython311, aws.String("app.handler"), app
 	})
+	empty := t.TempDir()
+	s.cfg.RuntimesDir = empty
+	s.restart()
 	e, _ := s.pyFail("py-nosdk", map[string]any{})
 	if e.ErrorType != "Runtime.SDKUnavailable" || !strings.Contains(e.ErrorMessage, empty+"/python/site-packages is missing") {
 		t.Errorf("invoke without an SDK: %+v", e)
