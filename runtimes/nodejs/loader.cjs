@@ -19,9 +19,10 @@ const runtimeDir = process.env.LAMBDA_RUNTIME_DIR || '/var/runtime';
 const requireFromRuntime = Module.createRequire(path.join(__dirname, 'index.cjs'));
 
 // setModulePaths gives require() Lambda's NODE_PATH unless the user set
-// their own: layers (/opt/nodejs), the runtime directory and the task root,
-// then the host's global npm directories, where `npm install -g` puts the
-// AWS SDK for sandboxes to share (/usr is mounted read-only in each).
+// their own: layers (/opt/nodejs), the runtime directory (its node_modules
+// holds the AWS SDK icebox provides) and the task root, then the host's
+// global npm directories, where `npm install -g` puts packages for
+// sandboxes to share (/usr is mounted read-only in each).
 function setModulePaths() {
   if (process.env.NODE_PATH === undefined) {
     const major = process.versions.node.split('.')[0];
