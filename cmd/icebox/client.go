@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,7 +49,7 @@ func clientCredentials(dataDir string) (aws.Credentials, error) {
 
 // clientFlags registers the flags every client command shares.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	endpoint := fs.String("endpoint", "http://127.0.0.1:9070", "icebox API endpoint")
+	endpoint := fs.String("endpoint", "http://127.0.0.1:9070", "icebox API endpoint; $AWS_ENDPOINT_URL when set and this is not given")
 	region := fs.String("region", "us-east-1", "region the server runs as")
 	dataDir := fs.String("data-dir", "", "the server's data dir, for its root credentials when AWS_* are not set (default "+daemon.DefaultDataDir()+")")
 	return func() (*client, error) {
@@ -56,7 +57,13 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &client{endpoint: *endpoint, region: *region, creds: creds}, nil
+		// The AWS CLI and SDKs read AWS_ENDPOINT_URL: one export points
+		// them and icebox's own commands at the same server.
+		url := *endpoint
+		if env := os.Getenv("AWS_ENDPOINT_URL"); env != "" && !flagGiven(fs, "endpoint") {
+			url = strings.TrimSuffix(env, "/")
+		}
+		return &client{endpoint: url, region: *region, creds: creds}, nil
 	}
 }
 
@@ -132,4 +139,11 @@ func (c *client) send(ctx context.Context, method, path, target string, in, out 
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
