@@ -78,12 +78,12 @@ func hostService(t *testing.T) int {
 func TestEgress(t *testing.T) {
 	th := egresstest.New(t)
 	s := startServer(t, func(c *daemon.Config) { c.Egress = daemon.EgressNAT })
-	th.RouteFrom(t, egressBridge(t, s.cfg.DataDir), 7201)
+	th.RouteFrom(t, egressBridge(t, s.cfg.DataDir))
 	port := hostService(t)
 
-	page := "http://" + egresstest.Addr + "/"
+	page := "http://" + th.Addr + "/"
 	refused := []string{
-		fmt.Sprintf("http://%s:%d/", egresstest.Gateway, port),
+		fmt.Sprintf("http://%s:%d/", th.Gateway, port),
 		"http://169.254.169.254/latest/meta-data/",
 		"http://10.0.0.1/",
 	}
@@ -91,7 +91,7 @@ func TestEgress(t *testing.T) {
 	var r dialReport
 	s.invokeJSON("net", map[string]any{"action": "dial", "urls": append([]string{page}, refused...)}, &r)
 	t.Logf("%+v", r)
-	if got := r.Results[page]; got.Status != 200 || got.Body != "hello from "+egresstest.Addr {
+	if got := r.Results[page]; got.Status != 200 || got.Body != "hello from "+th.Addr {
 		t.Errorf("%s: %+v, want the test host's page", page, got)
 	}
 	for _, u := range refused {
@@ -112,7 +112,7 @@ func TestEgress(t *testing.T) {
 // fails at once (no route), it does not hang.
 func TestEgressNone(t *testing.T) {
 	s := startServer(t)
-	page := "http://" + egresstest.Addr + "/"
+	page := "http://198.18.0.2/" // nothing holds it; there is no route to it either
 	s.create("net", withProbe(t, nil), withTimeout(30))
 	var r dialReport
 	s.invokeJSON("net", map[string]any{"action": "dial", "urls": []string{page}}, &r)

@@ -120,14 +120,19 @@ type egressNet struct {
 
 	mu   sync.Mutex
 	used map[netip.Addr]bool // addresses of live sandboxes
-	next netip.Addr          // where the search for a free one starts
+	// lingering are addresses of destroyed sandboxes, by their host veth:
+	// a namespace outlives its processes while sockets in it finish
+	// closing (a FIN to a peer that is gone is retried for minutes), and
+	// its veth, still on the bridge, still answers ARP for the address.
+	lingering map[netip.Addr]string
+	next      netip.Addr // where the search for a free one starts
 }
 
 // setupEgress removes what a predecessor on the same names left, then builds
 // the bridge, turns forwarding on and installs the table.
 func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) {
 	removeEgress(names)
-	n := &egressNet{names: names, used: map[netip.Addr]bool{}}
+	n := &egressNet{names: names, used: map[netip.Addr]bool{}, lingering: map[netip.Addr]string{}}
 	defer func() {
 		if err != nil {
 			removeEgress(names)
@@ -238,6 +243,12 @@ func (n *egressNet) allocate() (netip.Addr, error) {
 		if a == last || !n.subnet.Contains(a) {
 			a = n.gateway.Next()
 		}
+		if veth, ok := n.lingering[a]; ok {
+			if _, err := netlink.LinkByName(veth); err == nil {
+				continue
+			}
+			delete(n.lingering, a)
+		}
 		if !n.used[a] {
 			n.used[a] = true
 			n.next = a.Next()
@@ -282,6 +293,10 @@ func (n *egressNet) attach(nsFD int) (_ *sandboxLink, err error) {
 		}
 	}()
 	l := &sandboxLink{host: "icv" + randomID()[:12], addr: addr}
+	// The host may still know the address's previous holder (addresses are
+	// handed out in turn, so only after the whole /20 went round): forget
+	// it, or the first packets would go to a dead veth's MAC.
+	_ = netlink.NeighDel(&netlink.Neigh{LinkIndex: n.bridgeIndex, Family: netlink.FAMILY_V4, IP: addr.AsSlice()})
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: l.host, MasterIndex: n.bridgeIndex},
 		PeerName:      "eth0",
@@ -335,13 +350,17 @@ func (n *egressNet) configureInside(l *sandboxLink) error {
 	return nil
 }
 
-// detach returns the sandbox's address; its veth went with its namespace
-// (deleting it here as well covers a namespace something still pins).
+// detach returns the sandbox's address. Its veth goes with its network
+// namespace, which the kernel tears down in the background once init has
+// died and the listeners are closed: deleting it here instead cost 25 ms of
+// RTNL waits per sandbox (measured: a build and destroy took 38 ms against
+// 11 ms without egress). The address waits in lingering until the veth
+// is gone.
 func (n *egressNet) detach(l *sandboxLink) {
-	if link, err := netlink.LinkByName(l.host); err == nil {
-		_ = netlink.LinkDel(link)
-	}
-	n.release(l.addr)
+	n.mu.Lock()
+	delete(n.used, l.addr)
+	n.lingering[l.addr] = l.host
+	n.mu.Unlock()
 }
 
 // takeForwarding turns IPv4 forwarding on, recording host-wide what it was

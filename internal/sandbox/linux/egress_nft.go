@@ -15,6 +15,10 @@ import (
 //	chain refuse          tcp → reset; anything else → icmpx admin-prohibited
 //	chain input   (hook input, filter)
 //	    from the bridge → refuse                  the host, on every address
+//	chain output  (hook output, filter)
+//	    to the bridge, a new connection → refuse  host processes do not reach sandboxes either
+//	                                              (the resets and errors this table sends are
+//	                                              related or invalid, not new: they pass)
 //	chain forward (hook forward, filter)
 //	    [guard] neither side an icebox bridge → drop
 //	    to the bridge, established/related → accept
@@ -40,6 +44,8 @@ func installTable(n *egressNet, cfg EgressConfig) error {
 	accept := nftables.ChainPolicyAccept
 	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	output := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
@@ -59,6 +65,7 @@ func installTable(n *egressNet, cfg EgressConfig) error {
 	rule(refuse, []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}})
 
 	rule(input, ifname(expr.MetaKeyIIFNAME, br), toRefuse)
+	rule(output, ifname(expr.MetaKeyOIFNAME, br), ctState(expr.CtStateBitNEW), toRefuse)
 
 	if n.guarded {
 		rule(forward, ifPrefixNot(expr.MetaKeyIIFNAME, bridgePrefix), ifPrefixNot(expr.MetaKeyOIFNAME, bridgePrefix),
@@ -185,10 +192,15 @@ func ipIn(offset uint32, p netip.Prefix, in bool) []expr.Any {
 }
 
 func ctEstablished() []expr.Any {
+	return ctState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+}
+
+// ctState matches a conntrack state among bits.
+func ctState(bits uint32) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 	}
 }

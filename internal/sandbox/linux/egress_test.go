@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,12 +18,12 @@ import (
 	"icebox/internal/testkit"
 )
 
-func newEgressManager(t *testing.T, allow ...netip.Prefix) *Manager {
+func newEgressManager(t *testing.T, th *egresstest.Host, allow ...netip.Prefix) *Manager {
 	t.Helper()
 	testkit.NeedRoot(t)
 	egress := EgressConfig{Enabled: true, Allow: allow,
-		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix(egresstest.PrivateRange))}
-	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(t.TempDir()), Egress: egress})
+		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix(th.PrivateRange))}
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: egressTestParent(t), Egress: egress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,15 +31,22 @@ func newEgressManager(t *testing.T, allow ...netip.Prefix) *Manager {
 	return m
 }
 
+// egressTestParent is a cgroup parent, and so egress names, of the test's
+// own: t.TempDir's base names repeat across test processes running at
+// once, and a manager removes what it finds under its names.
+func egressTestParent(tb testing.TB) string {
+	return "icebox-test/" + filepath.Base(tb.TempDir()) + "-" + randomID()[:8]
+}
+
 // probeScript has curl fetch each target (with a 3 s connect timeout) and
 // print "R target exitcode httpcode seconds".
-func probeScript(targets ...string) string {
+func probeScript(th *egresstest.Host, targets ...string) string {
 	var b strings.Builder
 	b.WriteString("cat /etc/resolv.conf /etc/hosts\nls /sys/class/net 2>/dev/null\n")
 	for _, u := range targets {
 		fmt.Fprintf(&b, "out=$(curl -s -o /dev/null --connect-timeout 3 -m 5 -w '%%{http_code} %%{time_total}' %s); echo \"R %s $? $out\"\n", u, u)
 	}
-	b.WriteString("curl -s -m 5 http://" + egresstest.Addr + "/page; echo\n")
+	b.WriteString("curl -s -m 5 http://" + th.Addr + "/page; echo\n")
 	return b.String()
 }
 
@@ -69,8 +77,8 @@ func probeResults(t *testing.T, out string) map[string]probeResult {
 // address), cloud metadata, a private range and another sandbox.
 func TestEgress(t *testing.T) {
 	th := egresstest.New(t)
-	m := newEgressManager(t)
-	th.RouteFrom(t, m.egress.names.Bridge, 7101)
+	m := newEgressManager(t, th)
+	th.RouteFrom(t, m.egress.names.Bridge)
 
 	// A service of the host's, on every address of the host.
 	hostSvc, err := net.Listen("tcp", ":0")
@@ -102,22 +110,31 @@ func TestEgress(t *testing.T) {
 		}
 	})
 
+	// Nor does the host open connections into a sandbox.
+	began := time.Now()
+	if c, err := net.DialTimeout("tcp", netip.AddrPortFrom(otherAddr, 8080).String(), 3*time.Second); err == nil {
+		c.Close()
+		t.Error("the host reached a sandbox's listener")
+	} else if d := time.Since(began); d >= time.Second {
+		t.Errorf("the host's dial into a sandbox failed after %v (%v), want at once", d, err)
+	}
+
 	gw := m.egress.gateway
 	targets := map[string]string{
-		"http://" + egresstest.Addr + "/":                      "0",
-		fmt.Sprintf("http://%s:%d/", gw, port):                 "7",
-		fmt.Sprintf("http://%s:%d/", egresstest.Gateway, port): "7",
-		fmt.Sprintf("http://127.0.0.1:%d/", port):              "7", // the sandbox's own loopback
-		"http://169.254.169.254/":                              "7",
-		"http://" + egresstest.Private + "/":                   "7",
-		"http://10.0.0.1/":                                     "7",
-		fmt.Sprintf("http://%s:8080/", otherAddr):              "7",
+		"http://" + th.Addr + "/":                      "0",
+		fmt.Sprintf("http://%s:%d/", gw, port):         "7",
+		fmt.Sprintf("http://%s:%d/", th.Gateway, port): "7",
+		fmt.Sprintf("http://127.0.0.1:%d/", port):      "7", // the sandbox's own loopback
+		"http://169.254.169.254/":                      "7",
+		"http://" + th.Private + "/":                   "7",
+		"http://10.0.0.1/":                             "7",
+		fmt.Sprintf("http://%s:8080/", otherAddr):      "7",
 	}
 	var list []string
 	for u := range targets {
 		list = append(list, u)
 	}
-	out, st := run(t, m, script(t, probeScript(list...)))
+	out, st := run(t, m, script(t, probeScript(th, list...)))
 	t.Log(out)
 	if st.Code != 0 {
 		t.Errorf("probe exit %v", st)
@@ -134,7 +151,7 @@ func TestEgress(t *testing.T) {
 			t.Errorf("%s: refused after %.2fs, want under 1s", u, r.seconds)
 		}
 	}
-	if !strings.Contains(out, "hello from "+egresstest.Addr) {
+	if !strings.Contains(out, "hello from "+th.Addr) {
 		t.Error("the page from the test host is missing")
 	}
 	if !strings.Contains(out, "127.0.0.1\tlocalhost") {
@@ -151,11 +168,11 @@ func TestEgress(t *testing.T) {
 // the host stays refused whatever is allowed.
 func TestEgressAllow(t *testing.T) {
 	th := egresstest.New(t)
-	m := newEgressManager(t, netip.MustParsePrefix(egresstest.PrivateRange), netip.MustParsePrefix("0.0.0.0/0"))
-	th.RouteFrom(t, m.egress.names.Bridge, 7102)
-	private := "http://" + egresstest.Private + "/"
-	host := fmt.Sprintf("http://%s:9/", egresstest.Gateway)
-	out, _ := run(t, m, script(t, probeScript(private, host)))
+	m := newEgressManager(t, th, netip.MustParsePrefix(th.PrivateRange), netip.MustParsePrefix("0.0.0.0/0"))
+	th.RouteFrom(t, m.egress.names.Bridge)
+	private := "http://" + th.Private + "/"
+	host := fmt.Sprintf("http://%s:9/", th.Gateway)
+	out, _ := run(t, m, script(t, probeScript(th, private, host)))
 	t.Log(out)
 	res := probeResults(t, out)
 	if r := res[private]; r.exit != "0" {
@@ -183,7 +200,7 @@ func TestEgressOffByDefault(t *testing.T) {
 // whatever is left.
 func TestEgressLeavesNothing(t *testing.T) {
 	testkit.NeedRoot(t)
-	parent := "icebox-test/" + filepath.Base(t.TempDir())
+	parent := egressTestParent(t)
 	names := egressNamesFor(parent)
 	fwd, _ := os.ReadFile(ipForward)
 	gone := func(when string) {
@@ -196,7 +213,9 @@ func TestEgressLeavesNothing(t *testing.T) {
 		}
 	}
 	newM := func() *Manager {
-		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: parent, Egress: EgressConfig{Enabled: true}})
+		// Nothing pre-built: the daemon's death is played by stopping the
+		// watchdog, and a prebuild loop still running would race its sweep.
+		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: parent, Prebuilt: -1, Egress: EgressConfig{Enabled: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,9 +229,11 @@ func TestEgressLeavesNothing(t *testing.T) {
 	sb := start(t, m, "sleep 30\n", 128)
 	host := sb.(*linuxSandbox).link.host
 	sb.Destroy()
-	if _, err := netlink.LinkByName(host); err == nil {
-		t.Errorf("veth %s outlives its sandbox", host)
-	}
+	// The kernel removes it with the namespace, in the background.
+	testkit.WaitFor(t, 10*time.Second, "veth "+host+" to go with its sandbox", func() bool {
+		_, err := netlink.LinkByName(host)
+		return err != nil
+	})
 	m.Close()
 	gone("after Close")
 
@@ -253,4 +274,28 @@ func otherIceboxBridges() bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkBuild times what pre-building a sandbox costs (off the invoke
+// path), with and without its network.
+func BenchmarkBuild(b *testing.B) {
+	testkit.NeedRoot(b)
+	for _, egress := range []bool{false, true} {
+		b.Run(fmt.Sprintf("egress=%v", egress), func(b *testing.B) {
+			m, err := NewManager(Config{StateDir: b.TempDir(), CgroupParent: egressTestParent(b),
+				Prebuilt: -1, Egress: EgressConfig{Enabled: egress}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			b.ResetTimer()
+			for range b.N {
+				s, err := m.build(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Destroy()
+			}
+		})
+	}
 }

@@ -21,23 +21,22 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-const (
+// Host is the test host. Its addresses come from a pair of /24s of
+// 198.18.0.0/15 picked at random, so tests running at once (two packages,
+// two engineers) do not meet.
+type Host struct {
 	// Addr is the test host's public address; it serves HTTP on port 80,
 	// answering "hello from <the address asked for>".
-	Addr = "198.18.0.2"
-	// Private is the test host's second address, which tests add to the
-	// refused ranges to stand for a private one.
-	Private = "198.18.1.2"
-	// PrivateRange holds Private.
-	PrivateRange = "198.18.1.0/24"
+	Addr string
+	// Private is the test host's second address, in PrivateRange, which
+	// tests add to the refused ranges to stand for a private one.
+	Private, PrivateRange string
 	// Gateway is the host's end of the link to the test host: an address
 	// of a host interface, which sandboxes must never reach.
-	Gateway = "198.18.0.1"
-)
+	Gateway string
 
-// Host is the test host.
-type Host struct {
-	link string // the veth end in the host's namespace
+	link  string // the veth end in the host's namespace
+	table int    // the routing table RouteFrom fills
 }
 
 // New builds the test host and serves HTTP on it until the test ends.
@@ -57,7 +56,13 @@ func New(t testing.TB) *Host {
 	t.Cleanup(func() { ns.Close() })
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	h := &Host{link: "ibt" + hex.EncodeToString(b[:])}
+	pair := int(b[0]) // one of 256 pairs of /24s
+	net24 := func(i int) string { return fmt.Sprintf("198.%d.%d", 18+i/256, i%256) }
+	h := &Host{
+		Addr: net24(2*pair) + ".2", Gateway: net24(2*pair) + ".1",
+		Private: net24(2*pair+1) + ".2", PrivateRange: net24(2*pair+1) + ".0/24",
+		link: "ibt" + hex.EncodeToString(b[:]), table: 7000 + int(b[1])<<4 + int(b[2]&15),
+	}
 	err = h.setupInside(host)
 	var l net.Listener
 	if err == nil {
@@ -81,7 +86,7 @@ func New(t testing.TB) *Host {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = netlink.LinkDel(hl) })
-	addr, _ := netlink.ParseAddr(Gateway + "/24")
+	addr, _ := netlink.ParseAddr(h.Gateway + "/24")
 	if err := netlink.AddrAdd(hl, addr); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func (h *Host) setupInside(host netns.NsHandle) error {
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("veth: %w", err)
 	}
-	for _, a := range []string{Addr + "/24", Private + "/24"} {
+	for _, a := range []string{h.Addr + "/24", h.Private + "/24"} {
 		addr, _ := netlink.ParseAddr(a)
 		if err := netlink.AddrAdd(veth, addr); err != nil {
 			return err
@@ -115,24 +120,24 @@ func (h *Host) setupInside(host netns.NsHandle) error {
 	if err := netlink.LinkSetUp(veth); err != nil {
 		return err
 	}
-	return netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Gw: net.ParseIP(Gateway)})
+	return netlink.RouteAdd(&netlink.Route{LinkIndex: veth.Attrs().Index, Gw: net.ParseIP(h.Gateway)})
 }
 
 // RouteFrom sends everything that comes in from bridge to the test host,
-// through routing table table (one per test), until the test ends.
-func (h *Host) RouteFrom(t testing.TB, bridge string, table int) {
+// until the test ends.
+func (h *Host) RouteFrom(t testing.TB, bridge string) {
 	t.Helper()
 	hl, err := netlink.LinkByName(h.link)
 	if err != nil {
 		t.Fatal(err)
 	}
-	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(Addr), Table: table}
+	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(h.Addr), Table: h.table}
 	if err := netlink.RouteAdd(route); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = netlink.RouteDel(route) })
 	rule := netlink.NewRule()
-	rule.IifName, rule.Table, rule.Priority = bridge, table, 100
+	rule.IifName, rule.Table, rule.Priority = bridge, h.table, 100
 	if err := netlink.RuleAdd(rule); err != nil {
 		t.Fatal(err)
 	}
