@@ -39,11 +39,15 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept unsigned requests and treat every caller as root (insecure)")
 	fs.BoolVar(&cfg.MetricsAuth, "metrics-auth", false, "require a signed request (icebox:GetMetrics) for /metrics")
 	fs.StringVar(&cfg.Egress, "egress", daemon.EgressNone, "functions' network: none (loopback only) or nat (the world through NAT; never the host, other sandboxes or private ranges)")
-	fs.Func("egress-allow", "CIDR[,CIDR…] that --egress nat opens although private (say a database's 10.1.2.3/32)", func(v string) error {
+	fs.Func("egress-allow", "CIDR[,CIDR…] (or addresses) that --egress nat opens although private (say a database's 10.1.2.3)", func(v string) error {
 		for _, part := range strings.Split(v, ",") {
-			p, err := netip.ParsePrefix(strings.TrimSpace(part))
+			part = strings.TrimSpace(part)
+			p, err := netip.ParsePrefix(part)
+			if a, aerr := netip.ParseAddr(part); err != nil && aerr == nil {
+				p, err = netip.PrefixFrom(a, a.BitLen()), nil
+			}
 			if err != nil {
-				return err
+				return fmt.Errorf("want an IPv4 CIDR or address: %w", err)
 			}
 			cfg.EgressAllow = append(cfg.EgressAllow, p)
 		}

@@ -181,6 +181,11 @@ func (c *Config) Validate() error {
 			return errors.New("egress allow needs egress nat")
 		}
 	case EgressNAT:
+		for _, p := range c.EgressAllow {
+			if !p.IsValid() || !p.Addr().Is4() {
+				return fmt.Errorf("egress allow %v: want an IPv4 CIDR (functions have no IPv6)", p)
+			}
+		}
 	default:
 		return fmt.Errorf("egress %q: want none or nat", c.Egress)
 	}
