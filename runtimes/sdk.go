@@ -251,9 +251,9 @@ func (h *Host) source(ctx context.Context, r Runtime) (tree, name string, err er
 	return filepath.Join(entry, spec.subdir), "cache " + filepath.Base(entry), nil
 }
 
-// Install installs runtime id's SDK into the cache (or, when RuntimesDir is
-// set, into RuntimesDir in its layout), whether or not it is there already
-// in the cache. It is `icebox runtimes install`.
+// Install installs runtime id's SDK into the cache unless it is there
+// already and, when RuntimesDir is set, writes it into RuntimesDir in the
+// layout --runtimes-dir reads. It is `icebox runtimes install`.
 func (h *Host) Install(ctx context.Context, id string) error {
 	r, err := h.Lookup(id)
 	if err != nil {
