@@ -264,6 +264,9 @@ func (h *Host) Install(ctx context.Context, id string) error {
 		h.cfg.Log.Info("no SDK to install", "runtime", id)
 		return nil
 	}
+	if h.cfg.RuntimesDir == "" && h.onHost(r) {
+		h.cfg.Log.Info("runtime SDK already installed", "runtime", id, "sdk", spec.pinned())
+	}
 	entry, err := h.installCached(ctx, r)
 	if err != nil {
 		return err
