@@ -55,6 +55,20 @@ func runtimesCmd(args []string) error {
 func runtimesInstall(args []string) error {
 	fs := newFlagSet("runtimes")
 	cfg := runtimeHostFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: icebox runtimes install [--cache-dir DIR] [--runtimes-dir DIR] ID…
+
+Installs the AWS SDK of each runtime id (boto3 for Python, the @aws-sdk v3
+clients for Node.js) at the versions this icebox pins, with pip or npm, into
+the host-wide cache that icebox serve links it from; icebox serve does the same
+on a runtime's first use. With --runtimes-dir, also writes DIR/python/site-packages
+and DIR/nodejs/node_modules, for icebox serve --runtimes-dir DIR on hosts that
+cannot reach the package registries.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	ids := parseArgs(fs, args)
 	if len(ids) == 0 {
 		return errors.New("runtimes install: name the runtime ids, e.g. icebox runtimes install python3.11 nodejs20.x")
