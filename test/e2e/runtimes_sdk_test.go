@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -117,4 +118,30 @@ func TestRuntimePath(t *testing.T) {
 		Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: app},
 	})
 	wantAPIError(t, "python3.12 on a Python 3.11", err, "InvalidParameterValueException", 400, "/usr/bin/python3.11 is Python 3.11", "not 3.12", "--runtime-path python3.12=PATH")
+}
+
+// TestRuntimesDir: what `icebox runtimes install --runtimes-dir DIR` writes
+// serves `icebox serve --runtimes-dir DIR`, which downloads nothing.
+func TestRuntimesDir(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	h, err := runtimes.NewHost(runtimes.HostConfig{CacheDir: daemon.DefaultCacheDir(), RuntimesDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Install(context.Background(), "python3.11"); err != nil {
+		t.Skipf("cannot install the Python SDK here: %v", err)
+	}
+	s := startServer(t, func(c *daemon.Config) { c.RuntimesDir = dir })
+	s.create("py-boto", withPython(t, "boto", "app.handler"), func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	var r struct{ Boto3, Botocore string }
+	s.pyCall("py-boto", map[string]any{}, &r)
+	if boto3, botocore := pinnedBoto3(t); r.Boto3 != boto3 || r.Botocore != botocore {
+		t.Errorf("boto3 from --runtimes-dir: %+v", r)
+	}
+	// The tree the function saw names where it was linked from.
+	stamp, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "runtime", "python", "site-packages", ".icebox-sdk"))
+	if err != nil || !strings.HasPrefix(string(stamp), "runtimes-dir "+filepath.Join(dir, "python", "site-packages")) {
+		t.Errorf("linked from %q (%v), want %s", stamp, err, dir)
+	}
 }
