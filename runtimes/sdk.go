@@ -53,7 +53,6 @@ var sdkFiles embed.FS
 
 // sdkSpec is one family's SDK.
 type sdkSpec struct {
-	family string
 	// subdir is the tree's name under the family's client directory, the
 	// cache entry and RuntimesDir/<family>.
 	subdir string
@@ -68,9 +67,9 @@ type sdkSpec struct {
 }
 
 var sdks = map[string]sdkSpec{
-	"python": {family: "python", subdir: "site-packages", what: "the AWS SDK for Python (boto3)",
+	"python": {subdir: "site-packages", what: "the AWS SDK for Python (boto3)",
 		pinned: pythonPinned, found: pythonFound, install: pythonInstall},
-	"nodejs": {family: "nodejs", subdir: "node_modules", what: "the AWS SDK for JavaScript v3",
+	"nodejs": {subdir: "node_modules", what: "the AWS SDK for JavaScript v3",
 		pinned: nodePinned, found: nodeFound, install: nodeInstall},
 }
 
