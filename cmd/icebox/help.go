@@ -88,10 +88,15 @@ icebox roles list
 icebox roles delete worker`,
 	},
 	"runtimes": {
-		usage: "icebox runtimes",
+		usage: "icebox runtimes [install ID… [--runtimes-dir DIR]]",
 		about: `Lists the runtime ids this host can run (provided.al2023, python3.11, nodejs20.x,
-java17…) and, for the others, what is missing.`,
-		examples: `icebox runtimes`,
+java17…) with each interpreter's and AWS SDK's version and, for the others, what is missing.
+"install" fetches the pinned AWS SDK of a Python or Node.js runtime now (icebox otherwise does
+it on the runtime's first use); with --runtimes-dir it writes the layout that
+"icebox serve --runtimes-dir" reads on hosts without registry access.`,
+		examples: `icebox runtimes
+icebox runtimes install python3.11 nodejs20.x
+icebox runtimes install python3.11 --runtimes-dir ./sdks`,
 	},
 	"java-api-jar": {
 		usage: "icebox java-api-jar [--out FILE]",
