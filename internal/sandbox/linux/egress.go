@@ -53,6 +53,8 @@ type EgressConfig struct {
 	// refuse is what is refused unless allowed: defaultRefused, plus what
 	// tests add.
 	refuse []netip.Prefix
+	// nameservers, when set, replace the host's (tests).
+	nameservers []netip.Addr
 }
 
 // defaultRefused are the destinations a sandbox may not reach unless the
@@ -148,6 +150,13 @@ func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) 
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("egress: add bridge %s: %w", names.Bridge, err)
 	}
+	// A bridge without an address of its own takes the lowest of its
+	// ports', so the gateway's MAC changed as sandboxes came and went, and
+	// sandboxes whose ARP cache held the old one lost their packets (seen:
+	// connect timeouts after a few sandboxes). A set address stays.
+	if err := netlink.LinkSetHardwareAddr(br, bridgeMAC(names.Bridge)); err != nil {
+		return nil, fmt.Errorf("egress: bridge address: %w", err)
+	}
 	// No IPv6 on the bridge: no link-local address for sandboxes to find.
 	_ = writeFile(filepath.Join("/proc/sys/net/ipv6/conf", names.Bridge, "disable_ipv6"), "1")
 	if err := netlink.AddrAdd(br, &netlink.Addr{IPNet: ipNet(n.gateway, n.subnet.Bits())}); err != nil {
@@ -160,7 +169,10 @@ func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) 
 	if n.guarded, err = takeForwarding(); err != nil {
 		return nil, err
 	}
-	n.nameservers = hostNameservers()
+	n.nameservers = cfg.nameservers
+	if n.nameservers == nil {
+		n.nameservers = hostNameservers()
+	}
 	if err := installTable(n, cfg); err != nil {
 		return nil, err
 	}
@@ -219,6 +231,15 @@ func pickSubnet(bridge string) (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, errors.New("egress: every subnet of 10.192.0.0/10 is in use on this host")
+}
+
+// bridgeMAC is a locally administered unicast MAC derived from the
+// bridge's name.
+func bridgeMAC(bridge string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("mac " + bridge))
+	mac := net.HardwareAddr(sum[:6])
+	mac[0] = mac[0]&^1 | 2
+	return mac
 }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {

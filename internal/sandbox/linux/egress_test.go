@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
+	"icebox/internal/sandbox"
 	"icebox/internal/sandbox/linux/egresstest"
 	"icebox/internal/testkit"
 )
@@ -183,9 +184,41 @@ func TestEgressAllow(t *testing.T) {
 	}
 }
 
+// TestEgressDNS: the sandbox's resolv.conf names the host's nameserver,
+// which it may query on port 53 even in a refused range, and only there.
+func TestEgressDNS(t *testing.T) {
+	th := egresstest.New(t)
+	testkit.NeedRoot(t)
+	egress := EgressConfig{Enabled: true, nameservers: []netip.Addr{netip.MustParseAddr(th.Private)},
+		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix(th.PrivateRange))}
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: egressTestParent(t), Egress: egress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	th.RouteFrom(t, m.egress.names.Bridge)
+	private := "http://" + th.Private + "/"
+	out, _ := run(t, m, script(t, probeScript(th, private)+"getent ahostsv4 example.test | head -1\n"+probeScript(th, private)))
+	t.Log(out)
+	if !strings.Contains(out, "nameserver "+th.Private) {
+		t.Error("resolv.conf does not name the nameserver")
+	}
+	if !strings.Contains(out, th.Addr+" ") {
+		t.Errorf("example.test did not resolve to %s through the nameserver", th.Addr)
+	}
+	if r := probeResults(t, out)[private]; r.exit != "7" {
+		t.Errorf("%s: curl exit %q, want 7: the nameserver is open on port 53 only", private, r.exit)
+	}
+}
+
 // TestEgressOffByDefault: without egress a sandbox has only its loopback.
 func TestEgressOffByDefault(t *testing.T) {
-	m := newManager(t)
+	testkit.NeedRoot(t)
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: egressTestParent(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
 	if m.egress != nil {
 		t.Fatal("egress on without being asked for")
 	}
@@ -202,7 +235,6 @@ func TestEgressLeavesNothing(t *testing.T) {
 	testkit.NeedRoot(t)
 	parent := egressTestParent(t)
 	names := egressNamesFor(parent)
-	fwd, _ := os.ReadFile(ipForward)
 	gone := func(when string) {
 		t.Helper()
 		if _, err := netlink.LinkByName(names.Bridge); err == nil {
@@ -226,7 +258,30 @@ func TestEgressLeavesNothing(t *testing.T) {
 	if _, err := netlink.LinkByName(names.Bridge); err != nil {
 		t.Fatalf("no bridge: %v", err)
 	}
+	// What ip_forward was before the first icebox (this one, or another
+	// test process's running at once) turned it on.
+	orig, err := os.ReadFile(forwardMarker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := netlink.LinkByName(names.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := br.Attrs().HardwareAddr.String()
 	sb := start(t, m, "sleep 30\n", 128)
+	var more []sandbox.Sandbox
+	for range 3 {
+		more = append(more, start(t, m, "sleep 30\n", 128))
+	}
+	// Ports come and go; the gateway's MAC, in every sandbox's ARP cache,
+	// must not.
+	if br, err = netlink.LinkByName(names.Bridge); err != nil || br.Attrs().HardwareAddr.String() != mac {
+		t.Errorf("bridge MAC %v after sandboxes joined, was %s (%v)", br.Attrs().HardwareAddr, mac, err)
+	}
+	for _, s := range more {
+		s.Destroy()
+	}
 	host := sb.(*linuxSandbox).link.host
 	sb.Destroy()
 	// The kernel removes it with the namespace, in the background.
@@ -251,8 +306,8 @@ func TestEgressLeavesNothing(t *testing.T) {
 	m = newM()
 	m.Close()
 	gone("after a restart")
-	if now, _ := os.ReadFile(ipForward); string(now) != string(fwd) && !otherIceboxBridges() {
-		t.Errorf("ip_forward is %q after the last daemon, was %q", now, fwd)
+	if now, _ := os.ReadFile(ipForward); strings.TrimSpace(string(now)) != strings.TrimSpace(string(orig)) && !otherIceboxBridges() {
+		t.Errorf("ip_forward is %q after the last daemon, was %q", now, orig)
 	}
 }
 

@@ -13,15 +13,17 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
-// Host is the test host. Its addresses come from a pair of /24s of
+// Host is the test host; it serves HTTP on port 80 and DNS on port 53. Its addresses come from a pair of /24s of
 // 198.18.0.0/15 picked at random, so tests running at once (two packages,
 // two engineers) do not meet.
 type Host struct {
@@ -65,8 +67,18 @@ func New(t testing.TB) *Host {
 	}
 	err = h.setupInside(host)
 	var l net.Listener
+	var dns []net.PacketConn
 	if err == nil {
 		l, err = net.Listen("tcp", ":80")
+	}
+	// One socket per address: a reply must come from the address asked.
+	for _, a := range []string{h.Addr, h.Private} {
+		if err == nil {
+			var c net.PacketConn
+			if c, err = net.ListenPacket("udp4", net.JoinHostPort(a, "53")); err == nil {
+				dns = append(dns, c)
+			}
+		}
 	}
 	if serr := netns.Set(host); serr != nil {
 		// The thread stays locked, and Go ends it with the test.
@@ -80,6 +92,10 @@ func New(t testing.TB) *Host {
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
+	for _, c := range dns {
+		go h.serveDNS(c)
+		t.Cleanup(func() { c.Close() })
+	}
 
 	hl, err := netlink.LinkByName(h.link)
 	if err != nil {
@@ -94,6 +110,38 @@ func New(t testing.TB) *Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// serveDNS answers every A query on port 53 of the test host with Addr,
+// and any other with no records: a resolver for sandboxes to find.
+func (h *Host) serveDNS(c net.PacketConn) {
+	buf := make([]byte, 512)
+	a := netip.MustParseAddr(h.Addr).As4()
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		hdr, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RecursionDesired: hdr.RecursionDesired, RecursionAvailable: true})
+		_ = b.StartQuestions()
+		_ = b.Question(q)
+		_ = b.StartAnswers()
+		if q.Type == dnsmessage.TypeA {
+			_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
+		}
+		if out, err := b.Finish(); err == nil {
+			_, _ = c.WriteTo(out, from)
+		}
+	}
 }
 
 // setupInside runs in the test host's namespace: loopback, the veth pair
