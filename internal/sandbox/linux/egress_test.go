@@ -211,6 +211,33 @@ func TestEgressDNS(t *testing.T) {
 	}
 }
 
+// TestEgressForwardsNothingElse: icebox turns IPv4 forwarding on; when it
+// was off, the host still forwards nothing between its other interfaces.
+func TestEgressForwardsNothingElse(t *testing.T) {
+	a, b := egresstest.New(t), egresstest.New(t)
+	if a.Gateway == b.Gateway {
+		t.Skip("the two test hosts drew the same addresses")
+	}
+	m := newEgressManager(t, a)
+	orig, err := os.ReadFile(forwardMarker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(orig)) != "0" {
+		t.Skipf("forwarding was on before icebox (%q): nothing to guard", orig)
+	}
+	if !m.egress.guarded {
+		t.Fatal("forwarding was off, and the table does not guard it")
+	}
+	// From one test host to the other, through the host.
+	c, err := a.Dial(b.Addr+":80", time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("the host forwarded between two interfaces that are not icebox's")
+	}
+	t.Logf("refused as wanted: %v", err)
+}
+
 // TestEgressOffByDefault: without egress a sandbox has only its loopback.
 func TestEgressOffByDefault(t *testing.T) {
 	testkit.NeedRoot(t)

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -39,6 +40,7 @@ type Host struct {
 
 	link  string // the veth end in the host's namespace
 	table int    // the routing table RouteFrom fills
+	ns    netns.NsHandle
 }
 
 // New builds the test host and serves HTTP on it until the test ends.
@@ -63,7 +65,7 @@ func New(t testing.TB) *Host {
 	h := &Host{
 		Addr: net24(2*pair) + ".2", Gateway: net24(2*pair) + ".1",
 		Private: net24(2*pair+1) + ".2", PrivateRange: net24(2*pair+1) + ".0/24",
-		link: "ibt" + hex.EncodeToString(b[:]), table: 7000 + int(b[1])<<4 + int(b[2]&15),
+		link: "ibt" + hex.EncodeToString(b[:]), table: 7000 + int(b[1])<<4 + int(b[2]&15), ns: ns,
 	}
 	err = h.setupInside(host)
 	var l net.Listener
@@ -110,6 +112,36 @@ func New(t testing.TB) *Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// Dial opens a TCP connection from inside the test host, as a machine on
+// the host's network would.
+func (h *Host) Dial(addr string, timeout time.Duration) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		host, err := netns.Get()
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		defer host.Close()
+		if err := netns.Set(h.ns); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		if netns.Set(host) == nil {
+			runtime.UnlockOSThread() // else the thread dies with the goroutine
+		}
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // serveDNS answers every A query on port 53 of the test host with Addr,
