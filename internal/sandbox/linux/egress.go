@@ -86,6 +86,7 @@ const (
 	// the first icebox daemon turned it on, so the last one can put it back.
 	forwardMarker = "/run/icebox/ip_forward.orig"
 	ipForward     = "/proc/sys/net/ipv4/ip_forward"
+	egressLock    = "/run/icebox/egress.lock"
 )
 
 // Validate checks the egress configuration.
@@ -133,6 +134,11 @@ type egressNet struct {
 // setupEgress removes what a predecessor on the same names left, then builds
 // the bridge, turns forwarding on and installs the table.
 func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) {
+	unlock, err := lockEgress()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	removeEgress(names)
 	n := &egressNet{names: names, used: map[netip.Addr]bool{}, lingering: map[netip.Addr]string{}}
 	defer func() {
@@ -180,9 +186,41 @@ func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) 
 }
 
 // close removes the table and the bridge, and gives forwarding back.
-func (n *egressNet) close() {
-	removeEgress(n.names)
+func (n *egressNet) close() { teardownEgress(n.names) }
+
+// teardownEgress removes a daemon's table and bridge and, when no icebox
+// bridge is left, gives forwarding back (Manager.Close, the watchdog).
+func teardownEgress(names egressNames) {
+	if unlock, err := lockEgress(); err == nil {
+		defer unlock()
+	}
+	removeEgress(names)
 	releaseForwarding()
+}
+
+// lockEgress takes the host-wide lock that orders daemons' egress set-up
+// and removal: without it two daemons starting at once could pick the same
+// subnet (each lists the routes before the other adds its own), and one
+// stopping could turn forwarding off as another turns it on.
+func lockEgress() (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(egressLock), 0o700); err != nil {
+		return nil, fmt.Errorf("egress: %w", err)
+	}
+	fd, err := unix.Open(egressLock, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("egress: %w", err)
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("egress: lock %s: %w", egressLock, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // removeEgress deletes a daemon's table and bridge, where they exist.

@@ -195,9 +195,8 @@ func runWatchdog() {
 	err := sweep(spec.Roots, spec.Parent)
 	removeParents(spec.Roots, spec.Parent)
 	if spec.Egress != nil {
-		// The sandboxes' veths went with their namespaces.
-		removeEgress(*spec.Egress)
-		releaseForwarding()
+		// The sandboxes' veths go with their namespaces.
+		teardownEgress(*spec.Egress)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "icebox watchdog: %v\n", err)
