@@ -25,6 +25,7 @@ import (
 //	    to the bridge → refuse                    no way in; no sandbox to sandbox
 //	    from the bridge, not IPv4 → refuse
 //	    from the bridge, source not ours → drop
+//	    from the bridge, to our subnet → refuse
 //	    from the bridge, to a nameserver, port 53 → accept
 //	    from the bridge, to an allowed range → accept
 //	    from the bridge, to a refused range → refuse
@@ -79,6 +80,9 @@ func installTable(n *egressNet, cfg EgressConfig) error {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
 	}, toRefuse)
 	rule(forward, from, ipIn(12, n.subnet, false), verdict(expr.VerdictDrop, ""))
+	// Other sandboxes are refused when routed back into the bridge, above;
+	// this holds whatever the routes (and Allow) say.
+	rule(forward, from, ipIn(16, n.subnet, true), toRefuse)
 	for _, ns := range n.nameservers {
 		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			rule(forward, from, ipIn(16, netip.PrefixFrom(ns, 32), true), l4proto(proto), []expr.Any{

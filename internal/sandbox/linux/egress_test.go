@@ -166,14 +166,16 @@ func TestEgress(t *testing.T) {
 }
 
 // TestEgressAllow: a range the policy refuses is reachable once allowed;
-// the host stays refused whatever is allowed.
+// the host and other sandboxes stay refused whatever is allowed.
 func TestEgressAllow(t *testing.T) {
 	th := egresstest.New(t)
 	m := newEgressManager(t, th, netip.MustParsePrefix(th.PrivateRange), netip.MustParsePrefix("0.0.0.0/0"))
 	th.RouteFrom(t, m.egress.names.Bridge)
+	neighbour := start(t, m, "exec sleep 30\n", 128).(*linuxSandbox).link.addr
 	private := "http://" + th.Private + "/"
 	host := fmt.Sprintf("http://%s:9/", th.Gateway)
-	out, _ := run(t, m, script(t, probeScript(th, private, host)))
+	other := fmt.Sprintf("http://%s:9/", neighbour)
+	out, _ := run(t, m, script(t, probeScript(th, private, host, other)))
 	t.Log(out)
 	res := probeResults(t, out)
 	if r := res[private]; r.exit != "0" {
@@ -181,6 +183,9 @@ func TestEgressAllow(t *testing.T) {
 	}
 	if r := res[host]; r.exit != "7" {
 		t.Errorf("%s: curl exit %q, want 7 (the host, refused)", host, r.exit)
+	}
+	if r := res[other]; r.exit != "7" {
+		t.Errorf("%s: curl exit %q, want 7 (another sandbox, refused)", other, r.exit)
 	}
 }
 
