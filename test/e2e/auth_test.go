@@ -263,7 +263,7 @@ func TestIdentityPolicies(t *testing.T) {
 }
 
 func TestResourcePolicyWithBoto3(t *testing.T) {
-	python, env := boto3Python(t)
+	run := boto3(t)
 	s := startServer(t)
 	ctx := context.Background()
 	s.create("shared")
@@ -292,14 +292,7 @@ out["remove_missing"] = err(lambda: c.remove_permission(FunctionName="shared", S
 out["bad_action"] = err(lambda: c.add_permission(FunctionName="shared", StatementId="x", Action="s3:GetObject", Principal="*"))
 json.dump(out, sys.stdout)
 `
-	cmd := exec.Command(python, "-c", script, s.url)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	raw, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("boto3: %v\n%s", err, stderr.String())
-	}
+	raw := run("-c", script, s.url)
 	var out struct {
 		None, Dup     []any
 		RemoveMissing []any `json:"remove_missing"`

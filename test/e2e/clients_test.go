@@ -317,7 +317,11 @@ type clientError struct {
 
 // boto3Python finds the python3 on PATH that can import boto3, with the
 // environment the client tests run it in.
-func boto3Python(t *testing.T) (string, []string) {
+// boto3 returns a runner of Python programs that use the boto3 of the
+// Python on PATH (the test skips without one): run passes args to that
+// Python, fails the test with the program's stderr if it exits non-zero,
+// and returns its stdout.
+func boto3(t *testing.T) (run func(args ...string) []byte) {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
@@ -329,25 +333,29 @@ func boto3Python(t *testing.T) (string, []string) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Skipf("%s cannot import boto3: %v %s", python, err, out)
 	}
-	return python, env
+	return func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(python, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("python %s: %v\n%s", args[0], err, stderr.String())
+		}
+		return out
+	}
 }
 
 func TestBoto3(t *testing.T) {
-	python, env := boto3Python(t)
+	run := boto3(t)
 	s := startServer(t)
 	code := functionZip(t)
 	zipPath := filepath.Join(t.TempDir(), "fn.zip")
 	if err := os.WriteFile(zipPath, code, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(python, "testdata/boto_client.py", s.url, "boto-fn", zipPath)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("boto_client.py: %v\n%s", err, stderr.String())
-	}
+	out := run("testdata/boto_client.py", s.url, "boto-fn", zipPath)
 	var r botoReport
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("boto_client.py printed %q: %v", out, err)

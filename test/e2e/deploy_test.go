@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -186,17 +184,10 @@ print(json.dumps(out))
 `
 
 func TestDeployWithBoto3(t *testing.T) {
-	python, env := boto3Python(t)
+	run := boto3(t)
 	s := startServer(t)
 	arn := aws.ToString(s.create("dep-boto").FunctionArn)
-	cmd := exec.Command(python, "-c", deployScript, s.url, "dep-boto", arn)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	raw, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("boto3: %v\n%s", err, stderr.String())
-	}
+	raw := run("-c", deployScript, s.url, "dep-boto", arn)
 	var out struct {
 		Tags, GetTags           map[string]string
 		CSC, Runtime, Recursion string

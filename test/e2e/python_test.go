@@ -520,7 +520,7 @@ func TestPythonMissingInterpreter(t *testing.T) {
 // boto3 user does, with the image's Python and boto3.
 func TestPythonThroughBoto3(t *testing.T) {
 	needPython(t)
-	python, env := boto3Python(t)
+	run := boto3(t)
 	s := startServer(t)
 	zipPath := filepath.Join(t.TempDir(), "fn.zip")
 	if err := os.WriteFile(zipPath, pythonZip(t, "errors"), 0o644); err != nil {
@@ -547,14 +547,7 @@ json.dump({
     "fail_payload": json.loads(failed["Payload"].read()),
 }, sys.stdout)
 `
-	cmd := exec.Command(python, "-c", script, s.url, zipPath)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("boto3 script: %v\n%s", err, stderr.String())
-	}
+	out := run("-c", script, s.url, zipPath)
 	var r struct {
 		Runtime, Handler string
 		Status           int
