@@ -30,10 +30,7 @@ func TestKill9EndsSandboxes(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	binaries(t)
-	link := filepath.Join(t.TempDir(), "data")
-	if err := os.Symlink(t.TempDir(), link); err != nil {
-		t.Fatal(err)
-	}
+	_, link := linkedDataDir(t)
 	s := startServer(t, how{}, "serve", "--data-dir", link)
 	for _, fn := range []string{"a", "b"} {
 		s.create(t, fn)
@@ -61,11 +58,7 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	binaries(t)
-	dataDir := t.TempDir()
-	link := filepath.Join(t.TempDir(), "data")
-	if err := os.Symlink(dataDir, link); err != nil {
-		t.Fatal(err)
-	}
+	dataDir, link := linkedDataDir(t)
 	s := startServer(t, how{}, "serve", "--data-dir", link)
 	s.create(t, "echo")
 	s.invoke(t, "echo", `{"a":1}`)
@@ -121,11 +114,7 @@ func TestSecondDaemonOnSameDataDir(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	binaries(t)
-	dataDir := t.TempDir()
-	link := filepath.Join(t.TempDir(), "data")
-	if err := os.Symlink(dataDir, link); err != nil {
-		t.Fatal(err)
-	}
+	dataDir, link := linkedDataDir(t)
 	s := startServer(t, how{}, "serve", "--data-dir", dataDir)
 	s.create(t, "echo")
 	s.invoke(t, "echo", `{"a":1}`)
@@ -218,4 +207,15 @@ func TestDaemonsGetDisjointIDRanges(t *testing.T) {
 		s.signal(syscall.SIGTERM, 10*time.Second)
 		checkGone(t, fp, false)
 	}
+}
+
+// linkedDataDir makes a data dir and a symlink to it: two spellings of it.
+func linkedDataDir(t *testing.T) (dir, link string) {
+	t.Helper()
+	dir = t.TempDir()
+	link = filepath.Join(t.TempDir(), "data")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	return dir, link
 }
