@@ -298,7 +298,7 @@ func TestRunShowsFunctionOutput(t *testing.T) {
 					t.Skip(err)
 				}
 			}
-			s := startServer(t, how{}, tc.args...)
+			s := startServer(t, how{ownGroup: true}, tc.args...)
 			url := s.url + "/2015-03-31/functions/function/invocations"
 			testkit.WaitFor(t, 10*time.Second, "run to print how to invoke", func() bool {
 				return strings.Contains(s.stderr.String(), "invoke with: curl -d '{}' "+url)
@@ -324,7 +324,12 @@ func TestRunShowsFunctionOutput(t *testing.T) {
 			if strings.Contains(o, "\x1b") {
 				t.Errorf("run printed a raw control character: %q", o)
 			}
-			s.signal(syscall.SIGTERM, 10*time.Second)
+			// Ctrl-C in a terminal signals the whole foreground job.
+			s.signalGroup(syscall.SIGINT, 10*time.Second)
+			// An environment icebox shuts down writes no error of its own.
+			if o := s.stdout.String() + s.stderr.String(); strings.Contains(o, "Traceback") || strings.Contains(o, "Error") {
+				t.Errorf("shutting down made the runtime complain:\n%s", o)
+			}
 		})
 	}
 }

@@ -502,7 +502,13 @@ def main():
         sys.exit(1)
 
     while True:
-        request_id, headers, body = api.next()
+        try:
+            request_id, headers, body = api.next()
+        except OSError:
+            # The Runtime API is gone: icebox is shutting the environment
+            # down, which is no error of the function's (Lambda's runtimes
+            # write nothing then either).
+            sys.exit(0)
         invoke(api, handler, request_id, headers, body)
 
 
