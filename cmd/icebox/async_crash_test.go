@@ -6,8 +6,6 @@ import (
 	"icebox/internal/testkit"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -85,18 +83,7 @@ func TestAsyncEventsSurviveKill9(t *testing.T) {
 	}
 	t.Logf("all %d events ran %v after the restart; %d runs, %d duplicates (events run more than once: %v)", events, time.Since(began).Round(time.Millisecond), runs, runs-events, twice)
 
-	for _, pi := range crashed.procs {
-		if now, ok := stillRunning(pi); ok {
-			t.Errorf("process %d (%s) of the crashed daemon outlived the restart (state %c)", pi.pid, pi.cmdline, now.state)
-		}
-	}
-	for _, d := range crashed.cgroups {
-		if filepath.Base(d) != crashed.hash {
-			if _, err := os.Stat(d); err == nil {
-				t.Errorf("cgroup %s of the crashed daemon outlived the restart", d)
-			}
-		}
-	}
+	checkRestartCleanedUp(t, crashed)
 	fp := record(t, s)
 	s.signal(syscall.SIGTERM, 10*time.Second)
 	checkGone(t, fp, false)

@@ -85,18 +85,7 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	t.Logf("after SIGKILL of the daemon and its watchdog, %d of its %d descendants remain: %v", len(left), len(crashed.procs), left)
 
 	s = startServer(t, how{}, "serve", "--data-dir", dataDir)
-	for _, pi := range crashed.procs {
-		if now, ok := stillRunning(pi); ok {
-			t.Errorf("process %d (%s) of the crashed daemon outlived the restart (state %c)", pi.pid, pi.cmdline, now.state)
-		}
-	}
-	for _, d := range crashed.cgroups {
-		if filepath.Base(d) != crashed.hash {
-			if _, err := os.Stat(d); err == nil {
-				t.Errorf("cgroup %s of the crashed daemon outlived the restart", d)
-			}
-		}
-	}
+	checkRestartCleanedUp(t, crashed)
 	s.invoke(t, "echo", `{"a":2}`)
 	fp := record(t, s)
 	if fp.hash != crashed.hash {

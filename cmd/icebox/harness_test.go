@@ -683,6 +683,26 @@ func waitGone(t *testing.T, fp footprint, within time.Duration) {
 	t.Logf("every process and cgroup of the daemon gone %v after it ended", time.Since(began).Round(time.Millisecond))
 }
 
+// checkRestartCleanedUp verifies, after a daemon started on the data dir of
+// a crashed one, that none of the crashed daemon's processes and none of
+// its sandboxes' cgroups remain (their parent, named by the data dir, is
+// the new daemon's).
+func checkRestartCleanedUp(t *testing.T, crashed footprint) {
+	t.Helper()
+	for _, pi := range crashed.procs {
+		if now, ok := stillRunning(pi); ok {
+			t.Errorf("process %d (%s) of the crashed daemon outlived the restart (state %c)", pi.pid, pi.cmdline, now.state)
+		}
+	}
+	for _, d := range crashed.cgroups {
+		if filepath.Base(d) != crashed.hash {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("cgroup %s of the crashed daemon outlived the restart", d)
+			}
+		}
+	}
+}
+
 // checkGone verifies, after the daemon exited, that nothing of fp remains.
 // With allOfBinary, no process running the test's icebox binary may remain
 // at all (only valid while no other test runs that binary).

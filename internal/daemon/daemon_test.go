@@ -44,6 +44,25 @@ func signed(t *testing.T, method, url string, body any) *http.Response {
 	return resp
 }
 
+// createFunction creates function "f" of memoryMB on d and returns the
+// functions path it lives under.
+func createFunction(t *testing.T, d *daemon.Daemon, memoryMB int) string {
+	t.Helper()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("bootstrap")
+	w.Write([]byte("#!/bin/sh\n"))
+	zw.Close()
+	base := "http://" + d.Addr() + "/2015-03-31/functions"
+	resp := signed(t, "POST", base, map[string]any{"FunctionName": "f", "Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": memoryMB,
+		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": base64.StdEncoding.EncodeToString(zb.Bytes())}})
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	return base
+}
+
 func TestStartServeShutdown(t *testing.T) {
 	dir := t.TempDir()
 	f := &sandboxtest.Factory{}
@@ -65,19 +84,8 @@ func TestStartServeShutdown(t *testing.T) {
 		t.Fatalf("second daemon on one data dir: %v, want an error naming pid %d", err, os.Getpid())
 	}
 
-	var zb bytes.Buffer
-	zw := zip.NewWriter(&zb)
-	w, _ := zw.Create("bootstrap")
-	w.Write([]byte("#!/bin/sh\n"))
-	zw.Close()
-	base := "http://" + d.Addr() + "/2015-03-31/functions"
-	resp := signed(t, "POST", base, map[string]any{"FunctionName": "f", "Runtime": "provided.al2023", "Handler": "bootstrap",
-		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": base64.StdEncoding.EncodeToString(zb.Bytes())}})
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("create: %d", resp.StatusCode)
-	}
-	resp = signed(t, "POST", base+"/f/invocations", map[string]string{"x": "y"})
+	base := createFunction(t, d, 128)
+	resp := signed(t, "POST", base+"/f/invocations", map[string]string{"x": "y"})
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("invoke: %d", resp.StatusCode)
@@ -120,15 +128,8 @@ func TestStatusListsEnvironments(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Shutdown()
-	var zb bytes.Buffer
-	zw := zip.NewWriter(&zb)
-	w, _ := zw.Create("bootstrap")
-	w.Write([]byte("#!/bin/sh\n"))
-	zw.Close()
-	base := "http://" + d.Addr() + "/2015-03-31/functions"
-	resp := signed(t, "POST", base, map[string]any{"FunctionName": "f", "Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256,
-		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": base64.StdEncoding.EncodeToString(zb.Bytes())}})
-	resp.Body.Close()
+	base := createFunction(t, d, 256)
+	var resp *http.Response
 	for range 2 {
 		resp = signed(t, "POST", base+"/f/invocations", map[string]string{"x": "y"})
 		resp.Body.Close()

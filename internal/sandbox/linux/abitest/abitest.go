@@ -34,6 +34,18 @@ const (
 	NoIA32 = "killed: segmentation fault"
 )
 
+// UnderFilter is what each attempt must end with inside a sandbox: the
+// native ABI works, an i386 call kills the process (without the filter the
+// i386 unshare is EINVAL only because the caller is multi-threaded, and the
+// i386 clone makes a user namespace), an x32 call is not implemented.
+var UnderFilter = map[string]string{
+	"native-getpid":      OK,
+	"i386-getpid":        Killed,
+	"i386-unshare-user":  Killed,
+	"i386-clone-newuser": Killed,
+	"x32-unshare-user":   "errno: " + unix.ENOSYS.Error(),
+}
+
 // Main, when os.Args[1] is Arg, runs the attempt named by os.Args[2] and
 // prints its raw result, or with "all" runs every attempt as Run does and
 // prints one "NAME OUTCOME" line each; then it exits. Otherwise it returns
