@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"icebox/internal/errdefs"
+	"icebox/internal/httpbody"
 )
 
 // What a caller can make the daemon hold, and for how long. A body is read
@@ -28,19 +27,8 @@ const (
 	// DefaultMaxUnauthenticated bounds connections that have not yet sent
 	// a request that passed authentication.
 	DefaultMaxUnauthenticated = 256
-	// maxHeaderBytes bounds one request's headers (Lambda's largest header,
-	// X-Amz-Client-Context, is under 4 KB).
-	maxHeaderBytes = 64 << 10
-	// readHeaderTimeout bounds the wait for a request's headers.
-	readHeaderTimeout = 10 * time.Second
 	// idleTimeout closes a keep-alive connection that sends nothing.
 	idleTimeout = 2 * time.Minute
-	// A body must arrive at bodyMinRate after bodyGrace: 80 s for the
-	// largest CreateFunction.
-	bodyGrace   = 10 * time.Second
-	bodyMinRate = 1 << 20 // bytes per second
-	// firstChunk is the most a body buffer starts with.
-	firstChunk = 64 << 10
 
 	// A sandbox's code gets its own, smaller share: a few connections and
 	// enough bytes in flight for two full-size synchronous invokes.
@@ -144,6 +132,8 @@ func (h *heldBody) release() {
 // announced size and clears it afterwards (a deadline left in place would
 // cancel the request's context during a long call).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, tooLarge func(size int64) error) (_ *heldBody, err error) {
+	// Before the environment's check below, as httpbody.Read would: an
+	// oversized request is a 413 whoever sent it.
 	if r.ContentLength > limit {
 		return nil, tooLarge(r.ContentLength)
 	}
@@ -162,7 +152,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, t
 			h.release()
 		}
 	}()
-	charge := func(n int64) error {
+	// The buffer's size is charged to every budget before it grows to it.
+	reserve := func(size int64) error {
+		n := size - h.n
 		for i, b := range h.taken {
 			if !b.take(n) {
 				for _, u := range h.taken[:i] {
@@ -174,48 +166,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, t
 		h.n += n
 		return nil
 	}
-	rc := http.NewResponseController(w)
-	expect := max(r.ContentLength, 0)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(expect/bodyMinRate)*time.Second))
-	defer rc.SetReadDeadline(time.Time{})
-
-	// Announced bytes are charged up front (a request the budget cannot
-	// take is refused before it is read); bytes beyond are charged as they
-	// come.
-	if err := charge(expect); err != nil {
+	h.data, err = httpbody.Read(w, r, limit, reserve)
+	var tl *httpbody.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return nil, tooLarge(tl.Size)
+	case errors.Is(err, errBusy):
 		return nil, err
-	}
-	h.data = make([]byte, 0, min(expect, firstChunk))
-	for {
-		if len(h.data) == cap(h.data) {
-			if r.ContentLength >= 0 && int64(len(h.data)) == r.ContentLength {
-				break // net/http ends a body at its Content-Length
-			}
-			if int64(len(h.data)) > limit {
-				return nil, tooLarge(int64(len(h.data)))
-			}
-			want := min(max(2*int64(cap(h.data)), firstChunk), limit+1)
-			if expect > int64(len(h.data)) {
-				want = min(want, expect)
-			}
-			if want > h.n {
-				if err := charge(want - h.n); err != nil {
-					return nil, err
-				}
-			}
-			h.data = slices.Grow(h.data, int(want)-len(h.data))
-		}
-		n, err := r.Body.Read(h.data[len(h.data):cap(h.data)])
-		h.data = h.data[:len(h.data)+n]
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read request body: %v: %w", err, errdefs.ErrInvalidContent)
-		}
-	}
-	if int64(len(h.data)) > limit {
-		return nil, tooLarge(int64(len(h.data)))
+	case err != nil:
+		return nil, fmt.Errorf("read request body: %v: %w", err, errdefs.ErrInvalidContent)
 	}
 	return h, nil
 }
@@ -279,9 +238,9 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: httpbody.ReadHeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    httpbody.MaxHeaderBytes,
 		ConnState:         s.conns.connState,
 		ConnContext:       withConn,
 	}
@@ -295,9 +254,9 @@ func (s *Server) ServeEnvironment(l net.Listener) (freezing, thawed func()) {
 	env := &sandboxEnv{budget: budget{limit: envBodyBudget}, reading: map[net.Conn]struct{}{}}
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: httpbody.ReadHeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    httpbody.MaxHeaderBytes,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(withConn(ctx, c), envKey{}, env)
 		},

@@ -15,6 +15,7 @@ var rank = map[string]int{
 	"icebox/internal/model":         1,
 	"icebox/internal/errdefs":       0,
 	"icebox/internal/policy":        0,
+	"icebox/internal/httpbody":      0,
 	"icebox/internal/sandbox":       2,
 	"icebox/internal/engine":        2,
 	"icebox/internal/store/codezip": 2,

@@ -14,12 +14,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
-	"time"
 
 	"golang.org/x/net/netutil"
 
+	"icebox/internal/httpbody"
 	"icebox/internal/model"
 )
 
@@ -53,24 +52,13 @@ func New(env Environment) *Server {
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.error)
 	mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.initError)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: maxHeaderBytes}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpbody.ReadHeaderTimeout, MaxHeaderBytes: httpbody.MaxHeaderBytes}
 	return s
 }
 
-// What a function's code can make the daemon hold through its Runtime API:
-// a few connections (runtimes use one or two), headers bounded in size and
-// time, and bodies read as they arrive, never into a buffer of the size a
-// header announces.
-const (
-	maxConns          = 8
-	maxHeaderBytes    = 64 << 10
-	readHeaderTimeout = 10 * time.Second
-	// A body must arrive at bodyMinRate after bodyGrace.
-	bodyGrace   = 10 * time.Second
-	bodyMinRate = 1 << 20 // bytes per second
-	// firstChunk is the most a body buffer starts with.
-	firstChunk = 64 << 10
-)
+// maxConns bounds a function's connections to its Runtime API (runtimes
+// use one or two); headers and bodies are bounded by httpbody.
+const maxConns = 8
 
 // Serve answers the runtime on l until Close.
 func (s *Server) Serve(l net.Listener) error {
@@ -123,35 +111,14 @@ func writeEvent(w http.ResponseWriter, inv *model.Invocation) {
 	_, _ = w.Write(inv.Payload)
 }
 
-// readLimited reads a request body of at most limit bytes; ok is false when
-// it was longer. The buffer starts at most firstChunk bytes long and grows
-// as bytes arrive, and the read has a deadline from the announced size.
+// readLimited reads a request body of at most limit bytes (httpbody.Read);
+// ok is false when it was longer.
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool, error) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(max(r.ContentLength, 0)/bodyMinRate)*time.Second))
-	// A deadline left in place would end a later /next's long poll.
-	defer rc.SetReadDeadline(time.Time{})
-	size := firstChunk
-	if n := r.ContentLength; n >= 0 && n < firstChunk {
-		size = int(n) + 1 // room to see the end without growing
+	b, err := httpbody.Read(w, r, limit, nil)
+	if _, over := errors.AsType[*httpbody.TooLargeError](err); over {
+		return nil, false, nil
 	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := r.Body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > limit {
-			return nil, false, nil
-		}
-		if errors.Is(err, io.EOF) {
-			return b, true, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(cap(b), int(limit+1)-len(b)))
-		}
-	}
+	return b, err == nil, err
 }
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) {
