@@ -40,6 +40,8 @@ type cgroup interface {
 	freeze() error
 	thaw() error
 	stats() (maxMem, oomKills uint64)
+	// procsFile lists the group's processes (host pids).
+	procsFile() string
 	// remove deletes the group; every process in it must be gone.
 	remove() error
 }
@@ -398,6 +400,8 @@ func (g *v1Group) addProc(pid int) error {
 func (g *v1Group) freeze() error { return g.state.write("FROZEN") }
 func (g *v1Group) thaw() error   { return g.state.write("THAWED") }
 
+func (g *v1Group) procsFile() string { return filepath.Join(g.paths["memory"], "cgroup.procs") }
+
 func (g *v1Group) stats() (uint64, uint64) {
 	return readUint(&g.peak), readKey(&g.oom, "oom_kill")
 }
@@ -516,6 +520,8 @@ func (g *v2Group) addProc(pid int) error {
 
 func (g *v2Group) freeze() error { return g.state.write("1") }
 func (g *v2Group) thaw() error   { return g.state.write("0") }
+
+func (g *v2Group) procsFile() string { return filepath.Join(g.dir, "cgroup.procs") }
 
 func (g *v2Group) stats() (uint64, uint64) {
 	return readUint(&g.peak), readKey(&g.events, "oom_kill")

@@ -21,17 +21,10 @@ import (
 // /proc/PID/status per invocation (tens of µs), next to a call's
 // milliseconds.
 func (s *linuxSandbox) memoryPeak(cgroupPeak uint64) uint64 {
-	var dir string
-	switch g := s.cg.(type) {
-	case *v1Group:
-		dir = g.paths["memory"]
-	case *v2Group:
-		dir = g.dir
-	}
-	if dir == "" || s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd == nil || s.cmd.Process == nil {
 		return cgroupPeak
 	}
-	return max(cgroupPeak, residentPeak(filepath.Join(dir, "cgroup.procs"), "/proc", s.cmd.Process.Pid))
+	return max(cgroupPeak, residentPeak(s.cg.procsFile(), "/proc", s.cmd.Process.Pid))
 }
 
 // residentPeak returns the largest VmHWM, in bytes, of the processes listed
