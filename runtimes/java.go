@@ -132,7 +132,7 @@ func PrepareJava(dst, cacheDir string) error {
 	jdks := javaJDKs()
 	javac := ""
 	for _, major := range jdks {
-		if c := filepath.Join(jdkHome(major), "bin", "javac"); javaExists(c) {
+		if c := filepath.Join(jdkHome(major), "bin", "javac"); exists(c) {
 			javac = c
 			break
 		}
@@ -149,7 +149,7 @@ func PrepareJava(dst, cacheDir string) error {
 	}
 	cacheRoot := filepath.Join(cacheDir, "java")
 	cached := filepath.Join(cacheRoot, sum)
-	if !javaExists(filepath.Join(cached, "stamp")) {
+	if !exists(filepath.Join(cached, "stamp")) {
 		if err := buildJava(javac, jdks, cacheRoot, sum); err != nil {
 			return fmt.Errorf("build the Java runtime client: %w", err)
 		}
@@ -166,7 +166,7 @@ func PrepareJava(dst, cacheDir string) error {
 		if e.Name() == "stamp" || e.IsDir() {
 			continue
 		}
-		if err := javaLinkFile(filepath.Join(cached, e.Name()), filepath.Join(out, e.Name())); err != nil {
+		if err := linkFile(filepath.Join(cached, e.Name()), filepath.Join(out, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -177,7 +177,7 @@ func PrepareJava(dst, cacheDir string) error {
 func javaJDKs() []int {
 	var out []int
 	for _, major := range javaMajors {
-		if javaExists(filepath.Join(jdkHome(major), "bin", "java")) {
+		if exists(filepath.Join(jdkHome(major), "bin", "java")) {
 			out = append(out, major)
 		}
 	}
@@ -261,7 +261,7 @@ func buildJava(javac string, jdks []int, cacheRoot, sum string) error {
 	final := filepath.Join(cacheRoot, sum)
 	if err := os.Rename(runtimeDir, final); err != nil {
 		// Another process finished the same build first: use theirs.
-		if javaExists(filepath.Join(final, "stamp")) {
+		if exists(filepath.Join(final, "stamp")) {
 			return nil
 		}
 		return err
@@ -464,42 +464,7 @@ func javaRecordArchive(major int, work string) error {
 	}
 	output, runErr := cmd.CombinedOutput()
 	if fi, err := os.Stat(jsa); err != nil || fi.Size() == 0 {
-		return fmt.Errorf("java %d recorded no archive (%v): %s", major, runErr, javaLastLines(string(output), 5))
+		return fmt.Errorf("java %d recorded no archive (%v): %s", major, runErr, strings.Join(lastLines(string(output), 5), "\n"))
 	}
 	return nil
-}
-
-func javaLastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func javaExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-// javaLinkFile hard-links src at dst or, across file systems, copies it with
-// its modification time: the JVM checks the runtime jar's size and time
-// against those recorded in the class-data archive.
-func javaLinkFile(src, dst string) error {
-	_ = os.Remove(dst)
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		return err
-	}
-	return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }

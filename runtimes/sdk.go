@@ -453,10 +453,7 @@ func linkTree(src, dst, source string) error {
 		case d.Name() == sdkStamp && rel == sdkStamp:
 			return nil
 		}
-		if err := os.Link(p, target); err == nil {
-			return nil
-		}
-		return copyFile(p, target)
+		return linkFile(p, target)
 	})
 	if err == nil {
 		err = os.WriteFile(filepath.Join(tmp, sdkStamp), []byte(source), 0o644)
@@ -472,7 +469,15 @@ func linkTree(src, dst, source string) error {
 	return err
 }
 
-func copyFile(src, dst string) error {
+// linkFile hard-links src at dst or, across file systems, copies it with
+// its mode and modification time: the JVM checks its runtime jar's size and
+// time against those recorded in its class-data archive, Python a source's
+// time against its bytecode's.
+func linkFile(src, dst string) error {
+	_ = os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -490,7 +495,10 @@ func copyFile(src, dst string) error {
 		out.Close()
 		return err
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
 
 func exists(p string) bool {
@@ -526,12 +534,12 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) last(n int) string {
-	lines := strings.Split(strings.TrimSpace(string(t.b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
+func (t *tailBuffer) last(n int) string { return strings.Join(lastLines(string(t.b), n), " | ") }
+
+// lastLines is s's last n lines.
+func lastLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[max(len(lines)-n, 0):]
 }
 
 // lineLogger turns an installer's output into log lines: the progress an
