@@ -122,10 +122,6 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *htt
 		return r, nil, err
 	}
 	c := caller{body: body.data}
-	if ref := r.PathValue("name"); ref != "" {
-		t := &c.target
-		t.name, t.fn, t.err = s.invoker.Resolve(ref, r.URL.Query().Get("Qualifier"))
-	}
 	if claim != nil {
 		sum := sha256.Sum256(body.data)
 		if c.id, err = claim.Verify(r, hex.EncodeToString(sum[:])); err != nil {
@@ -134,6 +130,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *htt
 		}
 		c.signed = true
 		s.conns.authenticated(r.Context())
+	}
+	if ref := r.PathValue("name"); ref != "" {
+		t := &c.target
+		t.name, t.fn, t.err = s.invoker.Resolve(ref, r.URL.Query().Get("Qualifier"))
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body.data))
 	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), body.release, nil
