@@ -68,3 +68,19 @@ func (s *Server) authorizeLogs(r *http.Request) error {
 	}
 	return s.decide(c.id, "logs:"+op, resource, nil)
 }
+
+// authorizeLogGroup lets a function write its logs into a group other than
+// its own only for a caller allowed logs:PutLogEvents on that group: on
+// Lambda the execution role needs that permission, and without the check a
+// function could slip records into any other function's logs.
+func (s *Server) authorizeLogGroup(r *http.Request, fn model.Function) error {
+	group := fn.Logging.Group(fn.Name)
+	if group == model.LogGroupName(fn.Name) {
+		return nil
+	}
+	c, ok := callerOf(r)
+	if !ok || c.id.Root {
+		return nil
+	}
+	return s.decide(c.id, "logs:PutLogEvents", fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.cfg.Region, s.cfg.AccountID, group), nil)
+}

@@ -129,8 +129,6 @@ func TestConfigurationFieldsHonouredOrRefused(t *testing.T) {
 		{"FileSystemConfigs", `{"FileSystemConfigs":[{"Arn":"arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-1","LocalMountPath":"/mnt/x"}]}`},
 		{"ImageConfig", `{"ImageConfig":{"Command":["x"]}}`},
 		{"SnapStart.ApplyOn", `{"SnapStart":{"ApplyOn":"PublishedVersions"}}`},
-		{"LoggingConfig.LogFormat", `{"LoggingConfig":{"LogFormat":"JSON"}}`},
-		{"LoggingConfig.LogGroup", `{"LoggingConfig":{"LogFormat":"Text","LogGroup":"/custom"}}`},
 		{"DurableConfig", `{"DurableConfig":{"ExecutionTimeout":60}}`},
 		{"CapacityProviderConfig", `{"CapacityProviderConfig":{"LambdaManagedInstancesCapacityProviderConfig":{"CapacityProviderArn":"x"}}}`},
 	} {

@@ -47,8 +47,17 @@ type createFunctionInput struct {
 	Publish          bool              `json:"Publish"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
 	Tags             map[string]string `json:"Tags"`
+	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 	optionalConfig
 	createOnlyConfig
+}
+
+// loggingConfig is Lambda's LoggingConfig shape.
+type loggingConfig struct {
+	LogFormat           string `json:"LogFormat,omitempty"`
+	ApplicationLogLevel string `json:"ApplicationLogLevel,omitempty"`
+	SystemLogLevel      string `json:"SystemLogLevel,omitempty"`
+	LogGroup            string `json:"LogGroup,omitempty"`
 }
 
 type deadLetterConfig struct {
@@ -78,7 +87,7 @@ type functionConfiguration struct {
 	Architectures    []string          `json:"Architectures"`
 	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
 	SnapStart        map[string]string `json:"SnapStart"`
-	LoggingConfig    map[string]string `json:"LoggingConfig"`
+	LoggingConfig    loggingConfig     `json:"LoggingConfig"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
 
 	// icebox applies every change before it answers: a function is Active
@@ -113,7 +122,8 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 		Architectures:    fn.Architectures,
 		EphemeralStorage: ephemeralStorage{Size: fn.EphemeralStorage},
 		SnapStart:        map[string]string{"ApplyOn": "None", "OptimizationStatus": "Off"},
-		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": model.LogGroupName(fn.Name)},
+		LoggingConfig: loggingConfig{LogFormat: fn.Logging.Format(), LogGroup: fn.Logging.Group(fn.Name),
+			ApplicationLogLevel: fn.Logging.ApplicationLevel(), SystemLogLevel: fn.Logging.SystemLevel()},
 	}
 	if len(fn.Environment) > 0 {
 		c.Environment = &environment{Variables: fn.Environment}
@@ -155,7 +165,7 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := in.optionalConfig.check(name); err != nil {
+	if err := in.optionalConfig.check(); err != nil {
 		return err
 	}
 	if err := in.createOnlyConfig.check(); err != nil {
@@ -183,7 +193,13 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 		}
 		fn.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 	}
+	if in.LoggingConfig != nil {
+		fn.Logging = (*model.LoggingConfig)(nil).Merge(model.LoggingConfig(*in.LoggingConfig))
+	}
 	err = fn.Validate()
+	if err == nil {
+		err = s.authorizeLogGroup(r, fn)
+	}
 	if err == nil {
 		err = s.authorizePassRole(r, fn.Role)
 	}
@@ -383,6 +399,7 @@ type updateConfigInput struct {
 	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 	RevisionID       string            `json:"RevisionId"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig"`
+	LoggingConfig    *loggingConfig    `json:"LoggingConfig"`
 	optionalConfig
 }
 
@@ -393,7 +410,7 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	}
 	fn, err := s.lookup(r)
 	if err == nil {
-		err = in.check(fn.Name)
+		err = in.check()
 	}
 	if err == nil && in.DeadLetterConfig != nil {
 		err = s.allowTarget(r, "DeadLetterConfig.TargetArn", in.DeadLetterConfig.TargetArn)
@@ -402,10 +419,22 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	if err == nil && in.Role != nil {
 		err = s.authorizePassRole(r, *in.Role)
 	}
+	if err == nil && in.LoggingConfig != nil {
+		// Checked here against the stored configuration, so a refusal
+		// writes nothing.
+		next := fn
+		next.Logging = fn.Logging.Merge(model.LoggingConfig(*in.LoggingConfig))
+		if err = next.Logging.Validate(); err == nil {
+			err = s.authorizeLogGroup(r, next)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, in.RevisionID, func(f *model.Function) {
+		if in.LoggingConfig != nil {
+			f.Logging = f.Logging.Merge(model.LoggingConfig(*in.LoggingConfig))
+		}
 		if in.DeadLetterConfig != nil {
 			f.DeadLetterTarget = in.DeadLetterConfig.TargetArn
 		}

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"icebox/internal/errdefs"
-	"icebox/internal/model"
 )
 
 // Every field of CreateFunction and UpdateFunctionConfiguration is either
@@ -43,13 +42,6 @@ type snapStart struct {
 	ApplyOn string `json:"ApplyOn"`
 }
 
-type loggingConfig struct {
-	LogFormat           string `json:"LogFormat"`
-	ApplicationLogLevel string `json:"ApplicationLogLevel"`
-	SystemLogLevel      string `json:"SystemLogLevel"`
-	LogGroup            string `json:"LogGroup"`
-}
-
 // optionalConfig holds the configuration fields of CreateFunction and
 // UpdateFunctionConfiguration that icebox accepts only empty or at their
 // defaults. Structures icebox does not model at all stay raw: any value
@@ -62,7 +54,6 @@ type optionalConfig struct {
 	FileSystemConfigs      []json.RawMessage `json:"FileSystemConfigs"`
 	ImageConfig            *imageConfig      `json:"ImageConfig"`
 	SnapStart              *snapStart        `json:"SnapStart"`
-	LoggingConfig          *loggingConfig    `json:"LoggingConfig"`
 	CapacityProviderConfig json.RawMessage   `json:"CapacityProviderConfig"`
 	DurableConfig          json.RawMessage   `json:"DurableConfig"`
 }
@@ -94,9 +85,8 @@ func given(raw json.RawMessage) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) && !bytes.Equal(bytes.Join(bytes.Fields(raw), nil), []byte("{}"))
 }
 
-// check refuses the first field set to something icebox would not honour,
-// for the function named name (its default log group is accepted).
-func (c *optionalConfig) check(name string) error {
+// check refuses the first field set to something icebox would not honour.
+func (c *optionalConfig) check() error {
 	if len(c.Layers) > 0 {
 		return unsupported("Layers", "layers yet: put the layer's files in the function's zip")
 	}
@@ -133,20 +123,6 @@ func (c *optionalConfig) check(name string) error {
 			return unsupported("SnapStart.ApplyOn", "SnapStart")
 		default:
 			return validation(ss.ApplyOn, "snapStart.applyOn", "Member must satisfy enum value set: [PublishedVersions, None]")
-		}
-	}
-	if lc := c.LoggingConfig; lc != nil {
-		switch {
-		case lc.LogFormat == "JSON":
-			return unsupported("LoggingConfig.LogFormat", "the JSON log format: logs are Text")
-		case lc.LogFormat != "" && lc.LogFormat != "Text":
-			return validation(lc.LogFormat, "loggingConfig.logFormat", "Member must satisfy enum value set: [JSON, Text]")
-		case lc.ApplicationLogLevel != "":
-			return unsupported("LoggingConfig.ApplicationLogLevel", "log levels: they need the JSON log format")
-		case lc.SystemLogLevel != "":
-			return unsupported("LoggingConfig.SystemLogLevel", "log levels: they need the JSON log format")
-		case lc.LogGroup != "" && lc.LogGroup != model.LogGroupName(name):
-			return unsupported("LoggingConfig.LogGroup", "custom log groups: logs go to "+model.LogGroupName(name))
 		}
 	}
 	for _, f := range []struct {

@@ -68,6 +68,8 @@ type Function struct {
 	// Tags are the function's tags (CreateFunction, TagResource); they
 	// take no part in how it runs.
 	Tags map[string]string `json:"tags,omitempty"`
+	// Logging is the function's LoggingConfig; nil means Lambda's defaults.
+	Logging *LoggingConfig `json:"logging,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -192,6 +194,9 @@ func (f *Function) Validate() error {
 	if err := ValidateTags(f.Tags); err != nil {
 		return err
 	}
+	if err := f.Logging.Validate(); err != nil {
+		return err
+	}
 	if f.EventInvoke != nil {
 		if err := f.EventInvoke.Validate(); err != nil {
 			return err
@@ -238,7 +243,8 @@ func (f *Function) ConfigKey() string {
 		M, T, E    int
 		Env        map[string]string
 		Code       string
-	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256})
+		Logging    *LoggingConfig `json:",omitempty"`
+	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging})
 	sum := sha256.Sum256(b)
 	return f.Name + "/" + hex.EncodeToString(sum[:8])
 }

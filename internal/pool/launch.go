@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"icebox/internal/auth"
 	"icebox/internal/model"
@@ -50,13 +51,19 @@ func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requ
 }
 
 // envVars builds the runtime's environment: Lambda's variables plus the
-// user's. TZ, LANG, PATH and LD_LIBRARY_PATH are defaults the user may override.
+// user's. TZ, LANG, PATH, LD_LIBRARY_PATH, the X-Ray variables and
+// PYTHONPATH are defaults the user may override, as on Lambda.
 func envVars(fn *model.Function, region, logStream string, creds auth.Credentials) []string {
 	vars := map[string]string{
-		"TZ":              ":UTC",
-		"LANG":            "en_US.UTF-8",
-		"PATH":            "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-		"LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"TZ":                       ":UTC",
+		"LANG":                     "en_US.UTF-8",
+		"PATH":                     "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH":          "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+		"AWS_XRAY_DAEMON_ADDRESS":  "169.254.79.129:2000",
+	}
+	if strings.HasPrefix(fn.Runtime, "python") {
+		vars["PYTHONPATH"] = "/var/runtime"
 	}
 	for k, v := range fn.Environment {
 		vars[k] = v
@@ -69,7 +76,8 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_FUNCTION_VERSION":     model.LatestVersion,
 		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
-		"AWS_LAMBDA_LOG_GROUP_NAME":       model.LogGroupName(fn.Name),
+		"AWS_LAMBDA_LOG_GROUP_NAME":       fn.Logging.Group(fn.Name),
+		"AWS_LAMBDA_LOG_FORMAT":           fn.Logging.Format(),
 		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,
 		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
 		"LAMBDA_TASK_ROOT":                "/var/task",
@@ -82,6 +90,9 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		reserved["AWS_ACCESS_KEY"] = creds.AccessKeyID
 		reserved["AWS_SECRET_ACCESS_KEY"] = creds.SecretAccessKey
 		reserved["AWS_SESSION_TOKEN"] = creds.SessionToken
+	}
+	if level := fn.Logging.ApplicationLevel(); level != "" {
+		reserved["AWS_LAMBDA_LOG_LEVEL"] = level
 	}
 	if !runtimes.IsProvided(fn.Runtime) {
 		reserved["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + fn.Runtime

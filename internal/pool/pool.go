@@ -319,7 +319,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), model.LatestVersion, id),
 		life: environment.New(environment.Config{Observe: p.observe})}
 	e.pumpCond = sync.NewCond(&e.mu)
-	e.log = p.logs.Writer(model.LogGroupName(fn.Name), e.logStream)
+	e.log = p.logs.Writer(fn.Logging.Group(fn.Name), e.logStream)
 	p.metrics.Environment(environment.Creating.Phase()).Inc()
 	p.mu.Lock()
 	p.all[e] = struct{}{}
