@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -58,7 +59,7 @@ func (s *Server) eventInvokeOutput(fn model.Function) eventInvokeConfigOutput {
 	c := fn.EventInvoke
 	out := eventInvokeConfigOutput{
 		LastModified:             float64(c.LastModified.UnixMilli()) / 1000,
-		FunctionArn:              model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name) + ":" + model.LatestVersion,
+		FunctionArn:              model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name) + ":" + cmp.Or(fn.Qualifier, model.LatestVersion),
 		MaximumRetryAttempts:     c.MaximumRetryAttempts,
 		MaximumEventAgeInSeconds: c.MaximumEventAgeInSeconds,
 	}
@@ -101,10 +102,10 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) er
 			}
 		}
 	}
-	updated, err := s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) {
+	updated, err := s.functions.UpdateSettings(r.Context(), fn.Name, fn.Qualifier, "", func(set model.Settings) error {
 		c := &model.EventInvokeConfig{}
-		if merge && f.EventInvoke != nil {
-			cp := *f.EventInvoke
+		if old := *set.EventInvoke; merge && old != nil {
+			cp := *old
 			c = &cp
 		}
 		if in.MaximumRetryAttempts != nil || !merge {
@@ -120,7 +121,11 @@ func (s *Server) putEventInvokeConfig(w http.ResponseWriter, r *http.Request) er
 			c.OnFailure = deref(onFailure)
 		}
 		c.LastModified = time.Now().UTC()
-		f.EventInvoke = c
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		*set.EventInvoke = c
+		return nil
 	})
 	if err != nil {
 		return err
@@ -153,14 +158,28 @@ func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
+// listEventInvokeConfigs lists the configurations of $LATEST, each
+// version and each alias.
 func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) error {
-	fn, err := s.lookup(r)
+	fn, err := s.latest(r)
+	if err == nil {
+		fn, err = s.functions.Get(fn.Name)
+	}
 	if err != nil {
 		return err
 	}
+	qualifiers := []string{model.LatestVersion}
+	for _, v := range fn.Versions {
+		qualifiers = append(qualifiers, v.Version)
+	}
+	for _, a := range fn.Aliases {
+		qualifiers = append(qualifiers, a.Name)
+	}
 	out := []eventInvokeConfigOutput{}
-	if fn.EventInvoke != nil {
-		out = append(out, s.eventInvokeOutput(fn))
+	for _, q := range qualifiers {
+		if v, err := fn.View(q); err == nil && v.EventInvoke != nil {
+			out = append(out, s.eventInvokeOutput(v))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"FunctionEventInvokeConfigs": out})
 	return nil
@@ -172,7 +191,10 @@ func (s *Server) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request)
 		err = s.noEventInvokeConfig(fn.Name)
 	}
 	if err == nil {
-		_, err = s.functions.UpdateConfig(r.Context(), fn.Name, "", func(f *model.Function) { f.EventInvoke = nil })
+		_, err = s.functions.UpdateSettings(r.Context(), fn.Name, fn.Qualifier, "", func(set model.Settings) error {
+			*set.EventInvoke = nil
+			return nil
+		})
 	}
 	if err != nil {
 		return err

@@ -31,6 +31,10 @@ func (s *Server) authorize(r *http.Request, action string) error {
 	if name != "" {
 		resource = model.ARN(s.cfg.Region, s.cfg.AccountID, name)
 	}
+	if q := c.target.fn.Qualifier; c.target.err == nil && q != "" && q != model.LatestVersion {
+		// A version or alias is its own resource, with its own policy.
+		resource = c.target.fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID)
+	}
 	return s.decide(c.id, action, resource, fnPolicy)
 }
 

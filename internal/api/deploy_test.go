@@ -148,7 +148,6 @@ func TestConfigurationFieldsHonouredOrRefused(t *testing.T) {
 		{"CodeSigningConfigArn", `{"CodeSigningConfigArn":"arn:aws:lambda:us-east-1:000000000000:code-signing-config:csc-0123456789abcdefg"}`},
 		{"SourceKMSKeyArn", `{"Code":{"ZipFile":"` + codeZip() + `","SourceKMSKeyArn":"arn:aws:kms:us-east-1:000000000000:key/k"}}`},
 		{"TenancyConfig", `{"TenancyConfig":{"TenantIsolationMode":"PER_TENANT"}}`},
-		{"Publish", `{"Publish":true}`},
 	} {
 		var extra map[string]any
 		json.Unmarshal([]byte(tc.json), &extra)
@@ -185,11 +184,16 @@ func TestUpdateCodeDryRun(t *testing.T) {
 		{"not a zip", map[string]any{"ZipFile": "bm90IGEgemlw", "DryRun": true}, 400},
 		{"no code", map[string]any{"DryRun": true}, 400},
 		{"stale revision", map[string]any{"ZipFile": other, "DryRun": true, "RevisionId": "stale"}, 412},
-		{"publish", map[string]any{"ZipFile": other, "Publish": true}, 400},
+		{"publish", map[string]any{"ZipFile": other, "DryRun": true, "Publish": true}, 200},
 	} {
 		if a := call(t, d, root, "PUT", fns+"/f/code", "", tc.body); a.status != tc.status {
 			t.Errorf("DryRun, %s: %d %s %q, want %d", tc.what, a.status, a.code, a.msg, tc.status)
 		}
+	}
+	var versions struct{ Versions []struct{ Version string } }
+	getJSON(t, d, "GET", fns+"/f/versions", nil, 200, &versions)
+	if len(versions.Versions) != 1 {
+		t.Errorf("a dry run with Publish published: %+v", versions)
 	}
 }
 

@@ -24,8 +24,14 @@ type Functions interface {
 	UpdateConfig(ctx context.Context, name, revisionID string, mutate func(*model.Function)) (model.Function, error)
 	Delete(ctx context.Context, name string) error
 	Code(ctx context.Context, fn *model.Function) ([]byte, error)
-	AddPermission(ctx context.Context, name, revisionID string, st policy.Statement) (model.Function, error)
-	RemovePermission(ctx context.Context, name, sid, revisionID string) error
+	AddPermission(ctx context.Context, name, qualifier, revisionID string, st policy.Statement) (model.Function, error)
+	RemovePermission(ctx context.Context, name, qualifier, sid, revisionID string) error
+	UpdateSettings(ctx context.Context, name, qualifier, revisionID string, mutate func(model.Settings) error) (model.Function, error)
+	Publish(ctx context.Context, name, codeSha, revisionID, description string) (model.Function, error)
+	DeleteVersion(ctx context.Context, name, version string) error
+	CreateAlias(ctx context.Context, name string, a model.Alias) (model.Alias, error)
+	UpdateAlias(ctx context.Context, name, alias, revisionID string, mutate func(*model.Alias)) (model.Alias, error)
+	DeleteAlias(ctx context.Context, name, alias string) error
 	PutConcurrency(ctx context.Context, name string, n int) (model.Function, error)
 	DeleteConcurrency(ctx context.Context, name string) error
 	Tag(ctx context.Context, name string, tags map[string]string) (model.Function, error)

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -103,7 +104,7 @@ type functionConfiguration struct {
 func (s *Server) configuration(fn model.Function) functionConfiguration {
 	c := functionConfiguration{
 		FunctionName:     fn.Name,
-		FunctionArn:      model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name),
+		FunctionArn:      fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID),
 		Runtime:          fn.Runtime,
 		Role:             fn.Role,
 		Handler:          fn.Handler,
@@ -113,7 +114,7 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 		MemorySize:       fn.MemorySize,
 		LastModified:     fn.LastModified.UTC().Format(lambdaTime),
 		CodeSha256:       fn.CodeSha256,
-		Version:          model.LatestVersion,
+		Version:          fn.VersionName(),
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
 		RevisionID:       fn.RevisionID,
 		State:            "Active",
@@ -171,9 +172,6 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	if err := in.createOnlyConfig.check(); err != nil {
 		return err
 	}
-	if in.Publish {
-		return errPublish
-	}
 	fn := model.Function{Name: name, Runtime: in.Runtime, Role: in.Role, Handler: in.Handler, Description: in.Description,
 		Architectures: in.Architectures, Tags: in.Tags}
 	// Omitted fields take Lambda's defaults; given ones are checked as given,
@@ -210,6 +208,10 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	created, err := s.functions.Create(r.Context(), fn, zip)
+	if err == nil && in.Publish {
+		// Lambda answers with the version it published.
+		created, err = s.functions.Publish(r.Context(), created.Name, "", "", "")
+	}
 	if err != nil {
 		return err
 	}
@@ -217,8 +219,8 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// lookup is the function a path's {name} refers to, as the pipeline
-// resolved it; only $LATEST exists.
+// lookup is the function a path's {name} (and ?Qualifier=) refers to, as
+// the pipeline resolved it: a view of the version or alias named.
 func (s *Server) lookup(r *http.Request) (model.Function, error) {
 	c, _ := r.Context().Value(callerKey{}).(caller)
 	return c.target.fn, c.target.err
@@ -258,9 +260,16 @@ func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *http.Request
 // codeLocation is the URL GetFunction gives for downloading the code: like
 // Lambda's presigned S3 URL, it works without a signature for 10 minutes.
 func (s *Server) codeLocation(r *http.Request, fn *model.Function) string {
-	u := "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code"
+	q := url.Values{}
+	if fn.Version != "" {
+		q.Set("Qualifier", fn.Version)
+	}
 	if s.auth != nil {
-		u += "?token=" + s.auth.CodeToken(fn.Name, fn.CodeSha256, 10*time.Minute)
+		q.Set("token", s.auth.CodeToken(fn.Name, fn.CodeSha256, 10*time.Minute))
+	}
+	u := "http://" + r.Host + "/icebox/v1/functions/" + fn.Name + "/code"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	return u
 }
@@ -319,15 +328,13 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) error {
-	_, q, err := invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
-	if err == nil && (q != "" || r.URL.Query().Get("Qualifier") != "") {
-		err = fmt.Errorf("deleting a version is not supported: only $LATEST exists: %w", errdefs.ErrInvalid)
-	}
+	// A missing function or version is reported as Lambda does, by its ARN.
+	fn, err := s.lookup(r)
 	if err == nil {
-		// A missing function is reported as Lambda does, by its ARN.
-		var fn model.Function
-		if fn, err = s.lookup(r); err == nil {
+		if fn.Qualifier == "" {
 			err = s.functions.Delete(r.Context(), fn.Name)
+		} else {
+			err = s.functions.DeleteVersion(r.Context(), fn.Name, fn.Qualifier)
 		}
 	}
 	if err != nil {
@@ -351,7 +358,7 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) erro
 	if err := readJSON(r, &in); err != nil {
 		return err
 	}
-	fn, err := s.lookup(r)
+	fn, err := s.latest(r)
 	if err != nil {
 		return err
 	}
@@ -361,9 +368,6 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) erro
 	}
 	if err == nil && in.PublishTo != nil && *in.PublishTo != "" {
 		err = unsupported("PublishTo", "publishing to "+*in.PublishTo)
-	}
-	if err == nil && in.Publish {
-		err = errPublish
 	}
 	if err != nil {
 		return err
@@ -381,6 +385,9 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *http.Request) erro
 		return nil
 	}
 	updated, err := s.functions.UpdateCode(r.Context(), fn.Name, zip, in.RevisionID)
+	if err == nil && in.Publish {
+		updated, err = s.functions.Publish(r.Context(), fn.Name, updated.CodeSha256, updated.RevisionID, "")
+	}
 	if err != nil {
 		return err
 	}
@@ -408,7 +415,7 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	if err := readJSON(r, &in); err != nil {
 		return err
 	}
-	fn, err := s.lookup(r)
+	fn, err := s.latest(r)
 	if err == nil {
 		err = in.check()
 	}
@@ -456,6 +463,17 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	}
 	writeJSON(w, http.StatusOK, s.configuration(updated))
 	return nil
+}
+
+// latest is the function a path names for an operation that changes
+// $LATEST: published versions are immutable and aliases are not changed
+// through them.
+func (s *Server) latest(r *http.Request) (model.Function, error) {
+	fn, err := s.lookup(r)
+	if err == nil && fn.Qualifier != "" && fn.Qualifier != model.LatestVersion {
+		err = fmt.Errorf("Published versions are immutable: %s cannot be changed, only $LATEST can: %w", fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID), errdefs.ErrInvalid)
+	}
+	return fn, err
 }
 
 func set[T any](dst *T, v *T) {

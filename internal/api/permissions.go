@@ -83,11 +83,15 @@ func (s *Server) addPermission(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := in.statement(model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name))
+	if fn.Qualifier == model.LatestVersion {
+		return fmt.Errorf("We currently do not support adding policies for $LATEST.: %w", errdefs.ErrInvalid)
+	}
+	// A qualified permission names, and admits, only the qualified ARN.
+	st, err := in.statement(fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID))
 	if err != nil {
 		return err
 	}
-	if _, err := s.functions.AddPermission(r.Context(), fn.Name, in.RevisionID, st); err != nil {
+	if _, err := s.functions.AddPermission(r.Context(), fn.Name, fn.Qualifier, in.RevisionID, st); err != nil {
 		return err
 	}
 	b, _ := json.Marshal(st)
@@ -113,7 +117,7 @@ func (s *Server) removePermission(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.functions.RemovePermission(r.Context(), fn.Name, r.PathValue("sid"), r.URL.Query().Get("RevisionId")); err != nil {
+	if err := s.functions.RemovePermission(r.Context(), fn.Name, fn.Qualifier, r.PathValue("sid"), r.URL.Query().Get("RevisionId")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

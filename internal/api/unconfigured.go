@@ -46,26 +46,6 @@ func (s *Server) getFunctionRecursionConfig(w http.ResponseWriter, r *http.Reque
 	return nil
 }
 
-// listVersionsByFunction lists the function's versions: only $LATEST
-// exists until publishing is built (Publish is refused, not ignored).
-func (s *Server) listVersionsByFunction(w http.ResponseWriter, r *http.Request) error {
-	fn, err := s.lookup(r)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"Versions": []functionConfiguration{s.configuration(fn)}, "NextMarker": nil})
-	return nil
-}
-
-// listAliases lists the function's aliases: none exist yet.
-func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.lookup(r); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"Aliases": []any{}, "NextMarker": nil})
-	return nil
-}
-
 func (s *Server) listFunctionURLConfigs(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.lookup(r); err != nil {
 		return err

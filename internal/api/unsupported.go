@@ -140,10 +140,6 @@ func (c *optionalConfig) check() error {
 	return nil
 }
 
-// errPublish refuses Publish: true until versions exist, rather than
-// answer as if a version had been published.
-var errPublish = unsupported("Publish", "publishing versions yet: only $LATEST exists")
-
 // checkArchitectures refuses anything but this host's architecture.
 func checkArchitectures(archs []string) error {
 	if len(archs) > 0 && !slices.Equal(archs, []string{"x86_64"}) {

@@ -340,10 +340,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	d.catalog.Subscribe(func(old, fn *model.Function) {
 		switch {
 		case fn != nil:
-			d.pool.FunctionChanged(fn.Name, fn.ConfigKey())
+			d.pool.FunctionChanged(fn.Name, fn.LiveKeys())
 			counter.SetReservation(fn.Name, fn.ReservedConcurrency)
 		case old != nil:
-			d.pool.FunctionChanged(old.Name, "")
+			d.pool.FunctionChanged(old.Name, nil)
 			counter.SetReservation(old.Name, nil)
 		}
 	})

@@ -157,30 +157,32 @@ func (s *Service) UpdateConfig(ctx context.Context, name, revisionID string, mut
 // checkRevision refuses a change based on a stale RevisionId.
 func checkRevision(f *model.Function, revisionID string) error {
 	if revisionID != "" && revisionID != f.RevisionID {
-		return fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+		return errRevision
 	}
 	return nil
 }
 
-// AddPermission adds a statement to a function's resource policy. Its Sid
-// must be new; revisionID, when set, must match.
-func (s *Service) AddPermission(ctx context.Context, name, revisionID string, st policy.Statement) (model.Function, error) {
-	return s.catalog.Update(ctx, name, func(f *model.Function) error {
-		if err := checkRevision(f, revisionID); err != nil {
-			return err
+var errRevision = fmt.Errorf("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id: %w", errdefs.ErrPreconditionFailed)
+
+// AddPermission adds a statement to the resource policy of a function's
+// qualifier q ("" for the function). Its Sid must be new; revisionID, when
+// set, must match.
+func (s *Service) AddPermission(ctx context.Context, name, q, revisionID string, st policy.Statement) (model.Function, error) {
+	return s.UpdateSettings(ctx, name, q, revisionID, func(set model.Settings) error {
+		p := *set.Policy
+		if p == nil {
+			p = &policy.Document{Version: "2012-10-17", ID: "default"}
 		}
-		if f.Policy == nil {
-			f.Policy = &policy.Document{Version: "2012-10-17", ID: "default"}
-		}
-		for _, old := range f.Policy.Statement {
+		for _, old := range p.Statement {
 			if old.Sid == st.Sid {
 				return fmt.Errorf("The statement id (%s) provided already exists. Please specify a new statement id, or remove the existing statement.: %w", st.Sid, errdefs.ErrConflict)
 			}
 		}
-		f.Policy.Statement = append(f.Policy.Statement, st)
-		if b, _ := json.Marshal(f.Policy); len(b) > maxResourcePolicyBytes {
+		p.Statement = append(p.Statement, st)
+		if b, _ := json.Marshal(p); len(b) > maxResourcePolicyBytes {
 			return fmt.Errorf("The final policy size (%d) is bigger than the limit (%d).: %w", len(b), maxResourcePolicyBytes, errdefs.ErrInvalid)
 		}
+		*set.Policy = p
 		return nil
 	})
 }
@@ -188,19 +190,16 @@ func (s *Service) AddPermission(ctx context.Context, name, revisionID string, st
 // Lambda's limit on a function's resource policy.
 const maxResourcePolicyBytes = 20480
 
-// RemovePermission removes the statement sid from a function's resource
-// policy; revisionID, when set, must match.
-func (s *Service) RemovePermission(ctx context.Context, name, sid, revisionID string) error {
-	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
-		if err := checkRevision(f, revisionID); err != nil {
-			return err
-		}
-		if f.Policy != nil {
-			for i, st := range f.Policy.Statement {
+// RemovePermission removes the statement sid from the resource policy of
+// a function's qualifier q; revisionID, when set, must match.
+func (s *Service) RemovePermission(ctx context.Context, name, q, sid, revisionID string) error {
+	_, err := s.UpdateSettings(ctx, name, q, revisionID, func(set model.Settings) error {
+		if p := *set.Policy; p != nil {
+			for i, st := range p.Statement {
 				if st.Sid == sid {
-					f.Policy.Statement = slices.Delete(f.Policy.Statement, i, i+1)
-					if len(f.Policy.Statement) == 0 {
-						f.Policy = nil
+					p.Statement = slices.Delete(p.Statement, i, i+1)
+					if len(p.Statement) == 0 {
+						*set.Policy = nil
 					}
 					return nil
 				}
@@ -288,6 +287,9 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	s.collect(ctx, fn.CodeSha256)
+	for _, v := range fn.Versions {
+		s.collect(ctx, v.CodeSha256)
+	}
 	return nil
 }
 
@@ -300,7 +302,7 @@ func (s *Service) Code(ctx context.Context, fn *model.Function) ([]byte, error) 
 // storage, so it is logged, not returned.
 func (s *Service) collect(ctx context.Context, sha string) {
 	for _, f := range s.catalog.List() {
-		if f.CodeSha256 == sha {
+		if f.UsesCode(sha) {
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package invoke
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,7 @@ const (
 
 	hdrRequestID = "Icebox-Request-Id"
 	hdrFunction  = "Icebox-Function"
+	hdrQualifier = "Icebox-Qualifier"  // the version or alias invoked; absent for none
 	hdrReceived  = "Icebox-Received"   // unix ms when Lambda accepted the event
 	hdrAttempts  = "Icebox-Attempts"   // runs that ended in a function error so far
 	hdrNotBefore = "Icebox-Not-Before" // unix ms; a retry waits until then
@@ -68,6 +70,7 @@ const (
 type event struct {
 	requestID string
 	function  string
+	qualifier string
 	received  time.Time
 	attempts  int
 	notBefore time.Time
@@ -242,6 +245,9 @@ func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
 	msg.Data = payload
 	msg.Header.Set(hdrRequestID, e.requestID)
 	msg.Header.Set(hdrFunction, e.function)
+	if e.qualifier != "" {
+		msg.Header.Set(hdrQualifier, e.qualifier)
+	}
 	msg.Header.Set(hdrReceived, strconv.FormatInt(e.received.UnixMilli(), 10))
 	msg.Header.Set(hdrAttempts, strconv.Itoa(e.attempts))
 	if !e.notBefore.IsZero() {
@@ -257,7 +263,7 @@ func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
 
 func parseEvent(msg jetstream.Msg) (event, error) {
 	h := msg.Headers()
-	e := event{requestID: h.Get(hdrRequestID), function: h.Get(hdrFunction)}
+	e := event{requestID: h.Get(hdrRequestID), function: h.Get(hdrFunction), qualifier: h.Get(hdrQualifier)}
 	rec, err := strconv.ParseInt(h.Get(hdrReceived), 10, 64)
 	if err != nil || e.requestID == "" || e.function == "" {
 		return e, errors.New("malformed event headers")
@@ -295,8 +301,14 @@ func (q *queue) handle(msg jetstream.Msg) {
 		return
 	}
 	fn, err := q.iv.catalog.Get(e.function)
+	if err == nil {
+		fn, err = fn.View(e.qualifier)
+	}
+	if err == nil {
+		fn, err = q.iv.route(fn)
+	}
 	if err != nil {
-		q.log.Warn("dropping event of a deleted function", "function", e.function, "request_id", e.requestID)
+		q.log.Warn("dropping event of a deleted function, version or alias", "function", e.function, "qualifier", e.qualifier, "request_id", e.requestID)
 		q.iv.metrics.AsyncDropped.WithLabelValues(e.function).Inc()
 		_ = msg.Ack()
 		return
@@ -311,7 +323,7 @@ func (q *queue) handle(msg jetstream.Msg) {
 
 	inv := &model.Invocation{
 		RequestID:   e.requestID,
-		FunctionARN: model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, fn.Name),
+		FunctionARN: fn.QualifiedARN(q.iv.cfg.Region, q.iv.cfg.AccountID),
 		Payload:     msg.Data(),
 		TraceID:     newTraceID(),
 	}
@@ -483,14 +495,14 @@ func (q *queue) record(fn *model.Function, e event, condition string, request []
 		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		RequestContext: requestContext{
 			RequestID:              e.requestID,
-			FunctionArn:            model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, fn.Name) + ":" + model.LatestVersion,
+			FunctionArn:            model.ARN(q.iv.cfg.Region, q.iv.cfg.AccountID, fn.Name) + ":" + cmp.Or(fn.Qualifier, model.LatestVersion),
 			Condition:              condition,
 			ApproximateInvokeCount: e.attempts,
 		},
 		RequestPayload: json.RawMessage(request),
 	}
 	if res != nil {
-		r.ResponseContext = &responseContext{StatusCode: 200, ExecutedVersion: model.LatestVersion, FunctionError: res.FunctionError}
+		r.ResponseContext = &responseContext{StatusCode: 200, ExecutedVersion: fn.VersionName(), FunctionError: res.FunctionError}
 		if json.Valid(res.Payload) {
 			r.ResponsePayload = json.RawMessage(res.Payload)
 		} else {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -90,7 +91,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 	case "", RequestResponse:
 		req.Type = RequestResponse
 	case DryRun:
-		return model.Result{ExecutedVersion: model.LatestVersion}, nil
+		return model.Result{ExecutedVersion: fn.VersionName()}, nil
 	case Event:
 		if iv.async == nil {
 			return model.Result{}, fmt.Errorf("asynchronous invocation is not running: %w", errdefs.ErrUnavailable)
@@ -110,15 +111,18 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 	}
 	if req.Type == Event {
 		id := model.NewUUID()
-		if err := iv.async.enqueue(ctx, event{requestID: id, function: fn.Name, received: time.Now()}, payload); err != nil {
+		if err := iv.async.enqueue(ctx, event{requestID: id, function: fn.Name, qualifier: fn.Qualifier, received: time.Now()}, payload); err != nil {
 			return model.Result{}, err
 		}
 		iv.metrics.AsyncReceived.WithLabelValues(fn.Name).Inc()
-		return model.Result{RequestID: id, ExecutedVersion: model.LatestVersion}, nil
+		return model.Result{RequestID: id, ExecutedVersion: fn.VersionName()}, nil
+	}
+	if fn, err = iv.route(fn); err != nil {
+		return model.Result{}, err
 	}
 	inv := &model.Invocation{
 		RequestID:   model.NewUUID(),
-		FunctionARN: model.ARN(iv.cfg.Region, iv.cfg.AccountID, fn.Name),
+		FunctionARN: fn.QualifiedARN(iv.cfg.Region, iv.cfg.AccountID),
 		Payload:     payload,
 		TraceID:     newTraceID(),
 	}
@@ -167,10 +171,34 @@ func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invoca
 	return res, nil
 }
 
+// route picks the version a call through a weighted alias runs, by the
+// alias's weights; any other view runs as it is. The view keeps the alias
+// as its qualifier, with the alias's policy and event invoke configuration.
+func (iv *Invoker) route(fn model.Function) (model.Function, error) {
+	if !fn.IsAliasView() {
+		return fn, nil
+	}
+	rec, err := iv.catalog.Get(fn.Name)
+	if err != nil {
+		return fn, err
+	}
+	a := rec.AliasNamed(fn.Qualifier)
+	if a == nil || len(a.Weights) == 0 {
+		return fn, nil
+	}
+	v, err := rec.View(a.Route(mrand.Float64()))
+	if err != nil {
+		return fn, err
+	}
+	v.Qualifier, v.Policy, v.EventInvoke = fn.Qualifier, fn.Policy, fn.EventInvoke
+	return v, nil
+}
+
 // Resolve finds the function a name (plain, ARN or partial ARN, optionally
-// with :qualifier) refers to. Only $LATEST exists until versions are built.
-// name is the function's name whenever the reference parses, even when
-// the function or qualifier does not exist (authorization needs it).
+// with :qualifier) refers to, as a view of the version or alias named
+// (model.Function.View). name is the function's name whenever the
+// reference parses, even when the function or qualifier does not exist
+// (authorization needs it).
 func (iv *Invoker) Resolve(ref, qualifier string) (name string, fn model.Function, err error) {
 	name, q, err := ParseFunctionRef(ref, iv.cfg.Region, iv.cfg.AccountID)
 	if err != nil {
@@ -189,7 +217,7 @@ func (iv *Invoker) Resolve(ref, qualifier string) (name string, fn model.Functio
 	if err != nil {
 		return name, model.Function{}, err
 	}
-	if qualifier != "" && qualifier != model.LatestVersion {
+	if fn, err = fn.View(qualifier); err != nil {
 		return name, model.Function{}, fmt.Errorf("Function not found: %s:%s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), qualifier, errdefs.ErrNotFound)
 	}
 	return name, fn, nil

@@ -70,6 +70,25 @@ type Function struct {
 	Tags map[string]string `json:"tags,omitempty"`
 	// Logging is the function's LoggingConfig; nil means Lambda's defaults.
 	Logging *LoggingConfig `json:"logging,omitempty"`
+
+	// Version is "" in a function's record ($LATEST) and the number of a
+	// published version (version.go).
+	Version string `json:"version,omitempty"`
+	// PublishedFrom is, on a published version, the publish key of the
+	// $LATEST it froze.
+	PublishedFrom string `json:"publishedFrom,omitempty"`
+	// Versions are the published versions, oldest first; LastVersion is
+	// the highest number ever published (numbers are never reused).
+	Versions    []Function `json:"versions,omitempty"`
+	LastVersion int        `json:"lastVersion,omitempty"`
+	Aliases     []Alias    `json:"aliases,omitempty"`
+	// Provisioned are the provisioned concurrency configurations, one per
+	// version or alias.
+	Provisioned []ProvisionedConfig `json:"provisioned,omitempty"`
+
+	// Qualifier is, on a view (View), the qualifier it was resolved
+	// through: "", "$LATEST", a version number or an alias name. Never stored.
+	Qualifier string `json:"-"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -234,9 +253,10 @@ func ValidateEnvironment(env map[string]string) error {
 	return nil
 }
 
-// ConfigKey identifies everything an execution environment is built from. Two
-// environments with the same key are interchangeable; a change of key means
-// old environments must be drained.
+// ConfigKey identifies everything an execution environment is built from,
+// the version it runs included ("name:version/hash"). Two environments with
+// the same key are interchangeable; a change of key means old environments
+// must be drained.
 func (f *Function) ConfigKey() string {
 	b, _ := json.Marshal(struct {
 		R, H, Role string
@@ -246,7 +266,7 @@ func (f *Function) ConfigKey() string {
 		Logging    *LoggingConfig `json:",omitempty"`
 	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging})
 	sum := sha256.Sum256(b)
-	return f.Name + "/" + hex.EncodeToString(sum[:8])
+	return f.Name + ":" + f.VersionName() + "/" + hex.EncodeToString(sum[:8])
 }
 
 // ARN is the function's unqualified ARN.

@@ -256,8 +256,13 @@ func TestApplyDefaults(t *testing.T) {
 func TestConfigKey(t *testing.T) {
 	base := valid()
 	key := base.ConfigKey()
-	if !strings.HasPrefix(key, base.Name+"/") {
-		t.Errorf("ConfigKey %q does not start with the function name", key)
+	if !strings.HasPrefix(key, base.Name+":$LATEST/") {
+		t.Errorf("ConfigKey %q does not start with the function name and version", key)
+	}
+	v := base
+	v.Version = "1"
+	if vk := v.ConfigKey(); vk == key || model.ConfigSlot(vk) != base.Name+":1" {
+		t.Errorf("version 1's ConfigKey %q: want its own slot %s:1", vk, base.Name)
 	}
 	if again := valid(); again.ConfigKey() != key {
 		t.Fatal("ConfigKey is not deterministic")

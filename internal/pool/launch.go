@@ -74,7 +74,7 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		"AWS_DEFAULT_REGION":              region,
 		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
-		"AWS_LAMBDA_FUNCTION_VERSION":     model.LatestVersion,
+		"AWS_LAMBDA_FUNCTION_VERSION":     fn.VersionName(),
 		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
 		"AWS_LAMBDA_LOG_GROUP_NAME":       fn.Logging.Group(fn.Name),
 		"AWS_LAMBDA_LOG_FORMAT":           fn.Logging.Format(),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,7 +133,7 @@ type Pool struct {
 	mu       sync.Mutex
 	idle     map[string][]*env // by config key; the most recently used last
 	all      map[*env]struct{}
-	current  map[string]string // function name → newest config key
+	current  map[string]string // config slot (model.ConfigSlot) → newest config key
 	memoryMB int               // MemorySize of every live environment, summed
 	scaling  map[string]*rate.Limiter
 	calls    int // Invoke calls in progress; Close waits for them
@@ -186,7 +187,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	if err != nil {
 		return model.Result{}, false, err
 	}
-	res := model.Result{RequestID: inv.RequestID, ExecutedVersion: model.LatestVersion}
+	res := model.Result{RequestID: inv.RequestID, ExecutedVersion: fn.VersionName()}
 	if failure != nil {
 		res.FunctionError, res.Payload = model.FunctionErrorUnhandled, failure
 		res.Duration = time.Since(start)
@@ -199,7 +200,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	e.mu.Lock()
 	e.tail = e.tailBuf.reset()
 	e.mu.Unlock()
-	e.writeLog("START RequestId: " + inv.RequestID + " Version: " + model.LatestVersion)
+	e.writeLog("START RequestId: " + inv.RequestID + " Version: " + fn.VersionName())
 	runStart := time.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	out, err := e.life.Invoke(inv, timeout)
@@ -270,7 +271,7 @@ func reportLine(requestID string, d time.Duration, memoryMB int, maxUsedMB uint6
 func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, cold bool, failure []byte, err error) {
 	key := fn.ConfigKey()
 	p.mu.Lock()
-	p.current[fn.Name] = key
+	p.current[model.ConfigSlot(key)] = key
 	for {
 		list := p.idle[key]
 		if len(list) == 0 {
@@ -316,7 +317,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		return nil, nil, err
 	}
 	id := randomHex(16)
-	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), model.LatestVersion, id),
+	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), fn.VersionName(), id),
 		life: environment.New(environment.Config{Observe: p.observe})}
 	e.pumpCond = sync.NewCond(&e.mu)
 	e.log = p.logs.Writer(fn.Logging.Group(fn.Name), e.logStream)
@@ -386,7 +387,7 @@ func (p *Pool) observe(from, to environment.State) {
 // it is stale or its runtime is gone.
 func (p *Pool) release(e *env) {
 	p.mu.Lock()
-	if p.closed || p.current[e.name] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || !e.life.State().TakesCalls() {
+	if p.closed || p.current[model.ConfigSlot(e.key)] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || !e.life.State().TakesCalls() {
 		p.mu.Unlock()
 		p.destroy(e)
 		return
@@ -467,19 +468,28 @@ func (p *Pool) popLRU() *env {
 	return victim
 }
 
-// FunctionChanged drains a function's idle environments built from an older
-// configuration; busy ones are destroyed when they finish. newKey is the
-// function's new ConfigKey, or "" when it was deleted.
-func (p *Pool) FunctionChanged(name, newKey string) {
+// FunctionChanged drains a function's idle environments built from a
+// configuration it no longer runs; busy ones are destroyed when they
+// finish. liveKeys are the ConfigKeys of what the function runs now
+// ($LATEST and each published version: model.Function.LiveKeys), none
+// when it was deleted.
+func (p *Pool) FunctionChanged(name string, liveKeys []string) {
+	live := make(map[string]bool, len(liveKeys))
+	for _, k := range liveKeys {
+		live[k] = true
+	}
 	p.mu.Lock()
-	if newKey == "" {
-		delete(p.current, name)
-	} else {
-		p.current[name] = newKey
+	for slot := range p.current {
+		if fn, _, _ := strings.Cut(slot, ":"); fn == name {
+			delete(p.current, slot)
+		}
+	}
+	for _, k := range liveKeys {
+		p.current[model.ConfigSlot(k)] = k
 	}
 	var stale []*env
 	for key, list := range p.idle {
-		if len(list) > 0 && list[0].name == name && key != newKey {
+		if len(list) > 0 && list[0].name == name && !live[key] {
 			stale = append(stale, list...)
 			delete(p.idle, key)
 		}

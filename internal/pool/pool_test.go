@@ -210,7 +210,7 @@ func TestStaleEnvironmentsDrained(t *testing.T) {
 	invoke(t, p, fn, `{}`)
 	fn2 := fn
 	fn2.MemorySize = 256
-	p.FunctionChanged(fn.Name, fn2.ConfigKey())
+	p.FunctionChanged(fn.Name, []string{fn2.ConfigKey()})
 	if !f.Made()[0].Destroyed() {
 		t.Error("idle environment of the old configuration kept")
 	}
@@ -221,7 +221,7 @@ func TestStaleEnvironmentsDrained(t *testing.T) {
 	// A busy environment of an old config is destroyed when it finishes.
 	call := invokeAsync(p, fn2, `{"Sleep":200}`)
 	testkit.WaitFor(t, 5*time.Second, "the call to be busy", func() bool { return p.Counts()["busy"] == 1 })
-	p.FunctionChanged(fn.Name, "")
+	p.FunctionChanged(fn.Name, nil)
 	result(t, call)
 	if !f.Made()[1].Destroyed() {
 		t.Error("busy environment of a deleted function survived")

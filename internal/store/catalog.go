@@ -26,6 +26,7 @@ import (
 
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
+	"icebox/internal/policy"
 )
 
 const (
@@ -295,7 +296,7 @@ func (c *Catalog) UsesCode(key string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, e := range c.fns {
-		if e.fn != nil && e.fn.CodeSha256 == key {
+		if e.fn != nil && e.fn.UsesCode(key) {
 			return true
 		}
 	}
@@ -438,11 +439,50 @@ func clone(f *model.Function) *model.Function {
 	c := *f
 	c.Environment = maps.Clone(f.Environment)
 	c.Architectures = slices.Clone(f.Architectures)
-	if f.Policy != nil {
-		p := *f.Policy
-		p.Statement = slices.Clone(p.Statement)
-		c.Policy = &p
+	c.Tags = maps.Clone(f.Tags)
+	c.Policy = clonePolicy(f.Policy)
+	c.EventInvoke = cloneEventInvoke(f.EventInvoke)
+	if f.Logging != nil {
+		l := *f.Logging
+		c.Logging = &l
 	}
+	if f.ReservedConcurrency != nil {
+		n := *f.ReservedConcurrency
+		c.ReservedConcurrency = &n
+	}
+	if f.Versions != nil {
+		c.Versions = make([]model.Function, len(f.Versions))
+		for i := range f.Versions {
+			c.Versions[i] = *clone(&f.Versions[i])
+		}
+	}
+	if f.Aliases != nil {
+		c.Aliases = make([]model.Alias, len(f.Aliases))
+		for i, a := range f.Aliases {
+			a.Weights = maps.Clone(a.Weights)
+			a.Policy = clonePolicy(a.Policy)
+			a.EventInvoke = cloneEventInvoke(a.EventInvoke)
+			c.Aliases[i] = a
+		}
+	}
+	c.Provisioned = slices.Clone(f.Provisioned)
+	return &c
+}
+
+func clonePolicy(p *policy.Document) *policy.Document {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Statement = slices.Clone(p.Statement)
+	return &c
+}
+
+func cloneEventInvoke(e *model.EventInvokeConfig) *model.EventInvokeConfig {
+	if e == nil {
+		return nil
+	}
+	c := *e
 	return &c
 }
 

@@ -286,6 +286,71 @@ func RunCatalogContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 	})
 }
 
+// RunVersionContract checks that published versions and aliases, kept in
+// their function's record, survive the engine and another node's cache, that
+// a version number is never handed out twice, and that what Get returns
+// shares nothing with the cache.
+func RunVersionContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
+	ctx := context.Background()
+	t.Run("VersionsAndAliases", func(t *testing.T) {
+		c1 := open(t)
+		c2 := open(t)
+		mustCreate(t, c1, Function("pub"))
+		publish := func(mutate func(*model.Function)) string {
+			t.Helper()
+			var num string
+			if _, err := c1.Update(ctx, "pub", func(f *model.Function) error {
+				mutate(f)
+				v, _ := f.Publish("", time.Now())
+				num = v.Version
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return num
+		}
+		v1 := publish(func(*model.Function) {})
+		v2 := publish(func(f *model.Function) { f.MemorySize = 256 })
+		if _, err := c1.Update(ctx, "pub", func(f *model.Function) error {
+			f.Versions = f.Versions[:1] // delete the newest version
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		v3 := publish(func(f *model.Function) { f.MemorySize = 512 })
+		if _, err := c1.Update(ctx, "pub", func(f *model.Function) error {
+			f.Aliases = append(f.Aliases, model.Alias{Name: "live", FunctionVersion: v3, Weights: map[string]float64{v1: 0.1}, RevisionID: model.NewUUID()})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if v1 != "1" || v2 != "2" || v3 != "3" {
+			t.Fatalf("published %s, %s, %s; want 1, 2, 3 (a deleted number is not reused)", v1, v2, v3)
+		}
+		testkit.WaitFor(t, 5*time.Second, "c2 sees the alias", func() bool {
+			f, _ := c2.Get("pub")
+			return f.AliasNamed("live") != nil
+		})
+		f, _ := c2.Get("pub")
+		if _, err := f.View("2"); !model.IsNoQualifier(err) {
+			t.Errorf("deleted version 2 on c2: %v; want no such qualifier", err)
+		}
+		if got, err := f.View("1"); err != nil || got.MemorySize != 128 || got.VersionName() != "1" {
+			t.Errorf("version 1 on c2 = %+v, %v; want the frozen 128 MB", got, err)
+		}
+		if a := f.AliasNamed("live"); a == nil || a.FunctionVersion != "3" || a.Weights["1"] != 0.1 {
+			t.Errorf("alias on c2 = %+v", a)
+		}
+		// Changing a copy changes nothing in the cache.
+		f.Versions[0].MemorySize = 1024
+		f.Aliases[0].Weights["1"] = 0.9
+		again, _ := c2.Get("pub")
+		if again.Versions[0].MemorySize != 128 || again.Aliases[0].Weights["1"] != 0.1 {
+			t.Errorf("a Get result aliases the cache: %+v", again)
+		}
+	})
+}
+
 // RunCodeStoreContract checks CodeStore behaviour. open(t) returns a CodeStore
 // on an empty store of its own and registers its cleanup.
 func RunCodeStoreContract(t *testing.T, open func(t *testing.T) *store.CodeStore) {
