@@ -254,3 +254,22 @@ var defaultHost = sync.OnceValue(func() *Host {
 // Lookup is Host.Lookup on the default interpreters: whether this host can
 // run id without --runtime-path.
 func Lookup(id string) (Runtime, error) { return defaultHost().Lookup(id) }
+
+// RuntimeVersion names the runtime a function of id runs on, for the
+// INIT_START line: Lambda's "python:3.13.v14" there, the family and the
+// interpreter's own version here ("python:3.12.3"), or the OS-only
+// runtime's ("provided:al2023").
+func (h *Host) RuntimeVersion(id string) string {
+	if IsProvided(id) {
+		return strings.Replace(id, ".", ":", 1)
+	}
+	r, ok := h.runtimes[id]
+	if !ok {
+		return id
+	}
+	v, err := h.interpreterVersion(r)
+	if err != nil {
+		v = r.Version
+	}
+	return r.Family + ":" + v
+}

@@ -1,12 +1,12 @@
 package pool
 
 import (
-	"bufio"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"icebox/internal/environment"
+	"icebox/internal/model"
 	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
 )
@@ -28,6 +28,7 @@ type env struct {
 	sb        sandbox.Sandbox
 	api       *runtimeapi.Server
 	log       LogWriter
+	logging   *model.LoggingConfig
 	// retireAt is when the environment stops taking calls because its
 	// credentials would expire during one; zero means never.
 	retireAt time.Time
@@ -39,12 +40,10 @@ type env struct {
 	// nil between invocations. It points at tailBuf, reused from call to call.
 	tail    *tailBuffer
 	tailBuf tailBuffer
-	// pumpCond is signalled whenever pumped or pumpEnded change.
-	pumpCond  *sync.Cond
-	pumped    int64 // output bytes fully handled by the pump
-	pumpEnded bool
-
-	read atomic.Int64 // output bytes taken from the pipe
+	// pumpCond is signalled whenever out's or tel's pumped or ended change.
+	pumpCond *sync.Cond
+	// out is the runtime's stdout and stderr, tel its telemetry descriptor.
+	out, tel stream
 	// maxMemory is the sandbox's Max Memory Used as of its last call's end,
 	// for the status page (which must not read the sandbox's stats while
 	// a call does).
@@ -60,79 +59,9 @@ func (e *env) retired(now time.Time) bool {
 	return !e.retireAt.IsZero() && now.After(e.retireAt)
 }
 
-// pump copies the runtime's output into the log store and, while an
-// invocation is running, into its tail buffer. Lines are cut at 256 KiB so a
-// flood can't grow memory.
-func (e *env) pump() {
-	const maxLine = 256 << 10
-	r := bufio.NewReaderSize(countingReader{e}, 64<<10)
-	var partial []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(chunk) > 0 {
-			if len(partial)+len(chunk) <= maxLine {
-				partial = append(partial, chunk...)
-			}
-			if chunk[len(chunk)-1] == '\n' || len(partial) >= maxLine {
-				e.emit(partial)
-				partial = partial[:0]
-			}
-		}
-		end := err != nil && err != bufio.ErrBufferFull
-		if end && len(partial) > 0 {
-			e.emit(partial)
-		}
-		e.mu.Lock()
-		e.pumped += int64(len(chunk))
-		e.pumpEnded = end
-		e.pumpCond.Broadcast()
-		e.mu.Unlock()
-		if end {
-			return
-		}
-	}
-}
-
-// countingReader counts the bytes taken from the runtime's output.
-type countingReader struct{ e *env }
-
-func (c countingReader) Read(b []byte) (int, error) {
-	n, err := c.e.sb.Output().Read(b)
-	c.e.read.Add(int64(n))
-	return n, err
-}
-
-func (e *env) emit(line []byte) {
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
-	}
-	msg := string(line)
-	e.log.Write(time.Now(), msg)
-	e.mu.Lock()
-	if e.tail != nil {
-		e.tail.add(msg)
-	}
-	e.mu.Unlock()
-}
-
-// syncOutput waits until everything the runtime wrote so far has been
-// pumped, so log lines land before END/REPORT and in the tail. A runtime
-// writes its logs before it posts the response, so they are in the pipe by
-// the time we get here: what was read plus what is still in the pipe is the
-// target. (Reading the two in this order can only undercount, in the
-// instant between a read returning and its count being added.)
-func (e *env) syncOutput() {
-	target := e.read.Load() + int64(e.sb.OutputPending())
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for !e.pumpEnded && e.pumped < target {
-		e.pumpCond.Wait()
-	}
-}
-
-// writeLog records a platform line (START, END, REPORT…) in the log and tail.
-func (e *env) writeLog(line string) {
-	e.log.Write(time.Now(), line)
+// writeLog records a line in the log and the tail.
+func (e *env) writeLog(ts time.Time, line string) {
+	e.log.Write(ts, line)
 	e.mu.Lock()
 	if e.tail != nil {
 		e.tail.add(line)

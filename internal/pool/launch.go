@@ -80,8 +80,10 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		"AWS_LAMBDA_LOG_FORMAT":           fn.Logging.Format(),
 		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,
 		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
-		"LAMBDA_TASK_ROOT":                "/var/task",
-		"LAMBDA_RUNTIME_DIR":              "/var/runtime",
+		// Where the runtime client writes framed log records (output.go).
+		"_LAMBDA_TELEMETRY_LOG_FD": strconv.Itoa(sandbox.TelemetryFD),
+		"LAMBDA_TASK_ROOT":         "/var/task",
+		"LAMBDA_RUNTIME_DIR":       "/var/runtime",
 		// The function's SDK calls icebox, with the role's credentials.
 		"AWS_ENDPOINT_URL": "http://" + sandbox.APIAddr,
 	}

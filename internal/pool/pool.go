@@ -2,6 +2,9 @@ package pool
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -189,8 +192,20 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	}
 	res := model.Result{RequestID: inv.RequestID, ExecutedVersion: fn.VersionName()}
 	if failure != nil {
-		res.FunctionError, res.Payload = model.FunctionErrorUnhandled, failure
+		res.FunctionError, res.Payload = model.FunctionErrorUnhandled, failure.payload
 		res.Duration = time.Since(start)
+		if e := failure.e; e != nil {
+			// The call ran nothing, but Lambda still logs it, after the
+			// init's own records, and its tail shows them.
+			e.platform(startRecord(inv.RequestID, fn.VersionName()))
+			e.platform(endRecord(inv.RequestID, failure.kind, res.Duration))
+			e.platform(reportRecord(inv.RequestID, res.Duration, fn.MemorySize, e.sb.Stats().MaxMemoryBytes>>20, false, 0, failure.kind, failure.errorType))
+			e.mu.Lock()
+			res.LogTail = append([]byte(nil), e.tail.bytes()...)
+			e.tail = nil
+			e.mu.Unlock()
+			p.destroy(e)
+		}
 		return res, false, nil
 	}
 	if cold {
@@ -200,7 +215,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	e.mu.Lock()
 	e.tail = e.tailBuf.reset()
 	e.mu.Unlock()
-	e.writeLog("START RequestId: " + inv.RequestID + " Version: " + fn.VersionName())
+	e.platform(startRecord(inv.RequestID, fn.VersionName()))
 	runStart := time.Now()
 	timeout := time.Duration(fn.Timeout) * time.Second
 	out, err := e.life.Invoke(inv, timeout)
@@ -218,13 +233,13 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		res.FunctionError = model.FunctionErrorUnhandled
 	}
 	if out.Kind == environment.TimedOut {
-		e.writeLog(time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + inv.RequestID + " " + model.TimedOutMessage(timeout))
+		e.writeLog(time.Now(), time.Now().UTC().Format("2006-01-02T15:04:05.000Z")+" "+inv.RequestID+" "+model.TimedOutMessage(timeout))
 	}
 	e.syncOutput()
 	stats := e.sb.Stats()
 	e.maxMemory.Store(stats.MaxMemoryBytes)
-	e.writeLog("END RequestId: " + inv.RequestID)
-	e.writeLog(reportLine(inv.RequestID, res.Duration, fn.MemorySize, stats.MaxMemoryBytes>>20, cold, res.InitDuration))
+	e.platform(endRecord(inv.RequestID, out.Kind, res.Duration))
+	e.platform(reportRecord(inv.RequestID, res.Duration, fn.MemorySize, stats.MaxMemoryBytes>>20, cold, res.InitDuration, out.Kind, ""))
 	e.mu.Lock()
 	res.LogTail = append([]byte(nil), e.tail.bytes()...)
 	e.tail = nil
@@ -250,7 +265,7 @@ func reportLine(requestID string, d time.Duration, memoryMB int, maxUsedMB uint6
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, ms(d), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)
-	b = strconv.AppendInt(b, max(1, int64((d+time.Millisecond-1)/time.Millisecond)), 10)
+	b = strconv.AppendInt(b, billedMs(d), 10)
 	b = append(b, " ms\tMemory Size: "...)
 	b = strconv.AppendInt(b, int64(memoryMB), 10)
 	b = append(b, " MB\tMax Memory Used: "...)
@@ -264,11 +279,26 @@ func reportLine(requestID string, d time.Duration, memoryMB int, maxUsedMB uint6
 	return string(b)
 }
 
+// billedMs is a duration rounded up to the millisecond, at least 1.
+func billedMs(d time.Duration) int64 {
+	return max(1, int64((d+time.Millisecond-1)/time.Millisecond))
+}
+
+// initFailure is a cold start that failed: the call's error body, and
+// the environment whose init failed (nil when none was made), to be
+// destroyed by whoever logs the call.
+type initFailure struct {
+	payload   []byte
+	kind      environment.Kind
+	errorType string
+	e         *env
+}
+
 // acquire returns an environment for fn to run a call on: a warm one when
 // one is idle, else a new one (cold). failure is set (and e nil) when the
 // function could not initialise, even after Lambda's second, "suppressed"
 // init attempt.
-func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, cold bool, failure []byte, err error) {
+func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string) (e *env, cold bool, failure *initFailure, err error) {
 	key := fn.ConfigKey()
 	p.mu.Lock()
 	p.current[model.ConfigSlot(key)] = key
@@ -292,41 +322,54 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 	}
 	p.mu.Unlock()
 
-	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout)
+	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout, "init")
 	if err != nil || failure == nil {
 		return e, true, nil, err
+	}
+	if failure.e != nil {
+		p.destroy(failure.e)
 	}
 	// Lambda does not fail the call on a failed init: it runs init again
 	// inside the invocation, under the function's own timeout.
 	p.log.Info("init failed, retrying within the invocation", "function", fn.Name, "request_id", requestID)
-	e, failure, err = p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second)
+	e, failure, err = p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second, "invoke")
 	return e, true, failure, err
 }
 
-// start creates an environment and waits for its runtime's init.
-func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, initTimeout time.Duration) (_ *env, failure []byte, err error) {
+// start creates an environment and waits for its runtime's init, in phase
+// "init" (the init phase proper) or "invoke" (the second attempt, inside
+// the call: its records go to the call's tail). A failed init's
+// environment is returned in the failure, not destroyed.
+func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, initTimeout time.Duration, phase string) (_ *env, _ *initFailure, err error) {
+	begin := time.Now()
 	codeDir, err := p.code.CodeDir(ctx, fn)
 	if err != nil {
 		return nil, nil, err
 	}
-	args, runtimeDir, failure, err := p.entrypoint(ctx, fn, codeDir, requestID)
-	if err != nil || failure != nil {
-		return nil, failure, err
+	args, runtimeDir, payload, err := p.entrypoint(ctx, fn, codeDir, requestID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if payload != nil {
+		return nil, &initFailure{payload: payload, kind: environment.FunctionError}, nil
 	}
 	if err := p.reserve(fn); err != nil {
 		return nil, nil, err
 	}
 	id := randomHex(16)
 	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), fn.VersionName(), id),
-		life: environment.New(environment.Config{Observe: p.observe})}
+		logging: fn.Logging, life: environment.New(environment.Config{Observe: p.observe})}
 	e.pumpCond = sync.NewCond(&e.mu)
 	e.log = p.logs.Writer(fn.Logging.Group(fn.Name), e.logStream)
+	if phase == "invoke" {
+		e.tail = e.tailBuf.reset()
+	}
 	p.metrics.Environment(environment.Creating.Phase()).Inc()
 	p.mu.Lock()
 	p.all[e] = struct{}{}
 	p.mu.Unlock()
 	defer func() {
-		if err != nil || failure != nil {
+		if err != nil {
 			p.destroy(e)
 		}
 	}()
@@ -359,17 +402,41 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		// l is closed with the sandbox, which ends serving it.
 		rt.Freezing, rt.Thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
 	}
+	version := p.cfg.Runtimes.RuntimeVersion(fn.Runtime)
+	e.platform(initStart(fn, phase, version, runtimeVersionARN(p.cfg.Region, version)))
 	e.api = runtimeapi.New(e.life)
 	go e.api.Serve(e.sb.Listener())
-	go e.pump()
+	go e.pumpLines(e.sb.Output())
+	go e.pumpFrames(e.sb.Telemetry())
 	out, err := e.life.Start(rt, requestID, initTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	if out.Kind != environment.Ready {
-		return nil, out.Payload, nil
+		e.syncOutput()
+		f := &initFailure{payload: out.Payload, kind: out.Kind, errorType: errorTypeOf(out.Payload, out.ErrorType), e: e}
+		e.platform(initReport(phase, time.Since(begin), out.Kind, f.errorType))
+		return nil, f, nil
 	}
 	return e, nil, nil
+}
+
+// errorTypeOf is the errorType of a Lambda error body, else fallback.
+func errorTypeOf(body []byte, fallback string) string {
+	var b struct {
+		ErrorType string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &b) == nil && b.ErrorType != "" {
+		return b.ErrorType
+	}
+	return fallback
+}
+
+// runtimeVersionARN is Lambda's ARN of a runtime version, the hash of its
+// name standing for AWS's build hash.
+func runtimeVersionARN(region, version string) string {
+	sum := sha256.Sum256([]byte(version))
+	return "arn:aws:lambda:" + region + "::runtime:" + hex.EncodeToString(sum[:])
 }
 
 // observe keeps the environment gauges by phase.

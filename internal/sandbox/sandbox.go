@@ -16,6 +16,11 @@ import (
 // the function's AWS SDK (AWS_ENDPOINT_URL).
 const APIAddr = "127.0.0.1:9070"
 
+// TelemetryFD is the runtime's descriptor for framed log records, as on
+// Lambda: AWS's runtime clients write every log call there as one frame
+// (see package pool) when _LAMBDA_TELEMETRY_LOG_FD names it.
+const TelemetryFD = 3
+
 // Spec is everything a sandbox is built from.
 type Spec struct {
 	// ID names the sandbox (cgroup name, hostname suffix). Unique per host.
@@ -73,6 +78,12 @@ type Sandbox interface {
 	Output() io.Reader
 	// OutputPending is the number of output bytes written but not yet read.
 	OutputPending() int
+	// Telemetry yields what the runtime wrote to descriptor TelemetryFD
+	// (Lambda's _LAMBDA_TELEMETRY_LOG_FD): framed log records, one per log
+	// call, until it and every process it started have exited.
+	Telemetry() io.Reader
+	// TelemetryPending is Telemetry's OutputPending.
+	TelemetryPending() int
 	// Start runs the runtime process.
 	Start() error
 	// Freeze stops every process in the sandbox; Thaw resumes them.

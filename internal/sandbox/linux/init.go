@@ -53,8 +53,13 @@ type bindMount struct {
 	RW  bool   `json:"rw"`
 }
 
-// ctlFD is the control socket the daemon passes as the first extra file.
-const ctlFD = 3
+// ctlFD is the control socket the daemon passes as the first extra file,
+// telemetryFD the write end of the runtime's telemetry pipe, its second:
+// the runtime gets it as sandbox.TelemetryFD.
+const (
+	ctlFD       = 3
+	telemetryFD = 4
+)
 
 // rootMountName is the directory, inside the one the daemon sends with the
 // baseSpec, on which init mounts the sandbox's root tmpfs.
@@ -95,6 +100,7 @@ func RunInit() {
 	// their default in the runtime init execs.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 	unix.CloseOnExec(ctlFD)
+	unix.CloseOnExec(telemetryFD)
 	// Not dumpable: /proc/1 belongs to the sandbox's root, not to whoever
 	// shares init's uid, and nothing can attach to it.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -462,6 +468,8 @@ func startRuntime(s *runSpec) (*exec.Cmd, error) {
 		Dir:    s.Cwd,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
+		// The first extra file is the runtime's sandbox.TelemetryFD.
+		ExtraFiles: []*os.File{os.NewFile(telemetryFD, "telemetry")},
 		SysProcAttr: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}},
 			Setsid:     true,

@@ -635,7 +635,7 @@ echo "env $(tr '\0' ' ' < /proc/$$/environ)"
 echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
 echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *linuxSandbox) {
 		// The runtime (the shell, waiting for sleep) holds what it was
-		// started with and nothing more.
+		// started with and nothing more: stdio and the telemetry pipe.
 		pid := sb.cmd.Process.Pid
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%s/fd", strings.Fields(string(kids))[0]))
@@ -643,8 +643,8 @@ echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *l
 		for _, fd := range fds {
 			names = append(names, fd.Name())
 		}
-		if strings.Join(names, " ") != "0 1 2" {
-			t.Errorf("runtime descriptors %v, want 0 1 2", names)
+		if strings.Join(names, " ") != "0 1 2 3" {
+			t.Errorf("runtime descriptors %v, want 0 1 2 3", names)
 		}
 		var f string
 		switch g := sb.cg.(type) {
@@ -664,6 +664,26 @@ echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *l
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// What the runtime writes to sandbox.TelemetryFD reaches Telemetry, apart
+// from its stdout, from it and the processes it starts.
+func TestTelemetryDescriptor(t *testing.T) {
+	m := newManager(t)
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "telemetry", CodeDir: script(t, "printf 'one\\ntwo' >&3; sh -c 'printf three >&3'; echo out\n"),
+		MemoryMB: 128, TmpMB: 64, Args: []string{"/var/task/bootstrap"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(sb.Output())
+	tel, _ := io.ReadAll(sb.Telemetry())
+	if string(out) != "out\n" || string(tel) != "one\ntwothree" {
+		t.Errorf("stdout %q, telemetry %q", out, tel)
 	}
 }
 

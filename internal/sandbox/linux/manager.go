@@ -427,6 +427,12 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	defer pw.Close()
 	s.out = pr
+	tr, tw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer tw.Close()
+	s.telemetry = tr
 
 	// The user namespace is created first and owns the others, so init is
 	// privileged over its own mounts, hostname and network only. Go writes
@@ -440,7 +446,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		Env:        initEnv,
 		Stdout:     pw,
 		Stderr:     pw,
-		ExtraFiles: []*os.File{child},
+		ExtraFiles: []*os.File{child, tw}, // ctlFD, telemetryFD
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
 				unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
@@ -533,6 +539,7 @@ type linuxSandbox struct {
 	ctl         *os.File
 	ctlR        *bufio.Reader
 	out         *os.File
+	telemetry   *os.File
 	listener    net.Listener
 	apiListener net.Listener
 
@@ -556,11 +563,16 @@ var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 func (s *linuxSandbox) Listener() net.Listener    { return s.listener }
 func (s *linuxSandbox) APIListener() net.Listener { return s.apiListener }
 func (s *linuxSandbox) Output() io.Reader         { return s.out }
+func (s *linuxSandbox) Telemetry() io.Reader      { return s.telemetry }
 func (s *linuxSandbox) Done() <-chan struct{}     { return s.done }
 
-func (s *linuxSandbox) OutputPending() int {
+func (s *linuxSandbox) OutputPending() int    { return pipePending(s.out) }
+func (s *linuxSandbox) TelemetryPending() int { return pipePending(s.telemetry) }
+
+// pipePending is the number of bytes written to a pipe and not yet read.
+func pipePending(f *os.File) int {
 	n := 0
-	if rc, err := s.out.SyscallConn(); err == nil {
+	if rc, err := f.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
 	}
 	return n
@@ -710,9 +722,12 @@ func (s *linuxSandbox) Destroy() error {
 		if s.ctl != nil {
 			s.ctl.Close()
 		}
+		// The readers may still be draining; closing here unblocks them.
 		if s.out != nil {
-			// The reader may still be draining; closing here unblocks it.
 			s.out.Close()
+		}
+		if s.telemetry != nil {
+			s.telemetry.Close()
 		}
 		if s.cg != nil {
 			err = errors.Join(err, s.cg.remove())

@@ -58,7 +58,10 @@ func (f *Factory) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	if sb.apiL, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	if sb.outR, sb.outW, err = os.Pipe(); err != nil {
+	if sb.out.r, sb.out.w, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	if sb.tel.r, sb.tel.w, err = os.Pipe(); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -82,28 +85,48 @@ func (f *Factory) Made() []*Sandbox {
 type Sandbox struct {
 	Spec sandbox.Spec
 
-	l, apiL    net.Listener
-	outR, outW *os.File
-	run        Runtime
-	cancel     context.CancelFunc
-	done       chan struct{}
-	once       sync.Once
-	exit       sandbox.ExitStatus // set before done is closed
-	oom        atomic.Bool
-	frozen     atomic.Bool
-	freezes    atomic.Int32
-	delivered  atomic.Int32 // events Next received while frozen
-	destroyed  atomic.Bool
-	written    atomic.Int64
-	read       atomic.Int64
+	l, apiL   net.Listener
+	out, tel  pipe // stdout and stderr; the telemetry descriptor
+	run       Runtime
+	cancel    context.CancelFunc
+	done      chan struct{}
+	once      sync.Once
+	exit      sandbox.ExitStatus // set before done is closed
+	oom       atomic.Bool
+	frozen    atomic.Bool
+	freezes   atomic.Int32
+	delivered atomic.Int32 // events Next received while frozen
+	destroyed atomic.Bool
 }
+
+// pipe is one of the runtime's outputs, counting what crosses it.
+type pipe struct {
+	r, w          *os.File
+	written, read atomic.Int64
+}
+
+func (p *pipe) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.read.Add(int64(n))
+	return n, err
+}
+
+func (p *pipe) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.written.Add(int64(n))
+	return n, err
+}
+
+func (p *pipe) pending() int { return int(p.written.Load() - p.read.Load()) }
 
 var _ sandbox.Sandbox = (*Sandbox)(nil)
 
 func (s *Sandbox) Listener() net.Listener    { return s.l }
 func (s *Sandbox) APIListener() net.Listener { return s.apiL }
-func (s *Sandbox) Output() io.Reader         { return output{s} }
-func (s *Sandbox) OutputPending() int        { return int(s.written.Load() - s.read.Load()) }
+func (s *Sandbox) Output() io.Reader         { return &s.out }
+func (s *Sandbox) OutputPending() int        { return s.out.pending() }
+func (s *Sandbox) Telemetry() io.Reader      { return &s.tel }
+func (s *Sandbox) TelemetryPending() int     { return s.tel.pending() }
 
 // RuntimeAPI is the Runtime API's base URL, "http://127.0.0.1:PORT/2018-06-01".
 func (s *Sandbox) RuntimeAPI() string { return "http://" + s.l.Addr().String() + "/2018-06-01" }
@@ -113,16 +136,13 @@ func (s *Sandbox) APIAddr() string { return s.apiL.Addr().String() }
 
 // Log writes a line of runtime output, as the runtime's stdout would.
 func (s *Sandbox) Log(format string, args ...any) {
-	n, _ := fmt.Fprintf(s.outW, format, args...)
-	s.written.Add(int64(n))
+	fmt.Fprintf(&s.out, format, args...)
 }
 
-type output struct{ s *Sandbox }
-
-func (o output) Read(b []byte) (int, error) {
-	n, err := o.s.outR.Read(b)
-	o.s.read.Add(int64(n))
-	return n, err
+// WriteTelemetry writes b to the runtime's telemetry descriptor, as a
+// runtime client writes a framed record.
+func (s *Sandbox) WriteTelemetry(b []byte) {
+	s.tel.Write(b)
 }
 
 func (s *Sandbox) Start() error {
@@ -142,7 +162,8 @@ func (s *Sandbox) End(st sandbox.ExitStatus, oom bool) {
 	s.once.Do(func() {
 		s.exit = st
 		s.oom.Store(oom)
-		s.outW.Close()
+		s.out.w.Close()
+		s.tel.w.Close()
 		close(s.done)
 	})
 }
@@ -187,7 +208,7 @@ func (s *Sandbox) Stats() sandbox.Stats {
 func (s *Sandbox) Destroy() error {
 	s.Kill()
 	s.destroyed.Store(true)
-	for _, c := range []io.Closer{s.l, s.apiL, s.outR} {
+	for _, c := range []io.Closer{s.l, s.apiL, s.out.r, s.tel.r} {
 		if c != nil {
 			c.Close()
 		}
