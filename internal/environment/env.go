@@ -39,6 +39,8 @@ type Config struct {
 	// Observe, when set, is told every state change. It runs under the
 	// environment's lock, so it must be quick and must not call back.
 	Observe func(from, to State)
+	// Function is what registering extensions are told of the function.
+	Function model.FunctionInfo
 }
 
 // Runtime is what Start runs.
@@ -49,6 +51,11 @@ type Runtime struct {
 	// keeps running): the sandbox's own API server cuts what a frozen
 	// sandbox would hold.
 	Freezing, Thawed func()
+	// Extensions names the external extensions started with the runtime
+	// (the file names under /opt/extensions); init waits for each to
+	// register. ExtensionExits, when set, reports their ends.
+	Extensions     []string
+	ExtensionExits <-chan sandbox.ExtensionExit
 }
 
 // ErrRefused means the runtime asked for something its environment's state
@@ -67,7 +74,7 @@ const exitWait = 5 * time.Second
 type Env struct {
 	cfg      Config
 	initDone chan struct{} // closed at the runtime's first /next
-	initErr  chan []byte   // the body of /runtime/init/error, while initializing
+	initErr  chan Outcome  // an init's failure reported by the runtime or an extension
 	gone     chan struct{} // closed by Destroy
 	created  time.Time
 
@@ -83,6 +90,17 @@ type Env struct {
 	// poll is the token of a runtime waiting in /next: a hand-over sends
 	// the call on it. nil when the runtime is not waiting.
 	poll chan *call
+
+	// exts are the registered extensions, in order; unregistered names
+	// the external ones launched that have not registered yet.
+	exts         []*extension
+	unregistered map[string]bool
+	// settled is closed when the environment leaves Finishing;
+	// finishTimer ends Finishing at the call's deadline.
+	settled     chan struct{}
+	finishTimer *time.Timer
+	// shutdownDone is closed when every extension handled SHUTDOWN.
+	shutdownDone chan struct{}
 }
 
 // call is one Invoke's event in the environment.
@@ -94,7 +112,7 @@ type call struct {
 
 // New makes an environment, Creating.
 func New(cfg Config) *Env {
-	return &Env{cfg: cfg, initDone: make(chan struct{}), initErr: make(chan []byte, 1), gone: make(chan struct{}), created: time.Now()}
+	return &Env{cfg: cfg, initDone: make(chan struct{}), initErr: make(chan Outcome, 1), gone: make(chan struct{}), created: time.Now()}
 }
 
 // Info is what the status page shows of an environment.
@@ -130,6 +148,10 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 		return Outcome{}, fmt.Errorf("environment: start while %s: %w", e.state, ErrRefused)
 	}
 	e.rt = rt
+	e.unregistered = make(map[string]bool, len(rt.Extensions))
+	for _, name := range rt.Extensions {
+		e.unregistered[name] = true
+	}
 	err := e.move(Initializing)
 	e.mu.Unlock()
 	if err != nil {
@@ -144,18 +166,21 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 		return failure(FunctionError, requestID, model.ErrorTypeInvalidEntrypoint, se.Msg), nil
 	}
 	go e.watch()
+	if rt.ExtensionExits != nil {
+		go e.watchExtensions(rt.ExtensionExits)
+	}
 	timer := time.NewTimer(initTimeout)
 	defer timer.Stop()
 	select {
 	case <-e.initDone:
 		return Outcome{Kind: Ready}, nil
-	case body := <-e.initErr:
-		return initFailed(body), nil
+	case out := <-e.initErr:
+		return out, nil
 	case <-rt.Sandbox.Done():
 		select {
-		case body := <-e.initErr:
+		case out := <-e.initErr:
 			// Runtimes exit right after reporting: the report says more.
-			return initFailed(body), nil
+			return out, nil
 		default:
 		}
 		return e.exited(requestID), nil
@@ -252,6 +277,14 @@ var errNotTaken = errors.New("the runtime is gone")
 func (e *Env) handOver(c *call) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for e.state == Finishing {
+		// The extensions still work on the last call: the next waits
+		// (Finishing ends by the last call's deadline at the latest).
+		settled := e.settled
+		e.mu.Unlock()
+		<-settled
+		e.mu.Lock()
+	}
 	switch e.state {
 	case Idle, Frozen:
 		if closed(e.rt.Sandbox.Done()) {
@@ -274,6 +307,7 @@ func (e *Env) handOver(c *call) error {
 	}
 	e.call = c
 	e.calls++
+	e.giveInvoke(c.inv)
 	if e.poll == nil {
 		return e.move(HandingOver)
 	}
@@ -304,12 +338,6 @@ func (e *Env) exited(requestID string) Outcome {
 		kind, typ = OutOfMemory, model.ErrorTypeOutOfMemory
 	}
 	return failure(kind, requestID, typ, "Runtime exited with error: "+sb.Exit().String())
-}
-
-// initFailed is the outcome of a start whose runtime reported body to
-// /runtime/init/error.
-func initFailed(body []byte) Outcome {
-	return Outcome{Kind: FunctionError, ErrorType: model.ErrorTypeInitError, Payload: body}
 }
 
 func failure(kind Kind, requestID, typ, msg string) Outcome {
@@ -349,11 +377,21 @@ func (e *Env) Next(ctx context.Context) (*model.Invocation, error) {
 	e.mu.Lock()
 	switch e.state {
 	case Initializing:
+		if !e.extensionsReady() {
+			if err := e.move(AwaitingExtensions); err != nil {
+				e.mu.Unlock()
+				return nil, err
+			}
+			break
+		}
 		if err := e.move(Idle); err != nil {
 			e.mu.Unlock()
 			return nil, err
 		}
 		close(e.initDone)
+	case AwaitingExtensions, Finishing:
+		// Waiting for the extensions: a repeated /next replaces the
+		// waiting one; nothing freezes until they are done.
 	case HandingOver:
 		c := e.call
 		c.taken = true
@@ -364,9 +402,12 @@ func (e *Env) Next(ctx context.Context) (*model.Invocation, error) {
 		// The runtime moved on without answering: Lambda fails that call.
 		e.call.done <- Outcome{Kind: FunctionError, ErrorType: model.ErrorTypeInvalidResponse,
 			Payload: model.ErrorBody(model.ErrorTypeInvalidResponse, "runtime asked for the next event before answering the current one")}
+		inv := e.call.inv
 		e.call = nil
-		_ = e.move(Idle)
-		e.freeze()
+		e.callAnswered(inv)
+		if e.state == Idle {
+			e.freeze()
+		}
 	case Idle:
 		e.freeze()
 	case Frozen:
@@ -459,10 +500,11 @@ func (e *Env) answer(requestID string, out Outcome) bool {
 	if !e.holds(requestID) {
 		return false
 	}
+	inv := e.call.inv
 	e.call.done <- out
 	e.call = nil
 	if e.state == Busy {
-		_ = e.move(Idle)
+		e.callAnswered(inv)
 	}
 	return true
 }
@@ -472,7 +514,5 @@ func (e *Env) answer(requestID string, out Outcome) bool {
 func (e *Env) InitError(body []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state == Initializing && e.move(Draining) == nil {
-		e.initErr <- body
-	}
+	e.failInit(Outcome{Kind: FunctionError, ErrorType: model.ErrorTypeInitError, Payload: body})
 }

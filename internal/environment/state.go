@@ -22,15 +22,29 @@ const (
 	// Busy: the runtime holds the call's event.
 	Busy
 	// Draining: the runtime exited, was killed at a deadline or failed its
-	// init. The environment takes no more calls; it waits to be destroyed.
+	// init, or an extension crashed. The environment takes no more calls;
+	// it waits to be destroyed.
 	Draining
 	// Destroyed: the environment is gone. No way out.
 	Destroyed
+	// AwaitingExtensions: the runtime finished its init (it waits in
+	// /next); registered extensions, or external ones not registered yet,
+	// have not asked for their first event. Init ends with the last.
+	AwaitingExtensions
+	// Finishing: the runtime answered the call (its caller has the
+	// answer); extensions given the INVOKE event have not asked for the
+	// next one yet. The next call waits; nothing is frozen.
+	Finishing
+	// ShuttingDown: extensions subscribed to SHUTDOWN were given it and
+	// the environment waits (within Lambda's budget) for them to finish
+	// before it is destroyed.
+	ShuttingDown
 
 	numStates = iota
 )
 
-var stateNames = [numStates]string{"creating", "initializing", "idle", "frozen", "handing-over", "busy", "draining", "destroyed"}
+var stateNames = [numStates]string{"creating", "initializing", "idle", "frozen", "handing-over", "busy", "draining", "destroyed",
+	"awaiting-extensions", "finishing", "shutting-down"}
 
 func (s State) String() string {
 	if s < numStates {
@@ -40,21 +54,27 @@ func (s State) String() string {
 }
 
 // Phase is the name counts and metrics report a state under: frozen
-// environments are idle ones, and an environment handed a call is busy
-// whether or not its runtime took the event yet.
+// environments are idle ones, an environment handed a call is busy whether
+// or not its runtime took the event yet and until its extensions are done
+// with it, one waiting for its extensions' init is initializing, and one
+// shutting down is draining.
 func (s State) Phase() string {
 	switch s {
 	case Frozen:
 		return Idle.String()
-	case HandingOver:
+	case HandingOver, Finishing:
 		return Busy.String()
+	case AwaitingExtensions:
+		return Initializing.String()
+	case ShuttingDown:
+		return Draining.String()
 	}
 	return s.String()
 }
 
 // TakesCalls reports whether an environment in this state may be handed a
-// call.
-func (s State) TakesCalls() bool { return s == Idle || s == Frozen }
+// call. A Finishing environment takes it once its extensions are done.
+func (s State) TakesCalls() bool { return s == Idle || s == Frozen || s == Finishing }
 
 // transition is one move an environment may make, and what makes it.
 type transition struct {
@@ -69,29 +89,43 @@ var transitions = []transition{
 	{Creating, Initializing, "Start runs the runtime"},
 	{Creating, Destroyed, "Destroy (the sandbox could not be made)"},
 
-	{Initializing, Idle, "the runtime's first /next: init is over (no freeze yet)"},
-	{Initializing, Draining, "init error, runtime exit or init timeout"},
+	{Initializing, Idle, "the runtime's first /next, every extension ready: init is over (no freeze yet)"},
+	{Initializing, AwaitingExtensions, "the runtime's first /next while extensions still init"},
+	{Initializing, Draining, "init error, runtime exit, extension crash or init timeout"},
 	{Initializing, Destroyed, "Destroy"},
+
+	{AwaitingExtensions, Idle, "the last extension's first event/next: init is over (no freeze yet)"},
+	{AwaitingExtensions, Draining, "init error, runtime exit, extension crash or init timeout"},
+	{AwaitingExtensions, Destroyed, "Destroy"},
 
 	{Idle, Frozen, "/next with no call waiting: freeze"},
 	{Idle, Busy, "Invoke while the runtime waits in /next"},
 	{Idle, HandingOver, "Invoke while the runtime is not in /next"},
-	{Idle, Draining, "the runtime exited"},
+	{Idle, Draining, "the runtime exited, or an extension crashed"},
+	{Idle, ShuttingDown, "Shutdown: SHUTDOWN to the extensions subscribed"},
 	{Idle, Destroyed, "Destroy"},
 
 	{Frozen, Busy, "Invoke: thaw, hand the event to the waiting /next"},
 	{Frozen, HandingOver, "Invoke after the frozen /next was dropped: thaw"},
 	{Frozen, Draining, "the runtime was killed, or a thaw failed"},
+	{Frozen, ShuttingDown, "Shutdown: thaw, SHUTDOWN to the extensions subscribed"},
 	{Frozen, Destroyed, "Destroy"},
 
 	{HandingOver, Busy, "/next takes the event"},
-	{HandingOver, Draining, "deadline (kill), or the runtime exited first"},
+	{HandingOver, Draining, "deadline (kill), the runtime exited first, or an extension crashed"},
 	{HandingOver, Destroyed, "Destroy"},
 
 	{Busy, Idle, "/response, /error, or /next without answering"},
+	{Busy, Finishing, "the same, while extensions still work on the call"},
 	{Busy, HandingOver, "the /next given the event was dropped before it got it"},
-	{Busy, Draining, "deadline (kill), or the runtime exited"},
+	{Busy, Draining, "deadline (kill), the runtime exited, or an extension crashed"},
 	{Busy, Destroyed, "Destroy"},
+
+	{Finishing, Idle, "the last extension's event/next (then a waiting runtime freezes)"},
+	{Finishing, Draining, "deadline (kill), the runtime exited, or an extension crashed"},
+	{Finishing, Destroyed, "Destroy"},
+
+	{ShuttingDown, Destroyed, "Destroy (every extension done, or the budget spent)"},
 
 	{Draining, Destroyed, "Destroy"},
 }
@@ -113,6 +147,15 @@ func (e *Env) move(to State) error {
 		return fmt.Errorf("environment: illegal transition %s → %s", from, to)
 	}
 	e.state = to
+	switch {
+	case to == Finishing:
+		e.settled = make(chan struct{})
+	case from == Finishing && e.settled != nil:
+		if e.finishTimer != nil {
+			e.finishTimer.Stop()
+		}
+		close(e.settled)
+	}
 	if e.cfg.Observe != nil {
 		e.cfg.Observe(from, to)
 	}

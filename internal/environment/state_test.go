@@ -110,12 +110,13 @@ func diagram() string {
 
 func TestPhases(t *testing.T) {
 	want := map[State]string{Creating: "creating", Initializing: "initializing", Idle: "idle", Frozen: "idle",
-		HandingOver: "busy", Busy: "busy", Draining: "draining", Destroyed: "destroyed"}
+		HandingOver: "busy", Busy: "busy", Draining: "draining", Destroyed: "destroyed",
+		AwaitingExtensions: "initializing", Finishing: "busy", ShuttingDown: "draining"}
 	for s := State(0); s < numStates; s++ {
 		if s.Phase() != want[s] {
 			t.Errorf("%s reported as %q, want %q", s, s.Phase(), want[s])
 		}
-		if s.TakesCalls() != (s == Idle || s == Frozen) {
+		if s.TakesCalls() != (s == Idle || s == Frozen || s == Finishing) {
 			t.Errorf("%s takes calls: %v", s, s.TakesCalls())
 		}
 	}

@@ -40,6 +40,10 @@ type env struct {
 	// nil between invocations. It points at tailBuf, reused from call to call.
 	tail    *tailBuffer
 	tailBuf tailBuffer
+	// settling is closed when the END and REPORT of a call whose
+	// extensions were still working when it was answered are written; nil
+	// when none is.
+	settling chan struct{}
 	// pumpCond is signalled whenever out's or tel's pumped or ended change.
 	pumpCond *sync.Cond
 	// out is the runtime's stdout and stderr, tel its telemetry descriptor.

@@ -50,6 +50,28 @@ func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requ
 	return nil, "", model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
 }
 
+// extensionsIn lists the external extensions of an /opt made from optDir:
+// the executable regular files directly in its extensions directory, in
+// name order, as paths inside the sandbox. Symbolic links are not followed
+// here, on the host.
+func extensionsIn(optDir string) []string {
+	if optDir == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(filepath.Join(optDir, "extensions"))
+	if err != nil {
+		return nil
+	}
+	var exts []string
+	for _, de := range ents {
+		fi, err := de.Info()
+		if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			exts = append(exts, "/opt/extensions/"+de.Name())
+		}
+	}
+	return exts
+}
+
 // envVars builds the runtime's environment: Lambda's variables plus the
 // user's. TZ, LANG, PATH, LD_LIBRARY_PATH, the X-Ray variables and
 // PYTHONPATH are defaults the user may override, as on Lambda.

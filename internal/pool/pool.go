@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,6 +214,14 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	}
 
 	e.mu.Lock()
+	settling := e.settling
+	e.mu.Unlock()
+	if settling != nil {
+		// Its extensions still work on its last call, whose END and
+		// REPORT come first (by that call's deadline at the latest).
+		<-settling
+	}
+	e.mu.Lock()
 	e.tail = e.tailBuf.reset()
 	e.mu.Unlock()
 	e.platform(startRecord(inv.RequestID, fn.VersionName()))
@@ -235,11 +244,30 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	if out.Kind == environment.TimedOut {
 		e.writeLog(time.Now(), time.Now().UTC().Format("2006-01-02T15:04:05.000Z")+" "+inv.RequestID+" "+model.TimedOutMessage(timeout))
 	}
-	e.syncOutput()
-	stats := e.sb.Stats()
-	e.maxMemory.Store(stats.MaxMemoryBytes)
-	e.platform(endRecord(inv.RequestID, out.Kind, res.Duration))
-	e.platform(reportRecord(inv.RequestID, res.Duration, fn.MemorySize, stats.MaxMemoryBytes>>20, cold, res.InitDuration, out.Kind, ""))
+	if settled := e.life.Settled(); !isClosed(settled) {
+		// The caller has the answer now; the environment is done with
+		// the call when its extensions are, and the call's END and REPORT
+		// (its Duration counting their work) wait for that. The
+		// environment is released at once: its next call waits.
+		e.mu.Lock()
+		res.LogTail = append([]byte(nil), e.tail.bytes()...)
+		done := make(chan struct{})
+		e.settling = done
+		e.mu.Unlock()
+		go func() {
+			<-settled
+			e.report(inv.RequestID, out.Kind, time.Since(runStart), fn.MemorySize, cold, res.InitDuration)
+			e.mu.Lock()
+			e.tail = nil
+			e.settling = nil
+			e.lastUsed = time.Now()
+			e.mu.Unlock()
+			close(done)
+		}()
+		p.release(e)
+		return res, false, nil
+	}
+	e.report(inv.RequestID, out.Kind, res.Duration, fn.MemorySize, cold, res.InitDuration)
 	e.mu.Lock()
 	res.LogTail = append([]byte(nil), e.tail.bytes()...)
 	e.tail = nil
@@ -251,6 +279,25 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		p.destroy(e)
 	}
 	return res, false, nil
+}
+
+// report writes a call's END and REPORT records once the runtime's output
+// so far is in the log.
+func (e *env) report(requestID string, kind environment.Kind, d time.Duration, memoryMB int, cold bool, initDuration time.Duration) {
+	e.syncOutput()
+	stats := e.sb.Stats()
+	e.maxMemory.Store(stats.MaxMemoryBytes)
+	e.platform(endRecord(requestID, kind, d))
+	e.platform(reportRecord(requestID, d, memoryMB, stats.MaxMemoryBytes>>20, cold, initDuration, kind, ""))
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -358,7 +405,8 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	}
 	id := randomHex(16)
 	e := &env{id: id, key: fn.ConfigKey(), name: fn.Name, memoryMB: fn.MemorySize, logStream: model.LogStreamName(time.Now(), fn.VersionName(), id),
-		logging: fn.Logging, life: environment.New(environment.Config{Observe: p.observe})}
+		logging: fn.Logging, life: environment.New(environment.Config{Observe: p.observe,
+			Function: model.FunctionInfo{Name: fn.Name, Version: fn.VersionName(), Handler: fn.Handler, AccountID: p.cfg.AccountID}})}
 	e.pumpCond = sync.NewCond(&e.mu)
 	e.log = p.logs.Writer(fn.Logging.Group(fn.Name), e.logStream)
 	if phase == "invoke" {
@@ -385,7 +433,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		}
 		e.retireAt = creds.Expires.Add(-retireMargin)
 	}
-	e.sb, err = p.factory.Create(cctx, sandbox.Spec{
+	spec := sandbox.Spec{
 		ID:         id,
 		CodeDir:    codeDir,
 		RuntimeDir: runtimeDir,
@@ -393,11 +441,15 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		TmpMB:      fn.EphemeralStorage,
 		Args:       args,
 		Env:        envVars(fn, p.cfg.Region, e.logStream, creds),
-	})
-	if err != nil {
+	}
+	spec.Extensions = extensionsIn(spec.OptDir)
+	if e.sb, err = p.factory.Create(cctx, spec); err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
 	}
-	rt := environment.Runtime{Sandbox: e.sb}
+	rt := environment.Runtime{Sandbox: e.sb, ExtensionExits: e.sb.ExtensionExits()}
+	for _, x := range spec.Extensions {
+		rt.Extensions = append(rt.Extensions, path.Base(x))
+	}
 	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
 		// l is closed with the sandbox, which ends serving it.
 		rt.Freezing, rt.Thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
@@ -456,15 +508,28 @@ func (p *Pool) release(e *env) {
 	p.mu.Lock()
 	if p.closed || p.current[model.ConfigSlot(e.key)] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || !e.life.State().TakesCalls() {
 		p.mu.Unlock()
-		p.destroy(e)
+		p.retire(e)
 		return
 	}
 	p.idle[e.key] = append(p.idle[e.key], e)
 	p.mu.Unlock()
 }
 
+// retire destroys an environment off the caller's path when its extensions
+// get SHUTDOWN first, which may take Lambda's whole budget.
+func (p *Pool) retire(e *env) {
+	if e.life.WantsShutdown() {
+		go p.destroy(e)
+		return
+	}
+	p.destroy(e)
+}
+
 // destroy tears an environment down. It must not be in an idle list.
+// Extensions subscribed to SHUTDOWN get it first, and up to Lambda's budget
+// to handle it.
 func (p *Pool) destroy(e *env) {
+	e.life.Shutdown(model.ShutdownSpindown, environment.ShutdownBudget)
 	if !e.life.Destroy() {
 		return
 	}
@@ -563,7 +628,7 @@ func (p *Pool) FunctionChanged(name string, liveKeys []string) {
 	}
 	p.mu.Unlock()
 	for _, e := range stale {
-		p.destroy(e)
+		p.retire(e)
 	}
 }
 
@@ -618,7 +683,7 @@ func (p *Pool) reapIdle(cutoff time.Time) {
 	}
 	p.mu.Unlock()
 	for _, e := range old {
-		p.destroy(e)
+		p.retire(e)
 	}
 }
 

@@ -1,6 +1,8 @@
 // Package runtimeapi serves Lambda's Runtime API (2018-06-01) to the runtime
 // of one execution environment: the runtime long-polls
-// /runtime/invocation/next, and answers with /response or /error.
+// /runtime/invocation/next, and answers with /response or /error. The same
+// address serves the Extensions API (2020-01-01) to the environment's
+// extensions.
 //
 // The server only speaks HTTP: it parses each request, bounds what it
 // reads, and leaves every decision (hand-over, freezing, which request id
@@ -23,7 +25,7 @@ import (
 )
 
 // Environment is the execution environment a server is the Runtime API of
-// (environment.Env in icebox).
+// (model.Env in icebox).
 type Environment interface {
 	// Next waits for the next event, until ctx ends.
 	Next(ctx context.Context) (*model.Invocation, error)
@@ -36,15 +38,16 @@ type Environment interface {
 	Fail(requestID, errorType string, body []byte) bool
 	// InitError reports the runtime's failed init.
 	InitError(body []byte)
+	Extensions
 }
 
-// Server is the Runtime API of one environment.
+// Server is the Runtime API of one model.
 type Server struct {
 	env  Environment
 	http *http.Server
 }
 
-// New makes a server for one environment.
+// New makes a server for one model.
 func New(env Environment) *Server {
 	s := &Server{env: env}
 	mux := http.NewServeMux()
@@ -52,13 +55,15 @@ func New(env Environment) *Server {
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.error)
 	mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.initError)
+	s.routeExtensions(mux)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpbody.ReadHeaderTimeout, MaxHeaderBytes: httpbody.MaxHeaderBytes}
 	return s
 }
 
-// maxConns bounds a function's connections to its Runtime API (runtimes
-// use one or two); headers and bodies are bounded by httpbody.
-const maxConns = 8
+// maxConns bounds a function's connections to its Runtime API: runtimes
+// use one or two, each extension (at most 10) one or two for its event/next
+// and its reports; headers and bodies are bounded by httpbody.
+const maxConns = 8 + 2*model.MaxExtensions
 
 // Serve answers the runtime on l until Close.
 func (s *Server) Serve(l net.Listener) error {

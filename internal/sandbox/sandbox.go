@@ -39,6 +39,10 @@ type Spec struct {
 	Args []string
 	// Env is the runtime's complete environment.
 	Env []string
+	// Extensions are absolute paths inside the sandbox of executables
+	// started with the runtime (Lambda's external extensions, under
+	// /opt/extensions), with its user, environment and output.
+	Extensions []string
 }
 
 // Validate checks a Spec before any kernel object is made for it.
@@ -52,6 +56,11 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("sandbox spec: Args[0] must be an absolute path")
 	case s.MemoryMB <= 0 || s.TmpMB <= 0:
 		return fmt.Errorf("sandbox spec: memory and /tmp sizes must be positive")
+	}
+	for _, x := range s.Extensions {
+		if x == "" || x[0] != '/' {
+			return fmt.Errorf("sandbox spec: extension %q must be an absolute path", x)
+		}
 	}
 	return nil
 }
@@ -93,6 +102,9 @@ type Sandbox interface {
 	Kill() error
 	// Done is closed when the runtime process has exited; Exit then tells how.
 	Done() <-chan struct{}
+	// ExtensionExits reports each of Spec.Extensions that ends (or could
+	// not start) while the runtime runs, once.
+	ExtensionExits() <-chan ExtensionExit
 	Exit() ExitStatus
 	// Stats reads the sandbox's resource accounting.
 	Stats() Stats
@@ -120,6 +132,13 @@ func (e ExitStatus) String() string {
 		return "signal: " + e.Signal.String()
 	}
 	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+// ExtensionExit is the end of one of a sandbox's extension processes.
+type ExtensionExit struct {
+	// Name is the file name of the extension's executable.
+	Name   string
+	Status ExitStatus
 }
 
 // StartError means the runtime process could not be started, e.g. the

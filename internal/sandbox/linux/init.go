@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,7 +43,9 @@ type runSpec struct {
 	GID   int         `json:"gid"`
 	Args  []string    `json:"args"`
 	Env   []string    `json:"env"`
-	Cwd   string      `json:"cwd"`
+	// Exts are extension executables started before the runtime.
+	Exts []string `json:"exts,omitempty"`
+	Cwd  string   `json:"cwd"`
 }
 
 type bindMount struct {
@@ -74,6 +77,7 @@ const rootMountName = "rootfs"
 //	daemon → init: baseSpec (JSON)  init → daemon: "ok" | "error: …"   (shared root built)
 //	daemon → init: runSpec (JSON)   init → daemon: "ok" | "error: …"   (code mounted, pivoted)
 //	daemon → init: "go"             init → daemon: "ok" | "error: …"   (runtime started)
+//	                                init → daemon: "ext I CODE SIGNAL" (extension I ended; any number)
 //	                                init → daemon: "exit CODE SIGNAL"  (runtime ended)
 //
 // Init cannot reach the daemon's private directories (the data dir is
@@ -132,10 +136,19 @@ func RunInit() {
 	} else {
 		closeAll(fds)
 	}
-	cmd, err := startRuntime(&run)
+	cmd, exts, err := startRuntime(&run)
 	reply(err)
+	for i, pid := range exts {
+		if pid == 0 {
+			// It could not be started: reported as exec's "command not
+			// executable" status.
+			ctl.write(fmt.Sprintf("ext %d 126 0\n", i))
+		}
+	}
 
-	code, sig := reap(cmd.Process.Pid)
+	code, sig := reap(cmd.Process.Pid, exts, func(i, code int, sig syscall.Signal) {
+		ctl.write(fmt.Sprintf("ext %d %d %d\n", i, code, sig))
+	})
 	ctl.write(fmt.Sprintf("exit %d %d\n", code, sig))
 	os.Exit(0)
 }
@@ -432,54 +445,65 @@ const nofileLimit = 1024
 // here is done on init's locked thread, which the runtime is forked from:
 // the rlimit, the cgroup namespace, the bounding set, no_new_privs and the
 // seccomp filter all pass to the runtime; init itself needs none of what the
-// filter denies from here on (it only reaps and reports).
-func startRuntime(s *runSpec) (*exec.Cmd, error) {
+// filter denies from here on (it only reaps and reports). Extensions are
+// started first, the same way; exts holds their pids (0 for one that could
+// not start, which fails the init rather than the sandbox).
+func startRuntime(s *runSpec) (cmd *exec.Cmd, exts []int, err error) {
 	// syscall.Setrlimit, not unix's: it also stops Go from restoring the
 	// soft limit it raised at start-up in the child.
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: nofileLimit, Max: nofileLimit}); err != nil {
-		return nil, fmt.Errorf("RLIMIT_NOFILE: %w", err)
+		return nil, nil, fmt.Errorf("RLIMIT_NOFILE: %w", err)
 	}
 	// Nothing of init's but stdin, stdout and stderr may reach the runtime.
 	if err := closeOnExecFrom(3); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return nil, fmt.Errorf("cgroup namespace: %w", err)
+		return nil, nil, fmt.Errorf("cgroup namespace: %w", err)
 	}
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
-			return nil, fmt.Errorf("drop capability %d: %w", c, err)
+			return nil, nil, fmt.Errorf("drop capability %d: %w", c, err)
 		}
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("no_new_privs: %w", err)
+		return nil, nil, fmt.Errorf("no_new_privs: %w", err)
 	}
 	if err := loadSeccomp(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env := s.Env
 	if env == nil {
 		env = []string{} // nil would mean "inherit init's"
 	}
-	cmd := &exec.Cmd{
-		Path:   s.Args[0],
-		Args:   s.Args,
-		Env:    env,
-		Dir:    s.Cwd,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-		// The first extra file is the runtime's sandbox.TelemetryFD.
-		ExtraFiles: []*os.File{os.NewFile(telemetryFD, "telemetry")},
-		SysProcAttr: &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}},
-			Setsid:     true,
-			Pdeathsig:  syscall.SIGKILL,
-		},
+	command := func(args []string) *exec.Cmd {
+		return &exec.Cmd{
+			Path:   args[0],
+			Args:   args,
+			Env:    env,
+			Dir:    s.Cwd,
+			Stdout: os.Stdout,
+			Stderr: os.Stderr,
+			SysProcAttr: &syscall.SysProcAttr{
+				Credential: &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}},
+				Setsid:     true,
+				Pdeathsig:  syscall.SIGKILL,
+			},
+		}
 	}
+	exts = make([]int, len(s.Exts))
+	for i, path := range s.Exts {
+		if x := command([]string{path}); x.Start() == nil {
+			exts[i] = x.Process.Pid
+		}
+	}
+	cmd = command(s.Args)
+	// The first extra file is the runtime's sandbox.TelemetryFD.
+	cmd.ExtraFiles = []*os.File{os.NewFile(telemetryFD, "telemetry")}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cmd, nil
+	return cmd, exts, nil
 }
 
 // closeOnExecFrom marks every descriptor from lowfd up close-on-exec.
@@ -502,8 +526,9 @@ func closeOnExecFrom(lowfd int) error {
 }
 
 // reap collects every child (orphans are re-parented to PID 1) until the
-// runtime itself exits, and returns how it ended.
-func reap(pid int) (code int, sig syscall.Signal) {
+// runtime itself exits, and returns how it ended; an extension's end
+// (exts[i] is its pid) is told to extExited.
+func reap(pid int, exts []int, extExited func(i, code int, sig syscall.Signal)) (code int, sig syscall.Signal) {
 	for {
 		var ws unix.WaitStatus
 		p, err := unix.Wait4(-1, &ws, 0, nil)
@@ -514,6 +539,13 @@ func reap(pid int) (code int, sig syscall.Signal) {
 			return 255, 0
 		}
 		if p != pid {
+			if i := slices.Index(exts, p); i >= 0 && p != 0 {
+				c, s := ws.ExitStatus(), syscall.Signal(0)
+				if ws.Signaled() {
+					c, s = 0, ws.Signal()
+				}
+				extExited(i, c, s)
+			}
 			continue
 		}
 		if ws.Signaled() {

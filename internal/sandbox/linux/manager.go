@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -349,6 +350,11 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		Args:  spec.Args,
 		Env:   spec.Env,
 		Cwd:   "/var/task",
+		Exts:  spec.Extensions,
+	}
+	s.extExits = make(chan sandbox.ExtensionExit, len(spec.Extensions))
+	for _, x := range spec.Extensions {
+		s.extNames = append(s.extNames, path.Base(x))
 	}
 	var fds []int
 	defer func() { closeAll(fds) }()
@@ -549,6 +555,11 @@ type linuxSandbox struct {
 	link   *sandboxLink
 	egress *egressNet
 
+	// extNames are the extensions' file names, by init's index; their
+	// ends are sent on extExits (room for each).
+	extNames []string
+	extExits chan sandbox.ExtensionExit
+
 	done       chan struct{} // closed when init has exited and its status is known
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
 	destroy    sync.Once
@@ -565,6 +576,9 @@ func (s *linuxSandbox) APIListener() net.Listener { return s.apiListener }
 func (s *linuxSandbox) Output() io.Reader         { return s.out }
 func (s *linuxSandbox) Telemetry() io.Reader      { return s.telemetry }
 func (s *linuxSandbox) Done() <-chan struct{}     { return s.done }
+func (s *linuxSandbox) ExtensionExits() <-chan sandbox.ExtensionExit {
+	return s.extExits
+}
 
 func (s *linuxSandbox) OutputPending() int    { return pipePending(s.out) }
 func (s *linuxSandbox) TelemetryPending() int { return pipePending(s.telemetry) }
@@ -640,16 +654,30 @@ func (s *linuxSandbox) Start() error {
 	return nil
 }
 
-// readStatus waits for init's final "exit CODE SIGNAL" line. If init dies
-// without one (it was killed), the runtime is reported killed.
+// readStatus passes on init's "ext I CODE SIGNAL" lines and waits for its
+// final "exit CODE SIGNAL" line. If init dies without one (it was killed),
+// the runtime is reported killed.
 func (s *linuxSandbox) readStatus() {
 	defer close(s.statusDone)
 	st := sandbox.ExitStatus{Signal: syscall.SIGKILL}
-	if line, err := s.ctlR.ReadString('\n'); err == nil {
-		var code, sig int
+	reported := make([]bool, len(s.extNames))
+	for {
+		line, err := s.ctlR.ReadString('\n')
+		if err != nil {
+			break
+		}
+		var i, code, sig int
+		if _, err := fmt.Sscanf(line, "ext %d %d %d", &i, &code, &sig); err == nil {
+			if i >= 0 && i < len(reported) && !reported[i] {
+				reported[i] = true
+				s.extExits <- sandbox.ExtensionExit{Name: s.extNames[i], Status: sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)}}
+			}
+			continue
+		}
 		if _, err := fmt.Sscanf(line, "exit %d %d", &code, &sig); err == nil {
 			st = sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)}
 		}
+		break
 	}
 	s.mu.Lock()
 	s.status = st

@@ -194,8 +194,12 @@ func (s *Sandbox) Kill() error {
 	return nil
 }
 
-func (s *Sandbox) Done() <-chan struct{}    { return s.done }
-func (s *Sandbox) Exit() sandbox.ExitStatus { return s.exit }
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// ExtensionExits reports nothing: a fake sandbox starts no extension
+// processes (its runtime may register as an internal extension).
+func (s *Sandbox) ExtensionExits() <-chan sandbox.ExtensionExit { return nil }
+func (s *Sandbox) Exit() sandbox.ExitStatus                     { return s.exit }
 
 func (s *Sandbox) Stats() sandbox.Stats {
 	st := sandbox.Stats{MaxMemoryBytes: 10 << 20}

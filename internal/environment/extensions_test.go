@@ -1,0 +1,246 @@
+package environment
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"icebox/internal/environment/envtest"
+	"icebox/internal/model"
+	"icebox/internal/sandbox"
+)
+
+// extNext runs an extension's event/next in the background.
+func extNext(ctx context.Context, e *Env, id string) <-chan *model.ExtensionEvent {
+	ch := make(chan *model.ExtensionEvent, 1)
+	go func() {
+		ev, _ := e.ExtensionNext(ctx, id)
+		ch <- ev
+	}()
+	return ch
+}
+
+func register(t *testing.T, e *Env, name string, events ...string) string {
+	t.Helper()
+	id, _, err := e.Register(name, events)
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return id
+}
+
+func wantExtensionError(t *testing.T, err error, typ string) {
+	t.Helper()
+	var xe *model.ExtensionError
+	if !errors.As(err, &xe) || xe.Type != typ {
+		t.Errorf("err = %v, want %s", err, typ)
+	}
+}
+
+// Init ends when the runtime and every extension (the external ones
+// launched included, registered or not yet) asked for an event, whoever
+// comes last.
+func TestExtensionsInit(t *testing.T) {
+	sb := envtest.New()
+	e, out := starting(t, Runtime{Sandbox: sb, Extensions: []string{"ext-a"}})
+	e.cfg.Function = model.FunctionInfo{Name: "f", Version: "$LATEST", Handler: "h"}
+	internal := register(t, e, "internal-agent", model.EventInvoke)
+	next(context.Background(), e)
+	inState(t, e, AwaitingExtensions)
+	extNext(context.Background(), e, internal)
+	time.Sleep(20 * time.Millisecond)
+	if e.State() != AwaitingExtensions {
+		t.Fatalf("init ended before the launched external extension registered: %s", e.State())
+	}
+	id, info, err := e.Register("ext-a", []string{model.EventInvoke, model.EventShutdown})
+	if err != nil || info.Name != "f" || info.Handler != "h" {
+		t.Fatalf("register: %v %+v", err, info)
+	}
+	extNext(context.Background(), e, id)
+	if o := recv(t, out, "init"); o.Kind != Ready {
+		t.Fatalf("start: %+v", o)
+	}
+	if e.State() != Idle {
+		t.Errorf("after init: %s", e.State())
+	}
+	_, _, err = e.Register("late", nil)
+	wantExtensionError(t, err, model.ErrorTypeRegistrationClosed)
+	if frozen, _, _ := sb.Frozen(); frozen {
+		t.Error("frozen at the end of init")
+	}
+}
+
+// What registration refuses, with Lambda's error types.
+func TestExtensionsRegisterRefusals(t *testing.T) {
+	e, _ := starting(t, Runtime{Sandbox: envtest.New(), Extensions: []string{"ext"}})
+	_, _, err := e.Register("", nil)
+	wantExtensionError(t, err, model.ErrorTypeExtensionName)
+	_, _, err = e.Register("internal", []string{model.EventShutdown})
+	wantExtensionError(t, err, model.ErrorTypeInvalidExtensionEvent)
+	_, _, err = e.Register("x", []string{"INVOKE", "RESTORE"})
+	wantExtensionError(t, err, model.ErrorTypeInvalidExtensionEvent)
+	register(t, e, "ext", model.EventShutdown)
+	_, _, err = e.Register("ext", nil)
+	wantExtensionError(t, err, model.ErrorTypeInvalidExtensionState)
+	for i := 1; i < model.MaxExtensions; i++ {
+		register(t, e, string(rune('a'+i)))
+	}
+	_, _, err = e.Register("eleventh", nil)
+	wantExtensionError(t, err, model.ErrorTypeTooManyExtensions)
+	_, err = e.ExtensionNext(context.Background(), "no-such-id")
+	wantExtensionError(t, err, model.ErrorTypeUnknownExtension)
+	if e.ExtensionInitError("no-such-id", "Extension.X", nil) == nil {
+		t.Error("an unknown identifier reported an error")
+	}
+}
+
+// An extension's init error, or its process's end, fails the init.
+func TestExtensionsInitFailure(t *testing.T) {
+	t.Run("init error", func(t *testing.T) {
+		e, out := starting(t, Runtime{Sandbox: envtest.New()})
+		id := register(t, e, "agent")
+		body := model.ErrorBody("Extension.ConfigMissing", "no API key")
+		if err := e.ExtensionInitError(id, "Extension.ConfigMissing", body); err != nil {
+			t.Fatal(err)
+		}
+		o := recv(t, out, "init")
+		if o.Kind != FunctionError || o.ErrorType != "Extension.ConfigMissing" || !bytes.Equal(o.Payload, body) {
+			t.Errorf("start: %+v", o)
+		}
+	})
+	t.Run("crash", func(t *testing.T) {
+		exits := make(chan sandbox.ExtensionExit, 1)
+		e, out := starting(t, Runtime{Sandbox: envtest.New(), Extensions: []string{"ext"}, ExtensionExits: exits})
+		next(context.Background(), e)
+		inState(t, e, AwaitingExtensions)
+		exits <- sandbox.ExtensionExit{Name: "ext", Status: sandbox.ExitStatus{Code: 2}}
+		wantFailure(t, recv(t, out, "init"), FunctionError, model.ErrorTypeExtensionCrash, "extension ext exited: exit status 2")
+		if e.State() != Draining {
+			t.Errorf("after the crash: %s", e.State())
+		}
+	})
+}
+
+// extended is a started environment with one extension subscribed to
+// INVOKE and SHUTDOWN, both runtime and extension waiting for events
+// (polls and evs are what they get).
+func extended(t *testing.T) (e *Env, sb *envtest.Sandbox, id string, polls <-chan polled, evs <-chan *model.ExtensionEvent) {
+	t.Helper()
+	sb = envtest.New()
+	e, out := starting(t, Runtime{Sandbox: sb, Extensions: []string{"ext"}})
+	id = register(t, e, "ext", model.EventInvoke, model.EventShutdown)
+	evs = extNext(context.Background(), e, id)
+	polls = next(context.Background(), e)
+	if o := recv(t, out, "init"); o.Kind != Ready {
+		t.Fatalf("start: %+v", o)
+	}
+	return e, sb, id, polls, evs
+}
+
+// The caller has the answer as soon as the runtime gives it; the
+// environment is done with the call (and freezes) only when the extension
+// asks for its next event, and the next call waits for that.
+func TestExtensionsInvoke(t *testing.T) {
+	e, sb, id, _, evs := extended(t)
+	res := invoke(t, e, "a", time.Minute)
+	ev := recv(t, evs, "INVOKE")
+	if ev.Type != model.EventInvoke || ev.Invocation.RequestID != "a" {
+		t.Fatalf("event %+v", ev)
+	}
+	inState(t, e, Busy)
+	if !e.Respond("a", []byte(`"ok"`)) {
+		t.Fatal("respond refused")
+	}
+	if o := recv(t, res, "the answer"); o.Kind != Answered {
+		t.Fatalf("outcome %+v", o)
+	}
+	if e.State() != Finishing {
+		t.Fatalf("after the answer, the extension still working: %s", e.State())
+	}
+	settled := e.Settled()
+	polls := next(context.Background(), e)
+	second := invoke(t, e, "b", time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if frozen, _, _ := sb.Frozen(); frozen || closed(settled) || e.State() != Finishing {
+		t.Fatalf("before the extension is done: frozen %v, state %s", frozen, e.State())
+	}
+	evs = extNext(context.Background(), e, id)
+	recv(t, settled, "settled")
+	if p := recv(t, polls, "the second event"); p.inv.RequestID != "b" {
+		t.Fatalf("second event %+v", p)
+	}
+	if ev := recv(t, evs, "the second INVOKE"); ev.Invocation.RequestID != "b" {
+		t.Fatalf("event %+v", ev)
+	}
+	e.Respond("b", nil)
+	recv(t, second, "the second answer")
+	extNext(context.Background(), e, id)
+	next(context.Background(), e)
+	inState(t, e, Frozen)
+}
+
+// Extensions share the call's deadline: one still working past it gets the
+// environment reset.
+func TestExtensionsInvokeDeadline(t *testing.T) {
+	e, sb, _, polls, evs := extended(t)
+	res := invoke(t, e, "a", 50*time.Millisecond)
+	recv(t, evs, "INVOKE")
+	recv(t, polls, "the event")
+	e.Respond("a", nil)
+	recv(t, res, "the answer")
+	recv(t, e.Settled(), "the deadline")
+	if !closed(sb.Done()) || e.State() != Draining {
+		t.Errorf("past the deadline: killed %v, state %s", closed(sb.Done()), e.State())
+	}
+}
+
+// SHUTDOWN reaches a subscribed extension, frozen or not, with its reason
+// and deadline; Shutdown returns when it asks for the next event.
+func TestExtensionsShutdown(t *testing.T) {
+	e, sb, id, polls, evs := extended(t)
+	res := invoke(t, e, "a", time.Minute)
+	recv(t, evs, "INVOKE")
+	recv(t, polls, "the event")
+	e.Respond("a", nil)
+	recv(t, res, "the answer")
+	next(context.Background(), e)
+	evs = extNext(context.Background(), e, id)
+	recv(t, sb.Froze, "the freeze")
+	inState(t, e, Frozen)
+	if !e.WantsShutdown() {
+		t.Fatal("a subscribed extension does not want SHUTDOWN")
+	}
+	done := make(chan struct{})
+	go func() { e.Shutdown(model.ShutdownSpindown, time.Minute); close(done) }()
+	inState(t, e, ShuttingDown)
+	if frozen, _, _ := sb.Frozen(); frozen {
+		t.Error("shutting down frozen")
+	}
+	// The extension's event/next from before the freeze gets SHUTDOWN;
+	// its next one ends the shutdown.
+	if ev := recv(t, evs, "SHUTDOWN"); ev.Type != model.EventShutdown || ev.Reason != model.ShutdownSpindown {
+		t.Fatalf("event %+v", ev)
+	}
+	select {
+	case <-done:
+		t.Fatal("Shutdown returned before the extension was done")
+	case <-time.After(20 * time.Millisecond):
+	}
+	extNext(context.Background(), e, id)
+	recv(t, done, "Shutdown")
+}
+
+// Shutdown waits no longer than its budget.
+func TestExtensionsShutdownBudget(t *testing.T) {
+	e, _, _, _, evs := extended(t)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { e.Shutdown(model.ShutdownSpindown, 50*time.Millisecond); close(done) }()
+	ev := recv(t, evs, "SHUTDOWN")
+	if ev.Type != model.EventShutdown || ev.Reason != model.ShutdownSpindown || ev.Deadline.Before(start) {
+		t.Errorf("event %+v", ev)
+	}
+	recv(t, done, "Shutdown past its budget")
+}
