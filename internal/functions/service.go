@@ -362,3 +362,58 @@ func (s *Service) CodeDir(ctx context.Context, fn *model.Function) (string, erro
 	}
 	return s.unpack(fn.CodeSha256, zip)
 }
+
+// CreateURL gives a function the URL u for u.Qualifier; there must be none
+// for that qualifier yet.
+func (s *Service) CreateURL(ctx context.Context, name string, u model.FunctionURL) (model.FunctionURL, error) {
+	if err := u.Validate(); err != nil {
+		return model.FunctionURL{}, err
+	}
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if _, ok := f.URLOf(u.Qualifier); ok {
+			return fmt.Errorf("Failed to create function url config for [functionName = %s]. Error message:  FunctionUrlConfig exists for this Lambda function: %w", f.Name, errdefs.ErrConflict)
+		}
+		f.URLs = append(f.URLs, u)
+		return nil
+	})
+	return u, err
+}
+
+// UpdateURL applies change to the function's URL for qualifier and
+// validates the result.
+func (s *Service) UpdateURL(ctx context.Context, name, qualifier string, change func(*model.FunctionURL)) (model.FunctionURL, error) {
+	var out model.FunctionURL
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		i := slices.IndexFunc(f.URLs, func(u model.FunctionURL) bool { return u.Qualifier == qualifier })
+		if i < 0 {
+			return ErrNoURL
+		}
+		u := f.URLs[i]
+		change(&u)
+		if err := u.Validate(); err != nil {
+			return err
+		}
+		f.URLs[i], out = u, u
+		return nil
+	})
+	return out, err
+}
+
+// DeleteURL removes the function's URL for qualifier.
+func (s *Service) DeleteURL(ctx context.Context, name, qualifier string) error {
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		i := slices.IndexFunc(f.URLs, func(u model.FunctionURL) bool { return u.Qualifier == qualifier })
+		if i < 0 {
+			return ErrNoURL
+		}
+		f.URLs = slices.Delete(f.URLs, i, i+1)
+		if len(f.URLs) == 0 {
+			f.URLs = nil
+		}
+		return nil
+	})
+	return err
+}
+
+// ErrNoURL is Lambda's answer for a qualifier without a function URL.
+var ErrNoURL = fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound)

@@ -89,6 +89,9 @@ type Function struct {
 	// Qualifier is, on a view (View), the qualifier it was resolved
 	// through: "", "$LATEST", a version number or an alias name. Never stored.
 	Qualifier string `json:"-"`
+	// URLs are the function's function URLs, one per qualifier; they take
+	// no part in how it runs.
+	URLs []FunctionURL `json:"urls,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.

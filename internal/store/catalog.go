@@ -439,6 +439,7 @@ func clone(f *model.Function) *model.Function {
 	c := *f
 	c.Environment = maps.Clone(f.Environment)
 	c.Architectures = slices.Clone(f.Architectures)
+	c.URLs = slices.Clone(f.URLs)
 	c.Tags = maps.Clone(f.Tags)
 	c.Policy = clonePolicy(f.Policy)
 	c.EventInvoke = cloneEventInvoke(f.EventInvoke)
