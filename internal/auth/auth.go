@@ -247,6 +247,13 @@ func (a *Authority) Check(r *http.Request) (*Claim, error) {
 	return &Claim{a: a, sig: sig, id: id, secret: secret}, nil
 }
 
+// Service is the service the signature is scoped to (its credential's
+// fourth part): "lambda" for Lambda's API and function URLs.
+func (c *Claim) Service() string { return c.sig.Service }
+
+// AccessKeyID is the access key the request is signed with.
+func (c *Claim) AccessKeyID() string { return c.sig.AccessKeyID }
+
 // Verify recomputes the signature over r and the body's hex SHA-256 and
 // returns the caller's identity when it matches.
 func (c *Claim) Verify(r *http.Request, payloadHash string) (Identity, error) {

@@ -76,6 +76,9 @@ type Request struct {
 	// Function, when set, is FunctionName and Qualifier already resolved
 	// (by the API, which resolved them to authorize the call).
 	Function *model.Function
+	// RequestID, when set, is the invocation's request id (a function
+	// URL's event carries it before the call is made); else a new one.
+	RequestID string
 }
 
 // Invoke resolves and runs a call. For DryRun it only resolves.
@@ -120,8 +123,11 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 	if fn, err = iv.route(fn); err != nil {
 		return model.Result{}, err
 	}
+	if req.RequestID == "" {
+		req.RequestID = model.NewUUID()
+	}
 	inv := &model.Invocation{
-		RequestID:   model.NewUUID(),
+		RequestID:   req.RequestID,
 		FunctionARN: fn.QualifiedARN(iv.cfg.Region, iv.cfg.AccountID),
 		Payload:     payload,
 		TraceID:     newTraceID(),
