@@ -22,6 +22,7 @@ import (
 func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	cfg := &daemon.Config{}
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9070", "API listen address")
+	fs.StringVar(&cfg.URLListen, "url-listen", "", "function URL listen address; URLs are http://<url-id>.lambda-url.<region>.localhost:<port>/ (default: --listen's host, the next port: 127.0.0.1:9071)")
 	fs.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir(), "data directory (engine files, unpacked code)")
 	fs.StringVar(&cfg.CacheDir, "cache-dir", daemon.DefaultCacheDir(), "host-wide cache (compiled Java client, the runtimes' SDKs)")
 	fs.StringVar(&cfg.RuntimesDir, "runtimes-dir", "", "directory of pre-installed runtime SDKs (python/site-packages, nodejs/node_modules): nothing is downloaded")
@@ -163,6 +164,9 @@ func runDaemon(cfg daemon.Config, ready func(*daemon.Daemon) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := daemon.Start(ctx, cfg, log)
+	if errors.Is(err, daemon.ErrURLListen) {
+		return fmt.Errorf("%w: stop what listens there, or pass --url-listen with a free address", err)
+	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("%w: something already listens on %s (another icebox?): stop it, or pass --listen with a free address%s", err, cfg.Listen, nextPort(cfg.Listen))
 	}

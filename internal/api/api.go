@@ -32,6 +32,8 @@ type Config struct {
 	// MaxUnauthenticated bounds open connections that have not yet sent a
 	// signed request. Default DefaultMaxUnauthenticated.
 	MaxUnauthenticated int
+	// URLPort is the function URL listener's port, named in every URL.
+	URLPort int
 }
 
 // Server is the HTTP front of icebox.
@@ -46,6 +48,10 @@ type Server struct {
 	mux        *http.ServeMux
 	bodyBudget *budget
 	conns      *connGuard
+	// urlConns guards the function URL listener's connections; urls finds
+	// the function a URL id belongs to.
+	urlConns *connGuard
+	urls     urlIndex
 	// environments counts environments by state, for the status page.
 	environments func() map[string]int
 	// environmentList lists environments, for the status page.
@@ -75,7 +81,8 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
 	}
 	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux(),
-		bodyBudget: &budget{limit: cfg.BodyBudget}, conns: newConnGuard(cfg.MaxUnauthenticated)}
+		bodyBudget: &budget{limit: cfg.BodyBudget}, conns: newConnGuard(cfg.MaxUnauthenticated),
+		urlConns: newConnGuard(cfg.MaxUnauthenticated), urls: urlIndex{byID: map[string]string{}}}
 	op := func(action string) route { return route{action: action, limit: smallBody} }
 	code := func(action string) route { return route{action: action, limit: maxCodeRequestBytes} }
 	const fn = "/2015-03-31/functions"
@@ -105,7 +112,11 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET /2020-06-30/functions/{name}/code-signing-config", op("lambda:GetFunctionCodeSigningConfig"), s.getFunctionCodeSigningConfig)
 	s.handle("GET /2021-07-20/functions/{name}/runtime-management-config", op("lambda:GetRuntimeManagementConfig"), s.getRuntimeManagementConfig)
 	s.handle("GET /2024-08-31/functions/{name}/recursion-config", op("lambda:GetFunctionRecursionConfig"), s.getFunctionRecursionConfig)
-	s.handle("GET /2021-10-31/functions/{name}/urls", op("lambda:ListFunctionUrlConfigs"), s.listFunctionURLConfigs)
+	s.handle("POST "+urlPath, op("lambda:CreateFunctionUrlConfig"), s.createFunctionURLConfig)
+	s.handle("GET "+urlPath, op("lambda:GetFunctionUrlConfig"), s.getFunctionURLConfig)
+	s.handle("PUT "+urlPath, op("lambda:UpdateFunctionUrlConfig"), s.updateFunctionURLConfig)
+	s.handle("DELETE "+urlPath, op("lambda:DeleteFunctionUrlConfig"), s.deleteFunctionURLConfig)
+	s.handle("GET "+urlPath+"s", op("lambda:ListFunctionUrlConfigs"), s.listFunctionURLConfigs)
 	s.handle("GET "+fn+"/{name}/versions", op("lambda:ListVersionsByFunction"), s.listVersionsByFunction)
 	s.handle("POST "+fn+"/{name}/versions", op("lambda:PublishVersion"), s.publishVersion)
 	s.handle("GET "+fn+"/{name}/aliases", op("lambda:ListAliases"), s.listAliases)

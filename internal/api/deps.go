@@ -37,6 +37,9 @@ type Functions interface {
 	Tag(ctx context.Context, name string, tags map[string]string) (model.Function, error)
 	Untag(ctx context.Context, name string, keys []string) (model.Function, error)
 	CheckCode(zip []byte) error
+	CreateURL(ctx context.Context, name string, u model.FunctionURL) (model.FunctionURL, error)
+	UpdateURL(ctx context.Context, name, qualifier string, change func(*model.FunctionURL)) (model.FunctionURL, error)
+	DeleteURL(ctx context.Context, name, qualifier string) error
 }
 
 // Invoker resolves and runs calls.

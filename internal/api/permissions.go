@@ -20,6 +20,9 @@ type addPermissionInput struct {
 	SourceArn     string `json:"SourceArn"`
 	SourceAccount string `json:"SourceAccount"`
 	RevisionID    string `json:"RevisionId"`
+	// FunctionUrlAuthType limits the statement to calls through function
+	// URLs of that auth type (condition lambda:FunctionUrlAuthType).
+	FunctionURLAuthType string `json:"FunctionUrlAuthType"`
 }
 
 // Patterns are compiled on first use, not at package init: every sandbox's
@@ -46,6 +49,8 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 		return policy.Statement{}, validation(in.Action, "action", "Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])")
 	case in.Principal == "":
 		return policy.Statement{}, validation("null", "principal", "Member must not be null")
+	case in.FunctionURLAuthType != "" && in.FunctionURLAuthType != model.URLAuthNone && in.FunctionURLAuthType != model.URLAuthIAM:
+		return policy.Statement{}, validation(in.FunctionURLAuthType, "functionUrlAuthType", "Member must satisfy enum value set: [NONE, AWS_IAM]")
 	}
 	p := &policy.Principal{}
 	switch {
@@ -65,8 +70,15 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 	if in.SourceArn != "" {
 		cond["ArnLike"] = map[string]policy.Values{"AWS:SourceArn": {in.SourceArn}}
 	}
+	equals := map[string]policy.Values{}
 	if in.SourceAccount != "" {
-		cond["StringEquals"] = map[string]policy.Values{"AWS:SourceAccount": {in.SourceAccount}}
+		equals["AWS:SourceAccount"] = policy.Values{in.SourceAccount}
+	}
+	if in.FunctionURLAuthType != "" {
+		equals["lambda:FunctionUrlAuthType"] = policy.Values{in.FunctionURLAuthType}
+	}
+	if len(equals) > 0 {
+		cond["StringEquals"] = equals
 	}
 	if len(cond) > 0 {
 		st.Condition = cond

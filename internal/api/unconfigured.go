@@ -9,7 +9,7 @@ import (
 
 // The reads deploy tools make on every refresh of a function, about
 // features icebox does not have (code signing, runtime pinning, recursion
-// control, function URLs, event source mappings, provisioned concurrency):
+// control, event source mappings, provisioned concurrency):
 // each answers as Lambda answers for a function that has none of them
 // configured, so that a tool reading them sees "nothing set", not an
 // error. Writes of these features stay unknown operations.
@@ -43,14 +43,6 @@ func (s *Server) getFunctionRecursionConfig(w http.ResponseWriter, r *http.Reque
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"RecursiveLoop": "Terminate"})
-	return nil
-}
-
-func (s *Server) listFunctionURLConfigs(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.lookup(r); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string][]any{"FunctionUrlConfigs": {}})
 	return nil
 }
 

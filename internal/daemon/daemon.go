@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"icebox/internal/admission"
@@ -34,6 +35,10 @@ import (
 type Config struct {
 	// Listen is the API address. Default 127.0.0.1:9070.
 	Listen string
+	// URLListen is the function URL listener's address. Default: Listen's
+	// host and the port after Listen's (127.0.0.1:9071), or a free port
+	// when Listen's is 0.
+	URLListen string
 	// DataDir holds the embedded engine's files and unpacked code.
 	DataDir string
 	// CacheDir holds build output shared by every data dir on the host (the
@@ -209,6 +214,8 @@ type Daemon struct {
 	Functions   *functions.Service
 	http        *http.Server
 	listener    net.Listener
+	urlHTTP     *http.Server
+	urlListener net.Listener
 	served      chan error
 }
 
@@ -355,7 +362,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return float64(u.Concurrent), float64(u.Unreserved)
 	})
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
-	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
+	// Every function URL names the URL listener's port: it is open first.
+	urlListen := cfg.URLListen
+	if urlListen == "" {
+		urlListen = nextAddr(cfg.Listen)
+	}
+	if d.urlListener, err = net.Listen("tcp", urlListen); err != nil {
+		return nil, fmt.Errorf("%w on %s: %w", ErrURLListen, urlListen, err)
+	}
+	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth,
+		URLPort: d.urlListener.Addr().(*net.TCPAddr).Port}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
+	// The URL index follows the catalog: subscribed before it is filled, so
+	// no change falls between the two.
+	d.catalog.Subscribe(handler.FunctionChanged)
+	for _, fn := range d.catalog.List() {
+		handler.FunctionChanged(nil, &fn)
+	}
 	handler.SetEnvironments(d.pool.Counts)
 	handler.SetEnvironmentList(func() []api.EnvironmentStatus { return environmentList(d.pool.Snapshot()) })
 	sandboxAPI.SandboxAPI = handler
@@ -377,7 +399,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		}
 	}
 	go func() { d.served <- d.http.Serve(d.listener) }()
-	attrs := []any{"listen", d.listener.Addr().String(), "data_dir", cfg.DataDir, "engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""]}
+	d.urlHTTP = handler.URLHTTPServer()
+	go d.urlHTTP.Serve(d.urlListener)
+	attrs := []any{"listen", d.listener.Addr().String(), "data_dir", cfg.DataDir, "engine", map[bool]string{true: "embedded", false: "external"}[cfg.NatsURL == ""],
+		"url_listen", d.urlListener.Addr().String()}
 	if d.sandboxes != nil {
 		attrs = append(attrs, "cgroup", d.sandboxes.CgroupVersion())
 	}
@@ -405,6 +430,22 @@ func (d *Daemon) Region() string { return d.cfg.Region }
 // Addr is the address the API listens on.
 func (d *Daemon) Addr() string { return d.listener.Addr().String() }
 
+// URLAddr is the address the function URL listener listens on.
+func (d *Daemon) URLAddr() string { return d.urlListener.Addr().String() }
+
+// ErrURLListen: the function URL listener could not be opened.
+var ErrURLListen = errors.New("function URL listener")
+
+// nextAddr is addr with the port after its own, or port 0 when addr's is 0.
+func nextAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
 // Done yields the serve loop's error if it stops on its own.
 func (d *Daemon) Done() <-chan error { return d.served }
 
@@ -418,10 +459,15 @@ func (d *Daemon) Shutdown() error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
-	if d.http != nil {
-		if err := d.http.Shutdown(ctx); err != nil {
-			d.http.Close()
+	for _, srv := range []*http.Server{d.http, d.urlHTTP} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
 		}
+	}
+	if d.urlHTTP == nil && d.urlListener != nil {
+		d.urlListener.Close() // opened, never served
 	}
 	if d.invoker != nil {
 		d.invoker.StopAsync(ctx)

@@ -1,0 +1,344 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"icebox/internal/auth/authtest"
+	"icebox/internal/daemon"
+	"icebox/internal/sandbox/sandboxtest"
+)
+
+// Function URLs against fake sandboxes: the configuration API, and calls
+// through the URL listener with every auth, CORS and response rule.
+
+// urlRuntime is a fake function behind a URL. Its answer depends on the
+// path: /fail fails, /respond answers with the JSON the caller sent as
+// the body, anything else with the event itself.
+func urlRuntime(ctx context.Context, sb *sandboxtest.Sandbox) {
+	for ctx.Err() == nil {
+		id, payload, err := sb.Next(ctx)
+		if err != nil {
+			return
+		}
+		var ev events.LambdaFunctionURLRequest
+		_ = json.Unmarshal(payload, &ev)
+		kind, out := "response", payload
+		switch ev.RawPath {
+		case "/fail":
+			kind, out = "error", []byte(`{"errorMessage":"boom","errorType":"Boom"}`)
+		case "/respond":
+			out = []byte(ev.Body)
+		}
+		if sb.Respond(ctx, id, kind, out) != nil {
+			return
+		}
+	}
+}
+
+func startURLDaemon(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 5 * time.Second,
+		RootAccessKeyID: authtest.AccessKeyID, RootSecretAccessKey: authtest.SecretAccessKey,
+		Sandboxes: &sandboxtest.Factory{Runtime: func(int) sandboxtest.Runtime { return urlRuntime }}}
+	d, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown() })
+	return d
+}
+
+type urlConfig struct {
+	FunctionUrl, FunctionArn, AuthType, InvokeMode, CreationTime, LastModifiedTime string
+	Cors                                                                           *struct {
+		AllowOrigins, AllowMethods, AllowHeaders, ExposeHeaders []string
+		AllowCredentials                                        bool
+		MaxAge                                                  int
+	}
+}
+
+var urlRE = regexp.MustCompile(`^http://([a-z0-9]{32})\.lambda-url\.us-east-1\.localhost:(\d+)/$`)
+
+// urlClient sends every request to the URL listener whatever its host
+// says, as a resolver answering *.localhost with loopback would.
+func urlClient(d *daemon.Daemon) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, d.URLAddr())
+	}}}
+}
+
+// urlCall sends a request to a function URL, signed with creds unless nil.
+func urlCall(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, url string, body []byte, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if creds != nil {
+		if err := authtest.SignAs(req, *creds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := urlClient(d).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp, raw
+}
+
+// wantURLError checks a URL error: status and Lambda's {"Message": ...}.
+func wantURLError(t *testing.T, what string, resp *http.Response, raw []byte, status int, msg string) {
+	t.Helper()
+	var body struct{ Message string }
+	if resp.StatusCode != status || json.Unmarshal(raw, &body) != nil || body.Message != msg {
+		t.Errorf("%s: %d %s, want %d {\"Message\":%q}", what, resp.StatusCode, raw, status, msg)
+	}
+}
+
+func TestFunctionURLConfigAPI(t *testing.T) {
+	d := startURLDaemon(t)
+	getJSON(t, d, "POST", "/2015-03-31/functions", createBody("f", nil), 201, nil)
+	const path = "/2021-10-31/functions/f/url"
+	var created urlConfig
+	getJSON(t, d, "POST", path, map[string]any{"AuthType": "NONE"}, 201, &created)
+	m := urlRE.FindStringSubmatch(created.FunctionUrl)
+	if m == nil || created.FunctionArn != "arn:aws:lambda:us-east-1:000000000000:function:f" || created.AuthType != "NONE" ||
+		created.InvokeMode != "BUFFERED" || created.CreationTime == "" || !strings.HasSuffix(d.URLAddr(), ":"+m[2]) {
+		t.Fatalf("created: %+v (URL listener %s)", created, d.URLAddr())
+	}
+	for _, tc := range []struct {
+		what, method, path string
+		body               any
+		status             int
+		code               string
+	}{
+		{"again", "POST", path, map[string]any{"AuthType": "NONE"}, 409, "ResourceConflictException"},
+		{"no auth type", "POST", path, map[string]any{}, 400, "InvalidParameterValueException"},
+		{"unknown alias", "POST", path + "?Qualifier=live", map[string]any{"AuthType": "NONE"}, 404, "ResourceNotFoundException"},
+		{"bad auth type", "PUT", path, map[string]any{"AuthType": "OPEN"}, 400, "InvalidParameterValueException"},
+		{"bad invoke mode", "PUT", path, map[string]any{"InvokeMode": "FAST"}, 400, "InvalidParameterValueException"},
+		{"max age", "PUT", path, map[string]any{"Cors": map[string]any{"MaxAge": 86401}}, 400, "InvalidParameterValueException"},
+		{"7 methods", "PUT", path, map[string]any{"Cors": map[string]any{"AllowMethods": []string{"GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "OPTIONS"}}}, 400, "InvalidParameterValueException"},
+		{"version qualifier", "GET", path + "?Qualifier=1", nil, 400, "InvalidParameterValueException"},
+		{"missing function", "GET", "/2021-10-31/functions/nope/url", nil, 404, "ResourceNotFoundException"},
+	} {
+		var b []byte
+		if tc.body != nil {
+			b, _ = json.Marshal(tc.body)
+		}
+		if a, raw := send(t, d, root, tc.method, tc.path, b, nil); a.status != tc.status || a.code != tc.code {
+			t.Errorf("%s: %d %s %s, want %d %s", tc.what, a.status, a.code, raw, tc.status, tc.code)
+		}
+	}
+	var updated urlConfig
+	getJSON(t, d, "PUT", path, map[string]any{"AuthType": "AWS_IAM", "InvokeMode": "RESPONSE_STREAM",
+		"Cors": map[string]any{"AllowOrigins": []string{"https://a.example"}, "MaxAge": 60}}, 200, &updated)
+	if updated.FunctionUrl != created.FunctionUrl || updated.AuthType != "AWS_IAM" || updated.InvokeMode != "RESPONSE_STREAM" ||
+		updated.Cors == nil || updated.Cors.MaxAge != 60 || updated.LastModifiedTime == "" || updated.CreationTime != created.CreationTime {
+		t.Errorf("updated: %+v", updated)
+	}
+	var got urlConfig
+	getJSON(t, d, "GET", path+"?Qualifier=$LATEST", nil, 200, &got)
+	if got.FunctionUrl != created.FunctionUrl || got.AuthType != "AWS_IAM" || got.Cors == nil {
+		t.Errorf("get: %+v", got)
+	}
+	var list struct{ FunctionUrlConfigs []urlConfig }
+	getJSON(t, d, "GET", path+"s", nil, 200, &list)
+	if len(list.FunctionUrlConfigs) != 1 || list.FunctionUrlConfigs[0].FunctionUrl != created.FunctionUrl {
+		t.Errorf("list: %+v", list)
+	}
+	getJSON(t, d, "DELETE", path, nil, 204, nil)
+	if a := call(t, d, root, "GET", path, "", nil); a.status != 404 || a.code != "ResourceNotFoundException" {
+		t.Errorf("get after delete: %d %s", a.status, a.code)
+	}
+	resp, raw := urlCall(t, d, root, "GET", created.FunctionUrl, nil, nil)
+	wantURLError(t, "call after delete", resp, raw, 404, "Not Found")
+	// A URL made again is a new address.
+	getJSON(t, d, "POST", path, map[string]any{"AuthType": "NONE"}, 201, &got)
+	if got.FunctionUrl == created.FunctionUrl {
+		t.Errorf("a new URL reuses the deleted one's address %s", got.FunctionUrl)
+	}
+}
+
+// makeURL creates function name with a URL of authType and returns it.
+func makeURL(t *testing.T, d *daemon.Daemon, name, authType string, cors map[string]any) string {
+	t.Helper()
+	getJSON(t, d, "POST", "/2015-03-31/functions", createBody(name, nil), 201, nil)
+	in := map[string]any{"AuthType": authType}
+	if cors != nil {
+		in["Cors"] = cors
+	}
+	var c urlConfig
+	getJSON(t, d, "POST", "/2021-10-31/functions/"+name+"/url", in, 201, &c)
+	return c.FunctionUrl
+}
+
+// allowPublic adds the statement a NONE URL needs.
+func allowPublic(t *testing.T, d *daemon.Daemon, name string) {
+	t.Helper()
+	getJSON(t, d, "POST", "/2015-03-31/functions/"+name+"/policy", map[string]any{"StatementId": "public", "Action": "lambda:InvokeFunctionUrl",
+		"Principal": "*", "FunctionUrlAuthType": "NONE"}, 201, nil)
+}
+
+func TestFunctionURLEventAndResponse(t *testing.T) {
+	d := startURLDaemon(t)
+	u := makeURL(t, d, "web", "NONE", nil)
+	resp, raw := urlCall(t, d, nil, "GET", u, nil, nil)
+	wantURLError(t, "NONE without the policy statement", resp, raw, 403, "Forbidden")
+	// A statement for AWS_IAM URLs is not the one NONE needs.
+	getJSON(t, d, "POST", "/2015-03-31/functions/web/policy", map[string]any{"StatementId": "iam-only", "Action": "lambda:InvokeFunctionUrl",
+		"Principal": "*", "FunctionUrlAuthType": "AWS_IAM"}, 201, nil)
+	resp, raw = urlCall(t, d, nil, "GET", u, nil, nil)
+	wantURLError(t, "NONE with an AWS_IAM statement", resp, raw, 403, "Forbidden")
+	allowPublic(t, d, "web")
+
+	// GET with a query and cookies: the event is payload 2.0.
+	resp, raw = urlCall(t, d, nil, "GET", u+"some/path?a=1&a=2&b=x%20y", nil,
+		map[string]string{"Cookie": "c1=v1; c2=v2", "X-Custom": "v", "User-Agent": "ua/1"})
+	var ev events.LambdaFunctionURLRequest
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(raw, &ev) != nil {
+		t.Fatalf("echo: %d %s %s", resp.StatusCode, resp.Header, raw)
+	}
+	id := urlRE.FindStringSubmatch(u)[1]
+	rc := ev.RequestContext
+	if ev.Version != "2.0" || ev.RawPath != "/some/path" || ev.RawQueryString != "a=1&a=2&b=x%20y" ||
+		ev.QueryStringParameters["a"] != "1,2" || ev.QueryStringParameters["b"] != "x y" ||
+		strings.Join(ev.Cookies, "|") != "c1=v1|c2=v2" || ev.Headers["x-custom"] != "v" || ev.Headers["cookie"] != "" ||
+		ev.Body != "" || ev.IsBase64Encoded || rc.APIID != id || rc.DomainPrefix != id || rc.DomainName != id+".lambda-url.us-east-1.localhost" ||
+		rc.AccountID != "000000000000" || rc.HTTP.Method != "GET" || rc.HTTP.Path != "/some/path" || rc.HTTP.SourceIP != "127.0.0.1" ||
+		rc.HTTP.UserAgent != "ua/1" || rc.HTTP.Protocol != "HTTP/1.1" || rc.RequestID != resp.Header.Get("X-Amzn-Requestid") || rc.Authorizer != nil {
+		t.Errorf("event: %s", raw)
+	}
+	var loose map[string]any
+	_ = json.Unmarshal(raw, &loose)
+	if loose["routeKey"] != "$default" || !regexp.MustCompile(`^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$`).MatchString(rc.Time) {
+		t.Errorf("routeKey/time: %v %q", loose["routeKey"], rc.Time)
+	}
+
+	// A binary body is base64-encoded; a text one is not.
+	bin := []byte{0, 1, 2, 0xff, 0xfe, 'x'}
+	resp, raw = urlCall(t, d, nil, "POST", u, bin, map[string]string{"Content-Type": "application/octet-stream"})
+	ev = events.LambdaFunctionURLRequest{}
+	if json.Unmarshal(raw, &ev); resp.StatusCode != 200 || !ev.IsBase64Encoded || ev.Body != base64.StdEncoding.EncodeToString(bin) {
+		t.Errorf("binary body: %d %s", resp.StatusCode, raw)
+	}
+	resp, raw = urlCall(t, d, nil, "POST", u, []byte("héllo"), map[string]string{"Content-Type": "text/plain; charset=utf-8"})
+	ev = events.LambdaFunctionURLRequest{}
+	if json.Unmarshal(raw, &ev); ev.IsBase64Encoded || ev.Body != "héllo" {
+		t.Errorf("text body: %s", raw)
+	}
+
+	// A response object: status, headers, cookies and a base64 body as
+	// sent; headers a function may not set are renamed, invalid ones dropped.
+	out := map[string]any{"statusCode": 201, "headers": map[string]any{"X-Answer": "42", "Content-Type": "image/png",
+		"Content-Length": "1", "Connection": "close", "Transfer-Encoding": "chunked", "Bad Name": "x", "X-Split": "a\r\nInjected: 1"},
+		"cookies": []string{"s=1; Path=/", "t=2; HttpOnly"}, "body": base64.StdEncoding.EncodeToString(bin), "isBase64Encoded": true}
+	resp, raw = urlCall(t, d, nil, "POST", u+"respond", mustJSON(out), map[string]string{"Content-Type": "application/json"})
+	h := resp.Header
+	if resp.StatusCode != 201 || !bytes.Equal(raw, bin) || h.Get("X-Answer") != "42" || h.Get("Content-Type") != "image/png" ||
+		strings.Join(h.Values("Set-Cookie"), "|") != "s=1; Path=/|t=2; HttpOnly" ||
+		h.Get("X-Amzn-Remapped-Content-Length") != "1" || h.Get("X-Amzn-Remapped-Connection") != "close" ||
+		h.Get("X-Amzn-Remapped-Transfer-Encoding") != "chunked" || resp.Close || h.Get("Injected") != "" || h.Get("X-Split") != "" {
+		t.Errorf("response object: %d %v %q", resp.StatusCode, h, raw)
+	}
+	// Any other JSON is a 200 application/json body, as is.
+	for _, v := range []string{`"just a string"`, `[1,2]`, `{"message":"no status"}`, `17`} {
+		resp, raw = urlCall(t, d, nil, "POST", u+"respond", []byte(v), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || string(raw) != v {
+			t.Errorf("result %s: %d %s %s", v, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+		}
+	}
+	// Errors as Lambda sends them.
+	resp, raw = urlCall(t, d, nil, "GET", u+"fail", nil, nil)
+	wantURLError(t, "function error", resp, raw, 502, "Internal Server Error")
+	resp, raw = urlCall(t, d, nil, "POST", u+"respond", []byte(`{"statusCode":99}`), map[string]string{"Content-Type": "application/json"})
+	wantURLError(t, "status 99", resp, raw, 502, "Internal Server Error")
+	resp, raw = urlCall(t, d, nil, "POST", u, bytes.Repeat([]byte("x"), 6<<20+1), nil)
+	if resp.StatusCode != 413 {
+		t.Errorf("6 MB + 1 body: %d %.200s", resp.StatusCode, raw)
+	}
+	getJSON(t, d, "PUT", "/2017-10-31/functions/web/concurrency", map[string]any{"ReservedConcurrentExecutions": 0}, 200, nil)
+	resp, raw = urlCall(t, d, nil, "GET", u, nil, nil)
+	wantURLError(t, "throttled", resp, raw, 429, "Rate Exceeded.")
+
+	// Host games: an unknown id, another region, no id at all. None says
+	// which functions exist.
+	other := strings.Replace(u, id, strings.Repeat("a", 32), 1)
+	for _, bad := range []string{other, strings.Replace(u, "us-east-1", "eu-west-1", 1), "http://" + d.URLAddr() + "/", strings.Replace(u, id, id+"x", 1)} {
+		resp, raw = urlCall(t, d, nil, "GET", bad, nil, nil)
+		wantURLError(t, bad, resp, raw, 404, "Not Found")
+	}
+}
+
+func TestFunctionURLAWSIAM(t *testing.T) {
+	d := startURLDaemon(t)
+	u := makeURL(t, d, "private", "AWS_IAM", nil)
+	resp, raw := urlCall(t, d, nil, "GET", u, nil, nil)
+	wantURLError(t, "unsigned", resp, raw, 403, "Forbidden")
+	resp, raw = urlCall(t, d, root, "POST", u+"x?q=1", []byte(`{"signed":true}`), map[string]string{"Content-Type": "application/json"})
+	var ev events.LambdaFunctionURLRequest
+	if json.Unmarshal(raw, &ev); resp.StatusCode != 200 || ev.Body != `{"signed":true}` || ev.RequestContext.Authorizer == nil ||
+		ev.RequestContext.Authorizer.IAM.UserARN != "arn:aws:iam::000000000000:root" || ev.RequestContext.Authorizer.IAM.AccessKey != authtest.AccessKeyID {
+		t.Errorf("signed by root: %d %s", resp.StatusCode, raw)
+	}
+	// A tampered body fails the signature.
+	req, _ := http.NewRequest("POST", u, strings.NewReader("one"))
+	authtest.SignAs(req, *root)
+	req.Body, req.ContentLength = io.NopCloser(strings.NewReader("two")), 3
+	if r2, err := urlClient(d).Do(req); err != nil || r2.StatusCode != 403 {
+		t.Errorf("tampered body: %v %v", r2, err)
+	}
+	// A user: only with lambda:InvokeFunctionUrl (InvokeFunction is not it).
+	invoker := user(t, d, "invoker", "lambda:InvokeFunction")
+	resp, raw = urlCall(t, d, invoker, "GET", u, nil, nil)
+	wantURLError(t, "user without InvokeFunctionUrl", resp, raw, 403, "Forbidden")
+	caller := user(t, d, "caller", "lambda:InvokeFunctionUrl")
+	if resp, raw = urlCall(t, d, caller, "GET", u, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("user with InvokeFunctionUrl: %d %s", resp.StatusCode, raw)
+	}
+	// The NONE statement does not open an AWS_IAM URL to anyone.
+	allowPublic(t, d, "private")
+	resp, raw = urlCall(t, d, invoker, "GET", u, nil, nil)
+	wantURLError(t, "NONE statement on an AWS_IAM URL", resp, raw, 403, "Forbidden")
+}
+
+func TestFunctionURLCORS(t *testing.T) {
+	d := startURLDaemon(t)
+	u := makeURL(t, d, "cors", "AWS_IAM", map[string]any{"AllowOrigins": []string{"https://app.example"}, "AllowMethods": []string{"GET", "POST"},
+		"AllowHeaders": []string{"x-token"}, "ExposeHeaders": []string{"x-answer"}, "MaxAge": 600, "AllowCredentials": true})
+	// A preflight is answered by the URL, unsigned, without the function.
+	resp, raw := urlCall(t, d, nil, "OPTIONS", u, nil, map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+	h := resp.Header
+	if resp.StatusCode != 200 || h.Get("Access-Control-Allow-Origin") != "https://app.example" || h.Get("Access-Control-Allow-Methods") != "GET,POST" ||
+		h.Get("Access-Control-Allow-Headers") != "x-token" || h.Get("Access-Control-Max-Age") != "600" || h.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("preflight: %d %v %s", resp.StatusCode, h, raw)
+	}
+	resp, _ = urlCall(t, d, nil, "OPTIONS", u, nil, map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from another origin allowed: %v", resp.Header)
+	}
+	// An actual call: the URL's CORS headers replace the function's.
+	out := map[string]any{"statusCode": 200, "headers": map[string]string{"Access-Control-Allow-Origin": "*", "X-Answer": "1"}, "body": "ok"}
+	resp, raw = urlCall(t, d, root, "POST", u+"respond", mustJSON(out), map[string]string{"Origin": "https://app.example", "Content-Type": "application/json"})
+	h = resp.Header
+	if resp.StatusCode != 200 || string(raw) != "ok" || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		h.Get("Access-Control-Expose-Headers") != "x-answer" || h.Get("Vary") != "Origin" {
+		t.Errorf("CORS on a call: %d %v %s", resp.StatusCode, h, raw)
+	}
+}
