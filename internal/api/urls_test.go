@@ -342,3 +342,38 @@ func TestFunctionURLCORS(t *testing.T) {
 		t.Errorf("CORS on a call: %d %v %s", resp.StatusCode, h, raw)
 	}
 }
+
+// A URL on an alias runs the alias, is allowed by the alias's own policy,
+// and goes with the alias.
+func TestFunctionURLOnAlias(t *testing.T) {
+	d := startURLDaemon(t)
+	latest := makeURL(t, d, "aliased", "NONE", nil)
+	getJSON(t, d, "POST", "/2015-03-31/functions/aliased/aliases", map[string]any{"Name": "live", "FunctionVersion": "$LATEST"}, 201, nil)
+	var c urlConfig
+	getJSON(t, d, "POST", "/2021-10-31/functions/aliased/url?Qualifier=live", map[string]any{"AuthType": "NONE"}, 201, &c)
+	if c.FunctionUrl == latest || c.FunctionArn != "arn:aws:lambda:us-east-1:000000000000:function:aliased:live" {
+		t.Fatalf("alias URL: %+v (latest %s)", c, latest)
+	}
+	// $LATEST's public statement does not open the alias's URL.
+	allowPublic(t, d, "aliased")
+	resp, raw := urlCall(t, d, nil, "GET", c.FunctionUrl, nil, nil)
+	wantURLError(t, "alias URL with $LATEST's statement", resp, raw, 403, "Forbidden")
+	getJSON(t, d, "POST", "/2015-03-31/functions/aliased/policy?Qualifier=live", map[string]any{"StatementId": "public", "Action": "lambda:InvokeFunctionUrl",
+		"Principal": "*", "FunctionUrlAuthType": "NONE"}, 201, nil)
+	var ev events.LambdaFunctionURLRequest
+	resp, raw = urlCall(t, d, nil, "GET", c.FunctionUrl, nil, nil)
+	if json.Unmarshal(raw, &ev); resp.StatusCode != 200 || ev.RequestContext.APIID != urlRE.FindStringSubmatch(c.FunctionUrl)[1] {
+		t.Errorf("alias URL call: %d %s", resp.StatusCode, raw)
+	}
+	var list struct{ FunctionUrlConfigs []urlConfig }
+	getJSON(t, d, "GET", "/2021-10-31/functions/aliased/urls", nil, 200, &list)
+	if len(list.FunctionUrlConfigs) != 2 {
+		t.Errorf("list: %+v", list)
+	}
+	getJSON(t, d, "DELETE", "/2015-03-31/functions/aliased/aliases/live", nil, 204, nil)
+	resp, raw = urlCall(t, d, nil, "GET", c.FunctionUrl, nil, nil)
+	wantURLError(t, "URL of a deleted alias", resp, raw, 404, "Not Found")
+	if resp, raw = urlCall(t, d, nil, "GET", latest, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("$LATEST URL after the alias went: %d %s", resp.StatusCode, raw)
+	}
+}

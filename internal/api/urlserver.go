@@ -209,16 +209,17 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 		}
 		id, authorizer = &verified, s.iamAuthorizer(verified, claim.AccessKeyID())
 	}
-	if err := s.authorizeURL(fn, u, id); err != nil {
-		return err
-	}
-	s.urlConns.authenticated(r.Context())
+	// The alias's view carries the alias's own resource policy.
 	run := fn
 	if u.Qualifier != "" {
 		if _, run, err = s.invoker.Resolve(fn.Name, u.Qualifier); err != nil {
 			return err
 		}
 	}
+	if err := s.authorizeURL(run, u, id); err != nil {
+		return err
+	}
+	s.urlConns.authenticated(r.Context())
 	event, err := s.urlEvent(r, body.data, u.ID, requestID, authorizer)
 	if err != nil {
 		return err
@@ -240,7 +241,8 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 	return nil
 }
 
-// authorizeURL decides lambda:InvokeFunctionUrl for a call to u: for
+// authorizeURL decides lambda:InvokeFunctionUrl on fn (the view of u's
+// qualifier) for a call to u: for
 // AWS_IAM, as the signed caller id (nil when authentication is off); for
 // NONE, as an anonymous caller, whom only the function's resource policy
 // can allow. Either way the request carries the condition key
@@ -250,11 +252,7 @@ func (s *Server) authorizeURL(fn model.Function, u model.FunctionURL, id *auth.I
 	if s.cfg.NoAuth || (id != nil && id.Root) {
 		return nil
 	}
-	resource := model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name)
-	if u.Qualifier != "" {
-		resource += ":" + u.Qualifier
-	}
-	req := policy.Request{Action: "lambda:InvokeFunctionUrl", Resource: resource,
+	req := policy.Request{Action: "lambda:InvokeFunctionUrl", Resource: fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID),
 		Context: map[string]string{"lambda:functionurlauthtype": u.AuthType}}
 	if id != nil {
 		req.Principal, req.Account = id.ARN, s.cfg.AccountID

@@ -119,7 +119,8 @@ func (s *Service) UpdateAlias(ctx context.Context, name, alias, revisionID strin
 	return out, err
 }
 
-// DeleteAlias deletes an alias and its provisioned concurrency; deleting
+// DeleteAlias deletes an alias, its provisioned concurrency and its
+// function URL; deleting
 // one that is not there succeeds, as on Lambda.
 func (s *Service) DeleteAlias(ctx context.Context, name, alias string) error {
 	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
@@ -129,6 +130,7 @@ func (s *Service) DeleteAlias(ctx context.Context, name, alias string) error {
 		}
 		f.Aliases = slices.Delete(f.Aliases, i, i+1)
 		f.Provisioned = slices.DeleteFunc(f.Provisioned, func(p model.ProvisionedConfig) bool { return p.Qualifier == alias })
+		f.URLs = slices.DeleteFunc(f.URLs, func(u model.FunctionURL) bool { return u.Qualifier == alias })
 		return nil
 	})
 	if errors.Is(err, errUnchanged) {
