@@ -43,7 +43,11 @@ type Counter struct {
 	total      int
 	unreserved int            // executions of functions without a reservation
 	reserved   map[string]int // function → reservation
-	sumReserve int
+	// provisioned is, per function without a reservation, its provisioned
+	// concurrency: kept out of the unreserved pool for it, as a
+	// reservation is (a function with a reservation provisions within it).
+	provisioned map[string]int
+	sumReserve  int // reservations and such provisioned concurrency
 }
 
 // New makes a counter.
@@ -51,7 +55,7 @@ func New(cfg Config) (*Counter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Counter{cfg: cfg, busy: map[string]int{}, reserved: map[string]int{}}, nil
+	return &Counter{cfg: cfg, busy: map[string]int{}, reserved: map[string]int{}, provisioned: map[string]int{}}, nil
 }
 
 // SetReservation records a function's reservation (nil: none). The catalog
@@ -64,6 +68,19 @@ func (c *Counter) SetReservation(name string, r *int) {
 	if r != nil {
 		c.reserved[name] = *r
 		c.sumReserve += *r
+	}
+}
+
+// SetProvisioned records a function's provisioned concurrency, over all
+// its versions and aliases (0: none). The catalog feeds it on every change.
+func (c *Counter) SetProvisioned(name string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sumReserve -= c.provisioned[name]
+	delete(c.provisioned, name)
+	if n > 0 {
+		c.provisioned[name] = n
+		c.sumReserve += n
 	}
 }
 
@@ -84,7 +101,11 @@ func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
 		if c.busy[name] >= r {
 			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonReservedConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
 		}
-	} else {
+	}
+	// A function without a reservation runs first within its provisioned
+	// concurrency, then in the unreserved pool.
+	unreserved := !hasReservation && c.busy[name] >= c.provisioned[name]
+	if unreserved {
 		if c.unreserved >= c.cfg.AccountLimit-c.sumReserve {
 			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
 		}
@@ -101,7 +122,7 @@ func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
 				delete(c.busy, name)
 			}
 			c.total--
-			if !hasReservation {
+			if unreserved {
 				c.unreserved--
 			}
 		})
@@ -127,10 +148,29 @@ func (c *Counter) CheckReservation(name string, r int) error {
 		return fmt.Errorf("1 validation error detected: Value '%d' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0: %w", r, errdefs.ErrInvalid)
 	}
 	c.mu.Lock()
-	others := c.sumReserve - c.reserved[name]
+	others := c.sumReserve - c.reserved[name] - c.provisioned[name]
 	c.mu.Unlock()
 	if c.cfg.AccountLimit-others-r < c.cfg.UnreservedMin {
 		return fmt.Errorf("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].: %w", c.cfg.UnreservedMin, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// CheckProvisioned validates n as name's provisioned concurrency over all
+// its versions and aliases: within its reservation when it has one, else
+// leaving the unreserved minimum to everyone else.
+func (c *Counter) CheckProvisioned(name string, reserved *int, n int) error {
+	if reserved != nil {
+		if n > *reserved {
+			return fmt.Errorf("Requested Provisioned Concurrency (%d in total) should not be greater than the reservedConcurrentExecution (%d) for function %s.: %w", n, *reserved, name, errdefs.ErrInvalid)
+		}
+		return nil
+	}
+	c.mu.Lock()
+	others := c.sumReserve - c.provisioned[name] - c.reserved[name]
+	c.mu.Unlock()
+	if c.cfg.AccountLimit-others-n < c.cfg.UnreservedMin {
+		return fmt.Errorf("Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].: %w", c.cfg.UnreservedMin, errdefs.ErrInvalid)
 	}
 	return nil
 }

@@ -141,3 +141,42 @@ func BenchmarkAdmitRelease(b *testing.B) {
 		}
 	})
 }
+
+// TestProvisionedConcurrency: a function's provisioned concurrency is kept
+// out of the unreserved pool for it, as Lambda counts it: it runs that many
+// calls whatever others do, then spills into the unreserved pool; others
+// never get those slots.
+func TestProvisionedConcurrency(t *testing.T) {
+	c, _ := New(Config{AccountLimit: 5, UnreservedMin: 1})
+	if err := c.CheckProvisioned("p", nil, 5); err == nil {
+		t.Error("provisioning the whole account passed the unreserved minimum")
+	}
+	five := 5
+	if err := c.CheckProvisioned("p", &five, 6); err == nil {
+		t.Error("provisioning beyond the function's reservation passed")
+	}
+	if err := c.CheckProvisioned("p", nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	c.SetProvisioned("p", 2)
+	p, o := &model.Function{Name: "p"}, &model.Function{Name: "o"}
+	for i := range 3 {
+		if _, err := c.Admit(o); err != nil {
+			t.Fatalf("other call %d: %v", i, err)
+		}
+	}
+	if _, err := c.Admit(o); reason(err) != errdefs.ReasonConcurrentLimit {
+		t.Errorf("a 4th unreserved call took a provisioned slot: %v", err)
+	}
+	for i := range 2 {
+		if _, err := c.Admit(p); err != nil {
+			t.Fatalf("provisioned call %d with the unreserved pool full: %v", i, err)
+		}
+	}
+	if _, err := c.Admit(p); reason(err) != errdefs.ReasonConcurrentLimit {
+		t.Errorf("a call beyond provisioned concurrency with the pool full: %v", err)
+	}
+	if u := c.Usage(); u.Concurrent != 5 || u.Unreserved != 3 || u.UnreservedLimit != 3 {
+		t.Errorf("usage = %+v", u)
+	}
+}

@@ -56,6 +56,8 @@ type Server struct {
 	environments func() map[string]int
 	// environmentList lists environments, for the status page.
 	environmentList func() []EnvironmentStatus
+	// provisioned reports provisioning progress; nil: none is made.
+	provisioned ProvisionedStatus
 }
 
 // Body limits per operation: Lambda's for code and payloads; every other
@@ -127,6 +129,8 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET /2015-03-31/event-source-mappings", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
 	s.handle("GET /2015-03-31/event-source-mappings/{$}", op("lambda:ListEventSourceMappings"), s.listEventSourceMappings)
 	s.handle("GET /2019-09-30/functions/{name}/provisioned-concurrency", route{action: "lambda:ListProvisionedConcurrencyConfigs", limit: smallBody, actionFor: provisionedConcurrencyAction}, s.provisionedConcurrencyConfigs)
+	s.handle("PUT /2019-09-30/functions/{name}/provisioned-concurrency", op("lambda:PutProvisionedConcurrencyConfig"), s.putProvisionedConcurrencyConfig)
+	s.handle("DELETE /2019-09-30/functions/{name}/provisioned-concurrency", op("lambda:DeleteProvisionedConcurrencyConfig"), s.deleteProvisionedConcurrencyConfig)
 	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
 	s.handle("PUT "+eic, op("lambda:PutFunctionEventInvokeConfig"), s.putEventInvokeConfig)
 	s.handle("POST "+eic, op("lambda:UpdateFunctionEventInvokeConfig"), s.putEventInvokeConfig)

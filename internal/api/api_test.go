@@ -181,6 +181,8 @@ func operations() []operation {
 		{"lambda:ListEventSourceMappings", "GET", "/2015-03-31/event-source-mappings/", "", nil, 200, ""},
 		{"lambda:ListProvisionedConcurrencyConfigs", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?List=ALL", "", nil, 404, notFound},
 		{"lambda:GetProvisionedConcurrencyConfig", "GET", "/2019-09-30/functions/missing/provisioned-concurrency?Qualifier=1", "", nil, 404, notFound},
+		{"lambda:PutProvisionedConcurrencyConfig", "PUT", "/2019-09-30/functions/missing/provisioned-concurrency?Qualifier=1", "", map[string]any{"ProvisionedConcurrentExecutions": 1}, 404, notFound},
+		{"lambda:DeleteProvisionedConcurrencyConfig", "DELETE", "/2019-09-30/functions/missing/provisioned-concurrency?Qualifier=1", "", nil, 404, notFound},
 		{"lambda:PutFunctionEventInvokeConfig", "PUT", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
 		{"lambda:UpdateFunctionEventInvokeConfig", "POST", eic, "", map[string]any{"MaximumRetryAttempts": 1}, 404, notFound},
 		{"lambda:GetFunctionEventInvokeConfig", "GET", eic, "", nil, 404, notFound},

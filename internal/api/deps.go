@@ -32,6 +32,8 @@ type Functions interface {
 	CreateAlias(ctx context.Context, name string, a model.Alias) (model.Alias, error)
 	UpdateAlias(ctx context.Context, name, alias, revisionID string, mutate func(*model.Alias)) (model.Alias, error)
 	DeleteAlias(ctx context.Context, name, alias string) error
+	PutProvisioned(ctx context.Context, name, qualifier string, n int) (model.ProvisionedConfig, error)
+	DeleteProvisioned(ctx context.Context, name, qualifier string) error
 	PutConcurrency(ctx context.Context, name string, n int) (model.Function, error)
 	DeleteConcurrency(ctx context.Context, name string) error
 	Tag(ctx context.Context, name string, tags map[string]string) (model.Function, error)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"icebox/internal/model"
@@ -57,29 +56,3 @@ func (s *Server) listEventSourceMappings(w http.ResponseWriter, r *http.Request)
 	writeJSON(w, http.StatusOK, map[string][]any{"EventSourceMappings": {}})
 	return nil
 }
-
-// provisionedConcurrencyAction: GetProvisionedConcurrencyConfig and
-// ListProvisionedConcurrencyConfigs share one path; List=ALL tells them
-// apart.
-func provisionedConcurrencyAction(r *http.Request) string {
-	if r.URL.Query().Get("List") == "ALL" {
-		return "lambda:ListProvisionedConcurrencyConfigs"
-	}
-	return "lambda:GetProvisionedConcurrencyConfig"
-}
-
-func (s *Server) provisionedConcurrencyConfigs(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.lookup(r); err != nil {
-		return err
-	}
-	if provisionedConcurrencyAction(r) == "lambda:GetProvisionedConcurrencyConfig" {
-		return errNoProvisionedConcurrency
-	}
-	writeJSON(w, http.StatusOK, map[string][]any{"ProvisionedConcurrencyConfigs": {}})
-	return nil
-}
-
-// errNoProvisionedConcurrency is Lambda's own 404 for a function or
-// qualifier without provisioned concurrency
-// (ProvisionedConcurrencyConfigNotFoundException).
-var errNoProvisionedConcurrency = errors.New("No Provisioned Concurrency Config found for this function")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -268,4 +269,87 @@ func TestQualifiedPermissions(t *testing.T) {
 	}
 	_, err = bob.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live")})
 	wantErr(t, "bob after the removal", err, "AccessDeniedException", 403)
+}
+
+// TestProvisionedConcurrencyAPI: provisioned concurrency on an alias goes
+// IN_PROGRESS → READY as its environments initialize; the first calls find
+// them warm (no Init Duration); the limits and misuses answer as on Lambda.
+func TestProvisionedConcurrencyAPI(t *testing.T) {
+	d := startDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "f", true)
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what, qualifier string
+		n               int32
+		code            string
+		status          int
+	}{
+		{"$LATEST", "$LATEST", 1, "InvalidParameterValueException", 400},
+		{"no such alias", "gone", 1, "ResourceNotFoundException", 404},
+		{"zero", "live", 0, "InvalidParameterValueException", 400},
+		{"the whole account", "live", 100, "InvalidParameterValueException", 400},
+	} {
+		_, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"),
+			Qualifier: aws.String(tc.qualifier), ProvisionedConcurrentExecutions: aws.Int32(tc.n)})
+		wantErr(t, "provisioning "+tc.what, err, tc.code, tc.status)
+	}
+	put, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"),
+		Qualifier: aws.String("live"), ProvisionedConcurrentExecutions: aws.Int32(3)})
+	if err != nil || aws.ToInt32(put.RequestedProvisionedConcurrentExecutions) != 3 {
+		t.Fatalf("put: %+v %v", put, err)
+	}
+	var got *lambda.GetProvisionedConcurrencyConfigOutput
+	for range 500 {
+		if got, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")}); err != nil || got.Status != types.ProvisionedConcurrencyStatusEnumInProgress {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || got.Status != types.ProvisionedConcurrencyStatusEnumReady || aws.ToInt32(got.AvailableProvisionedConcurrentExecutions) != 3 {
+		t.Fatalf("get: %+v %v; want READY with 3 available", got, err)
+	}
+	// With a reservation, provisioned concurrency over all qualifiers stays within it.
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("f"), ReservedConcurrentExecutions: aws.Int32(5)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"),
+		Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(3)})
+	wantErr(t, "provisioning beyond the reservation", err, "InvalidParameterValueException", 400)
+
+	type called struct {
+		out *lambda.InvokeOutput
+		err error
+	}
+	results := make(chan called, 3)
+	for range 3 {
+		go func() {
+			out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live"), LogType: types.LogTypeTail, Payload: []byte(`{}`)})
+			results <- called{out, err}
+		}()
+	}
+	for range 3 {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		tail, _ := base64.StdEncoding.DecodeString(aws.ToString(r.out.LogResult))
+		if strings.Contains(string(tail), "Init Duration") || !strings.Contains(string(tail), "REPORT") {
+			t.Errorf("a call within provisioned concurrency: %q; want a REPORT without Init Duration", tail)
+		}
+	}
+	list, err := c.ListProvisionedConcurrencyConfigs(ctx, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String("f")})
+	if err != nil || len(list.ProvisionedConcurrencyConfigs) != 1 || !strings.HasSuffix(aws.ToString(list.ProvisionedConcurrencyConfigs[0].FunctionArn), ":f:live") {
+		t.Errorf("list: %+v %v", list, err)
+	}
+	if _, err := c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
+	wantErr(t, "after the delete", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+	_, err = c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
+	wantErr(t, "deleting it again", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
 }

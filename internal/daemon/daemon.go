@@ -349,13 +349,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		case fn != nil:
 			d.pool.FunctionChanged(fn.Name, fn.LiveKeys())
 			counter.SetReservation(fn.Name, fn.ReservedConcurrency)
+			d.provision(counter, fn)
 		case old != nil:
 			d.pool.FunctionChanged(old.Name, nil)
 			counter.SetReservation(old.Name, nil)
+			d.provision(counter, &model.Function{Name: old.Name})
 		}
 	})
 	for _, fn := range d.catalog.List() {
 		counter.SetReservation(fn.Name, fn.ReservedConcurrency)
+		d.provision(counter, &fn)
 	}
 	m.WatchAccount(func() (float64, float64) {
 		u := counter.Usage()
@@ -379,6 +382,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		handler.FunctionChanged(nil, &fn)
 	}
 	handler.SetEnvironments(d.pool.Counts)
+	handler.SetProvisionedStatus(func(fn *model.Function) (int, string) {
+		st := d.pool.ProvisionedStatus(fn)
+		return st.Allocated, st.Failure
+	})
 	handler.SetEnvironmentList(func() []api.EnvironmentStatus { return environmentList(d.pool.Snapshot()) })
 	sandboxAPI.SandboxAPI = handler
 	asyncCfg := invoke.AsyncConfig{RetryDelays: cfg.AsyncRetryDelays, AckWait: cfg.AsyncAckWait}
@@ -509,4 +516,22 @@ func environmentList(envs []pool.EnvironmentInfo) []api.EnvironmentStatus {
 			Calls: e.Calls, MemorySizeMB: e.MemoryMB, MaxMemoryUsedMB: e.MaxMemoryBytes >> 20}
 	}
 	return out
+}
+
+// provision hands fn's provisioned concurrency to the admission counter
+// (which keeps it out of the unreserved pool) and the pool (which keeps
+// the environments). An alias's is provisioned on the version it points to.
+func (d *Daemon) provision(counter *admission.Counter, fn *model.Function) {
+	var ps []pool.Provision
+	total := 0
+	for _, pc := range fn.Provisioned {
+		v, err := fn.View(pc.Qualifier)
+		if err != nil {
+			continue
+		}
+		ps = append(ps, pool.Provision{Function: v, Count: pc.Requested})
+		total += pc.Requested
+	}
+	counter.SetProvisioned(fn.Name, total)
+	d.pool.SetProvisioned(fn.Name, ps)
 }

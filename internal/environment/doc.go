@@ -36,7 +36,7 @@
 //	├─► draining             init error, runtime exit, extension crash or init timeout
 //	└─► destroyed            Destroy
 //	idle
-//	├─► frozen               /next with no call waiting: freeze
+//	├─► frozen               /next with no call waiting, or Park after a provisioned init: freeze
 //	├─► busy                 Invoke while the runtime waits in /next
 //	├─► handing-over         Invoke while the runtime is not in /next
 //	├─► draining             the runtime exited, or an extension crashed

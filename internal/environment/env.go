@@ -450,6 +450,19 @@ func (e *Env) dropPoll(token chan *call) {
 	}
 }
 
+// Park freezes an environment whose runtime, its init over, waits in its
+// first /next: one kept initialized ahead of calls (provisioned
+// concurrency), which Next leaves running in case a cold start's event
+// follows. It reports whether the environment is now frozen.
+func (e *Env) Park() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == Idle && e.poll != nil {
+		e.freeze()
+	}
+	return e.state == Frozen
+}
+
 // freeze stops the sandbox of a runtime waiting with nothing to do. It is
 // best effort: an environment that cannot be frozen keeps running, Idle.
 // Preconditions: e.mu held, e.state Idle.

@@ -489,3 +489,35 @@ func TestInfo(t *testing.T) {
 		t.Errorf("after two calls: %+v", in)
 	}
 }
+
+// TestPark: an environment kept initialized ahead of calls is frozen in its
+// first /next; Park refuses an environment whose runtime is not waiting
+// (init running, a call held), and the parked one thaws for its call.
+func TestPark(t *testing.T) {
+	sb := envtest.New()
+	e, out := starting(t, Runtime{Sandbox: sb})
+	if e.Park() {
+		t.Error("parked while initializing")
+	}
+	polls := next(context.Background(), e)
+	if o := recv(t, out, "init"); o.Kind != Ready {
+		t.Fatalf("start: %+v", o)
+	}
+	if !e.Park() || e.State() != Frozen {
+		t.Fatalf("Park after init: state %s", e.State())
+	}
+	if frozen, _, _ := sb.Frozen(); !frozen {
+		t.Error("parked but the sandbox runs")
+	}
+	res := invoke(t, e, "a", time.Minute)
+	if p := recv(t, polls, "the event"); p.err != nil || p.inv.RequestID != "a" {
+		t.Fatalf("/next: %+v", p)
+	}
+	if e.Park() || e.State() != Busy {
+		t.Errorf("Park during a call: state %s", e.State())
+	}
+	e.Respond("a", []byte(`{}`))
+	if o := recv(t, res, "the answer"); o.Kind != Answered {
+		t.Errorf("call on a parked environment: %+v", o)
+	}
+}

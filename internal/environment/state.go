@@ -98,7 +98,7 @@ var transitions = []transition{
 	{AwaitingExtensions, Draining, "init error, runtime exit, extension crash or init timeout"},
 	{AwaitingExtensions, Destroyed, "Destroy"},
 
-	{Idle, Frozen, "/next with no call waiting: freeze"},
+	{Idle, Frozen, "/next with no call waiting, or Park after a provisioned init: freeze"},
 	{Idle, Busy, "Invoke while the runtime waits in /next"},
 	{Idle, HandingOver, "Invoke while the runtime is not in /next"},
 	{Idle, Draining, "the runtime exited, or an extension crashed"},

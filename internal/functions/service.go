@@ -35,6 +35,7 @@ type Config struct {
 	// unreserved minimum.
 	Reservations interface {
 		CheckReservation(name string, r int) error
+		CheckProvisioned(name string, reserved *int, n int) error
 	}
 }
 

@@ -26,6 +26,10 @@ func (r reservations) CheckReservation(name string, n int) error {
 	return nil
 }
 
+func (r reservations) CheckProvisioned(name string, reserved *int, n int) error {
+	return r.CheckReservation(name, n)
+}
+
 func newService(t *testing.T) (*functions.Service, string) {
 	t.Helper()
 	e := enginetest.Embedded(t)

@@ -168,3 +168,47 @@ func (s *Service) UpdateSettings(ctx context.Context, name, q, revisionID string
 	}
 	return updated.View(q)
 }
+
+// PutProvisioned sets the provisioned concurrency of a version or alias q
+// to n, within the function's reservation or the account's unreserved
+// concurrency (over all of the function's qualifiers together).
+func (s *Service) PutProvisioned(ctx context.Context, name, q string, n int) (model.ProvisionedConfig, error) {
+	if q == "" || q == model.LatestVersion {
+		return model.ProvisionedConfig{}, fmt.Errorf("Provisioned Concurrency Configs cannot be applied to unpublished function versions.: %w", errdefs.ErrInvalid)
+	}
+	if n < 1 {
+		return model.ProvisionedConfig{}, fmt.Errorf("1 validation error detected: Value '%d' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1: %w", n, errdefs.ErrInvalid)
+	}
+	pc := model.ProvisionedConfig{Qualifier: q, Requested: n, LastModified: time.Now().UTC()}
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if _, err := f.View(q); err != nil {
+			return fmt.Errorf("Function not found: %s:%s: %w", name, q, errdefs.ErrNotFound)
+		}
+		total := n
+		for _, other := range f.Provisioned {
+			if other.Qualifier != q {
+				total += other.Requested
+			}
+		}
+		if err := s.cfg.Reservations.CheckProvisioned(name, f.ReservedConcurrency, total); err != nil {
+			return err
+		}
+		f.Provisioned = slices.DeleteFunc(f.Provisioned, func(p model.ProvisionedConfig) bool { return p.Qualifier == q })
+		f.Provisioned = append(f.Provisioned, pc)
+		return nil
+	})
+	return pc, err
+}
+
+// DeleteProvisioned removes the provisioned concurrency of q; ErrNotFound
+// when it has none.
+func (s *Service) DeleteProvisioned(ctx context.Context, name, q string) error {
+	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if f.ProvisionedFor(q) == nil {
+			return fmt.Errorf("No Provisioned Concurrency Config found for this function: %w", errdefs.ErrNotFound)
+		}
+		f.Provisioned = slices.DeleteFunc(f.Provisioned, func(p model.ProvisionedConfig) bool { return p.Qualifier == q })
+		return nil
+	})
+	return err
+}

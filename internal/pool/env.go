@@ -29,6 +29,9 @@ type env struct {
 	api       *runtimeapi.Server
 	log       LogWriter
 	logging   *model.LoggingConfig
+	// provision owns the environment when it is a provisioned one; guarded
+	// by the pool's mu.
+	provision *provision
 	// retireAt is when the environment stops taking calls because its
 	// credentials would expire during one; zero means never.
 	retireAt time.Time

@@ -20,6 +20,12 @@ import (
 // runtime's SDK could not be installed.
 const ErrorTypeSDKUnavailable = "Runtime.SDKUnavailable"
 
+// Lambda's AWS_LAMBDA_INITIALIZATION_TYPE values icebox uses.
+const (
+	initOnDemand    = "on-demand"
+	initProvisioned = "provisioned-concurrency"
+)
+
 // bootstrapPaths are where a provided runtime's entry point may be, in order.
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 
@@ -75,7 +81,7 @@ func extensionsIn(optDir string) []string {
 // envVars builds the runtime's environment: Lambda's variables plus the
 // user's. TZ, LANG, PATH, LD_LIBRARY_PATH, the X-Ray variables and
 // PYTHONPATH are defaults the user may override, as on Lambda.
-func envVars(fn *model.Function, region, logStream string, creds auth.Credentials) []string {
+func envVars(fn *model.Function, region, logStream, initType string, creds auth.Credentials) []string {
 	vars := map[string]string{
 		"TZ":                       ":UTC",
 		"LANG":                     "en_US.UTF-8",
@@ -97,7 +103,7 @@ func envVars(fn *model.Function, region, logStream string, creds auth.Credential
 		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_FUNCTION_VERSION":     fn.VersionName(),
-		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  initType,
 		"AWS_LAMBDA_LOG_GROUP_NAME":       fn.Logging.Group(fn.Name),
 		"AWS_LAMBDA_LOG_FORMAT":           fn.Logging.Format(),
 		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,

@@ -33,7 +33,7 @@ func TestLoggingEnvironment(t *testing.T) {
 	} {
 		fn := function("f")
 		fn.Runtime, fn.Logging = tc.runtime, tc.logging
-		env := envVars(&fn, "us-east-1", "stream", auth.Credentials{})
+		env := envVars(&fn, "us-east-1", "stream", initOnDemand, auth.Credentials{})
 		for _, w := range tc.want {
 			if !slices.Contains(env, w) {
 				t.Errorf("%s %+v: no %s in %v", tc.runtime, tc.logging, w, env)
@@ -48,7 +48,7 @@ func TestLoggingEnvironment(t *testing.T) {
 	// A user's own PATH and X-Ray settings win, as on Lambda.
 	fn := function("f")
 	fn.Environment = map[string]string{"PATH": "/mine", "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR"}
-	env := envVars(&fn, "us-east-1", "stream", auth.Credentials{})
+	env := envVars(&fn, "us-east-1", "stream", initOnDemand, auth.Credentials{})
 	if !slices.Contains(env, "PATH=/mine") || !slices.Contains(env, "AWS_XRAY_CONTEXT_MISSING=IGNORE_ERROR") {
 		t.Errorf("user overrides lost: %v", env)
 	}

@@ -140,6 +140,7 @@ type Pool struct {
 	current  map[string]string // config slot (model.ConfigSlot) → newest config key
 	memoryMB int               // MemorySize of every live environment, summed
 	scaling  map[string]*rate.Limiter
+	prov     map[string]*provision // provisioned environments by config key
 	calls    int // Invoke calls in progress; Close waits for them
 	closed   bool
 }
@@ -152,7 +153,7 @@ func New(cfg Config, f sandbox.Factory, code CodeSource, logs LogSink, m *metric
 	}
 	p := &Pool{cfg: cfg, factory: f, code: code, logs: logs, metrics: m, log: log,
 		stop: make(chan struct{}), reaped: make(chan struct{}),
-		idle: map[string][]*env{}, all: map[*env]struct{}{}, current: map[string]string{}, scaling: map[string]*rate.Limiter{}}
+		idle: map[string][]*env{}, all: map[*env]struct{}{}, current: map[string]string{}, scaling: map[string]*rate.Limiter{}, prov: map[string]*provision{}}
 	go p.reapLoop()
 	return p, nil
 }
@@ -350,6 +351,19 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 	p.mu.Lock()
 	p.current[model.ConfigSlot(key)] = key
 	for {
+		if e = p.takeProvisioned(key); e == nil {
+			break
+		}
+		if !e.life.State().TakesCalls() || e.retired(time.Now()) {
+			p.mu.Unlock()
+			p.destroy(e)
+			p.mu.Lock()
+			continue
+		}
+		p.mu.Unlock()
+		return e, false, nil, nil
+	}
+	for {
 		list := p.idle[key]
 		if len(list) == 0 {
 			break
@@ -369,7 +383,7 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 	}
 	p.mu.Unlock()
 
-	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout, "init")
+	e, failure, err = p.start(ctx, fn, requestID, p.cfg.InitTimeout, "init", initOnDemand)
 	if err != nil || failure == nil {
 		return e, true, nil, err
 	}
@@ -379,15 +393,16 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 	// Lambda does not fail the call on a failed init: it runs init again
 	// inside the invocation, under the function's own timeout.
 	p.log.Info("init failed, retrying within the invocation", "function", fn.Name, "request_id", requestID)
-	e, failure, err = p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second, "invoke")
+	e, failure, err = p.start(ctx, fn, requestID, time.Duration(fn.Timeout)*time.Second, "invoke", initOnDemand)
 	return e, true, failure, err
 }
 
 // start creates an environment and waits for its runtime's init, in phase
 // "init" (the init phase proper) or "invoke" (the second attempt, inside
-// the call: its records go to the call's tail). A failed init's
-// environment is returned in the failure, not destroyed.
-func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, initTimeout time.Duration, phase string) (_ *env, _ *initFailure, err error) {
+// the call: its records go to the call's tail), as an initType one
+// (AWS_LAMBDA_INITIALIZATION_TYPE). A failed init's environment is
+// returned in the failure, not destroyed.
+func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, initTimeout time.Duration, phase, initType string) (_ *env, _ *initFailure, err error) {
 	begin := time.Now()
 	codeDir, err := p.code.CodeDir(ctx, fn)
 	if err != nil {
@@ -440,7 +455,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		MemoryMB:   fn.MemorySize,
 		TmpMB:      fn.EphemeralStorage,
 		Args:       args,
-		Env:        envVars(fn, p.cfg.Region, e.logStream, creds),
+		Env:        envVars(fn, p.cfg.Region, e.logStream, initType, creds),
 	}
 	spec.Extensions = extensionsIn(spec.OptDir)
 	if e.sb, err = p.factory.Create(cctx, spec); err != nil {
@@ -506,6 +521,14 @@ func (p *Pool) observe(from, to environment.State) {
 // it is stale or its runtime is gone.
 func (p *Pool) release(e *env) {
 	p.mu.Lock()
+	if e.provision != nil {
+		kept := e.life.State().TakesCalls() && p.returnProvisioned(e)
+		p.mu.Unlock()
+		if !kept {
+			p.retire(e)
+		}
+		return
+	}
 	if p.closed || p.current[model.ConfigSlot(e.key)] != e.key || len(p.idle[e.key]) >= p.cfg.MaxIdlePerConfig || !e.life.State().TakesCalls() {
 		p.mu.Unlock()
 		p.retire(e)
@@ -544,7 +567,11 @@ func (p *Pool) destroy(e *env) {
 	p.mu.Lock()
 	delete(p.all, e)
 	p.memoryMB -= e.memoryMB
+	refill := p.leaveProvision(e)
 	p.mu.Unlock()
+	if refill != nil {
+		go p.fill(refill)
+	}
 }
 
 // reserve admits a new environment for fn: within the function's scaling
@@ -654,6 +681,7 @@ func (p *Pool) reapLoop() {
 			return
 		case <-t.C:
 			p.reapIdle(time.Now().Add(-p.cfg.IdleTimeout))
+			p.checkProvisioned(time.Now())
 		}
 	}
 }
@@ -714,6 +742,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		all = append(all, e)
 	}
 	p.idle = map[string][]*env{}
+	p.prov = map[string]*provision{}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, e := range all {
