@@ -141,7 +141,7 @@ type Pool struct {
 	memoryMB int               // MemorySize of every live environment, summed
 	scaling  map[string]*rate.Limiter
 	prov     map[string]*provision // provisioned environments by config key
-	calls    int // Invoke calls in progress; Close waits for them
+	calls    int                   // Invoke calls in progress; Close waits for them
 	closed   bool
 }
 
