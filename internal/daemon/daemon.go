@@ -25,6 +25,7 @@ import (
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/pool"
+	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
 	sblinux "icebox/internal/sandbox/linux"
 	"icebox/internal/store"
@@ -99,6 +100,9 @@ type Config struct {
 	Egress string
 	// EgressAllow opens ranges the "nat" policy refuses (private ranges).
 	EgressAllow []netip.Prefix
+	// Streaming sets the response streaming limits; the zero value is
+	// Lambda's (200 MiB, 6 MiB at full speed, then 2 MiB/s).
+	Streaming runtimeapi.Config
 	// BeforeServe, when set, runs after the listener is open but before the
 	// first request is served (`icebox run` creates its function there, so
 	// no caller ever sees it missing).
@@ -338,7 +342,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,
 		MemoryBudgetMB: cfg.MemoryBudgetMB, ScaleBurst: cfg.ScaleBurst, ScaleRate: cfg.ScaleRate, Runtimes: hostRuntimes,
-		Credentials: d.auth.SessionCredentials, SandboxAPI: sandboxAPI},
+		Credentials: d.auth.SessionCredentials, SandboxAPI: sandboxAPI, RuntimeAPI: cfg.Streaming},
 		factory, d.Functions, logSink{d.logs, cfg.FunctionLog}, m, log); err != nil {
 		return nil, err
 	}

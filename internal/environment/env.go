@@ -495,6 +495,18 @@ func (e *Env) holds(requestID string) bool {
 	return c != nil && c.taken && c.inv.RequestID == requestID && (e.state == Busy || e.state == Draining)
 }
 
+// Stream returns where the call with this request id takes a streamed
+// response: nil when the runtime does not hold that call, or when its
+// caller takes the response buffered.
+func (e *Env) Stream(requestID string) model.ResponseStream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.holds(requestID) {
+		return nil
+	}
+	return e.call.inv.Stream
+}
+
 // Respond is the runtime's /response: the call with this request id is
 // Answered. It reports false if the runtime does not hold that call.
 func (e *Env) Respond(requestID string, payload []byte) bool {

@@ -73,6 +73,9 @@ type Request struct {
 	Type          Type
 	Payload       []byte
 	ClientContext string // base64, as the caller sent it
+	// Stream, when set, takes a response the function streams as it
+	// arrives (InvokeWithResponseStream); RequestResponse and DryRun only.
+	Stream model.ResponseStream
 	// Function, when set, is FunctionName and Qualifier already resolved
 	// (by the API, which resolved them to authorize the call).
 	Function *model.Function
@@ -131,6 +134,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		FunctionARN: fn.QualifiedARN(iv.cfg.Region, iv.cfg.AccountID),
 		Payload:     payload,
 		TraceID:     newTraceID(),
+		Stream:      req.Stream,
 	}
 	if req.ClientContext != "" {
 		cc, err := base64.StdEncoding.DecodeString(req.ClientContext)

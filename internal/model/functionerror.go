@@ -41,6 +41,12 @@ func TimedOutMessage(timeout time.Duration) string {
 	return "Task timed out after " + strconv.FormatFloat(timeout.Seconds(), 'f', 2, 64) + " seconds"
 }
 
+// StreamTooLargeBody is Lambda's error body for a streamed response over
+// its limit (MaxStreamedResponseBytes unless configured otherwise).
+func StreamTooLargeBody(limit int64) []byte {
+	return ErrorBody(ErrorTypeResponseTooLarge, "Response payload size exceeded maximum allowed payload size ("+strconv.FormatInt(limit, 10)+" bytes).")
+}
+
 // ResponseTooLargeBody is Lambda's error body for a response over the limit.
 func ResponseTooLargeBody() []byte {
 	return ErrorBody(ErrorTypeResponseTooLarge, "Response payload size exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseBytes)+" bytes).")

@@ -10,7 +10,32 @@ type Invocation struct {
 	ClientContext string // JSON, already decoded from the caller's base64
 	TraceID       string
 	Deadline      time.Time
+	// Stream, when set, takes a response the runtime streams as it
+	// arrives (InvokeWithResponseStream, function URLs in RESPONSE_STREAM
+	// mode); nil: a streamed response is buffered like any other.
+	Stream ResponseStream
 }
+
+// ResponseStream is the caller's end of a streamed response.
+type ResponseStream interface {
+	// Start is called once, before the first Write, with the content
+	// type the runtime declared.
+	Start(contentType string)
+	// Write passes one piece of the response on, returning once the
+	// caller took it: a slow caller slows the runtime down, nothing piles
+	// up in between. An error means the caller is gone; the rest of the
+	// response is then read and dropped, as Lambda lets a function run
+	// on when its client disconnects.
+	Write(p []byte) (int, error)
+}
+
+// Response streaming limits (Lambda's): a streamed response is at most
+// 200 MiB; its first 6 MiB go out at full speed, the rest at 2 MiB/s.
+const (
+	MaxStreamedResponseBytes = 200 << 20
+	StreamUncappedBytes      = 6 << 20
+	StreamBytesPerSecond     = 2 << 20
+)
 
 // Function error kinds as the X-Amz-Function-Error header carries them.
 const (

@@ -55,6 +55,9 @@ type Config struct {
 	// Credentials issues an environment's execution-role credentials for
 	// the role ARN and function name. Nil: environments get none.
 	Credentials func(roleARN, function string) (auth.Credentials, error)
+	// RuntimeAPI configures each environment's Runtime API server (the
+	// response streaming limits).
+	RuntimeAPI runtimeapi.Config
 	// SandboxAPI, when set, serves icebox's API on each sandbox's API
 	// listener (AWS_ENDPOINT_URL inside the function).
 	SandboxAPI SandboxAPI
@@ -471,7 +474,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	}
 	version := p.cfg.Runtimes.RuntimeVersion(fn.Runtime)
 	e.platform(initStart(fn, phase, version, runtimeVersionARN(p.cfg.Region, version)))
-	e.api = runtimeapi.New(e.life)
+	e.api = runtimeapi.New(e.life, p.cfg.RuntimeAPI)
 	go e.api.Serve(e.sb.Listener())
 	go e.pumpLines(e.sb.Output())
 	go e.pumpFrames(e.sb.Telemetry())

@@ -91,7 +91,7 @@ func FuzzRuntimeAPI(f *testing.F) {
 		for env.State() != environment.Initializing {
 			runtime.Gosched()
 		}
-		h := New(env).http.Handler
+		h := New(env, Config{}).http.Handler
 		if kind&4 == 0 {
 			// Init ends at a first /next, dropped at once; then an event is
 			// handed over and taken.

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/netutil"
 
@@ -35,21 +36,51 @@ type Environment interface {
 	// Respond and Fail answer the event with this request id; false if the
 	// runtime does not hold it (any more). body is Lambda's error body.
 	Respond(requestID string, payload []byte) bool
+	// Stream is where the call with this request id takes a streamed
+	// response; nil if its caller takes it buffered (or the runtime does
+	// not hold it).
+	Stream(requestID string) model.ResponseStream
 	Fail(requestID, errorType string, body []byte) bool
 	// InitError reports the runtime's failed init.
 	InitError(body []byte)
 	Extensions
 }
 
+// Config configures a server. The zero value is Lambda's limits.
+type Config struct {
+	// MaxStreamBytes bounds a streamed response. Default
+	// model.MaxStreamedResponseBytes.
+	MaxStreamBytes int64
+	// StreamUncappedBytes of a streamed response go out at full speed,
+	// the rest at StreamBytesPerSecond. Defaults
+	// model.StreamUncappedBytes and model.StreamBytesPerSecond.
+	StreamUncappedBytes  int64
+	StreamBytesPerSecond int64
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxStreamBytes == 0 {
+		c.MaxStreamBytes = model.MaxStreamedResponseBytes
+	}
+	if c.StreamUncappedBytes == 0 {
+		c.StreamUncappedBytes = model.StreamUncappedBytes
+	}
+	if c.StreamBytesPerSecond == 0 {
+		c.StreamBytesPerSecond = model.StreamBytesPerSecond
+	}
+}
+
 // Server is the Runtime API of one model.
 type Server struct {
+	cfg  Config
 	env  Environment
 	http *http.Server
 }
 
 // New makes a server for one model.
-func New(env Environment) *Server {
-	s := &Server{env: env}
+func New(env Environment, cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, env: env}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.next)
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.response)
@@ -130,6 +161,10 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !s.env.Holds(id) {
 		invalidRequestID(w)
+		return
+	}
+	if strings.EqualFold(r.Header.Get(responseModeHeader), "streaming") {
+		s.streamResponse(w, r, id)
 		return
 	}
 	body, ok, err := readLimited(w, r, model.MaxSyncPayloadBytes)

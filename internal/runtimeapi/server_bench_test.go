@@ -24,7 +24,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	env, sb := environment.New(environment.Config{}), envtest.New()
-	s := New(env)
+	s := New(env, Config{})
 	go s.Serve(l)
 	started := make(chan environment.Outcome, 1)
 	go func() {

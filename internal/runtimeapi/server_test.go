@@ -36,8 +36,9 @@ type harness struct {
 	start  chan environment.Outcome // the outcome of the environment's Start
 }
 
-// serve starts an environment and its server; its init is under way.
-func serve(t *testing.T) *harness {
+// serve starts an environment and its server (cfg, else Lambda's
+// limits); its init is under way.
+func serve(t *testing.T, cfg ...Config) *harness {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +47,7 @@ func serve(t *testing.T) *harness {
 	env := environment.New(environment.Config{})
 	h := &harness{
 		t:      t,
-		s:      New(env),
+		s:      New(env, append(cfg, Config{})[0]),
 		env:    env,
 		sb:     envtest.New(),
 		base:   "http://" + l.Addr().String() + "/2018-06-01",
@@ -81,9 +82,9 @@ func serve(t *testing.T) *harness {
 
 // start is a served environment past its init and a first call, its
 // runtime between calls (not in /next).
-func start(t *testing.T) *harness {
+func start(t *testing.T, cfg ...Config) *harness {
 	t.Helper()
-	h := serve(t)
+	h := serve(t, cfg...)
 	evc := h.next(context.Background())
 	if out := recvOutcome(t, h.start); out.Kind != environment.Ready {
 		t.Fatalf("start: %+v", out)
@@ -540,7 +541,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		env := environment.New(environment.Config{})
 		sb := envtest.New()
-		s := New(env)
+		s := New(env, Config{})
 		served := make(chan error, 1)
 		go func() { served <- s.Serve(l) }()
 		started := make(chan struct{})
