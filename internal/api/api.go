@@ -98,6 +98,7 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("PUT "+fn+"/{name}/configuration", route{action: "lambda:UpdateFunctionConfiguration", limit: maxConfigRequestBytes}, s.updateFunctionConfiguration)
 	s.handle("PUT "+fn+"/{name}/code", code("lambda:UpdateFunctionCode"), s.updateFunctionCode)
 	s.handle("POST "+fn+"/{name}/invocations", route{action: "lambda:InvokeFunction", limit: model.MaxSyncPayloadBytes}, s.invoke)
+	s.handle("POST /2021-11-15/functions/{name}/response-streaming-invocations", route{action: "lambda:InvokeFunction", limit: model.MaxSyncPayloadBytes}, s.invokeWithResponseStream)
 	s.handle("POST "+fn+"/{name}/policy", op("lambda:AddPermission"), s.addPermission)
 	s.handle("GET "+fn+"/{name}/policy", op("lambda:GetPolicy"), s.getPolicy)
 	s.handle("DELETE "+fn+"/{name}/policy/{sid}", op("lambda:RemovePermission"), s.removePermission)

@@ -153,6 +153,7 @@ func operations() []operation {
 		{"lambda:UpdateFunctionConfiguration", "PUT", fn + "/missing/configuration", "", map[string]any{"Timeout": 5}, 404, notFound},
 		{"lambda:UpdateFunctionCode", "PUT", fn + "/missing/code", "", map[string]any{"ZipFile": codeZip()}, 404, notFound},
 		{"lambda:InvokeFunction", "POST", fn + "/missing/invocations", "", map[string]any{}, 404, notFound},
+		{"lambda:InvokeFunction", "POST", "/2021-11-15/functions/missing/response-streaming-invocations", "", map[string]any{}, 404, notFound},
 		{"lambda:AddPermission", "POST", fn + "/missing/policy", "", map[string]any{"StatementId": "s", "Action": "lambda:InvokeFunction", "Principal": "*"}, 404, notFound},
 		{"lambda:GetPolicy", "GET", fn + "/missing/policy", "", nil, 404, notFound},
 		{"lambda:RemovePermission", "DELETE", fn + "/missing/policy/s", "", nil, 404, notFound},

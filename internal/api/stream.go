@@ -1,0 +1,230 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+
+	"icebox/internal/errdefs"
+	"icebox/internal/invoke"
+	"icebox/internal/model"
+)
+
+// streamWriteTimeout bounds one write of a streamed response to its
+// caller: a client that stops reading for this long loses the stream (the
+// function runs on, as on Lambda), so it cannot hold a handler forever.
+const streamWriteTimeout = 30 * time.Second
+
+// invokeWithResponseStream serves InvokeWithResponseStream: the call runs
+// like Invoke's (same admission, concurrency and authorization), and its
+// response reaches the caller as application/vnd.amazon.eventstream
+// events: a PayloadChunk for each piece the runtime streams (one for a
+// buffered response), then InvokeComplete, with the function's error if
+// it failed.
+func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request) error {
+	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
+	switch typ {
+	case "", invoke.RequestResponse, invoke.DryRun:
+	default:
+		return fmt.Errorf("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]: %w", typ, errdefs.ErrInvalid)
+	}
+	tail := r.Header.Get("X-Amz-Log-Type") == "Tail"
+	fn, err := s.lookup(r)
+	if err != nil {
+		return err
+	}
+	req := invoke.Request{
+		FunctionName:  r.PathValue("name"),
+		Qualifier:     r.URL.Query().Get("Qualifier"),
+		Function:      &fn,
+		Type:          typ,
+		Payload:       bodyOf(r),
+		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+	}
+	if typ == invoke.DryRun {
+		res, err := s.invoker.Invoke(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("X-Amz-Executed-Version", res.ExecutedVersion)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+
+	es := newEventStream(w)
+	// The connection outlives the call (keep-alive): its next request
+	// must not inherit the stream's deadline.
+	defer es.rc.SetWriteDeadline(time.Time{})
+	req.Stream = es
+	var res model.Result
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = s.invoker.Invoke(r.Context(), req)
+		es.end()
+	}()
+	es.relay(r, done)
+	if err != nil {
+		if !es.wroteHeader {
+			return err
+		}
+		_, code := classify(err)
+		return es.complete(code, err.Error(), nil)
+	}
+	es.writeHeader()
+	if !es.streamed && res.FunctionError == "" && len(res.Payload) > 0 {
+		if err := es.event("PayloadChunk", "application/octet-stream", res.Payload); err != nil {
+			return nil
+		}
+	}
+	var logs []byte
+	if tail {
+		logs = res.LogTail
+	}
+	code, details := "", ""
+	if res.FunctionError != "" {
+		var body struct{ ErrorType, ErrorMessage string }
+		_ = json.Unmarshal(res.Payload, &body)
+		code, details = body.ErrorType, body.ErrorMessage
+		if code == "" {
+			code, details = res.FunctionError, string(res.Payload)
+		}
+	}
+	_ = es.complete(code, details, logs)
+	return nil
+}
+
+// eventStream is the caller's end of a streamed invocation: the Runtime
+// API's goroutine hands it each piece (model.ResponseStream) and the API
+// handler's goroutine, the only one writing to the client, relays it as a
+// PayloadChunk, then lets the runtime read on. Nothing is buffered in
+// between.
+type eventStream struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	enc *eventstream.Encoder
+
+	pieces  chan []byte   // a piece to relay; the writer waits on acks
+	acks    chan struct{} // the piece was written
+	started chan struct{} // closed by Start
+	ended   chan struct{} // closed when the call is over
+	gone    chan struct{} // closed when the client is gone
+
+	startOnce, endOnce sync.Once
+
+	// Owned by the handler's goroutine.
+	wroteHeader, streamed bool
+}
+
+var _ model.ResponseStream = (*eventStream)(nil)
+
+func newEventStream(w http.ResponseWriter) *eventStream {
+	return &eventStream{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder(),
+		pieces: make(chan []byte), acks: make(chan struct{}), started: make(chan struct{}),
+		ended: make(chan struct{}), gone: make(chan struct{})}
+}
+
+// errStreamClosed is what the runtime's side gets once the client is gone
+// or the call is over.
+var errStreamClosed = errors.New("response stream closed")
+
+// Start is the runtime's side: the stream begins. Its content type is
+// the function's; the event stream's own is what the caller sees.
+func (es *eventStream) Start(string) { es.startOnce.Do(func() { close(es.started) }) }
+
+// Write is the runtime's side: it returns once p was written to the
+// client, or at once if the client is gone or the call over.
+func (es *eventStream) Write(p []byte) (int, error) {
+	select {
+	case es.pieces <- p:
+	case <-es.gone:
+		return 0, errStreamClosed
+	case <-es.ended:
+		return 0, errStreamClosed
+	}
+	select {
+	case <-es.acks:
+		return len(p), nil
+	case <-es.gone:
+		return 0, errStreamClosed
+	}
+}
+
+// end tells both sides the call is over.
+func (es *eventStream) end() { es.endOnce.Do(func() { close(es.ended) }) }
+
+// relay writes the pieces the runtime streams until done (the call is
+// over). A client that goes away is let go: the runtime's pieces are
+// dropped from then on.
+func (es *eventStream) relay(r *http.Request, done <-chan struct{}) {
+	started := es.started
+	for {
+		select {
+		case <-started:
+			started = nil
+			es.streamed = true
+			es.writeHeader()
+		case p := <-es.pieces:
+			err := es.event("PayloadChunk", "application/octet-stream", p)
+			if err != nil {
+				close(es.gone)
+				<-done
+				return
+			}
+			es.acks <- struct{}{}
+		case <-r.Context().Done():
+			close(es.gone)
+			<-done
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
+// writeHeader sends the response's status and headers, once.
+func (es *eventStream) writeHeader() {
+	if es.wroteHeader {
+		return
+	}
+	es.wroteHeader = true
+	h := es.w.Header()
+	h.Set("Content-Type", "application/vnd.amazon.eventstream")
+	h.Set("X-Amz-Executed-Version", model.LatestVersion)
+	es.w.WriteHeader(http.StatusOK)
+}
+
+// event writes one event and flushes it to the client.
+func (es *eventStream) event(typ, contentType string, payload []byte) error {
+	es.writeHeader()
+	_ = es.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	msg := eventstream.Message{Payload: payload}
+	msg.Headers.Set(":event-type", eventstream.StringValue(typ))
+	msg.Headers.Set(":content-type", eventstream.StringValue(contentType))
+	msg.Headers.Set(":message-type", eventstream.StringValue("event"))
+	if err := es.enc.Encode(es.w, msg); err != nil {
+		return err
+	}
+	return es.rc.Flush()
+}
+
+// complete writes the InvokeComplete event that ends every stream.
+func (es *eventStream) complete(code, details string, logs []byte) error {
+	var body struct {
+		ErrorCode    string `json:",omitempty"`
+		ErrorDetails string `json:",omitempty"`
+		LogResult    string `json:",omitempty"`
+	}
+	body.ErrorCode, body.ErrorDetails = code, details
+	if logs != nil {
+		body.LogResult = base64.StdEncoding.EncodeToString(logs)
+	}
+	b, _ := json.Marshal(body)
+	return es.event("InvokeComplete", "application/json", b)
+}
