@@ -57,11 +57,11 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		return nil
 	}
 
-	es := newEventStream(w)
+	es := newEventStream(w, fn.VersionName())
 	// The connection outlives the call (keep-alive): its next request
 	// must not inherit the stream's deadline.
 	defer es.rc.SetWriteDeadline(time.Time{})
-	req.Stream = es
+	req.Stream, req.Routed = es, es.routed
 	var res model.Result
 	done := make(chan struct{})
 	go func() {
@@ -118,17 +118,24 @@ type eventStream struct {
 
 	startOnce, endOnce sync.Once
 
+	// version is the version that runs; set by routed before the call
+	// starts.
+	version string
 	// Owned by the handler's goroutine.
 	wroteHeader, streamed bool
 }
 
 var _ model.ResponseStream = (*eventStream)(nil)
 
-func newEventStream(w http.ResponseWriter) *eventStream {
-	return &eventStream{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder(),
+func newEventStream(w http.ResponseWriter, version string) *eventStream {
+	return &eventStream{w: w, version: version, rc: http.NewResponseController(w), enc: eventstream.NewEncoder(),
 		pieces: make(chan []byte), acks: make(chan struct{}), started: make(chan struct{}),
 		ended: make(chan struct{}), gone: make(chan struct{})}
 }
+
+// routed learns the version that runs (a weighted alias's pick), before
+// the call starts and so before any header is written.
+func (es *eventStream) routed(version string) { es.version = version }
 
 // errStreamClosed is what the runtime's side gets once the client is gone
 // or the call is over.
@@ -196,7 +203,7 @@ func (es *eventStream) writeHeader() {
 	es.wroteHeader = true
 	h := es.w.Header()
 	h.Set("Content-Type", "application/vnd.amazon.eventstream")
-	h.Set("X-Amz-Executed-Version", model.LatestVersion)
+	h.Set("X-Amz-Executed-Version", es.version)
 	es.w.WriteHeader(http.StatusOK)
 }
 

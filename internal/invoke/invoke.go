@@ -76,6 +76,10 @@ type Request struct {
 	// Stream, when set, takes a response the function streams as it
 	// arrives (InvokeWithResponseStream); RequestResponse and DryRun only.
 	Stream model.ResponseStream
+	// Routed, when set, is told the version that runs before the call
+	// starts (a weighted alias picks one per call): a streamed response
+	// names it before the function answers.
+	Routed func(version string)
 	// Function, when set, is FunctionName and Qualifier already resolved
 	// (by the API, which resolved them to authorize the call).
 	Function *model.Function
@@ -128,6 +132,9 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 	}
 	if req.RequestID == "" {
 		req.RequestID = model.NewUUID()
+	}
+	if req.Routed != nil {
+		req.Routed(fn.VersionName())
 	}
 	inv := &model.Invocation{
 		RequestID:   req.RequestID,
