@@ -57,6 +57,10 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		return nil
 	}
 
+	// The invocation's request id, known before it runs: the headers may
+	// go out before it ends.
+	req.RequestID = model.NewUUID()
+	w.Header().Set("x-amzn-RequestId", req.RequestID)
 	es := newEventStream(w, fn.VersionName())
 	// The connection outlives the call (keep-alive): its next request
 	// must not inherit the stream's deadline.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -161,7 +162,7 @@ func TestInvokeWithResponseStreamDeliversPiecesAsWritten(t *testing.T) {
 		t.Fatalf("payload %q, error %v; want the five pieces and no error", got.String(), aws.ToString(done.Value.ErrorCode))
 	}
 	logs, _ := base64.StdEncoding.DecodeString(aws.ToString(done.Value.LogResult))
-	if !strings.Contains(string(logs), "REPORT RequestId:") {
+	if rid, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata); !ok || !strings.Contains(string(logs), "REPORT RequestId: "+rid) {
 		t.Errorf("LogResult %q has no REPORT line", logs)
 	}
 	for range events {
@@ -317,4 +318,3 @@ func TestInvokeWithResponseStreamSlowReader(t *testing.T) {
 		t.Fatalf("read %d bytes (%v), want the whole 64 MiB stream and its framing", total, err)
 	}
 }
-
