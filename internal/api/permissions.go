@@ -23,6 +23,10 @@ type addPermissionInput struct {
 	// FunctionUrlAuthType limits the statement to calls through function
 	// URLs of that auth type (condition lambda:FunctionUrlAuthType).
 	FunctionURLAuthType string `json:"FunctionUrlAuthType"`
+	// InvokedViaFunctionUrl limits an InvokeFunction statement to calls
+	// made through a function URL (condition lambda:InvokedViaFunctionUrl):
+	// left out, the statement would grant every caller it names.
+	InvokedViaFunctionURL bool `json:"InvokedViaFunctionUrl"`
 }
 
 // Patterns are compiled on first use, not at package init: every sandbox's
@@ -79,6 +83,9 @@ func (in addPermissionInput) statement(resource string) (policy.Statement, error
 	}
 	if len(equals) > 0 {
 		cond["StringEquals"] = equals
+	}
+	if in.InvokedViaFunctionURL {
+		cond["Bool"] = map[string]policy.Values{"lambda:InvokedViaFunctionUrl": {"true"}}
 	}
 	if len(cond) > 0 {
 		st.Condition = cond

@@ -377,3 +377,25 @@ func TestFunctionURLOnAlias(t *testing.T) {
 		t.Errorf("$LATEST URL after the alias went: %d %s", resp.StatusCode, raw)
 	}
 }
+
+// AddPermission's InvokedViaFunctionUrl limits an InvokeFunction statement
+// to calls through a URL: it does not let the principal call Invoke.
+func TestInvokedViaFunctionURLStatement(t *testing.T) {
+	d := startURLDaemon(t)
+	getJSON(t, d, "POST", "/2015-03-31/functions", createBody("f", nil), 201, nil)
+	bob := user(t, d, "bob")
+	var out struct{ Statement string }
+	getJSON(t, d, "POST", "/2015-03-31/functions/f/policy", map[string]any{"StatementId": "via-url", "Action": "lambda:InvokeFunction",
+		"Principal": "arn:aws:iam::000000000000:user/bob", "InvokedViaFunctionUrl": true}, 201, &out)
+	if !strings.Contains(out.Statement, `"Bool":{"lambda:InvokedViaFunctionUrl":"true"}`) {
+		t.Errorf("statement: %s", out.Statement)
+	}
+	if a := call(t, d, bob, "POST", "/2015-03-31/functions/f/invocations", "", map[string]any{}); a.status != 403 {
+		t.Errorf("Invoke under a URL-only statement: %d %s", a.status, a.code)
+	}
+	getJSON(t, d, "POST", "/2015-03-31/functions/f/policy", map[string]any{"StatementId": "any", "Action": "lambda:InvokeFunction",
+		"Principal": "arn:aws:iam::000000000000:user/bob"}, 201, nil)
+	if a := call(t, d, bob, "POST", "/2015-03-31/functions/f/invocations", "", map[string]any{}); a.status != 200 {
+		t.Errorf("Invoke under a plain statement: %d %s %s", a.status, a.code, a.msg)
+	}
+}

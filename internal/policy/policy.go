@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -295,7 +296,10 @@ func sessionRole(principal string) string {
 }
 
 var conditions = map[string]func(want Values, got string) bool{
-	"StringEquals":    func(w Values, g string) bool { return contains(w, g) },
+	"StringEquals": func(w Values, g string) bool { return contains(w, g) },
+	"Bool": func(w Values, g string) bool {
+		return slices.ContainsFunc(w, func(v string) bool { return strings.EqualFold(v, g) })
+	},
 	"StringNotEquals": func(w Values, g string) bool { return !contains(w, g) },
 	"StringLike":      func(w Values, g string) bool { return anyMatch(w, g, false) },
 	"ArnLike":         func(w Values, g string) bool { return anyMatch(w, g, false) },
