@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"icebox/internal/console"
 	"icebox/internal/errdefs"
 	"icebox/internal/logs"
 	"icebox/internal/model"
@@ -44,6 +45,7 @@ type Server struct {
 	auth       Identities
 	account    Account
 	logsAPI    http.Handler
+	console    *console.Console
 	log        *slog.Logger
 	mux        *http.ServeMux
 	bodyBudget *budget
@@ -84,7 +86,8 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	}
 	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux(),
 		bodyBudget: &budget{limit: cfg.BodyBudget}, conns: newConnGuard(cfg.MaxUnauthenticated),
-		urlConns: newConnGuard(cfg.MaxUnauthenticated), urls: urlIndex{byID: map[string]string{}}}
+		urlConns: newConnGuard(cfg.MaxUnauthenticated), urls: urlIndex{byID: map[string]string{}},
+		console: console.New(console.Config{Region: cfg.Region, NoAuth: cfg.NoAuth}, authority)}
 	op := func(action string) route { return route{action: action, limit: smallBody} }
 	code := func(action string) route { return route{action: action, limit: maxCodeRequestBytes} }
 	const fn = "/2015-03-31/functions"
@@ -152,6 +155,9 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 			return nil
 		})
 	}
+	// The web console: its page, assets and session (console.go).
+	s.mux.HandleFunc("/console/", s.serveConsole)
+	s.mux.HandleFunc("POST /console/api/sign-in", s.consoleSignIn)
 	// Everything else: CloudWatch Logs calls (POST / with their target),
 	// or an unknown operation, answered once the caller is authenticated.
 	s.mux.HandleFunc("/", s.other)

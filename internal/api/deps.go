@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"icebox/internal/auth"
+	"icebox/internal/console"
 	"icebox/internal/functions"
 	"icebox/internal/invoke"
 	"icebox/internal/model"
@@ -64,6 +65,7 @@ type Identities interface {
 	PutRole(ctx context.Context, name string, doc policy.Document) (auth.Role, error)
 	ListRoles() []auth.Role
 	DeleteRole(ctx context.Context, name string) error
+	console.Sessions
 }
 
 var (

@@ -17,7 +17,8 @@ import (
 )
 
 // Every request passes one pipeline (handle): route, check the signature's
-// claims from the headers, read the body once (bounded by the operation's
+// claims from the headers (or the console session, for a call without a
+// signature that carries the console's cookie), read the body once (bounded by the operation's
 // limit and the daemon's budgets), verify the signature over it, authorize
 // the caller once on the resource, run the handler. /metrics (unless
 // MetricsAuth, and never for a sandbox) and presigned code downloads are
@@ -112,9 +113,19 @@ func (s *Server) handle(pattern string, rt route, h handler) {
 // caller, and a release for the body's budget once the handler is done.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *http.Request, release func(), err error) {
 	var claim *auth.Claim
+	var session *auth.Identity
 	if !s.cfg.NoAuth && !s.public(r) {
-		if claim, err = s.auth.Check(r); err != nil {
+		// A console call carries its session cookie instead of a signature.
+		id, ok, err := s.console.Authenticate(r)
+		switch {
+		case err != nil:
 			return r, nil, err
+		case ok:
+			session = &id
+		default:
+			if claim, err = s.auth.Check(r); err != nil {
+				return r, nil, err
+			}
 		}
 	}
 	body, err := s.readBody(w, r, rt.limit, rt.tooLarge(r))
@@ -129,6 +140,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (_ *htt
 			return r, nil, err
 		}
 		c.signed = true
+	}
+	if session != nil {
+		c.id, c.signed = *session, true
+	}
+	if c.signed {
 		s.conns.authenticated(r.Context())
 	}
 	if ref := r.PathValue("name"); ref != "" {

@@ -61,6 +61,9 @@ type Identity struct {
 	Root bool
 	// Policies are the caller's identity policies.
 	Policies []policy.Document
+	// AccessKeyID is the long-term access key (root's or a user's) the
+	// caller signed with; empty for a role session.
+	AccessKeyID string
 }
 
 // AccessKey is a long-term credential for a named user.
@@ -270,16 +273,11 @@ func (a *Authority) lookup(sig *signature) (Identity, string, error) {
 	if sig.SessionToken != "" || strings.HasPrefix(sig.AccessKeyID, "ASIA") {
 		return a.session(sig.AccessKeyID, sig.SessionToken)
 	}
-	if sig.AccessKeyID == a.cfg.RootAccessKeyID {
-		return Identity{ARN: "arn:aws:iam::" + a.cfg.AccountID + ":root", Root: true}, a.cfg.RootSecretAccessKey, nil
-	}
-	a.mu.RLock()
-	ak, ok := a.keys[sig.AccessKeyID]
-	a.mu.RUnlock()
+	id, secret, ok := a.longTermIdentity(sig.AccessKeyID)
 	if !ok {
 		return Identity{}, "", unknownKey
 	}
-	return Identity{ARN: a.UserARN(ak.UserName), Policies: []policy.Document{ak.Policy}}, ak.SecretAccessKey, nil
+	return id, secret, nil
 }
 
 // UserARN is the ARN of the user called name.

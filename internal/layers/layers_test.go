@@ -29,6 +29,7 @@ var rank = map[string]int{
 	"icebox/internal/logs":          3,
 	"icebox/internal/environment":   3,
 	"icebox/internal/pool":          4,
+	"icebox/internal/console":       4,
 	"icebox/internal/invoke":        5,
 	"icebox/internal/functions":     5,
 	"icebox/internal/api":           6,
