@@ -16,6 +16,7 @@ import (
 const (
 	RowColdStart    = "cold_start"
 	RowWarmInvoke   = "warm_invoke"
+	RowWarmURL      = "warm_url"
 	RowEnvRate      = "env_create_rate"
 	RowThaw         = "thaw"
 	RowFreeze       = "freeze"

@@ -81,6 +81,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	rep.Rows = append(rep.Rows, warm)
 
+	r.progress("warm function URL calls: %d sequential", cfg.WarmCalls)
+	warmURL, err := r.measureWarmURL(ctx, cfg.WarmCalls)
+	if err != nil {
+		return nil, fmt.Errorf("warm function URL call: %w", err)
+	}
+	rep.Rows = append(rep.Rows, warmURL)
+
 	for _, c := range cfg.Concurrency {
 		r.progress("throughput at concurrency %d for %v", c, cfg.ThroughputTime)
 		row, point, err := r.measureThroughput(ctx, c)

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 var smokeLimits = map[string]float64{
 	RowColdStart:     50,  // cold start p50 over exec + round trip (seen ≤ 8 under -race)
 	RowWarmInvoke:    150, // warm invoke p50 over the bare echo (seen ≤ 50 under -race)
+	RowWarmURL:       150, // warm function URL call p50 over the bare echo
 	ThroughputRow(1): 150, // echo calls/s over invokes/s
 	ThroughputRow(8): 300,
 	RowEnvRate:       300, // fork+exec/s over environments/s
@@ -71,7 +72,7 @@ func TestSmokeBench(t *testing.T) {
 	t.Logf("\n%s", table.String())
 
 	// Every row is there, measured, with a floor.
-	want := []string{RowColdStart, RowWarmInvoke, ThroughputRow(1), ThroughputRow(8), RowEnvRate, RowThaw, RowFreeze, RowMemoryPerEnv}
+	want := []string{RowColdStart, RowWarmInvoke, RowWarmURL, ThroughputRow(1), ThroughputRow(8), RowEnvRate, RowThaw, RowFreeze, RowMemoryPerEnv}
 	var js bytes.Buffer
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
