@@ -24,6 +24,10 @@ const { RuntimeError, toResponse } = require('./errors.cjs');
 const { load, setModulePaths } = require('./loader.cjs');
 const { patchConsole, setRequestId } = require('./logging.cjs');
 const rapid = require('./rapid.cjs');
+const streaming = require('./streaming.cjs');
+
+// Lambda's global for streaming handlers, there before the handler loads.
+globalThis.awslambda = { streamifyResponse: streaming.streamifyResponse, HttpResponseStream: streaming.HttpResponseStream };
 
 const env = process.env;
 
@@ -57,7 +61,7 @@ function crash(what, err, code) {
   let report = Promise.resolve();
   if (current && !current.done) {
     current.done = true;
-    report = rapid.fail(current.id, body);
+    report = current.report ? current.report(body) : rapid.fail(current.id, body);
   } else if (!initDone) {
     report = rapid.initFail(body);
   }
@@ -166,6 +170,7 @@ function invoke(res) {
   } catch (err) {
     return fail(err);
   }
+  if (streaming.isStreaming(handler)) return invokeStreaming(call, event, context);
   try {
     const out = handler(event, context, callback);
     if (out !== null && typeof out === 'object' && typeof out.then === 'function') {
@@ -174,6 +179,52 @@ function invoke(res) {
   } catch (err) {
     fail(err);
   }
+}
+
+// invokeStreaming runs a streamifyResponse handler: what it writes goes
+// out as it writes it; it ends when its promise settles, and the stream
+// must be ended by then ("Response stream is not finished." otherwise).
+// A failure ends the stream with the error in its trailers.
+function invokeStreaming(call, event, context) {
+  onEmptyLoop = undefined;
+  const { stream, answered, fail } = streaming.open(call.id, handler);
+  call.report = (body) => {
+    fail(body);
+    return answered;
+  };
+  // The call is over once the Runtime API has answered the stream (or
+  // hung up on it, past the size limit), whatever the handler still does.
+  answered.catch(() => {}).finally(() => {
+    call.done = true;
+    current = undefined;
+    nextInvocation();
+  });
+  const finish = (failed, err) => {
+    if (call.done) return;
+    call.done = true;
+    if (failed) {
+      const body = toResponse(err);
+      console.error('Invoke Error', JSON.stringify(body));
+      fail(body);
+    }
+  };
+  let out;
+  try {
+    out = handler(event, stream, context);
+  } catch (err) {
+    return finish(true, err);
+  }
+  if (out === null || typeof out !== 'object' || typeof out.then !== 'function') {
+    return finish(true, new Error('Streaming does not support non-async handlers.'));
+  }
+  out.then(
+    (result) => {
+      if (result !== undefined) console.warn('Streaming handlers ignore return values.');
+      if (!stream.writableEnded) finish(true, new Error('Response stream is not finished.'));
+      else finish(false);
+    },
+    (err) => finish(true, err),
+  );
 }
 
 // send posts a result (JSON-encoded; undefined becomes null) or an error.

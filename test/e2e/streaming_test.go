@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"icebox/internal/daemon"
+	"icebox/internal/runtimeapi"
+)
+
+// Response streaming end to end: Node.js handlers written with
+// awslambda.streamifyResponse, run by icebox's runtime client, read with
+// aws-sdk-go-v2 and boto3. Streams are capped at 40 MiB and not paced
+// here, to keep the test short; internal/runtimeapi tests Lambda's 200 MiB
+// and 2 MiB/s.
+
+// streamed is one InvokeWithResponseStream call as the SDK delivered it.
+type streamed struct {
+	chunks     [][]byte
+	receivedAt []time.Time // when each chunk reached the client
+	complete   *types.InvokeWithResponseStreamCompleteEvent
+}
+
+func (s *streamed) payload() []byte { return bytes.Join(s.chunks, nil) }
+
+func (s *server) stream(ctx context.Context, name string) streamed {
+	s.t.Helper()
+	out, err := s.client.InvokeWithResponseStream(ctx, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String(name), Payload: []byte(`{}`)})
+	if err != nil {
+		s.t.Fatalf("InvokeWithResponseStream %s: %v", name, err)
+	}
+	es := out.GetStream()
+	defer es.Close()
+	var r streamed
+	for ev := range es.Events() {
+		switch ev := ev.(type) {
+		case *types.InvokeWithResponseStreamResponseEventMemberPayloadChunk:
+			r.chunks = append(r.chunks, ev.Value.Payload)
+			r.receivedAt = append(r.receivedAt, time.Now())
+		case *types.InvokeWithResponseStreamResponseEventMemberInvokeComplete:
+			r.complete = &ev.Value
+		}
+	}
+	if err := es.Err(); err != nil {
+		s.t.Fatalf("%s: event stream: %v", name, err)
+	}
+	if r.complete == nil {
+		s.t.Fatalf("%s: no InvokeComplete", name)
+	}
+	return r
+}
+
+// chunkLine is what stream.chunks writes per chunk.
+type chunkLine struct {
+	I         int   `json:"i"`
+	WrittenMs int64 `json:"writtenMs"`
+}
+
+func parseChunks(t *testing.T, payload string) []chunkLine {
+	t.Helper()
+	var lines []chunkLine
+	for _, l := range strings.Split(strings.TrimSpace(payload), "\n") {
+		var c chunkLine
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("chunk line %q: %v", l, err)
+		}
+		lines = append(lines, c)
+	}
+	if len(lines) != 5 {
+		t.Fatalf("%d chunk lines, want 5: %q", len(lines), payload)
+	}
+	return lines
+}
+
+func TestNodeResponseStreaming(t *testing.T) {
+	needNode(t)
+	s := startServer(t, func(c *daemon.Config) {
+		c.Streaming = runtimeapi.Config{MaxStreamBytes: 40 << 20, StreamBytesPerSecond: 1 << 40}
+	})
+	for _, h := range []string{"chunks", "big", "fails", "unfinished", "forever", "trickle"} {
+		s.createNode("stream-"+h, "stream."+h, func(in *lambda.CreateFunctionInput) {
+			in.MemorySize = aws.Int32(256)
+			if h == "trickle" {
+				in.Timeout = aws.Int32(1)
+			}
+		})
+	}
+	ctx := context.Background()
+
+	t.Run("first chunk before the last is written (aws-sdk-go-v2)", func(t *testing.T) {
+		r := s.stream(ctx, "stream-chunks")
+		lines := parseChunks(t, string(r.payload()))
+		if len(r.chunks) != 5 || r.complete.ErrorCode != nil {
+			t.Fatalf("%d chunks, error %v; want 5 and none", len(r.chunks), aws.ToString(r.complete.ErrorCode))
+		}
+		if first, last := r.receivedAt[0], time.UnixMilli(lines[4].WrittenMs); !first.Before(last) {
+			t.Errorf("the first chunk arrived at %v, after the last was written at %v", first, last)
+		}
+	})
+
+	t.Run("first chunk before the last is written (boto3)", func(t *testing.T) {
+		run := boto3(t)
+		var r struct {
+			Status          int
+			ExecutedVersion string
+			Chunks          []struct {
+				ReceivedMs float64
+				Payload    string
+			}
+			Complete map[string]string
+		}
+		out := run("testdata/boto_stream.py", s.url, "stream-chunks")
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("boto_stream.py printed %q: %v", out, err)
+		}
+		var all strings.Builder
+		for _, c := range r.Chunks {
+			all.WriteString(c.Payload)
+		}
+		lines := parseChunks(t, all.String())
+		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) != 5 || r.Complete["ErrorCode"] != "" ||
+			!strings.Contains(r.Complete["LogResult"], "REPORT RequestId:") {
+			t.Fatalf("boto3 saw %+v", r)
+		}
+		if first, last := r.Chunks[0].ReceivedMs, float64(lines[4].WrittenMs); first >= last {
+			t.Errorf("the first chunk arrived at %.0f ms, after the last was written at %.0f ms", first, last)
+		}
+	})
+
+	t.Run("30 MiB arrive whole", func(t *testing.T) {
+		r := s.stream(ctx, "stream-big")
+		p := r.payload()
+		if r.complete.ErrorCode != nil || len(p) != 30<<20 {
+			t.Fatalf("%d bytes, error %v %v; want 30 MiB", len(p), aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+		for i, b := range p {
+			if b != byte(i%251) {
+				t.Fatalf("byte %d is %d, want %d", i, b, i%251)
+			}
+		}
+	})
+
+	t.Run("an error thrown mid-stream", func(t *testing.T) {
+		r := s.stream(ctx, "stream-fails")
+		if string(r.payload()) != "partial " || aws.ToString(r.complete.ErrorCode) != "TypeError" || aws.ToString(r.complete.ErrorDetails) != "boom mid-stream" {
+			t.Fatalf("payload %q, InvokeComplete %s / %s; want the partial output then TypeError / boom mid-stream",
+				r.payload(), aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+	})
+
+	t.Run("a stream the handler does not end", func(t *testing.T) {
+		r := s.stream(ctx, "stream-unfinished")
+		if aws.ToString(r.complete.ErrorCode) != "Error" || aws.ToString(r.complete.ErrorDetails) != "Response stream is not finished." {
+			t.Fatalf("InvokeComplete %s / %s, want Error / Response stream is not finished.", aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+	})
+
+	t.Run("a function streaming past the limit is cut off and its environment goes on", func(t *testing.T) {
+		r := s.stream(ctx, "stream-forever")
+		if aws.ToString(r.complete.ErrorCode) != "Function.ResponseSizeTooLarge" || len(r.payload()) > 40<<20 {
+			t.Fatalf("%d bytes, InvokeComplete %s / %s; want at most 40 MiB and Function.ResponseSizeTooLarge",
+				len(r.payload()), aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+		r = s.stream(ctx, "stream-forever")
+		if aws.ToString(r.complete.ErrorCode) != "Function.ResponseSizeTooLarge" {
+			t.Fatalf("second call: InvokeComplete %s / %s", aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+	})
+
+	t.Run("a timeout mid-stream", func(t *testing.T) {
+		r := s.stream(ctx, "stream-trickle")
+		if len(r.chunks) == 0 || aws.ToString(r.complete.ErrorCode) != "Sandbox.Timedout" || !strings.Contains(aws.ToString(r.complete.ErrorDetails), "Task timed out after 1.00 seconds") {
+			t.Fatalf("%d chunks, InvokeComplete %s / %s; want some ticks then Sandbox.Timedout", len(r.chunks), aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+	})
+
+	t.Run("a client gone mid-stream", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		out, err := s.client.InvokeWithResponseStream(cctx, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String("stream-chunks"), Payload: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-out.GetStream().Events()
+		cancel()
+		out.GetStream().Close()
+		for range out.GetStream().Events() {
+		}
+		// The function streams on to its end; the next call is served.
+		r := s.stream(ctx, "stream-chunks")
+		if len(parseChunks(t, string(r.payload()))) != 5 || r.complete.ErrorCode != nil {
+			t.Fatalf("the call after a client left: %q, error %v", r.payload(), aws.ToString(r.complete.ErrorCode))
+		}
+	})
+
+	t.Run("Invoke gets a streamed response whole", func(t *testing.T) {
+		out := s.invoke("stream-chunks", map[string]any{})
+		if out.FunctionError != nil {
+			t.Fatalf("function error %s: %s", *out.FunctionError, out.Payload)
+		}
+		parseChunks(t, string(out.Payload))
+	})
+}
