@@ -141,6 +141,16 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("GET "+eic, op("lambda:GetFunctionEventInvokeConfig"), s.getEventInvokeConfig)
 	s.handle("DELETE "+eic, op("lambda:DeleteFunctionEventInvokeConfig"), s.deleteEventInvokeConfig)
 	s.handle("GET "+eic+"/list", op("lambda:ListFunctionEventInvokeConfigs"), s.listEventInvokeConfigs)
+	s.handle("POST "+layerVersionsPath, code("lambda:PublishLayerVersion"), s.publishLayerVersion)
+	s.handle("GET "+layerVersionsPath, op("lambda:ListLayerVersions"), s.listLayerVersions)
+	s.handle("GET "+layerVersionPath, op("lambda:GetLayerVersion"), s.getLayerVersion)
+	s.handle("DELETE "+layerVersionPath, op("lambda:DeleteLayerVersion"), s.deleteLayerVersion)
+	s.handle("POST "+layerVersionPath+"/policy", op("lambda:AddLayerVersionPermission"), s.addLayerVersionPermission)
+	s.handle("GET "+layerVersionPath+"/policy", op("lambda:GetLayerVersionPolicy"), s.getLayerVersionPolicy)
+	s.handle("DELETE "+layerVersionPath+"/policy/{sid}", op("lambda:RemoveLayerVersionPermission"), s.removeLayerVersionPermission)
+	s.handle("GET "+layersPath, route{action: "lambda:ListLayers", limit: smallBody, actionFor: layerAction}, s.layers)
+	s.handle("GET "+layersPath+"/{$}", route{action: "lambda:ListLayers", limit: smallBody, actionFor: layerAction}, s.layers)
+	s.handle("GET "+layerContentPath, op("lambda:GetLayerVersion"), s.layerContent)
 	s.handle("GET /icebox/v1/functions/{name}/code", op("lambda:GetFunction"), s.downloadCode)
 	s.handle("GET /icebox/v1/status", op("icebox:GetStatus"), s.status)
 	s.handle("POST /icebox/v1/access-keys", op("icebox:CreateAccessKey"), s.createAccessKey)
@@ -199,8 +209,9 @@ func (s *Server) other(w http.ResponseWriter, r *http.Request) {
 
 // public says whether r is served without a signature: the metrics page
 // (unless MetricsAuth, and never to a sandbox's code, which gets exactly
-// its role's rights), and code downloads carrying the token GetFunction
-// put in their URL (downloadCode checks it).
+// its role's rights), and code and layer downloads carrying the token
+// GetFunction or GetLayerVersion put in their URL (downloadCode and
+// layerContent check it).
 func (s *Server) public(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
@@ -208,7 +219,8 @@ func (s *Server) public(r *http.Request) bool {
 	p := r.URL.Path
 	_, fromSandbox := r.Context().Value(envKey{}).(*sandboxEnv)
 	return (p == "/metrics" && !s.cfg.MetricsAuth && !fromSandbox) ||
-		(strings.HasPrefix(p, "/icebox/v1/functions/") && strings.HasSuffix(p, "/code") && r.URL.Query().Get("token") != "")
+		((strings.HasPrefix(p, "/icebox/v1/functions/") && strings.HasSuffix(p, "/code") ||
+			strings.HasPrefix(p, "/icebox/v1/layers/") && strings.HasSuffix(p, "/content")) && r.URL.Query().Get("token") != "")
 }
 
 // Status is what `icebox status` shows.

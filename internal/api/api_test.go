@@ -136,6 +136,7 @@ var alsoNeeds = map[string][]string{"lambda:CreateFunction": {"iam:PassRole"}}
 
 func operations() []operation {
 	const fn, eic = "/2015-03-31/functions", "/2019-09-25/functions/missing/event-invoke-config"
+	const layer = "/2018-10-31/layer"
 	// The SDKs escape the ARN in a tags path.
 	tags := "/2017-03-31/tags/" + url.PathEscape("arn:aws:lambda:us-east-1:000000000000:function:missing")
 	const notFound = "ResourceNotFoundException"
@@ -190,6 +191,16 @@ func operations() []operation {
 		{"lambda:DeleteFunctionEventInvokeConfig", "DELETE", eic, "", nil, 404, notFound},
 		{"lambda:ListFunctionEventInvokeConfigs", "GET", eic + "/list", "", nil, 404, notFound},
 		{"lambda:GetFunction", "GET", "/icebox/v1/functions/missing/code", "", nil, 404, notFound},
+		{"lambda:PublishLayerVersion", "POST", layer + "s/made/versions", "", map[string]any{"Content": map[string]string{"ZipFile": codeZip()}}, 201, ""},
+		{"lambda:ListLayers", "GET", layer + "s", "", nil, 200, ""},
+		{"lambda:GetLayerVersion", "GET", layer + "s?find=LayerVersion&Arn=arn:aws:lambda:us-east-1:000000000000:layer:missing:1", "", nil, 404, notFound},
+		{"lambda:ListLayerVersions", "GET", layer + "s/missing/versions", "", nil, 200, ""},
+		{"lambda:GetLayerVersion", "GET", layer + "s/missing/versions/1", "", nil, 404, notFound},
+		{"lambda:DeleteLayerVersion", "DELETE", layer + "s/missing/versions/1", "", nil, 204, ""},
+		{"lambda:AddLayerVersionPermission", "POST", layer + "s/missing/versions/1/policy", "", map[string]any{"StatementId": "s", "Action": "lambda:GetLayerVersion", "Principal": "*"}, 404, notFound},
+		{"lambda:GetLayerVersionPolicy", "GET", layer + "s/missing/versions/1/policy", "", nil, 404, notFound},
+		{"lambda:RemoveLayerVersionPermission", "DELETE", layer + "s/missing/versions/1/policy/s", "", nil, 404, notFound},
+		{"lambda:GetLayerVersion", "GET", "/icebox/v1/layers/missing/versions/1/content", "", nil, 404, notFound},
 		{"icebox:GetStatus", "GET", "/icebox/v1/status", "", nil, 200, ""},
 		{"icebox:CreateAccessKey", "POST", "/icebox/v1/access-keys", "", map[string]any{"UserName": "u", "Policy": somePolicy}, 201, ""},
 		{"icebox:ListAccessKeys", "GET", "/icebox/v1/access-keys", "", nil, 200, ""},

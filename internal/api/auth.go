@@ -15,7 +15,8 @@ import (
 )
 
 // authorize decides whether the caller may do action here. The resource is
-// the function named in the path (or, for CreateFunction, in the body).
+// the function named in the path (or, for CreateFunction, in the body), or
+// the layer version (with its policy) or layer a layer path names.
 func (s *Server) authorize(r *http.Request, action string) error {
 	c, ok := callerOf(r)
 	if !ok || c.id.Root {
@@ -34,6 +35,9 @@ func (s *Server) authorize(r *http.Request, action string) error {
 	if q := c.target.fn.Qualifier; c.target.err == nil && q != "" && q != model.LatestVersion {
 		// A version or alias is its own resource, with its own policy.
 		resource = c.target.fn.QualifiedARN(s.cfg.Region, s.cfg.AccountID)
+	}
+	if strings.HasPrefix(r.URL.Path, layersPath) || strings.HasPrefix(r.URL.Path, "/icebox/v1/layers/") {
+		resource, fnPolicy = s.layerResource(r, action)
 	}
 	return s.decide(c.id, action, resource, fnPolicy)
 }

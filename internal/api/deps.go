@@ -43,6 +43,13 @@ type Functions interface {
 	CreateURL(ctx context.Context, name string, u model.FunctionURL) (model.FunctionURL, error)
 	UpdateURL(ctx context.Context, name, qualifier string, change func(*model.FunctionURL)) (model.FunctionURL, error)
 	DeleteURL(ctx context.Context, name, qualifier string) error
+	PublishLayerVersion(ctx context.Context, lv model.LayerVersion, zip []byte) (model.LayerVersion, error)
+	GetLayerVersion(ctx context.Context, name string, version int64) (model.LayerVersion, error)
+	ListLayerVersions(ctx context.Context, name string) ([]model.LayerVersion, error)
+	DeleteLayerVersion(ctx context.Context, name string, version int64) error
+	LayerZip(ctx context.Context, lv model.LayerVersion) ([]byte, error)
+	AddLayerVersionPermission(ctx context.Context, name string, version int64, revisionID string, st policy.Statement) (model.LayerVersion, error)
+	RemoveLayerVersionPermission(ctx context.Context, name string, version int64, sid, revisionID string) error
 }
 
 // Invoker resolves and runs calls.

@@ -90,6 +90,7 @@ type functionConfiguration struct {
 	SnapStart        map[string]string `json:"SnapStart"`
 	LoggingConfig    loggingConfig     `json:"LoggingConfig"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
+	Layers           []functionLayer   `json:"Layers,omitempty"`
 
 	// icebox applies every change before it answers: a function is Active
 	// and its last update Successful as soon as a call returns, so the
@@ -132,6 +133,7 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 	if fn.DeadLetterTarget != "" {
 		c.DeadLetterConfig = &deadLetterConfig{TargetArn: fn.DeadLetterTarget}
 	}
+	c.Layers = layersOut(fn.Layers)
 	return c
 }
 
@@ -200,6 +202,9 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err == nil {
 		err = s.authorizePassRole(r, fn.Role)
+	}
+	if err == nil && len(in.Layers) > 0 {
+		fn.Layers, err = s.functionLayers(r, in.Layers)
 	}
 	if err == nil && len(fn.Tags) > 0 {
 		err = s.authorizeOn(r, "lambda:TagResource", fn.Name, nil)
@@ -435,6 +440,11 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 			err = s.authorizeLogGroup(r, next)
 		}
 	}
+	// Layers given replace the function's; an empty list removes them.
+	var layers []model.FunctionLayer
+	if err == nil && in.Layers != nil {
+		layers, err = s.functionLayers(r, in.Layers)
+	}
 	if err != nil {
 		return err
 	}
@@ -456,6 +466,9 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		}
 		if in.EphemeralStorage != nil {
 			f.EphemeralStorage = in.EphemeralStorage.Size
+		}
+		if in.Layers != nil {
+			f.Layers = layers
 		}
 	})
 	if err != nil {

@@ -279,7 +279,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.catalog, err = store.OpenCatalog(ctx, js, log); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	code, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: d.catalog.UsesCode, Log: log})
+	layers, err := store.OpenLayerStore(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	// Code is content: a function's zip, a layer version's, or both.
+	inUse := func(key string) bool { return d.catalog.UsesCode(key) || layers.UsesCode(key) }
+	code, err := store.OpenCodeStore(ctx, js, store.CodeConfig{InUse: inUse, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("code store: %w", err)
 	}
@@ -337,7 +343,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), CheckRuntime: hostRuntimes.Check, Reservations: counter}, d.catalog, code, log); err != nil {
+	if d.Functions, err = functions.New(functions.Config{CodeDir: filepath.Join(cfg.DataDir, "code"), CheckRuntime: hostRuntimes.Check, Reservations: counter, Layers: layers}, d.catalog, code, log); err != nil {
 		return nil, err
 	}
 	if d.pool, err = pool.New(pool.Config{Region: cfg.Region, AccountID: cfg.AccountID, IdleTimeout: cfg.IdleTimeout,

@@ -37,6 +37,8 @@ type Config struct {
 		CheckReservation(name string, r int) error
 		CheckProvisioned(name string, reserved *int, n int) error
 	}
+	// Layers keeps layer versions; nil refuses the layer operations.
+	Layers *store.LayerStore
 }
 
 // Service is the control plane for functions.
@@ -83,9 +85,11 @@ func (s *Service) validate(fn *model.Function) error {
 	return fn.Validate()
 }
 
-// storeCode checks a zip, stores it on the engine and unpacks it, so the
-// first cold start does not pay for it.
-func (s *Service) storeCode(ctx context.Context, zip []byte) (codezip.Info, error) {
+// storeCode checks a zip (with layers, that code and layers together stay
+// within Lambda's unzipped limit) and stores it on the engine. A function's
+// code is unpacked at once too, so the first cold start does not pay for it;
+// a layer's on the first cold start that uses it.
+func (s *Service) storeCode(ctx context.Context, zip []byte, layers []model.FunctionLayer, unpack bool) (codezip.Info, error) {
 	if len(zip) == 0 {
 		return codezip.Info{}, fmt.Errorf("Please provide a source for function code.: %w", errdefs.ErrInvalid)
 	}
@@ -93,11 +97,16 @@ func (s *Service) storeCode(ctx context.Context, zip []byte) (codezip.Info, erro
 	if err != nil {
 		return info, err
 	}
+	if err := model.CheckUnzippedTotal(info.UnzippedSize, layers); err != nil {
+		return info, err
+	}
 	if err := s.code.Put(ctx, info.Sha256Base64, zip); err != nil {
 		return info, err
 	}
-	if _, err := s.unpack(info.Sha256Base64, zip); err != nil {
-		return info, err
+	if unpack {
+		if _, err := s.unpack(info.Sha256Base64, zip); err != nil {
+			return info, err
+		}
 	}
 	return info, nil
 }
@@ -111,20 +120,21 @@ func (s *Service) Create(ctx context.Context, fn model.Function, zip []byte) (mo
 	if _, err := s.catalog.Get(fn.Name); err == nil {
 		return model.Function{}, fmt.Errorf("Function already exist: %s: %w", fn.Name, errdefs.ErrConflict)
 	}
-	info, err := s.storeCode(ctx, zip)
+	info, err := s.storeCode(ctx, zip, fn.Layers, true)
 	if err != nil {
 		return model.Function{}, err
 	}
-	fn.CodeSha256, fn.CodeSize = info.Sha256Base64, info.Size
+	fn.CodeSha256, fn.CodeSize, fn.UnzippedSize = info.Sha256Base64, info.Size, info.UnzippedSize
 	return s.catalog.Create(ctx, fn)
 }
 
 // UpdateCode replaces a function's code. revisionID, when set, must match.
 func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revisionID string) (model.Function, error) {
-	if _, err := s.catalog.Get(name); err != nil {
+	cur, err := s.catalog.Get(name)
+	if err != nil {
 		return model.Function{}, err
 	}
-	info, err := s.storeCode(ctx, zip)
+	info, err := s.storeCode(ctx, zip, cur.Layers, true)
 	if err != nil {
 		return model.Function{}, err
 	}
@@ -133,8 +143,11 @@ func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revis
 		if err := checkRevision(f, revisionID); err != nil {
 			return err
 		}
+		if err := model.CheckUnzippedTotal(info.UnzippedSize, f.Layers); err != nil {
+			return err
+		}
 		old = f.CodeSha256
-		f.CodeSha256, f.CodeSize = info.Sha256Base64, info.Size
+		f.CodeSha256, f.CodeSize, f.UnzippedSize = info.Sha256Base64, info.Size, info.UnzippedSize
 		return nil
 	})
 	if err == nil && old != info.Sha256Base64 {
@@ -146,13 +159,29 @@ func (s *Service) UpdateCode(ctx context.Context, name string, zip []byte, revis
 // UpdateConfig applies mutate to a function's configuration and validates
 // the result. revisionID, when set, must match.
 func (s *Service) UpdateConfig(ctx context.Context, name, revisionID string, mutate func(*model.Function)) (model.Function, error) {
-	return s.catalog.Update(ctx, name, func(f *model.Function) error {
+	var old []model.FunctionLayer
+	fn, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
 		if err := checkRevision(f, revisionID); err != nil {
 			return err
 		}
+		old = slices.Clone(f.Layers)
 		mutate(f)
-		return s.validate(f)
+		if err := s.validate(f); err != nil {
+			return err
+		}
+		if len(f.Layers) == 0 || slices.Equal(old, f.Layers) {
+			return nil
+		}
+		size, err := s.unzippedSize(ctx, f)
+		if err != nil {
+			return err
+		}
+		return model.CheckUnzippedTotal(size, f.Layers)
 	})
+	if err == nil && !slices.Equal(old, fn.Layers) {
+		s.collectLayers(ctx, old)
+	}
+	return fn, err
 }
 
 // checkRevision refuses a change based on a stale RevisionId.
@@ -290,7 +319,9 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	s.collect(ctx, fn.CodeSha256)
 	for _, v := range fn.Versions {
 		s.collect(ctx, v.CodeSha256)
+		s.collectLayers(ctx, v.Layers)
 	}
+	s.collectLayers(ctx, fn.Layers)
 	return nil
 }
 
@@ -299,13 +330,12 @@ func (s *Service) Code(ctx context.Context, fn *model.Function) ([]byte, error) 
 	return s.code.Get(ctx, fn.CodeSha256)
 }
 
-// collect deletes code no function refers to any more. Failure only leaks
-// storage, so it is logged, not returned.
+// collect deletes code no function (as code or layer) and no layer version
+// refers to any more. Failure only leaks storage, so it is logged, not
+// returned.
 func (s *Service) collect(ctx context.Context, sha string) {
-	for _, f := range s.catalog.List() {
-		if f.UsesCode(sha) {
-			return
-		}
+	if s.catalog.UsesCode(sha) || (s.cfg.Layers != nil && s.cfg.Layers.UsesCode(sha)) {
+		return
 	}
 	if err := s.code.Delete(ctx, sha); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		s.log.Warn("delete unused code", "sha256", sha, "err", err)
@@ -324,20 +354,26 @@ func (s *Service) dir(sha string) (string, error) {
 	return filepath.Join(s.cfg.CodeDir, hex.EncodeToString(raw)), nil
 }
 
+// lock takes the lock serialising the making of one cache directory.
+func (s *Service) lock(key string) *sync.Mutex {
+	s.mu.Lock()
+	m, ok := s.extracting[key]
+	if !ok {
+		m = &sync.Mutex{}
+		s.extracting[key] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m
+}
+
 // unpack extracts zip into its cache directory unless it is already there.
 func (s *Service) unpack(sha string, zip []byte) (string, error) {
 	dir, err := s.dir(sha)
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	m, ok := s.extracting[sha]
-	if !ok {
-		m = &sync.Mutex{}
-		s.extracting[sha] = m
-	}
-	s.mu.Unlock()
-	m.Lock()
+	m := s.lock(sha)
 	defer m.Unlock()
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
@@ -353,15 +389,24 @@ var errNeedZip = errors.New("code not unpacked")
 // CodeDir returns the unpacked code of fn, fetching it from the engine when
 // this node has not unpacked it yet (after a restart or on another node).
 func (s *Service) CodeDir(ctx context.Context, fn *model.Function) (string, error) {
-	dir, err := s.unpack(fn.CodeSha256, nil)
-	if !errors.Is(err, errNeedZip) {
-		return dir, err
-	}
-	zip, err := s.code.Get(ctx, fn.CodeSha256)
+	dir, err := s.codeDir(ctx, fn.CodeSha256)
 	if err != nil {
 		return "", fmt.Errorf("fetch code of %s: %w", fn.Name, err)
 	}
-	return s.unpack(fn.CodeSha256, zip)
+	return dir, nil
+}
+
+// codeDir returns the unpacked content stored under sha.
+func (s *Service) codeDir(ctx context.Context, sha string) (string, error) {
+	dir, err := s.unpack(sha, nil)
+	if !errors.Is(err, errNeedZip) {
+		return dir, err
+	}
+	zip, err := s.code.Get(ctx, sha)
+	if err != nil {
+		return "", err
+	}
+	return s.unpack(sha, zip)
 }
 
 // CreateURL gives a function the URL u for u.Qualifier; there must be none

@@ -55,6 +55,7 @@ func (s *Service) DeleteVersion(ctx context.Context, name, version string) error
 		return fmt.Errorf("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias (qualifier %s): %w", version, errdefs.ErrInvalid)
 	}
 	var sha string
+	var layers []model.FunctionLayer
 	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
 		i := slices.IndexFunc(f.Versions, func(v model.Function) bool { return v.Version == version })
 		if i < 0 {
@@ -63,7 +64,7 @@ func (s *Service) DeleteVersion(ctx context.Context, name, version string) error
 		if aliases := f.AliasesOf(version); len(aliases) > 0 {
 			return fmt.Errorf("Unable to delete version because the following aliases reference it: %v: %w", aliases, errdefs.ErrConflict)
 		}
-		sha = f.Versions[i].CodeSha256
+		sha, layers = f.Versions[i].CodeSha256, f.Versions[i].Layers
 		f.Versions = slices.Delete(f.Versions, i, i+1)
 		f.Provisioned = slices.DeleteFunc(f.Provisioned, func(p model.ProvisionedConfig) bool { return p.Qualifier == version })
 		return nil
@@ -73,6 +74,7 @@ func (s *Service) DeleteVersion(ctx context.Context, name, version string) error
 	}
 	if err == nil {
 		s.collect(ctx, sha)
+		s.collectLayers(ctx, layers)
 	}
 	return err
 }

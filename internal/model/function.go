@@ -51,8 +51,11 @@ type Function struct {
 	Environment      map[string]string `json:"environment,omitempty"`
 	Architectures    []string          `json:"architectures"`
 	// CodeSha256 is the base64 SHA-256 of the zip, as Lambda reports it.
-	CodeSha256   string    `json:"codeSha256"`
-	CodeSize     int64     `json:"codeSize"`
+	CodeSha256 string `json:"codeSha256"`
+	CodeSize   int64  `json:"codeSize"`
+	// UnzippedSize is what the code unzips to, for the limit on code and
+	// layers together; 0 for code stored before it was recorded.
+	UnzippedSize int64     `json:"unzippedSize,omitempty"`
 	LastModified time.Time `json:"lastModified"`
 	RevisionID   string    `json:"revisionId"`
 	// ReservedConcurrency, when set, is both guaranteed to the function and
@@ -92,6 +95,8 @@ type Function struct {
 	// URLs are the function's function URLs, one per qualifier; they take
 	// no part in how it runs.
 	URLs []FunctionURL `json:"urls,omitempty"`
+	// Layers are extracted into /opt in order, later ones winning.
+	Layers []FunctionLayer `json:"layers,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -267,9 +272,20 @@ func (f *Function) ConfigKey() string {
 		Env        map[string]string
 		Code       string
 		Logging    *LoggingConfig `json:",omitempty"`
-	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging})
+		// Omitted when empty, so functions without layers keep their key.
+		Layers []string `json:",omitempty"`
+	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging, f.layerShas()})
 	sum := sha256.Sum256(b)
 	return f.Name + ":" + f.VersionName() + "/" + hex.EncodeToString(sum[:8])
+}
+
+// layerShas lists the content of the function's layers, in order.
+func (f *Function) layerShas() []string {
+	var out []string
+	for _, l := range f.Layers {
+		out = append(out, l.CodeSha256)
+	}
+	return out
 }
 
 // ARN is the function's unqualified ARN.

@@ -114,7 +114,8 @@ func (f *Function) publishKey() string {
 		Code              string
 		A                 []string
 		L                 *LoggingConfig
-	}{f.Runtime, f.Handler, f.Role, f.Description, f.DeadLetterTarget, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Architectures, f.Logging})
+		Ly                []FunctionLayer `json:",omitempty"`
+	}{f.Runtime, f.Handler, f.Role, f.Description, f.DeadLetterTarget, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Architectures, f.Logging, f.Layers})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -134,8 +135,9 @@ func (f *Function) Publish(description string, now time.Time) (v Function, publi
 		Name: f.Name, Runtime: f.Runtime, Handler: f.Handler, Role: f.Role, Description: f.Description,
 		MemorySize: f.MemorySize, Timeout: f.Timeout, EphemeralStorage: f.EphemeralStorage,
 		Environment: maps.Clone(f.Environment), Architectures: slices.Clone(f.Architectures),
-		CodeSha256: f.CodeSha256, CodeSize: f.CodeSize, DeadLetterTarget: f.DeadLetterTarget,
-		Version: strconv.Itoa(f.LastVersion), PublishedFrom: key,
+		CodeSha256: f.CodeSha256, CodeSize: f.CodeSize, UnzippedSize: f.UnzippedSize, Layers: slices.Clone(f.Layers),
+		DeadLetterTarget: f.DeadLetterTarget,
+		Version:          strconv.Itoa(f.LastVersion), PublishedFrom: key,
 		RevisionID: NewUUID(), LastModified: now,
 	}
 	if description != "" {
@@ -306,13 +308,14 @@ func (f *Function) LiveKeys() []string {
 	return keys
 }
 
-// UsesCode says whether $LATEST or a published version runs the code sha.
+// UsesCode says whether $LATEST or a published version runs the code sha,
+// as its code or a layer's.
 func (f *Function) UsesCode(sha string) bool {
-	if f.CodeSha256 == sha {
+	if f.CodeSha256 == sha || slices.Contains(f.layerShas(), sha) {
 		return true
 	}
 	for i := range f.Versions {
-		if f.Versions[i].CodeSha256 == sha {
+		if f.Versions[i].UsesCode(sha) {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,13 +30,14 @@ const (
 // bootstrapPaths are where a provided runtime's entry point may be, in order.
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 
-// entrypoint finds the runtime's argv for fn with code in codeDir, and the
+// entrypoint finds the runtime's argv for fn with code in codeDir and
+// layers in optDir, and the
 // runtime client directory to mount at /var/runtime (managed runtimes),
 // with the runtime's SDK in it: the first cold start of a runtime waits
 // for its install, later ones pay an atomic load. A missing bootstrap
 // (Runtime.InvalidEntrypoint) or SDK (Runtime.SDKUnavailable) is a
 // function error, returned as failure.
-func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requestID string) (args []string, runtimeDir string, failure []byte, err error) {
+func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, optDir, requestID string) (args []string, runtimeDir string, failure []byte, err error) {
 	if !runtimes.IsProvided(fn.Runtime) {
 		rt, err := p.cfg.Runtimes.Lookup(fn.Runtime)
 		if err != nil {
@@ -49,8 +51,14 @@ func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requ
 		}
 		return rt.Command(fn.Handler, fn.MemorySize), filepath.Join(p.cfg.Runtimes.Dir(), rt.Family), nil, nil
 	}
-	if fi, err := os.Stat(filepath.Join(codeDir, "bootstrap")); err == nil && !fi.IsDir() {
-		return []string{bootstrapPaths[0]}, "", nil, nil
+	// The function's own bootstrap wins over a layer's, as on Lambda.
+	for i, dir := range []string{codeDir, optDir} {
+		if dir == "" {
+			continue
+		}
+		if isFile(dir, "bootstrap") {
+			return []string{bootstrapPaths[i]}, "", nil, nil
+		}
 	}
 	msg := fmt.Sprintf("Couldn't find valid bootstrap(s): %v", bootstrapPaths)
 	return nil, "", model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
@@ -59,12 +67,17 @@ func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, requ
 // extensionsIn lists the external extensions of an /opt made from optDir:
 // the executable regular files directly in its extensions directory, in
 // name order, as paths inside the sandbox. Symbolic links are not followed
-// here, on the host.
+// here, on the host, nor out of optDir (see isFile).
 func extensionsIn(optDir string) []string {
 	if optDir == "" {
 		return nil
 	}
-	ents, err := os.ReadDir(filepath.Join(optDir, "extensions"))
+	root, err := os.OpenRoot(optDir)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	ents, err := fs.ReadDir(root.FS(), "extensions")
 	if err != nil {
 		return nil
 	}
@@ -76,6 +89,19 @@ func extensionsIn(optDir string) []string {
 		}
 	}
 	return exts
+}
+
+// isFile says whether name in dir is a file, resolved within dir: symlinks
+// of several layers together can point above the tree (each layer's are
+// checked alone), and the daemon must not follow them out of it.
+func isFile(dir, name string) bool {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	fi, err := root.Stat(name)
+	return err == nil && !fi.IsDir()
 }
 
 // envVars builds the runtime's environment: Lambda's variables plus the

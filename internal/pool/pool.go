@@ -111,9 +111,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// CodeSource gives the directory holding a function's unpacked code.
+// CodeSource gives the directories holding a function's unpacked code and
+// its layers' merged content ("" without layers).
 type CodeSource interface {
 	CodeDir(ctx context.Context, fn *model.Function) (string, error)
+	OptDir(ctx context.Context, fn *model.Function) (string, error)
 }
 
 // LogSink stores function logs.
@@ -411,7 +413,11 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	args, runtimeDir, payload, err := p.entrypoint(ctx, fn, codeDir, requestID)
+	optDir, err := p.code.OptDir(ctx, fn)
+	if err != nil {
+		return nil, nil, err
+	}
+	args, runtimeDir, payload, err := p.entrypoint(ctx, fn, codeDir, optDir, requestID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -455,6 +461,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		ID:         id,
 		CodeDir:    codeDir,
 		RuntimeDir: runtimeDir,
+		OptDir:     optDir,
 		MemoryMB:   fn.MemorySize,
 		TmpMB:      fn.EphemeralStorage,
 		Args:       args,

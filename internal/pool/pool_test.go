@@ -63,6 +63,7 @@ func initFails(ctx context.Context, sb *sandboxtest.Sandbox) {
 type codeDir string
 
 func (c codeDir) CodeDir(context.Context, *model.Function) (string, error) { return string(c), nil }
+func (c codeDir) OptDir(context.Context, *model.Function) (string, error)  { return "", nil }
 
 type logLines struct {
 	mu    sync.Mutex

@@ -291,7 +291,8 @@ func (c *Catalog) List() []model.Function {
 }
 
 // UsesCode reports whether any function refers to the code key (a
-// CodeSha256); a CodeStore's collection keeps such code.
+// CodeSha256) as its code or a layer's; a CodeStore's collection keeps
+// such code.
 func (c *Catalog) UsesCode(key string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -440,6 +441,7 @@ func clone(f *model.Function) *model.Function {
 	c.Environment = maps.Clone(f.Environment)
 	c.Architectures = slices.Clone(f.Architectures)
 	c.URLs = slices.Clone(f.URLs)
+	c.Layers = slices.Clone(f.Layers)
 	c.Tags = maps.Clone(f.Tags)
 	c.Policy = clonePolicy(f.Policy)
 	c.EventInvoke = cloneEventInvoke(f.EventInvoke)
