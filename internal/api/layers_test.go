@@ -169,10 +169,20 @@ func TestLayerVersions(t *testing.T) {
 		fn.Configuration.Layers[0].CodeSize != int64(len(zip1)) || aws.ToString(fn.Configuration.Layers[1].Arn) != arnBase+"other:1" {
 		t.Errorf("function's layers after the delete: %+v %v", fn.Configuration, err)
 	}
-	// An empty list removes them.
+	// A published version keeps its layers; an empty list removes
+	// $LATEST's.
+	if v, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("f")}); err != nil || len(v.Layers) != 2 {
+		t.Fatalf("publish with layers: %+v %v", v, err)
+	}
 	up, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("f"), Layers: []string{}})
 	if err != nil || len(up.Layers) != 0 {
 		t.Errorf("remove layers: %+v %v", up, err)
+	}
+	if v, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("f")}); err != nil || aws.ToString(v.Version) != "2" || len(v.Layers) != 0 {
+		t.Errorf("publish without layers: %+v %v", v, err)
+	}
+	if v1, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("f"), Qualifier: aws.String("1")}); err != nil || len(v1.Layers) != 2 {
+		t.Errorf("version 1 after $LATEST's layers were removed: %+v %v", v1, err)
 	}
 
 	// Layers a function may not name.
