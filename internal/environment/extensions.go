@@ -79,6 +79,18 @@ func (e *Env) Register(name string, events []string) (string, model.FunctionInfo
 	return x.id, e.cfg.Function, nil
 }
 
+// ExtensionName is the name of the registered extension with this
+// identifier.
+func (e *Env) ExtensionName(id string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, err := e.extension(id)
+	if err != nil {
+		return "", err
+	}
+	return x.name, nil
+}
+
 // extension finds a registered extension by identifier.
 // Preconditions: e.mu held.
 func (e *Env) extension(id string) (*extension, error) {

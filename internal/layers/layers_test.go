@@ -23,6 +23,7 @@ var rank = map[string]int{
 	"icebox/internal/admission":     2,
 	"icebox/runtimes":               2,
 	"icebox/internal/runtimeapi":    2,
+	"icebox/internal/telemetry":     2,
 	"icebox/internal/store":         3,
 	"icebox/internal/auth":          3,
 	"icebox/internal/sandbox/linux": 3,

@@ -9,6 +9,7 @@ import (
 	"icebox/internal/model"
 	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
+	"icebox/internal/telemetry"
 )
 
 // Every environment's life is an environment.Env; its Runtime API server
@@ -27,6 +28,7 @@ type env struct {
 	life      *environment.Env
 	sb        sandbox.Sandbox
 	api       *runtimeapi.Server
+	hub       *telemetry.Hub // its Telemetry API
 	log       LogWriter
 	logging   *model.LoggingConfig
 	// provision owns the environment when it is a provisioned one; guarded

@@ -14,6 +14,7 @@ import (
 
 	"icebox/internal/environment"
 	"icebox/internal/model"
+	"icebox/internal/telemetry"
 )
 
 // A runtime writes its logs two ways, as on Lambda. Whatever reaches
@@ -192,6 +193,13 @@ func (e *env) app(ts time.Time, msg []byte, level int) {
 		}
 	}
 	e.writeLog(ts, string(msg))
+	// Telemetry's function records are the line, or its object when the
+	// function logs JSON.
+	if e.logging.JSON() && json.Valid(msg) && bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{")) {
+		e.hub.Publish(ts, telemetry.Function, json.RawMessage(msg))
+	} else {
+		e.hub.Publish(ts, telemetry.Function, string(msg))
+	}
 }
 
 // recordLevel is the level of a JSON record's "level" field, else INFO.
@@ -249,6 +257,7 @@ type platformRecord struct {
 // platform writes a platform record.
 func (e *env) platform(r platformRecord) {
 	now := time.Now()
+	e.hub.Publish(now, r.typ, r.rec)
 	if !e.logging.JSON() {
 		e.writeLog(now, r.text)
 		return

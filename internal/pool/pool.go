@@ -24,6 +24,7 @@ import (
 	"icebox/internal/model"
 	"icebox/internal/runtimeapi"
 	"icebox/internal/sandbox"
+	"icebox/internal/telemetry"
 	"icebox/runtimes"
 )
 
@@ -475,13 +476,19 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	for _, x := range spec.Extensions {
 		rt.Extensions = append(rt.Extensions, path.Base(x))
 	}
+	// Telemetry deliveries stop while the sandbox is frozen.
+	e.hub = telemetry.New(e.sb.Dial)
+	rt.Freezing, rt.Thawed = e.hub.Pause, e.hub.Resume
 	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
 		// l is closed with the sandbox, which ends serving it.
-		rt.Freezing, rt.Thawed = p.cfg.SandboxAPI.ServeEnvironment(l)
+		freezing, thawed := p.cfg.SandboxAPI.ServeEnvironment(l)
+		rt.Freezing = func() { freezing(); e.hub.Pause() }
+		rt.Thawed = func() { thawed(); e.hub.Resume() }
 	}
 	version := p.cfg.Runtimes.RuntimeVersion(fn.Runtime)
 	e.platform(initStart(fn, phase, version, runtimeVersionARN(p.cfg.Region, version)))
 	e.api = runtimeapi.New(e.life, p.cfg.RuntimeAPI)
+	e.api.ServeTelemetry(e.hub)
 	go e.api.Serve(e.sb.Listener())
 	go e.pumpLines(e.sb.Output())
 	go e.pumpFrames(e.sb.Telemetry())
@@ -495,6 +502,12 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		e.platform(initReport(phase, time.Since(begin), out.Kind, f.errorType))
 		return nil, f, nil
 	}
+	// Telemetry has the init's end, which the log does not show.
+	now := time.Now()
+	e.hub.Publish(now, "platform.initRuntimeDone", map[string]string{"initializationType": "on-demand", "phase": phase, "status": "success"})
+	e.hub.Publish(now, "platform.initReport", map[string]any{"initializationType": "on-demand", "phase": phase, "status": "success",
+		"metrics": recordMetrics{DurationMs: round2(ms(now.Sub(begin)))}})
+	e.hub.InitDone()
 	return e, nil, nil
 }
 
@@ -568,6 +581,9 @@ func (p *Pool) destroy(e *env) {
 	}
 	if e.api != nil {
 		e.api.Close()
+	}
+	if e.hub != nil {
+		e.hub.Close()
 	}
 	if e.sb != nil {
 		if err := e.sb.Destroy(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"icebox/internal/model"
 	"net/http"
 	"slices"
@@ -11,9 +12,11 @@ import (
 )
 
 // Extensions is the Extensions API (2020-01-01) side of an environment
-// (model.Env in icebox).
+// (environment.Env in icebox).
 type Extensions interface {
 	Register(name string, events []string) (string, model.FunctionInfo, error)
+	// ExtensionName is the name of the extension with this identifier.
+	ExtensionName(id string) (string, error)
 	ExtensionNext(ctx context.Context, id string) (*model.ExtensionEvent, error)
 	ExtensionInitError(id, errorType string, body []byte) error
 }
@@ -27,7 +30,27 @@ const (
 	maxRegisterBody = 64 << 10
 )
 
+// Telemetry is the Telemetry API (2022-07-01) and Logs API (2020-08-15)
+// of an environment (telemetry.Hub in icebox).
+type Telemetry interface {
+	// Subscribe adds the subscription of the extension named name, from a
+	// request body sent to the API of schema api; an error is the
+	// request's fault.
+	Subscribe(name, api string, body []byte) error
+	// ExtensionRegistered tells subscribers of an extension's registration.
+	ExtensionRegistered(name string, events []string)
+}
+
+// ServeTelemetry makes the server answer the Telemetry and Logs APIs with
+// t. It is called before Serve.
+func (s *Server) ServeTelemetry(t Telemetry) { s.telemetry = t }
+
+// maxSubscribeBody bounds a subscription's body.
+const maxSubscribeBody = 64 << 10
+
 func (s *Server) routeExtensions(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /2022-07-01/telemetry", func(w http.ResponseWriter, r *http.Request) { s.subscribe(w, r, "2022-07-01") })
+	mux.HandleFunc("PUT /2020-08-15/logs", func(w http.ResponseWriter, r *http.Request) { s.subscribe(w, r, "2020-08-15") })
 	mux.HandleFunc("POST /2020-01-01/extension/register", s.register)
 	mux.HandleFunc("GET /2020-01-01/extension/event/next", s.extensionNext)
 	mux.HandleFunc("POST /2020-01-01/extension/init/error", s.extensionError)
@@ -60,8 +83,40 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if slices.Contains(splitList(r.Header.Get(hdrExtensionFeature)), "accountId") {
 		resp.AccountID = fn.AccountID
 	}
+	if s.telemetry != nil {
+		s.telemetry.ExtensionRegistered(r.Header.Get(hdrExtensionName), req.Events)
+	}
 	w.Header().Set(hdrExtensionIdentifier, id)
 	writeJSON(w, resp)
+}
+
+// subscribe is a Telemetry or Logs API subscription by a registered
+// extension: 200 "OK", or 400 with what is wrong.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, api string) {
+	id, ok := extensionID(w, r)
+	if !ok {
+		return
+	}
+	name, err := s.env.ExtensionName(id)
+	if err != nil {
+		extensionError(w, err)
+		return
+	}
+	if s.telemetry == nil {
+		apiError(w, http.StatusAccepted, "Telemetry.NotSupported", "Telemetry API is not supported")
+		return
+	}
+	body, ok, err := readLimited(w, r, maxSubscribeBody)
+	if err != nil || !ok {
+		apiError(w, http.StatusBadRequest, "ValidationError", "the subscription body must be JSON of at most 64 KiB")
+		return
+	}
+	if err := s.telemetry.Subscribe(name, api, body); err != nil {
+		apiError(w, http.StatusBadRequest, "ValidationError", err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "OK")
 }
 
 // splitList splits a comma-separated header value.

@@ -26,7 +26,7 @@ import (
 )
 
 // Environment is the execution environment a server is the Runtime API of
-// (model.Env in icebox).
+// (environment.Env in icebox).
 type Environment interface {
 	// Next waits for the next event, until ctx ends.
 	Next(ctx context.Context) (*model.Invocation, error)
@@ -70,14 +70,15 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is the Runtime API of one model.
+// Server is the Runtime API of one environment.
 type Server struct {
-	cfg  Config
-	env  Environment
-	http *http.Server
+	cfg       Config
+	env       Environment
+	http      *http.Server
+	telemetry Telemetry // nil: the Telemetry API answers "not supported"
 }
 
-// New makes a server for one model.
+// New makes a server for one environment.
 func New(env Environment, cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, env: env}

@@ -83,6 +83,9 @@ type Sandbox interface {
 	// API is served on it for the function's SDK, with the function's
 	// execution-role credentials.
 	APIListener() net.Listener
+	// Dial connects to 127.0.0.1:port inside the sandbox's network
+	// namespace (Telemetry API deliveries to an extension's listener).
+	Dial(ctx context.Context, port int) (net.Conn, error)
 	// Output yields the runtime's stdout and stderr, merged, until it exits.
 	Output() io.Reader
 	// OutputPending is the number of output bytes written but not yet read.

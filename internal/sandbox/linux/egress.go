@@ -492,16 +492,13 @@ func hostNameservers() []netip.Addr {
 	return nil
 }
 
-// etcFiles are the sandbox's /etc/resolv.conf and /etc/hosts under egress.
+// etcFiles are the sandbox's /etc/resolv.conf under egress.
 func (n *egressNet) etcFiles() [][2]string {
 	var rc strings.Builder
 	for _, a := range n.nameservers {
 		fmt.Fprintf(&rc, "nameserver %s\n", a)
 	}
-	return [][2]string{
-		{"/etc/resolv.conf", rc.String()},
-		{"/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
-	}
+	return [][2]string{{"/etc/resolv.conf", rc.String()}}
 }
 
 // EgressBridge names the bridge of the manager whose cgroup parent is

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,9 +279,9 @@ func (m *Manager) leaseIDs() error {
 
 // hostSystem lists what of the host's system directories a sandbox sees: the
 // runtimes need /usr and the libraries, a few /etc files and device nodes.
-// Never /root, /home, the data dir or other functions' code. With egress
-// the sandbox gets /etc/resolv.conf and /etc/hosts of its own instead of
-// the host's (see egressNet.etcFiles).
+// Never /root, /home, the data dir or other functions' code. /etc/hosts is
+// always the sandbox's own (etcHosts); with egress /etc/resolv.conf is too
+// (see egressNet.etcFiles).
 func hostSystem(egress bool) ([]bindMount, [][2]string) {
 	var binds []bindMount
 	var links [][2]string
@@ -301,7 +302,7 @@ func hostSystem(egress bool) ([]bindMount, [][2]string) {
 		"/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives",
 		"/etc/java-17-openjdk", "/etc/java-21-openjdk", "/etc/mime.types", "/etc/protocols", "/etc/services",
 	} {
-		if egress && (f == "/etc/hosts" || f == "/etc/resolv.conf") {
+		if f == "/etc/hosts" || egress && f == "/etc/resolv.conf" {
 			continue
 		}
 		if fi, err := os.Stat(f); err == nil {
@@ -316,6 +317,10 @@ func hostSystem(egress bool) ([]bindMount, [][2]string) {
 		[2]string{"/proc/self/fd/1", "/dev/stdout"}, [2]string{"/proc/self/fd/2", "/dev/stderr"})
 	return binds, links
 }
+
+// etcHosts is every sandbox's /etc/hosts: sandbox.localdomain is its own
+// loopback, where Lambda's extensions listen for Telemetry API deliveries.
+const etcHosts = "127.0.0.1\tlocalhost sandbox.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 // Create builds a sandbox for spec up to the point where its runtime would
 // start. It takes a pre-built sandbox when one is ready, so a cold start
@@ -405,7 +410,7 @@ func (m *Manager) prebuild() {
 // unlimited cgroup, the shared part of the root and the Runtime API listener.
 func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	id := randomID()
-	s := &linuxSandbox{id: id, done: make(chan struct{}), statusDone: make(chan struct{})}
+	s := &linuxSandbox{id: id, hostNS: m.hostNS, done: make(chan struct{}), statusDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.Destroy()
@@ -475,6 +480,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		Files: [][2]string{
 			{"/etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n"},
 			{"/etc/group", "root:x:0:\nsbx_user1051:x:990:\n"},
+			{"/etc/hosts", etcHosts},
 		},
 	}
 	if m.egress != nil {
@@ -546,6 +552,7 @@ type linuxSandbox struct {
 	ctlR        *bufio.Reader
 	out         *os.File
 	telemetry   *os.File
+	hostNS      int // the manager's, to come back to after a Dial
 	listener    net.Listener
 	apiListener net.Listener
 
@@ -576,6 +583,10 @@ func (s *linuxSandbox) APIListener() net.Listener { return s.apiListener }
 func (s *linuxSandbox) Output() io.Reader         { return s.out }
 func (s *linuxSandbox) Telemetry() io.Reader      { return s.telemetry }
 func (s *linuxSandbox) Done() <-chan struct{}     { return s.done }
+func (s *linuxSandbox) Dial(ctx context.Context, port int) (net.Conn, error) {
+	return dialInNetns(ctx, s.hostNS, s.cmd.Process.Pid, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+}
+
 func (s *linuxSandbox) ExtensionExits() <-chan sandbox.ExtensionExit {
 	return s.extExits
 }

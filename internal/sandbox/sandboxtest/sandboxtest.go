@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -195,6 +196,12 @@ func (s *Sandbox) Kill() error {
 }
 
 func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// Dial connects to the port on the host's loopback, which a fake sandbox
+// shares.
+func (s *Sandbox) Dial(ctx context.Context, port int) (net.Conn, error) {
+	return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+}
 
 // ExtensionExits reports nothing: a fake sandbox starts no extension
 // processes (its runtime may register as an internal extension).
