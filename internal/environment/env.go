@@ -414,8 +414,9 @@ func (e *Env) Next(ctx context.Context) (*model.Invocation, error) {
 		// A /next sent before the freeze and read after it: it replaces
 		// the waiting one.
 	default:
+		st := e.state
 		e.mu.Unlock()
-		return nil, fmt.Errorf("environment: /next while %s: %w", e.state, ErrRefused)
+		return nil, fmt.Errorf("environment: /next while %s: %w", st, ErrRefused)
 	}
 	token := make(chan *call, 1)
 	e.poll = token
