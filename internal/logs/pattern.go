@@ -7,18 +7,27 @@ import (
 	"icebox/internal/errdefs"
 )
 
-// pattern is a CloudWatch filter pattern for unstructured events: every plain
-// term or "quoted phrase" must occur in the message (case-sensitive), no
-// -term may occur, and when ?terms are given at least one of them must occur.
-// JSON ({…}), space-delimited ([…]) and regex (%…%) patterns are refused
-// rather than silently matched as text.
-type pattern struct{ all, none, any []string }
+// pattern is a CloudWatch filter pattern: for unstructured events every
+// plain term or "quoted phrase" must occur in the message (case-sensitive),
+// no -term may occur, and when ?terms are given at least one of them must
+// occur; a pattern in braces is a JSON pattern (jsonpattern.go).
+// Space-delimited ([…]) and regex (%…%) patterns are refused rather than
+// silently matched as text.
+type pattern struct {
+	all, none, any []string
+	json           *jsonPattern
+}
 
 func parsePattern(p string) (pattern, error) {
 	var pt pattern
 	p = strings.TrimSpace(p)
-	if p != "" && strings.ContainsRune("{[%", rune(p[0])) {
-		return pt, fmt.Errorf("Invalid filter pattern %q: only term and quoted-phrase patterns are supported: %w", p, errdefs.ErrInvalid)
+	if strings.HasPrefix(p, "{") {
+		var err error
+		pt.json, err = parseJSONPattern(p)
+		return pt, err
+	}
+	if p != "" && strings.ContainsRune("[%", rune(p[0])) {
+		return pt, fmt.Errorf("Invalid filter pattern %q: only term, quoted-phrase and JSON patterns are supported: %w", p, errdefs.ErrInvalid)
 	}
 	for i := 0; i < len(p); {
 		if isSpace(p[i]) {
@@ -63,6 +72,9 @@ func parsePattern(p string) (pattern, error) {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (pt pattern) match(msg string) bool {
+	if pt.json != nil {
+		return pt.json.match(msg)
+	}
 	for _, t := range pt.all {
 		if !strings.Contains(msg, t) {
 			return false

@@ -33,9 +33,55 @@ func TestPattern(t *testing.T) {
 			t.Errorf("%q matched %v, want %v", c.pattern, got, c.match)
 		}
 	}
-	for _, bad := range []string{`{ $.level = "ERROR" }`, `[ip, user]`, `%ERR.*%`, `"unterminated`} {
+	for _, bad := range []string{`[ip, user]`, `%ERR.*%`, `"unterminated`, `{ $.level = }`, `{ level = "x" }`, `{ $.a = "x" `,
+		`{ $.a > "x" }`, `{ ($.a = 1 }`, `{ $.a = 1 ) }`, `{ $.a[x] = 1 }`, `{ $. = 1 }`, "{ " + strings.Repeat("(", 40) + "$.a = 1" + strings.Repeat(")", 40) + " }"} {
 		if _, err := parsePattern(bad); err == nil {
 			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestJSONPattern(t *testing.T) {
+	const msg = `{"timestamp":"2026-11-25T12:00:00.000Z","level":"ERROR","message":"db/primary refused","requestId":"r-1",` +
+		`"latency":512.5,"ok":false,"tags":["a","b"],"user":{"id":7,"name":"bot-1"},"none":null}`
+	for _, c := range []struct {
+		pattern string
+		match   bool
+	}{
+		{`{ $.level = "ERROR" }`, true},
+		{`{$.level="ERROR"}`, true},
+		{`{ $.level = ERROR }`, true},
+		{`{ $.level = "INFO" }`, false},
+		{`{ $.level != "INFO" }`, true},
+		{`{ $.message = "db/*" }`, true},
+		{`{ $.message = "*refused" }`, true},
+		{`{ $.message = "db" }`, false},
+		{`{ $.latency > 500 }`, true},
+		{`{ $.latency <= 500 }`, false},
+		{`{ $.latency = 512.5 }`, true},
+		{`{ $.level = 1 }`, false},
+		{`{ $.user.id = 7 && $.user.name = "bot*" }`, true},
+		{`{ $.user.id = 8 || $.tags[1] = "b" }`, true},
+		{`{ ($.user.id = 8 || $.tags[0] = "b") && $.level = "ERROR" }`, false},
+		{`{ $.ok IS FALSE }`, true},
+		{`{ $.ok IS TRUE }`, false},
+		{`{ $.none IS NULL }`, true},
+		{`{ $.missing NOT EXISTS }`, true},
+		{`{ $.level NOT EXISTS }`, false},
+		{`{ $.tags[5] = "a" }`, false},
+	} {
+		pt, err := parsePattern(c.pattern)
+		if err != nil {
+			t.Fatalf("%q: %v", c.pattern, err)
+		}
+		if got := pt.match(msg); got != c.match {
+			t.Errorf("%q matched %v, want %v", c.pattern, got, c.match)
+		}
+	}
+	pt, _ := parsePattern(`{ $.level = "ERROR" }`)
+	for _, other := range []string{`ERROR plain text`, `[1,2]`, `{"level":"ERROR"`, ``} {
+		if pt.match(other) {
+			t.Errorf("%q matched a JSON pattern", other)
 		}
 	}
 }
