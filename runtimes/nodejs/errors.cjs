@@ -53,4 +53,18 @@ function stackLines(err) {
   return typeof err.stack === 'string' ? err.stack.split('\n') : [`${err.name}: ${err.message}`];
 }
 
-module.exports = { RuntimeError, toResponse };
+// toFormatted renders a thrown value for the log as Lambda's runtime does
+// after "Invoke Error" and "Uncaught Exception": a tab, then
+// {errorType, errorMessage, ...its own properties, stack: [lines]}.
+function toFormatted(err) {
+  const r = toResponse(err);
+  const head = { errorType: r.errorType, errorMessage: r.errorMessage };
+  try {
+    const own = isError(err) && !(err instanceof RuntimeError) ? { ...err } : {};
+    return '\t' + JSON.stringify({ ...head, ...own, stack: r.trace });
+  } catch {
+    return '\t' + JSON.stringify({ ...head, stack: r.trace });
+  }
+}
+
+module.exports = { RuntimeError, toResponse, toFormatted };

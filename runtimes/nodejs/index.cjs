@@ -20,7 +20,7 @@
 // milliseconds of cold start for nothing. ES module handlers still load
 // through import().
 
-const { RuntimeError, toResponse } = require('./errors.cjs');
+const { RuntimeError, toResponse, toFormatted } = require('./errors.cjs');
 const { load, setModulePaths } = require('./loader.cjs');
 const { patchConsole, setRequestId } = require('./logging.cjs');
 const rapid = require('./rapid.cjs');
@@ -57,7 +57,7 @@ process.on('unhandledRejection', (reason) => {
 
 function crash(what, err, code) {
   const body = toResponse(err);
-  console.error(what, JSON.stringify(body));
+  console.error(what, toFormatted(err));
   let report = Promise.resolve();
   if (current && !current.done) {
     current.done = true;
@@ -85,9 +85,8 @@ async function init() {
   try {
     handler = await load(env._HANDLER || '');
   } catch (err) {
-    const body = toResponse(err);
-    console.error('Init Error', JSON.stringify(body));
-    await rapid.initFail(body).catch(() => {});
+    console.error('Uncaught Exception', toFormatted(err));
+    await rapid.initFail(toResponse(err)).catch(() => {});
     process.exit(129);
   }
   initDone = true;
@@ -152,15 +151,14 @@ function invoke(res) {
     logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
     clientContext: parseHeader(h['lambda-runtime-client-context']),
     identity: parseHeader(h['lambda-runtime-cognito-identity']),
-  };
-  // Methods stay out of JSON.stringify(context), as on Lambda.
-  Object.defineProperties(context, {
-    getRemainingTimeInMillis: { value: () => deadline - Date.now() },
+    // Ordinary properties, as on Lambda: {...context} keeps them, and
+    // JSON.stringify(context) leaves functions out anyway.
+    getRemainingTimeInMillis: () => deadline - Date.now(),
     // Completion methods of the Node.js 0.10 era, still honoured.
-    succeed: { value: succeed },
-    fail: { value: fail },
-    done: { value: (err, result) => (err !== undefined && err !== null ? fail(err) : succeed(result)) },
-  });
+    succeed,
+    fail,
+    done: (err, result) => (err !== undefined && err !== null ? fail(err) : succeed(result)),
+  };
 
   // Until the handler says otherwise, an empty event loop ends the call.
   onEmptyLoop = () => succeed(null);
@@ -238,9 +236,8 @@ function send(id, failed, value) {
     }
     return rapid.respond(id, json);
   }
-  const body = toResponse(value);
-  console.error('Invoke Error', JSON.stringify(body));
-  return rapid.fail(id, body);
+  console.error('Invoke Error', toFormatted(value));
+  return rapid.fail(id, toResponse(value));
 }
 
 function parseHeader(v) {

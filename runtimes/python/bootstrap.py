@@ -13,7 +13,9 @@ environment is destroyed, with Lambda's conventions:
   - results JSON-encoded; exceptions, init failures and encoding failures
     reported with Lambda's error types and body
     {"errorMessage", "errorType", "requestId", "stackTrace"};
-  - print() and the root logger write to the function's log.
+  - print() writes lines to the function's log; the root logger writes
+    one record per call, in Lambda's text or JSON format
+    (AWS_LAMBDA_LOG_FORMAT), framed on _LAMBDA_TELEMETRY_LOG_FD.
 
 Only the standard library is used, and only what a cold start needs is
 imported up front, since every import is paid by every cold start: `json`
@@ -35,6 +37,14 @@ RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # The request id of the invocation in progress, for log records.
 _request_id = ""
+
+# Lambda's log settings (LoggingConfig). Records go to the telemetry
+# descriptor when Lambda names one, one frame per record, so a multi-line
+# message stays one log event; the variable is removed so that processes
+# the function starts write plain lines.
+_JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+_TELEMETRY_FD = os.environ.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
+_TELEMETRY_FD = int(_TELEMETRY_FD) if _TELEMETRY_FD and _TELEMETRY_FD.isdigit() else None
 
 
 class Fault(Exception):
@@ -192,22 +202,32 @@ else:
     _encode_string = _json.encode_basestring_ascii
 
 
-def _encode_default(obj):
-    # DynamoDB hands out Decimals; Lambda's encoder writes them as numbers.
-    decimal = sys.modules.get("decimal")
-    if decimal is not None and isinstance(obj, decimal.Decimal):
-        if obj.is_nan():
-            return float("nan")
-        return int(obj) if obj == obj.to_integral_value() else float(obj)
-    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+_NONCE = os.urandom(8).hex()
 
 
 def to_json(obj):
-    """json.dumps(obj) as UTF-8, with Decimal support."""
+    """json.dumps(obj) as UTF-8. Decimals (DynamoDB's numbers) are written
+    with their exact digits, as Lambda's encoder writes them: the C encoder
+    cannot emit raw text, so each becomes a placeholder string (a NUL, which
+    JSON always escapes, and a nonce no data can guess) replaced afterwards."""
+    decimals = []
+
+    def default(o):
+        decimal = sys.modules.get("decimal")
+        if decimal is not None and isinstance(o, decimal.Decimal):
+            if o.is_nan():
+                return float("nan")
+            decimals.append(str(o))
+            return "\0%s%d" % (_NONCE, len(decimals) - 1)
+        raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
     # A fresh encoder per call: its markers dict (circular reference
     # detection) is left dirty by a failed encode.
-    encode = _json.make_encoder({}, _encode_default, _encode_string, None, ": ", ", ", False, False, True)
-    return "".join(encode(obj, 0)).encode("utf-8")
+    encode = _json.make_encoder({}, default, _encode_string, None, ": ", ", ", False, False, True)
+    text = "".join(encode(obj, 0))
+    for i, digits in enumerate(decimals):
+        text = text.replace('"\\u0000%s%d"' % (_NONCE, i), digits, 1)
+    return text.encode("utf-8")
 
 
 def from_json(data):
@@ -350,16 +370,54 @@ def exception_body(exc, request_id=""):
     return error_body(type(exc).__name__, str(exc), trace, request_id)
 
 
+def write_record(message, level=0):
+    """Writes one log record: a frame on the telemetry descriptor (type
+    0xA55A0000 | level << 2 | JSON 2 or text 3, length, microseconds,
+    message), else a line on stdout. level: 0 unset, 2 DEBUG … 6 FATAL."""
+    if _TELEMETRY_FD is None:
+        sys.stdout.write(message if message.endswith("\n") else message + "\n")
+        return
+    data = message.encode("utf-8", "replace")
+    kind = 0xA55A0002 if _JSON_LOGS else 0xA55A0003
+    head = ((kind | level << 2).to_bytes(4, "big") + len(data).to_bytes(4, "big")
+            + (time.time_ns() // 1000).to_bytes(8, "big"))
+    view = memoryview(head + data)
+    while view:
+        view = view[os.write(_TELEMETRY_FD, view):]
+
+
+def timestamp(created=None, millis=True):
+    t = time.time() if created is None else created
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+    return text + (".%03dZ" % (int(t * 1000) % 1000) if millis else "Z")
+
+
+_ERROR = 5
+
+
 def log_error(body):
-    """Writes the error as Lambda does: one log event (lines joined by \\r,
-    indentation as no-break spaces), starting with [ERROR]."""
+    """Writes an error the function raised as Lambda does: one log event
+    starting with [ERROR] and the traceback, or under the JSON format one
+    record with its type, message and stack trace."""
+    if _JSON_LOGS:
+        record = {"timestamp": timestamp(millis=False), "log_level": "ERROR", "errorMessage": body["errorMessage"],
+                  "errorType": body["errorType"], "requestId": body.get("requestId", ""),
+                  "stackTrace": body["stackTrace"]}
+        write_record(to_json(record).decode("utf-8"), _ERROR)
+        return
     lines = ["[ERROR] %s: %s" % (body["errorType"], body["errorMessage"]),
              "Traceback (most recent call last):"]
     for entry in body["stackTrace"]:
-        for line in entry.splitlines():
-            stripped = line.lstrip(" ")
-            lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
-    sys.stdout.write("\r".join(lines) + "\n")
+        lines.extend(entry.splitlines())
+    if _TELEMETRY_FD is not None:
+        write_record("\n".join(lines), _ERROR)
+        return
+    # On stdout every line would be an event: lines are joined by \r, and
+    # indentation kept as no-break spaces, as Lambda's client does there.
+    for i, line in enumerate(lines):
+        stripped = line.lstrip(" ")
+        lines[i] = "\u00a0" * (len(line) - len(stripped)) + stripped
+    write_record("\r".join(lines))
 
 
 # --- handler ---------------------------------------------------------------
@@ -413,24 +471,57 @@ def invoke(api, handler, request_id, headers, body):
 # --- logging ---------------------------------------------------------------
 
 
+# Record attributes a JSON record leaves out; any other (extra=…) is a key.
+_RESERVED_ATTRS = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info",
+    "exc_text", "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread",
+    "threadName", "processName", "process", "taskName", "aws_request_id"))
+
+
 def configure_logging(logging):
-    """Gives the root logger Lambda's handler and format."""
+    """Gives the root logger Lambda's handler and format: text lines
+    "[LEVEL]\ttime\trequestId\tmessage", or JSON records with timestamp,
+    level, message, logger and requestId (exceptions add errorType,
+    errorMessage, stackTrace and location; extra=… keys are kept)."""
+
+    def frame_level(record):
+        return min(6, max(0, record.levelno // 10 + 1)) if record.levelno else 0
+
+    class TextFormatter(logging.Formatter):
+        def __init__(self):
+            super().__init__("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                             "%Y-%m-%dT%H:%M:%S")
+            self.converter = time.gmtime
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, record):
+            level = min(50, max(0, record.levelno)) // 10 * 10
+            out = {"timestamp": timestamp(record.created), "level": logging.getLevelName(level),
+                   "message": record.getMessage(), "logger": record.name}
+            if record.aws_request_id:
+                out["requestId"] = record.aws_request_id
+            if record.exc_info:
+                import traceback
+
+                out["errorType"] = record.exc_info[0].__name__
+                out["errorMessage"] = str(record.exc_info[1])
+                out["stackTrace"] = traceback.format_tb(record.exc_info[2])
+                out["location"] = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+            for key, value in record.__dict__.items():
+                if key not in _RESERVED_ATTRS and key not in out:
+                    out[key] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+            return to_json(out).decode("utf-8")
 
     class LambdaLogHandler(logging.Handler):
         def emit(self, record):
             record.aws_request_id = _request_id
             try:
-                sys.stdout.write(self.format(record))
+                write_record(self.format(record), frame_level(record))
             except Exception:
                 self.handleError(record)
 
-    formatter = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    formatter.converter = time.gmtime
     handler = LambdaLogHandler()
-    handler.setFormatter(formatter)
+    handler.setFormatter(JsonFormatter() if _JSON_LOGS else TextFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
@@ -475,9 +566,10 @@ class ConfiguringLoader:
 
 
 def main():
-    # The function's code and layers come first, then the standard library,
-    # then the SDK icebox provides (/var/runtime/site-packages: boto3), then
-    # the interpreter's own site-packages; /var/runtime last. So a bundled
+    # The function's code and layers come first, then the standard library
+    # (after /var/runtime when PYTHONPATH names it, as Lambda sets it), then
+    # the SDK icebox provides (/var/runtime/site-packages: boto3), then the
+    # interpreter's own site-packages. So a bundled
     # boto3 wins, and the host's packages never shadow the pinned SDK.
     # sys.path[0] is this script's directory.
     version = "python%d.%d" % sys.version_info[:2]
@@ -486,7 +578,8 @@ def main():
     if os.path.isdir(sdk):
         at = next((i for i, p in enumerate(sys.path) if i >= 3 and p.endswith(("site-packages", "dist-packages"))), len(sys.path))
         sys.path.insert(at, sdk)
-    sys.path.append(RUNTIME_DIR)
+    if RUNTIME_DIR not in sys.path:
+        sys.path.append(RUNTIME_DIR)  # else PYTHONPATH put it before the standard library, as on Lambda
     if "logging" in sys.modules:
         configure_logging(sys.modules["logging"])
     else:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,7 @@ func TestNodeAsyncHandlerContextAndWarmReuse(t *testing.T) {
 		Context map[string]any `json:"context"`
 		Remain  float64        `json:"remaining"`
 		Methods []string       `json:"methods"`
+		Spread  []string       `json:"spread"`
 		TraceID string         `json:"traceId"`
 		Env     map[string]string
 		Cwd     string `json:"cwd"`
@@ -148,8 +150,8 @@ func TestNodeAsyncHandlerContextAndWarmReuse(t *testing.T) {
 	if first.Remain <= 0 || first.Remain > 3000 {
 		t.Errorf("getRemainingTimeInMillis() = %v, want within the 3 s timeout", first.Remain)
 	}
-	if strings.Join(first.Methods, ",") != "getRemainingTimeInMillis,succeed,fail,done" {
-		t.Errorf("context methods %v", first.Methods)
+	if strings.Join(first.Methods, ",") != "getRemainingTimeInMillis,succeed,fail,done" || !slices.Equal(first.Spread, first.Methods) {
+		t.Errorf("context methods %v, after {...context} %v", first.Methods, first.Spread)
 	}
 	if !strings.HasPrefix(first.TraceID, "Root=") {
 		t.Errorf("_X_AMZN_TRACE_ID = %q", first.TraceID)

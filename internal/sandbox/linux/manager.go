@@ -444,6 +444,13 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	defer tw.Close()
 	s.telemetry = tr
+	// The runtime may reopen its end through /proc/self/fd (the JVM has no
+	// other way to write to an inherited descriptor): the pipe's inode,
+	// root's, must let the sandbox's user write. Only processes holding
+	// the descriptor, or able to read this one's /proc, can name it.
+	if err := tw.Chmod(0o602); err != nil {
+		return nil, err
+	}
 
 	// The user namespace is created first and owns the others, so init is
 	// privileged over its own mounts, hostname and network only. Go writes

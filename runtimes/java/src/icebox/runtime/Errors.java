@@ -32,11 +32,18 @@ final class Errors {
 
     /**
      * Cuts the runtime's own frames (and what called them) off t's stack
-     * trace and those of its causes and suppressed exceptions, so a user sees
-     * their code down to the point the runtime called it.
+     * trace and those of its causes and suppressed exceptions, with the
+     * reflection frames through which the runtime called the handler, so a
+     * user sees their code down to the point the runtime called it, as on
+     * Lambda.
      */
     static void filter(Throwable t) {
         filter(t, Collections.newSetFromMap(new IdentityHashMap<>()));
+    }
+
+    private static boolean isReflection(String cls) {
+        return cls.startsWith("jdk.internal.reflect.") || cls.startsWith("java.lang.reflect.")
+                || cls.startsWith("java.lang.invoke.") || cls.startsWith("sun.reflect.");
     }
 
     private static void filter(Throwable t, Set<Throwable> seen) {
@@ -46,8 +53,12 @@ final class Errors {
         StackTraceElement[] st = t.getStackTrace();
         for (int i = 0; i < st.length; i++) {
             if (st[i].getClassName().startsWith(RUNTIME_PACKAGE)) {
-                StackTraceElement[] cut = new StackTraceElement[i];
-                System.arraycopy(st, 0, cut, 0, i);
+                int end = i;
+                while (end > 0 && isReflection(st[end - 1].getClassName())) {
+                    end--;
+                }
+                StackTraceElement[] cut = new StackTraceElement[end];
+                System.arraycopy(st, 0, cut, 0, end);
                 t.setStackTrace(cut);
                 break;
             }

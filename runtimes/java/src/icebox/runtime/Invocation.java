@@ -39,7 +39,7 @@ final class Invocation implements Context {
         final String logGroup = env("AWS_LAMBDA_LOG_GROUP_NAME");
         final String logStream = env("AWS_LAMBDA_LOG_STREAM_NAME");
         final int memoryMB = parseInt(env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"));
-        final LambdaLogger logger = new Logger();
+        final Logger logger = new Logger();
 
         private static String env(String k) {
             return System.getenv(k);
@@ -50,31 +50,6 @@ final class Invocation implements Context {
                 return s == null ? 0 : Integer.parseInt(s.trim());
             } catch (NumberFormatException e) {
                 return 0;
-            }
-        }
-    }
-
-    /** LambdaLogger writing to stdout, one log line per message. */
-    static final class Logger implements LambdaLogger {
-        @Override
-        public void log(String message) {
-            if (message == null) {
-                message = "null";
-            }
-            synchronized (System.out) {
-                System.out.print(message.endsWith("\n") ? message : message + "\n");
-                System.out.flush();
-            }
-        }
-
-        @Override
-        public void log(byte[] message) {
-            synchronized (System.out) {
-                System.out.write(message, 0, message.length);
-                if (message.length == 0 || message[message.length - 1] != '\n') {
-                    System.out.write('\n');
-                }
-                System.out.flush();
             }
         }
     }

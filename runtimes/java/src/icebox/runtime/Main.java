@@ -38,14 +38,14 @@ public final class Main {
         try {
             handler = Loader.load(handlerName, loader);
         } catch (Fault f) {
-            log(f.report());
+            function.logger.error(f.report());
             runtime.initError(f.body(), f.errorType != null ? f.errorType : "Runtime.BadFunctionCode");
             System.exit(1);
             return;
         }
         flush(); // what init printed belongs to init, not to the first call
         try {
-            serve(runtime, handler);
+            serve(runtime, handler, function.logger);
         } catch (IOException e) {
             // The Runtime API went away: the environment is being destroyed.
             System.err.println("icebox runtime: Runtime API: " + e.getMessage());
@@ -82,10 +82,11 @@ public final class Main {
         }
     }
 
-    private static void serve(RuntimeApi runtime, Handler handler) throws Exception {
+    private static void serve(RuntimeApi runtime, Handler handler, Logger logger) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream(1024);
         for (;;) {
             Invocation inv = runtime.next();
+            logger.requestId = inv.requestId;
             if (inv.traceId != null) {
                 System.setProperty(TRACE_PROPERTY, inv.traceId);
             } else {
@@ -99,13 +100,13 @@ public final class Main {
                 runtime.respond(inv.requestId, out.toByteArray());
             } catch (Fault f) {
                 flush();
-                log(f.report());
+                logger.error(f.report());
                 runtime.error(inv.requestId, f.body(), f.errorType != null ? f.errorType : "Runtime.BadFunctionCode");
                 exit = f.fatal ? 1 : 0;
             } catch (Throwable t) {
                 flush();
                 byte[] body = Errors.body(t);
-                log(Fault.of(t, false).report());
+                logger.error(Fault.of(t, false).report());
                 runtime.error(inv.requestId, body, t.getClass().getName());
                 // After these the JVM cannot be trusted with another call,
                 // nor with running shutdown hooks.
@@ -126,12 +127,5 @@ public final class Main {
     private static void flush() {
         System.out.flush();
         System.err.flush();
-    }
-
-    private static void log(String s) {
-        synchronized (System.out) {
-            System.out.print(s);
-            System.out.flush();
-        }
     }
 }

@@ -21,6 +21,8 @@ exports.handler = async (event, context) => {
     context,
     remaining: context.getRemainingTimeInMillis(),
     methods: ['getRemainingTimeInMillis', 'succeed', 'fail', 'done'].filter((m) => typeof context[m] === 'function'),
+    // Ordinary properties, as on Lambda: they survive a spread.
+    spread: ['getRemainingTimeInMillis', 'succeed', 'fail', 'done'].filter((m) => typeof { ...context }[m] === 'function'),
     traceId: process.env._X_AMZN_TRACE_ID,
     env: {
       AWS_EXECUTION_ENV: process.env.AWS_EXECUTION_ENV,

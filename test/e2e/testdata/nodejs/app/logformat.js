@@ -1,0 +1,6 @@
+exports.handler = async (event) => {
+  console.log('first line\nsecond line');
+  console.info('dropped info');
+  console.error('json error', event.n);
+  return 'logged';
+};
