@@ -174,6 +174,7 @@ var errBadURLResponse = errors.New("the function's response is not a valid funct
 // parseURLResponse reads a function's result the way Lambda does: an
 // object with statusCode is a response (headers, cookies, body,
 // isBase64Encoded); any other JSON is a 200 application/json body as is.
+// A status outside 200–599 is no final HTTP answer: it is refused.
 func parseURLResponse(payload []byte) (urlResult, error) {
 	var fields map[string]json.RawMessage
 	trimmed := bytes.TrimSpace(payload)
@@ -181,7 +182,7 @@ func parseURLResponse(payload []byte) (urlResult, error) {
 		return urlResult{head: urlHead{StatusCode: http.StatusOK, Headers: map[string]string{"content-type": "application/json"}}, body: payload}, nil
 	}
 	var out urlResult
-	if err := json.Unmarshal(fields["statusCode"], &out.head.StatusCode); err != nil || out.head.StatusCode < 100 || out.head.StatusCode > 599 {
+	if err := json.Unmarshal(fields["statusCode"], &out.head.StatusCode); err != nil || out.head.StatusCode < 200 || out.head.StatusCode > 599 {
 		return out, fmt.Errorf("%w: statusCode %s", errBadURLResponse, fields["statusCode"])
 	}
 	if raw := fields["headers"]; raw != nil && string(raw) != "null" {

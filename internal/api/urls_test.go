@@ -27,7 +27,8 @@ import (
 
 // urlRuntime is a fake function behind a URL. Its answer depends on the
 // path: /fail fails, /respond answers with the JSON the caller sent as
-// the body, anything else with the event itself.
+// the body, /hang never answers, anything else answers with the event
+// itself.
 func urlRuntime(ctx context.Context, sb *sandboxtest.Sandbox) {
 	for ctx.Err() == nil {
 		id, payload, err := sb.Next(ctx)
@@ -42,6 +43,9 @@ func urlRuntime(ctx context.Context, sb *sandboxtest.Sandbox) {
 			kind, out = "error", []byte(`{"errorMessage":"boom","errorType":"Boom"}`)
 		case "/respond":
 			out = []byte(ev.Body)
+		case "/hang":
+			<-ctx.Done()
+			return
 		}
 		if sb.Respond(ctx, id, kind, out) != nil {
 			return
@@ -267,8 +271,10 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 	// Errors as Lambda sends them.
 	resp, raw = urlCall(t, d, nil, "GET", u+"fail", nil, nil)
 	wantURLError(t, "function error", resp, raw, 502, "Internal Server Error")
-	resp, raw = urlCall(t, d, nil, "POST", u+"respond", []byte(`{"statusCode":99}`), map[string]string{"Content-Type": "application/json"})
-	wantURLError(t, "status 99", resp, raw, 502, "Internal Server Error")
+	for _, status := range []string{"99", "103", "600", `"200"`} {
+		resp, raw = urlCall(t, d, nil, "POST", u+"respond", []byte(`{"statusCode":`+status+`}`), map[string]string{"Content-Type": "application/json"})
+		wantURLError(t, "status "+status, resp, raw, 502, "Internal Server Error")
+	}
 	resp, raw = urlCall(t, d, nil, "POST", u, bytes.Repeat([]byte("x"), 6<<20+1), nil)
 	if resp.StatusCode != 413 {
 		t.Errorf("6 MB + 1 body: %d %.200s", resp.StatusCode, raw)
@@ -397,5 +403,52 @@ func TestInvokedViaFunctionURLStatement(t *testing.T) {
 		"Principal": "arn:aws:iam::000000000000:user/bob"}, 201, nil)
 	if a := call(t, d, bob, "POST", "/2015-03-31/functions/f/invocations", "", map[string]any{}); a.status != 200 {
 		t.Errorf("Invoke under a plain statement: %d %s %s", a.status, a.code, a.msg)
+	}
+}
+
+// rawExchange writes req on a new connection to the URL listener and
+// returns everything the server sends until it closes the connection.
+func rawExchange(t *testing.T, d *daemon.Daemon, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", d.URLAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
+// TestFunctionURLHostile: a timeout is Lambda's 502; a request that could
+// smuggle another past a proxy ends its connection; oversized headers and
+// bodies are refused before the function runs.
+func TestFunctionURLHostile(t *testing.T) {
+	d := startURLDaemon(t)
+	getJSON(t, d, "POST", "/2015-03-31/functions", createBody("slow", map[string]any{"Timeout": 1}), 201, nil)
+	var c urlConfig
+	getJSON(t, d, "POST", "/2021-10-31/functions/slow/url", map[string]any{"AuthType": "NONE"}, 201, &c)
+	allowPublic(t, d, "slow")
+	resp, raw := urlCall(t, d, nil, "GET", c.FunctionUrl+"hang", nil, nil)
+	wantURLError(t, "timeout", resp, raw, 502, "Internal Server Error")
+
+	host := strings.TrimSuffix(strings.TrimPrefix(c.FunctionUrl, "http://"), "/")
+	smuggle := "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+		"GET /smuggled HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+	if out := rawExchange(t, d, smuggle); strings.Count(out, "HTTP/1.1 ") != 1 || strings.Contains(out, "/smuggled") {
+		t.Errorf("Content-Length with chunked: want one answer and the connection closed, got:\n%s", out)
+	}
+	big := "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
+	if out := rawExchange(t, d, big); !strings.HasPrefix(out, "HTTP/1.1 431") {
+		t.Errorf("2 MiB of headers: %.100s", out)
+	}
+	// The metrics count URL calls as invocations of the function: the
+	// timed-out one and the chunked POST.
+	a, metrics := send(t, d, nil, "GET", "/metrics", nil, nil)
+	if a.status != 200 || !strings.Contains(string(metrics), `icebox_invocations_total{function="slow"} 2`) {
+		t.Errorf("metrics after one URL call: %d\n%s", a.status, metrics)
 	}
 }

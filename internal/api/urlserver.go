@@ -166,6 +166,13 @@ func (s *Server) urlFailure(r *http.Request, err error) *urlError {
 func (s *Server) serveURL(w http.ResponseWriter, r *http.Request) {
 	requestID := model.NewUUID()
 	w.Header().Set("x-amzn-RequestId", requestID)
+	if len(r.TransferEncoding) > 0 {
+		// Go reads a chunked body even when a Content-Length came too (and
+		// then drops that header): a proxy in front that went by the length
+		// would see the rest as another request. The connection ends with
+		// the answer, so nothing after the body is ever read as one.
+		w.Header().Set("Connection", "close")
+	}
 	if err := s.callURL(w, r, requestID); err != nil {
 		s.urlFailure(r, err).write(w)
 	}
@@ -181,49 +188,11 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 	if corsPreflight(w, r, u.Cors) {
 		return nil
 	}
-	// The signature's claims are checked before any body is read.
-	var claim *auth.Claim
-	if u.AuthType == model.URLAuthIAM && !s.cfg.NoAuth {
-		var err error
-		if claim, err = s.auth.Check(r); err != nil {
-			return err
-		}
-		if svc := claim.Service(); svc != "lambda" {
-			return &errdefs.AuthError{Kind: errdefs.AuthBadSignature, Message: fmt.Sprintf("Credential should be scoped to correct service: 'lambda', not '%s'.", svc)}
-		}
-	}
-	body, err := s.readBody(w, r, model.MaxSyncPayloadBytes, func(size int64) error {
-		return fmt.Errorf("Request must be smaller than %d bytes for the InvokeFunction operation: %w", model.MaxSyncPayloadBytes, errdefs.ErrTooLarge)
-	})
+	run, event, release, err := s.admitURL(w, r, fn, u, requestID)
 	if err != nil {
 		return err
 	}
-	defer body.release()
-	var id *auth.Identity
-	var authorizer *urlAuthorizer
-	if claim != nil {
-		sum := sha256.Sum256(body.data)
-		verified, err := claim.Verify(r, hex.EncodeToString(sum[:]))
-		if err != nil {
-			return err
-		}
-		id, authorizer = &verified, s.iamAuthorizer(verified, claim.AccessKeyID())
-	}
-	// The alias's view carries the alias's own resource policy.
-	run := fn
-	if u.Qualifier != "" {
-		if _, run, err = s.invoker.Resolve(fn.Name, u.Qualifier); err != nil {
-			return err
-		}
-	}
-	if err := s.authorizeURL(run, u, id); err != nil {
-		return err
-	}
-	s.urlConns.authenticated(r.Context())
-	event, err := s.urlEvent(r, body.data, u.ID, requestID, authorizer)
-	if err != nil {
-		return err
-	}
+	defer release()
 	res, err := s.invoker.Invoke(r.Context(), invoke.Request{FunctionName: fn.Name, Qualifier: u.Qualifier, Function: &run,
 		Payload: event, RequestID: requestID})
 	if err != nil {
@@ -241,11 +210,64 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 	return nil
 }
 
+// admitURL authenticates and authorizes a call to u (a URL of fn) and
+// reads its body: it returns the function to run (the view of u's
+// qualifier), the event, and a release for the body's budget. An
+// anonymous caller is refused before its body is read; a signed one once
+// the signature's claims fail, or its signature over the body does.
+func (s *Server) admitURL(w http.ResponseWriter, r *http.Request, fn model.Function, u model.FunctionURL, requestID string) (run model.Function, event []byte, release func(), err error) {
+	// The alias's view carries the alias's own resource policy.
+	run = fn
+	if u.Qualifier != "" {
+		if _, run, err = s.invoker.Resolve(fn.Name, u.Qualifier); err != nil {
+			return run, nil, nil, err
+		}
+	}
+	var claim *auth.Claim
+	if u.AuthType == model.URLAuthIAM && !s.cfg.NoAuth {
+		if claim, err = s.auth.Check(r); err != nil {
+			return run, nil, nil, err
+		}
+		if svc := claim.Service(); svc != "lambda" {
+			return run, nil, nil, &errdefs.AuthError{Kind: errdefs.AuthBadSignature, Message: fmt.Sprintf("Credential should be scoped to correct service: 'lambda', not '%s'.", svc)}
+		}
+	} else if err = s.authorizeURL(run, u, nil); err != nil {
+		return run, nil, nil, err
+	}
+	body, err := s.readBody(w, r, model.MaxSyncPayloadBytes, func(size int64) error {
+		return fmt.Errorf("Request must be smaller than %d bytes for the InvokeFunction operation: %w", model.MaxSyncPayloadBytes, errdefs.ErrTooLarge)
+	})
+	if err != nil {
+		return run, nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			body.release()
+		}
+	}()
+	var authorizer *urlAuthorizer
+	if claim != nil {
+		sum := sha256.Sum256(body.data)
+		id, err := claim.Verify(r, hex.EncodeToString(sum[:]))
+		if err != nil {
+			return run, nil, nil, err
+		}
+		if err = s.authorizeURL(run, u, &id); err != nil {
+			return run, nil, nil, err
+		}
+		authorizer = s.iamAuthorizer(id, claim.AccessKeyID())
+	}
+	s.urlConns.authenticated(r.Context())
+	if event, err = s.urlEvent(r, body.data, u.ID, requestID, authorizer); err != nil {
+		return run, nil, nil, err
+	}
+	return run, event, body.release, nil
+}
+
 // authorizeURL decides lambda:InvokeFunctionUrl on fn (the view of u's
-// qualifier) for a call to u: for
-// AWS_IAM, as the signed caller id (nil when authentication is off); for
-// NONE, as an anonymous caller, whom only the function's resource policy
-// can allow. Either way the request carries the condition key
+// qualifier) for a call to u: for AWS_IAM, as the signed caller id; for
+// NONE (id nil), as an anonymous caller, whom only the function's resource
+// policy can allow. Either way the request carries the condition key
 // lambda:FunctionUrlAuthType, which AddPermission's FunctionUrlAuthType
 // sets.
 func (s *Server) authorizeURL(fn model.Function, u model.FunctionURL, id *auth.Identity) error {
