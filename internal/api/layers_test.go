@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
-
 )
 
 // Layers through aws-sdk-go-v2 against the daemon with fake sandboxes:

@@ -158,28 +158,38 @@ func (s *Service) unzippedSize(ctx context.Context, fn *model.Function) (int64, 
 // merging them in order (later layers win on equal paths), built once per
 // combination and shared read-only by every environment using it.
 func (s *Service) OptDir(ctx context.Context, fn *model.Function) (string, error) {
-	if len(fn.Layers) == 0 {
+	switch len(fn.Layers) {
+	case 0:
 		return "", nil
-	}
-	dirs := make([]string, len(fn.Layers))
-	for i, l := range fn.Layers {
-		dir, err := s.codeDir(ctx, l.CodeSha256)
-		if err != nil {
-			return "", fmt.Errorf("fetch layer %s of %s: %w", l.Arn, fn.Name, err)
-		}
-		dirs[i] = dir
-	}
-	if len(dirs) == 1 {
-		return dirs[0], nil
+	case 1:
+		return s.layerDir(ctx, fn, fn.Layers[0])
 	}
 	key := optKey(fn.Layers)
 	dst := filepath.Join(s.cfg.CodeDir, key)
 	m := s.lock(key)
 	defer m.Unlock()
+	// On the cold path: once the merged tree exists, one stat.
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
+	dirs := make([]string, len(fn.Layers))
+	for i, l := range fn.Layers {
+		dir, err := s.layerDir(ctx, fn, l)
+		if err != nil {
+			return "", err
+		}
+		dirs[i] = dir
+	}
 	return dst, mergeTrees(dirs, dst)
+}
+
+// layerDir is the unpacked content of one of fn's layers.
+func (s *Service) layerDir(ctx context.Context, fn *model.Function, l model.FunctionLayer) (string, error) {
+	dir, err := s.codeDir(ctx, l.CodeSha256)
+	if err != nil {
+		return "", fmt.Errorf("fetch layer %s of %s: %w", l.Arn, fn.Name, err)
+	}
+	return dir, nil
 }
 
 // optKey names the merged tree of a combination of layers. Code cache

@@ -3,6 +3,7 @@ package functions_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -102,5 +103,51 @@ func TestLayerContentLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
 		t.Errorf("merged tree after its last user went: %v", err)
+	}
+}
+
+// BenchmarkOptDir is what a cold start of a function with five layers pays
+// for its /opt once the merged tree exists: a lookup, no extraction.
+func BenchmarkOptDir(b *testing.B) {
+	e := enginetest.Embedded(b)
+	ctx := context.Background()
+	cat, err := store.OpenCatalog(ctx, e.JetStream(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cat.Close)
+	layers, err := store.OpenLayerStore(ctx, e.JetStream())
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, err := store.OpenCodeStore(ctx, e.JetStream(), store.CodeConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := functions.New(functions.Config{CodeDir: filepath.Join(b.TempDir(), "code"), Reservations: reservations{}, Layers: layers,
+		CheckRuntime: func(string) error { return nil }}, cat, code, enginetest.Logger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn := model.Function{Name: "f"}
+	for i := range model.MaxFunctionLayers {
+		files := map[string]string{}
+		for j := range 200 {
+			files[fmt.Sprintf("python/pkg%d/m%d.py", i, j)] = "x = 1\n"
+		}
+		lv, err := s.PublishLayerVersion(ctx, model.LayerVersion{Name: fmt.Sprintf("l%d", i)}, zipWith(b, files))
+		if err != nil {
+			b.Fatal(err)
+		}
+		fn.Layers = append(fn.Layers, model.FunctionLayer{CodeSha256: lv.CodeSha256})
+	}
+	if _, err := s.OptDir(ctx, &fn); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.OptDir(ctx, &fn); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

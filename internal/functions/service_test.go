@@ -57,7 +57,7 @@ func newService(t *testing.T) (*functions.Service, string) {
 	return s, dir
 }
 
-func zipWith(t *testing.T, files map[string]string) []byte {
+func zipWith(t testing.TB, files map[string]string) []byte {
 	var b bytes.Buffer
 	w := zip.NewWriter(&b)
 	for name, body := range files {
