@@ -246,7 +246,9 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) error {
 	if s.mayListTags(r, fn) {
 		out["Tags"] = tagsOf(fn)
 	}
-	if fn.ReservedConcurrency != nil {
+	// A qualified GetFunction leaves the function-wide reservation out, as
+	// Lambda's does (tools read it with GetFunctionConcurrency).
+	if fn.ReservedConcurrency != nil && fn.Qualifier == "" {
 		out["Concurrency"] = concurrency{fn.ReservedConcurrency}
 	}
 	writeJSON(w, http.StatusOK, out)
