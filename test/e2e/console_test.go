@@ -66,6 +66,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	s := startServer(t)
 	const name = "console-fn"
 	created := s.create(name)
+	ctxb := context.Background()
+	if _, err := s.client.PublishVersion(ctxb, &lambda.PublishVersionInput{FunctionName: aws.String(name)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.CreateAlias(ctxb, &lambda.CreateAliasInput{FunctionName: aws.String(name), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 900), chromedp.DisableGPU)
@@ -164,12 +171,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	if sha := textOf("#code-sha"); sha != aws.ToString(created.CodeSha256) {
 		t.Errorf("code hash shown %q, want %q", sha, aws.ToString(created.CodeSha256))
 	}
+	column := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`[...document.querySelectorAll(%q)].map(td => td.textContent)`, sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return strings.Join(v, ",")
+	}
+	if v := column("#versions tbody td:first-child"); v != "$LATEST,1" {
+		t.Errorf("versions shown: %s, want $LATEST,1", v)
+	}
+	if a := column("#aliases tbody td:nth-child(-n+2)"); a != "live,1" {
+		t.Errorf("aliases shown: %s, want live,1", a)
+	}
 
 	// Invoke with a payload carrying markup: it is logged and returned as text.
 	const payload = `{"action":"log","size":1,"data":"<img src=x id=pwned>console-hello"}`
 	run("invoke",
 		open(fnPage+"/invoke"),
 		chromedp.WaitVisible(chromedp.CSS("#payload")),
+		chromedp.SetValue(chromedp.CSS("#qualifier"), "live"),
 		chromedp.SetValue(chromedp.CSS("#payload"), payload),
 		chromedp.Click(chromedp.CSS("#invoke")),
 		chromedp.WaitVisible(chromedp.CSS("#tail")),
@@ -178,6 +200,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"#tail":          "line 0 <img src=x id=pwned>console-hello",
 		"#response":      `"calls": 1`,
 		"#stat-status":   "200",
+		"#stat-version":  "1", // through the alias
 		"#stat-duration": " ms",
 		"#stat-billed":   " ms",
 		"#stat-memory":   "of 128 MB",
@@ -204,7 +227,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		poll(fmt.Sprintf(`(() => { const ls = [...document.querySelectorAll("#log .line")]; return ls.length > 0 && ls.every(l => l.textContent.includes(%q)); })()`, live), 10*time.Second))
 
 	// A throttle: reserved concurrency 0, then an invoke from the console.
-	if _, err := s.client.PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(name), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+	if _, err := s.client.PutFunctionConcurrency(ctxb, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(name), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
 		t.Fatal(err)
 	}
 	run("throttled invoke",
@@ -222,7 +245,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("environments row shows %q, want a frozen environment, none busy of 0 reserved", got)
 	}
 	// Calls while the page is open draw the charts: an error is counted.
-	if _, err := s.client.DeleteFunctionConcurrency(context.Background(), &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String(name)}); err != nil {
+	if _, err := s.client.DeleteFunctionConcurrency(ctxb, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String(name)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, action := range []string{"sleep", "fail", "sleep"} {

@@ -282,12 +282,12 @@
       el("h2", {}, "Versions"),
       versions instanceof Error ? errorBox(versions) :
         table(["Version", "Code SHA-256", "Description", "Last modified"], (versions.Versions || []).map(v =>
-          el("tr", {}, td(v.Version), td(el("span", { class: "mono", text: v.CodeSha256 || "" })), td(v.Description), td(v.LastModified)))),
+          el("tr", {}, td(v.Version), td(el("span", { class: "mono", text: v.CodeSha256 || "" })), td(v.Description), td(v.LastModified))), { id: "versions" }),
       el("h2", {}, "Aliases"),
       aliases instanceof Error ? errorBox(aliases) :
         table(["Alias", "Version", "Description"], (aliases.Aliases || []).map(a =>
           el("tr", {}, td(a.Name), td(a.FunctionVersion + (a.RoutingConfig && a.RoutingConfig.AdditionalVersionWeights ?
-            " (+ " + Object.entries(a.RoutingConfig.AdditionalVersionWeights).map(([v, w]) => v + ": " + Math.round(w * 100) + "%").join(", ") + ")" : "")), td(a.Description)))),
+            " (+ " + Object.entries(a.RoutingConfig.AdditionalVersionWeights).map(([v, w]) => v + ": " + Math.round(w * 100) + "%").join(", ") + ")" : "")), td(a.Description))), { id: "aliases" }),
     ];
     show(el("h1", {}, name), tabs(name, ""), ...sections);
   }
@@ -311,6 +311,7 @@
   }
 
   function invokePage(name) {
+    const qualifier = el("input", { type: "text", id: "qualifier", placeholder: "$LATEST", spellcheck: "false" });
     const payload = el("textarea", { id: "payload", spellcheck: "false" });
     payload.value = sessionStorage.getItem("payload:" + name) || "{}";
     const result = el("div", { id: "result" });
@@ -320,7 +321,7 @@
       button.disabled = true;
       put(result, el("p", { class: "muted" }, "Invoking…"));
       try {
-        const { resp, text } = await api("POST", fnPath(name) + "/invocations", { headers: { "X-Amz-Log-Type": "Tail" }, body: payload.value, raw: true });
+        const { resp, text } = await api("POST", fnPath(name) + "/invocations" + (qualifier.value.trim() ? "?Qualifier=" + encodeURIComponent(qualifier.value.trim()) : ""), { headers: { "X-Amz-Log-Type": "Tail" }, body: payload.value, raw: true });
         const fnError = resp.headers.get("X-Amz-Function-Error");
         const tail = resp.headers.get("X-Amz-Log-Result");
         const log = tail ? decodeBase64(tail) : "";
@@ -328,6 +329,7 @@
         put(result,
           el("div", { class: "stats" },
             stat("Status", resp.status + (fnError ? " · function error" : ""), "status"),
+            stat("Version", resp.headers.get("X-Amz-Executed-Version"), "version"),
             stat("Duration", r["Duration"], "duration"),
             stat("Billed duration", r["Billed Duration"], "billed"),
             stat("Memory used", (r["Max Memory Used"] || "") + (r["Memory Size"] ? " of " + r["Memory Size"] : ""), "memory"),
@@ -344,7 +346,9 @@
       }
     });
     show(el("h1", {}, name), tabs(name, "invoke"),
-      el("div", { class: "card" }, el("label", { for: "payload" }, "Payload (JSON)"), payload, el("div", { class: "row" }, button)),
+      el("div", { class: "card" },
+        el("div", { class: "row" }, el("label", { for: "qualifier" }, "Version or alias"), qualifier),
+        el("label", { for: "payload" }, "Payload (JSON)"), payload, el("div", { class: "row" }, button)),
       result);
   }
 
