@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,5 +280,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer mu.Unlock()
 	for _, p := range problems {
 		t.Errorf("page reported %s", p)
+	}
+}
+
+// TestConsoleNotServedToSandbox: a function's code reaches icebox's API at
+// AWS_ENDPOINT_URL, but not the console: no page, no session.
+func TestConsoleNotServedToSandbox(t *testing.T) {
+	s := startServer(t)
+	s.create("console-probe", withProbe(t, nil))
+	for _, path := range []string{"/console/", "/console/api/session"} {
+		var got map[string]any
+		s.invokeJSON("console-probe", map[string]string{"action": "get", "path": path}, &got)
+		if got["status"] != float64(http.StatusNotFound) {
+			t.Errorf("%s from a sandbox: %v, want 404", path, got)
+		}
 	}
 }
