@@ -26,6 +26,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 		Type:          typ,
 		Payload:       bodyOf(r),
 		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
 	})
 	if err != nil {
 		return err

@@ -46,6 +46,7 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		Type:          typ,
 		Payload:       bodyOf(r),
 		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
 	}
 	if typ == invoke.DryRun {
 		res, err := s.invoker.Invoke(r.Context(), req)

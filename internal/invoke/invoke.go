@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"icebox/internal/errdefs"
@@ -86,6 +88,9 @@ type Request struct {
 	// RequestID, when set, is the invocation's request id (a function
 	// URL's event carries it before the call is made); else a new one.
 	RequestID string
+	// TraceHeader is the caller's X-Amzn-Trace-Id: when it is a valid X-Ray
+	// header its trace is the call's, as Lambda passes it on.
+	TraceHeader string
 }
 
 // Invoke resolves and runs a call. For DryRun it only resolves.
@@ -140,7 +145,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		RequestID:   req.RequestID,
 		FunctionARN: fn.QualifiedARN(iv.cfg.Region, iv.cfg.AccountID),
 		Payload:     payload,
-		TraceID:     newTraceID(),
+		TraceID:     traceID(req.TraceHeader),
 		Stream:      req.Stream,
 	}
 	if req.ClientContext != "" {
@@ -280,6 +285,40 @@ func ParseFunctionRef(ref, region, account string) (name, qualifier string, err 
 	}
 	return name, qualifier, nil
 }
+
+// traceID is the call's trace header: the caller's Root, Parent and
+// Sampled when it sent a valid X-Ray header, else a new trace.
+func traceID(header string) string {
+	var root, parent, sampled string
+	for _, f := range strings.Split(header, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
+		switch k {
+		case "Root":
+			root = v
+		case "Parent":
+			parent = v
+		case "Sampled":
+			sampled = v
+		}
+	}
+	if !xrayRootRE().MatchString(root) || parent != "" && !xrayParentRE().MatchString(parent) {
+		return newTraceID()
+	}
+	if sampled != "1" {
+		sampled = "0"
+	}
+	if parent == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		parent = hex.EncodeToString(b[:])
+	}
+	return "Root=" + root + ";Parent=" + parent + ";Sampled=" + sampled
+}
+
+var (
+	xrayRootRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^1-[0-9a-f]{8}-[0-9a-f]{24}$`) })
+	xrayParentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{16}$`) })
+)
 
 // newTraceID returns an X-Ray trace header value like Lambda passes runtimes:
 // Root=1-<8 hex of the time>-<24 hex>;Parent=<16 hex>;Sampled=0.

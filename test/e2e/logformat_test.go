@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"icebox/internal/testkit"
 )
@@ -19,7 +20,9 @@ import (
 // per log call however many lines it has (the runtime client frames it on
 // _LAMBDA_TELEMETRY_LOG_FD), INIT_START per environment, and under
 // LoggingConfig JSON with ApplicationLogLevel WARN the runtime's own JSON
-// records, INFO dropped, found by a JSON filter pattern.
+// records, INFO dropped, found by a JSON filter pattern. The caller's
+// X-Amzn-Trace-Id reaches the function (_X_AMZN_TRACE_ID, Java's
+// com.amazonaws.xray.traceHeader).
 func TestLogFormats(t *testing.T) {
 	s := startServer(t)
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url), Credentials: rootCredentials})
@@ -50,8 +53,15 @@ func TestLogFormats(t *testing.T) {
 	}
 	check := func(t *testing.T, s *server, prefix, requestIDKey string, create func(name string, mutate ...func(*lambda.CreateFunctionInput))) {
 		create(prefix + "-text")
-		if out := s.invoke(prefix+"-text", map[string]int{"n": 1}); out.FunctionError != nil {
-			t.Fatalf("%s: %s", *out.FunctionError, out.Payload)
+		// The caller's X-Amzn-Trace-Id is the call's trace.
+		const trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+		out, err := s.client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(prefix + "-text"), Payload: []byte(`{"n":1}`)},
+			func(o *lambda.Options) { o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Amzn-Trace-Id", trace)) })
+		if err != nil || out.FunctionError != nil {
+			t.Fatalf("invoke: %v %s", err, out.Payload)
+		}
+		if string(out.Payload) != `"`+trace+`"` {
+			t.Errorf("the function saw trace %s, want the caller's %s", out.Payload, trace)
 		}
 		all := events(t, prefix+"-text", "", func(m []string) bool { return strings.Contains(strings.Join(m, "\n"), "REPORT RequestId") })
 		var multi, initStart int
@@ -68,6 +78,23 @@ func TestLogFormats(t *testing.T) {
 		}
 		if multi != 1 || initStart != 1 {
 			t.Errorf("%d events with the multi-line message (want 1), %d INIT_START (want 1):\n%q", multi, initStart, all)
+		}
+		// A new configuration retires the environment: icebox shuts it down,
+		// which makes its runtime write nothing.
+		if _, err := s.client.UpdateFunctionConfiguration(context.Background(), &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String(prefix + "-text"), Environment: &types.Environment{Variables: map[string]string{"CHANGED": "1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		s.invoke(prefix+"-text", map[string]int{"n": 2})
+		all = events(t, prefix+"-text", "", func(m []string) bool { return strings.Count(strings.Join(m, "\n"), "REPORT RequestId") == 2 })
+		time.Sleep(time.Second) // what the old runtime might still write
+		all = events(t, prefix+"-text", "", func([]string) bool { return true })
+		for _, m := range all {
+			for _, bad := range []string{"Traceback", "Exception", "Runtime API", "exited", "Errno"} {
+				if strings.Contains(m, bad) {
+					t.Errorf("shutting an environment down logged %q", m)
+				}
+			}
 		}
 
 		create(prefix+"-json", jsonLogs)

@@ -47,9 +47,10 @@ public final class Main {
         try {
             serve(runtime, handler, function.logger);
         } catch (IOException e) {
-            // The Runtime API went away: the environment is being destroyed.
-            System.err.println("icebox runtime: Runtime API: " + e.getMessage());
-            System.exit(1);
+            // The Runtime API went away: icebox is shutting the environment
+            // down, which is no error of the function's (Lambda's runtimes
+            // write nothing then either).
+            System.exit(0);
         }
     }
 

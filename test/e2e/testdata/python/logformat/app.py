@@ -1,4 +1,5 @@
 import logging
+import os
 
 logger = logging.getLogger()
 # As on Lambda, where the root logger starts at WARNING; under
@@ -11,4 +12,4 @@ def handler(event, context):
     logger.info("first line\nsecond line")
     logger.info("dropped info")
     logger.error("json error %s", event.get("n"))
-    return "logged"
+    return os.environ.get("_X_AMZN_TRACE_ID")
