@@ -336,7 +336,7 @@ func (e *Env) WantsShutdown() bool {
 
 // wantsShutdown is WantsShutdown. Preconditions: e.mu held.
 func (e *Env) wantsShutdown() bool {
-	if e.state != Idle && e.state != Frozen {
+	if e.state != Idle && e.state != Frozen && e.state != Finishing {
 		return false
 	}
 	for _, x := range e.exts {
@@ -349,10 +349,16 @@ func (e *Env) wantsShutdown() bool {
 
 // Shutdown gives SHUTDOWN with reason to the extensions subscribed and
 // waits, at most budget, until each asked for its next event or exited.
-// Only an idle (or frozen) environment is shut down this way; the caller
-// then destroys it.
+// Only an idle (or frozen) environment is shut down this way, one still
+// finishing a call once it is done; the caller then destroys it.
 func (e *Env) Shutdown(reason string, budget time.Duration) {
 	e.mu.Lock()
+	for e.state == Finishing {
+		settled := e.settled
+		e.mu.Unlock()
+		<-settled
+		e.mu.Lock()
+	}
 	if !e.wantsShutdown() || closed(e.rt.Sandbox.Done()) {
 		e.mu.Unlock()
 		return

@@ -244,3 +244,28 @@ func TestExtensionsShutdownBudget(t *testing.T) {
 	}
 	recv(t, done, "Shutdown past its budget")
 }
+
+// An environment retired while its extension still works on a call is
+// shut down once the extension is done with it.
+func TestExtensionsShutdownWhileFinishing(t *testing.T) {
+	e, _, id, polls, evs := extended(t)
+	res := invoke(t, e, "a", time.Minute)
+	recv(t, evs, "INVOKE")
+	recv(t, polls, "the event")
+	e.Respond("a", nil)
+	recv(t, res, "the answer")
+	if !e.WantsShutdown() {
+		t.Fatal("a finishing environment with a subscriber does not want SHUTDOWN")
+	}
+	done := make(chan struct{})
+	go func() { e.Shutdown(model.ShutdownSpindown, time.Minute); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	if e.State() != Finishing {
+		t.Fatalf("shut down before the extension was done: %s", e.State())
+	}
+	if ev := recv(t, extNext(context.Background(), e, id), "SHUTDOWN"); ev.Type != model.EventShutdown {
+		t.Fatalf("event %+v", ev)
+	}
+	extNext(context.Background(), e, id)
+	recv(t, done, "Shutdown")
+}
