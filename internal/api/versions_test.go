@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -352,4 +353,71 @@ func TestProvisionedConcurrencyAPI(t *testing.T) {
 	wantErr(t, "after the delete", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
 	_, err = c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
 	wantErr(t, "deleting it again", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+}
+
+// TestQualifiedIdentityPolicies: a call by version or alias is decided on
+// its qualified ARN, as IAM decides it: a policy naming the function alone
+// does not cover its aliases, one naming function:f:* does.
+func TestQualifiedIdentityPolicies(t *testing.T) {
+	d := startDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "f", true)
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	keyFor := func(user, resource string) *lambda.Client {
+		policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": resource}}}
+		a, raw := send(t, d, root, "POST", "/icebox/v1/access-keys", mustJSON(map[string]any{"UserName": user, "Policy": policy}), nil)
+		var out struct{ AccessKey struct{ AccessKeyId, SecretAccessKey string } }
+		if err := json.Unmarshal(raw, &out); err != nil || a.status != http.StatusCreated {
+			t.Fatalf("key for %s: %d %s", user, a.status, raw)
+		}
+		return sdkClient(d, &aws.Credentials{AccessKeyID: out.AccessKey.AccessKeyId, SecretAccessKey: out.AccessKey.SecretAccessKey})
+	}
+	plain := keyFor("plain", "arn:aws:lambda:us-east-1:000000000000:function:f")
+	if _, err := plain.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f")}); err != nil {
+		t.Errorf("function:f invoking f: %v", err)
+	}
+	_, err := plain.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
+	wantErr(t, "function:f invoking f:live", err, "AccessDeniedException", 403)
+	any := keyFor("any", "arn:aws:lambda:us-east-1:000000000000:function:f:*")
+	if _, err := any.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live")}); err != nil {
+		t.Errorf("function:f:* invoking f:live: %v", err)
+	}
+}
+
+// TestQualifiedEventInvokeConfig: a version or alias has its own event
+// invoke configuration; the list shows each.
+func TestQualifiedEventInvokeConfig(t *testing.T) {
+	d := startDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "f", true)
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	put, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live"), MaximumRetryAttempts: aws.Int32(0)})
+	if err != nil || !strings.HasSuffix(aws.ToString(put.FunctionArn), ":f:live") {
+		t.Fatalf("put on the alias: %+v %v", put, err)
+	}
+	_, err = c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("f")})
+	wantErr(t, "the function's own, never set", err, "ResourceNotFoundException", 404)
+	if _, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("f:1"), MaximumRetryAttempts: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListFunctionEventInvokeConfigs(ctx, &lambda.ListFunctionEventInvokeConfigsInput{FunctionName: aws.String("f")})
+	if err != nil || len(list.FunctionEventInvokeConfigs) != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	got, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
+	if err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 0 {
+		t.Errorf("get on the alias: %+v %v", got, err)
+	}
+	if _, err := c.DeleteFunctionEventInvokeConfig(ctx, &lambda.DeleteFunctionEventInvokeConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("f:1")}); err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 2 {
+		t.Errorf("version 1's after deleting the alias's: %+v %v", got, err)
+	}
 }

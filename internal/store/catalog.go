@@ -31,6 +31,10 @@ import (
 
 const (
 	functionsBucket = "functions"
+	// MaxRecordBytes bounds one function's catalog record: its $LATEST,
+	// published versions and aliases are one value, written whole, below
+	// the engine's message limit (8 MiB embedded) with room for headers.
+	MaxRecordBytes = 8<<20 - 64<<10
 	// maxUpdateAttempts bounds Update's optimistic-concurrency retries; past
 	// it the caller gets ErrConflict rather than an unbounded wait.
 	maxUpdateAttempts = 10
@@ -336,6 +340,9 @@ func (c *Catalog) Update(ctx context.Context, name string, mutate func(*model.Fu
 		b, err := json.Marshal(&fn)
 		if err != nil {
 			return model.Function{}, fmt.Errorf("catalog: encode %q: %w", name, err)
+		}
+		if len(b) > MaxRecordBytes {
+			return model.Function{}, fmt.Errorf("function %s would take %d bytes of icebox's catalog, over its limit of %d for one function with its versions and aliases: delete versions it no longer needs: %w", name, len(b), MaxRecordBytes, errdefs.ErrInvalid)
 		}
 		rev, err := c.kv.Update(ctx, name, b, e.Revision())
 		if err == nil {

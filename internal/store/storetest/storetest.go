@@ -341,6 +341,20 @@ func RunVersionContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 		if a := f.AliasNamed("live"); a == nil || a.FunctionVersion != "3" || a.Weights["1"] != 0.1 {
 			t.Errorf("alias on c2 = %+v", a)
 		}
+		// A record over the limit is refused whole, as bad input.
+		_, err := c1.Update(ctx, "pub", func(f *model.Function) error {
+			for i := range store.MaxRecordBytes / 4096 {
+				f.Description = fmt.Sprint(i, strings.Repeat("x", 4096))
+				f.Publish("", time.Now())
+			}
+			return nil
+		})
+		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "delete versions") {
+			t.Errorf("an oversized record: %v; want ErrInvalid saying to delete versions", err)
+		}
+		if got, _ := c1.Get("pub"); len(got.Versions) != 2 {
+			t.Errorf("the refused write left %d versions", len(got.Versions))
+		}
 		// Changing a copy changes nothing in the cache.
 		f.Versions[0].MemorySize = 1024
 		f.Aliases[0].Weights["1"] = 0.9
