@@ -369,7 +369,9 @@ func TestQualifiedIdentityPolicies(t *testing.T) {
 	keyFor := func(user, resource string) *lambda.Client {
 		policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": resource}}}
 		a, raw := send(t, d, root, "POST", "/icebox/v1/access-keys", mustJSON(map[string]any{"UserName": user, "Policy": policy}), nil)
-		var out struct{ AccessKey struct{ AccessKeyId, SecretAccessKey string } }
+		var out struct {
+			AccessKey struct{ AccessKeyId, SecretAccessKey string }
+		}
 		if err := json.Unmarshal(raw, &out); err != nil || a.status != http.StatusCreated {
 			t.Fatalf("key for %s: %d %s", user, a.status, raw)
 		}
