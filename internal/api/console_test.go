@@ -2,18 +2,22 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"icebox/internal/auth/authtest"
 	"icebox/internal/console"
 	"icebox/internal/daemon"
+	"icebox/internal/sandbox/sandboxtest"
 )
 
 // consoleSession is a signed-in console: its cookie and CSRF token.
@@ -209,5 +213,28 @@ func TestConsoleSession(t *testing.T) {
 	}
 	if got := consoleCall(t, d, s, "GET", list, "", nil); got.code != "UnrecognizedClientException" {
 		t.Errorf("deleted key's session: %d %s %s", got.status, got.code, got.msg)
+	}
+}
+
+// TestConsoleWithoutAuth: with --no-auth the console needs no sign-in (the
+// API takes unsigned calls anyway), and has none to offer.
+func TestConsoleWithoutAuth(t *testing.T) {
+	cfg := daemon.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, NoAuth: true,
+		RootAccessKeyID: authtest.AccessKeyID, RootSecretAccessKey: authtest.SecretAccessKey, Sandboxes: &sandboxtest.Factory{}}
+	d, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown() })
+	_, raw := do(t, must(http.NewRequest("GET", "http://"+d.Addr()+"/console/api/session", nil)))
+	var info struct{ SignedIn, NoAuth bool }
+	if err := json.Unmarshal(raw, &info); err != nil || !info.SignedIn || !info.NoAuth {
+		t.Errorf("session without auth: %s", raw)
+	}
+	if got := consoleCall(t, d, consoleSession{}, "GET", "/2015-03-31/functions", "", nil); got.status != 200 {
+		t.Errorf("console call without auth: %d %s", got.status, got.code)
+	}
+	if resp, _ := do(t, signInRequest(t, d, root)); resp.StatusCode != 404 {
+		t.Errorf("sign-in without auth: %d, want 404", resp.StatusCode)
 	}
 }

@@ -276,6 +276,26 @@ func TestConsoleInBrowser(t *testing.T) {
 		open("#/functions"),
 		chromedp.WaitVisible(chromedp.CSS("#sign-in-form")))
 
+	// A narrow key's console shows what its policy allows, and the API's
+	// refusal for the rest.
+	_, narrow := s.userClient("viewer", `{"Statement":[{"Effect":"Allow","Action":["lambda:ListFunctions","lambda:GetFunction"],"Resource":"*"}]}`)
+	run("sign in with a narrow key",
+		chromedp.SendKeys(chromedp.CSS("#access-key-id"), narrow.AccessKeyID),
+		chromedp.SendKeys(chromedp.CSS("#secret-access-key"), narrow.SecretAccessKey),
+		chromedp.Click(chromedp.CSS("#sign-in")),
+		chromedp.WaitVisible(chromedp.CSS(`#functions tr[data-function="`+name+`"]`)),
+		open(fnPage+"/invoke"),
+		chromedp.WaitVisible(chromedp.CSS("#payload")),
+		chromedp.Click(chromedp.CSS("#invoke")),
+		chromedp.WaitVisible(chromedp.CSS("#invoke-error")))
+	if got := textOf("#invoke-error"); !strings.Contains(got, "AccessDeniedException") || !strings.Contains(got, "lambda:InvokeFunction") {
+		t.Errorf("a narrow key's invoke shows %q, want AccessDenied naming lambda:InvokeFunction", got)
+	}
+	run("narrow environments page",
+		open("#/environments"),
+		poll(`document.querySelector("#per-function")?.textContent.includes("icebox:GetStatus")`, 10*time.Second),
+		shot("narrow-key"))
+
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range problems {

@@ -367,13 +367,15 @@
     const status = el("span", { class: "muted", id: "tail-status" });
     const box = el("div", { class: "log", id: "log" });
     const group = "/aws/lambda/" + name;
+    // Each poll asks for the events from the newest one's time on; seen
+    // holds the ids of the events at that time, shown already.
     let since = Date.now() - 15 * 60 * 1000;
-    let seen = new Set();
+    let seen = new Map();
     let pattern = "";
     const restart = () => {
       pattern = filter.value.trim();
       since = Date.now() - 15 * 60 * 1000;
-      seen = new Set();
+      seen = new Map();
       put(box);
     };
     filter.addEventListener("change", restart);
@@ -395,10 +397,11 @@
       const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
       for (const ev of out.events || []) {
         if (seen.has(ev.eventId)) continue;
-        seen.add(ev.eventId);
+        seen.set(ev.eventId, ev.timestamp);
         since = Math.max(since, ev.timestamp);
         box.append(el("div", { class: "line" }, el("span", { class: "ts", text: new Date(ev.timestamp).toISOString().slice(11, 23) }), ev.message.replace(/\n$/, "")));
       }
+      for (const [id, ts] of seen) if (ts < since) seen.delete(id);
       while (box.childElementCount > 2000) box.firstElementChild.remove();
       if (stick) box.scrollTop = box.scrollHeight;
     });
@@ -457,25 +460,27 @@
         }));
       }
       round++;
-      const metrics = metricsText instanceof Error ? {} : parseMetrics(metricsText.text);
-
-      // Account-wide concurrency.
-      if (account instanceof Error && status instanceof Error) {
-        put(summary, errorBox(status));
-      } else {
-        const limit = account instanceof Error ? undefined : account.AccountLimit;
-        put(summary,
-          stat("Concurrent executions", status instanceof Error ? "?" : status.concurrentExecutions + (limit ? " of " + limit.ConcurrentExecutions : ""), "concurrent"),
-          stat("Unreserved in use", status instanceof Error ? "?" : status.unreservedConcurrentExecutions + (limit ? " of " + limit.UnreservedConcurrentExecutions : ""), "unreserved"),
-          stat("Environments", status instanceof Error || !status.environments ? "?" : Object.values(status.environments).reduce((a, b) => a + b, 0), "environments"),
-          stat("Throttles", Object.values(metrics).reduce((a, m) => a + (m.icebox_throttles_total || 0), 0), "throttles"));
-      }
-
-      // Per function: environments by state, concurrency against reserved, throttles, queue.
+      // The functions this key may see: those it may list, and those the
+      // status page (icebox:GetStatus) shows. Metrics of others are left out.
       const st = status instanceof Error ? { functions: [] } : status;
       const byName = {};
       for (const f of st.functions || []) byName[f.name] = f;
-      const all = [...new Set([...names, ...Object.keys(byName), ...Object.keys(metrics)])].sort();
+      const all = [...new Set([...names, ...Object.keys(byName)])].sort();
+      const metrics = {};
+      if (!(metricsText instanceof Error)) {
+        const parsed = parseMetrics(metricsText.text);
+        for (const n of all) if (parsed[n]) metrics[n] = parsed[n];
+      }
+
+      // Account-wide concurrency.
+      const limit = account instanceof Error ? undefined : account.AccountLimit;
+      put(summary,
+        stat("Concurrent executions", status instanceof Error ? "?" : status.concurrentExecutions + (limit ? " of " + limit.ConcurrentExecutions : ""), "concurrent"),
+        stat("Unreserved in use", status instanceof Error ? "?" : status.unreservedConcurrentExecutions + (limit ? " of " + limit.UnreservedConcurrentExecutions : ""), "unreserved"),
+        stat("Environments", status instanceof Error || !status.environments ? "?" : Object.values(status.environments).reduce((a, b) => a + b, 0), "environments"),
+        stat("Throttles", Object.values(metrics).reduce((a, m) => a + (m.icebox_throttles_total || 0), 0), "throttles"));
+
+      // Per function: environments by state, concurrency against reserved, throttles, queue.
       put(perFn, status instanceof Error ? errorBox(status) : null,
         table(["Function", "Environments", { label: "Busy / reserved", num: 1 }, { label: "Invocations", num: 1 }, { label: "Errors", num: 1 }, { label: "Throttles", num: 1 }, { label: "Queued async", num: 1 }],
           all.map(n => {
@@ -566,7 +571,9 @@
     const signedIn = state.session && state.session.signedIn;
     document.getElementById("nav").hidden = !signedIn;
     document.getElementById("sign-out").hidden = !signedIn || state.session.noAuth;
-    document.getElementById("who").textContent = signedIn ? (state.session.noAuth ? "authentication off" : state.session.user) : "";
+    const who = document.getElementById("who");
+    who.textContent = signedIn ? (state.session.noAuth ? "authentication off" : state.session.user) : "";
+    who.title = signedIn && state.session.expires ? "Session ends at " + new Date(state.session.expires).toLocaleTimeString() : "";
     for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === parts[0]);
     if (!signedIn) {
       if (parts[0] !== "sign-in") { location.hash = "#/sign-in"; return; }
