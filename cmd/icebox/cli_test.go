@@ -245,7 +245,8 @@ func TestNonRootRefused(t *testing.T) {
 	}
 }
 
-// TestPortInUse: serve or run on a taken port says so and names --listen.
+// TestPortInUse: serve or run on a taken port says so and names --listen
+// (--url-listen for the function URL listener's).
 func TestPortInUse(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
@@ -265,6 +266,11 @@ func TestPortInUse(t *testing.T) {
 			!strings.Contains(errOut, "something already listens on "+l.Addr().String()) || !strings.Contains(errOut, "pass --listen") {
 			t.Errorf("icebox %q on a taken port: exit %d, stderr:\n%s\nwant non-zero and a hint to --listen", args, code, errOut)
 		}
+	}
+	// The function URL listener's port taken: named, with its own flag.
+	code, _, errOut := cli(t, nil, "serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--url-listen", l.Addr().String())
+	if code == 0 || !strings.Contains(errOut, "function URL listener on "+l.Addr().String()) || !strings.Contains(errOut, "pass --url-listen") {
+		t.Errorf("serve with a taken --url-listen: exit %d, stderr:\n%s\nwant non-zero and a hint to --url-listen", code, errOut)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,11 @@ func run(args []string) error {
 	// Like AWS's runtime interface emulator, single-function mode takes
 	// unsigned calls.
 	cfg := daemon.Config{Listen: *listen, DataDir: dir, NoAuth: true, FunctionLog: printFunctionLog()}
+	// Function URLs are no part of single-function mode: their listener
+	// takes any free port rather than one --listen did not ask for.
+	if host, _, err := net.SplitHostPort(*listen); err == nil {
+		cfg.URLListen = net.JoinHostPort(host, "0")
+	}
 	cfg.BeforeServe = func(d *daemon.Daemon) error {
 		_, err := d.Functions.Create(context.Background(), model.Function{
 			Name: "function", Runtime: *runtime, Handler: *handler, MemorySize: *memory, Timeout: *timeout,
