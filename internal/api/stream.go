@@ -74,7 +74,7 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		res, err = s.invoker.Invoke(r.Context(), req)
 		es.end()
 	}()
-	es.relay(r, done)
+	es.relay(r, done, es.start, es.piece)
 	if err != nil {
 		if !es.wroteHeader {
 			return err
@@ -105,16 +105,11 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 	return nil
 }
 
-// eventStream is the caller's end of a streamed invocation: the Runtime
-// API's goroutine hands it each piece (model.ResponseStream) and the API
-// handler's goroutine, the only one writing to the client, relays it as a
-// PayloadChunk, then lets the runtime read on. Nothing is buffered in
-// between.
-type eventStream struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	enc *eventstream.Encoder
-
+// pipe is the caller's end of a streamed invocation: the Runtime API's
+// goroutine hands it each piece (model.ResponseStream) and the API
+// handler's goroutine, the only one writing to the client, relays it, then
+// lets the runtime read on. Nothing is buffered in between.
+type pipe struct {
 	pieces  chan []byte   // a piece to relay; the writer waits on acks
 	acks    chan struct{} // the piece was written
 	started chan struct{} // closed by Start
@@ -122,7 +117,86 @@ type eventStream struct {
 	gone    chan struct{} // closed when the client is gone
 
 	startOnce, endOnce sync.Once
+	// contentType is the function's; written by Start before started is
+	// closed.
+	contentType string
+}
 
+var _ model.ResponseStream = (*pipe)(nil)
+
+func newPipe() *pipe {
+	return &pipe{pieces: make(chan []byte), acks: make(chan struct{}), started: make(chan struct{}),
+		ended: make(chan struct{}), gone: make(chan struct{})}
+}
+
+// errStreamClosed is what the runtime's side gets once the client is gone
+// or the call is over.
+var errStreamClosed = errors.New("response stream closed")
+
+// Start is the runtime's side: the stream begins.
+func (p *pipe) Start(contentType string) {
+	p.startOnce.Do(func() {
+		p.contentType = contentType
+		close(p.started)
+	})
+}
+
+// Write is the runtime's side: it returns once b was written to the
+// client, or at once if the client is gone or the call over.
+func (p *pipe) Write(b []byte) (int, error) {
+	select {
+	case p.pieces <- b:
+	case <-p.gone:
+		return 0, errStreamClosed
+	case <-p.ended:
+		return 0, errStreamClosed
+	}
+	select {
+	case <-p.acks:
+		return len(b), nil
+	case <-p.gone:
+		return 0, errStreamClosed
+	}
+}
+
+// end tells both sides the call is over.
+func (p *pipe) end() { p.endOnce.Do(func() { close(p.ended) }) }
+
+// relay runs on the handler's goroutine until done (the call is over):
+// onStart when the function starts streaming, onPiece for each piece. A
+// client that goes away, or an onPiece error, ends the relaying: the
+// function's pieces are dropped from then on.
+func (p *pipe) relay(r *http.Request, done <-chan struct{}, onStart func(contentType string), onPiece func([]byte) error) {
+	started := p.started
+	for {
+		select {
+		case <-started:
+			started = nil
+			onStart(p.contentType)
+		case b := <-p.pieces:
+			if err := onPiece(b); err != nil {
+				close(p.gone)
+				<-done
+				return
+			}
+			p.acks <- struct{}{}
+		case <-r.Context().Done():
+			close(p.gone)
+			<-done
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
+// eventStream writes a streamed invocation as InvokeWithResponseStream's
+// events.
+type eventStream struct {
+	*pipe
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	enc *eventstream.Encoder
 	// version is the version that runs; set by routed before the call
 	// starts.
 	version string
@@ -130,74 +204,23 @@ type eventStream struct {
 	wroteHeader, streamed bool
 }
 
-var _ model.ResponseStream = (*eventStream)(nil)
-
 func newEventStream(w http.ResponseWriter, version string) *eventStream {
-	return &eventStream{w: w, version: version, rc: http.NewResponseController(w), enc: eventstream.NewEncoder(),
-		pieces: make(chan []byte), acks: make(chan struct{}), started: make(chan struct{}),
-		ended: make(chan struct{}), gone: make(chan struct{})}
+	return &eventStream{pipe: newPipe(), w: w, version: version, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
 }
 
 // routed learns the version that runs (a weighted alias's pick), before
 // the call starts and so before any header is written.
 func (es *eventStream) routed(version string) { es.version = version }
 
-// errStreamClosed is what the runtime's side gets once the client is gone
-// or the call is over.
-var errStreamClosed = errors.New("response stream closed")
-
-// Start is the runtime's side: the stream begins. Its content type is
-// the function's; the event stream's own is what the caller sees.
-func (es *eventStream) Start(string) { es.startOnce.Do(func() { close(es.started) }) }
-
-// Write is the runtime's side: it returns once p was written to the
-// client, or at once if the client is gone or the call over.
-func (es *eventStream) Write(p []byte) (int, error) {
-	select {
-	case es.pieces <- p:
-	case <-es.gone:
-		return 0, errStreamClosed
-	case <-es.ended:
-		return 0, errStreamClosed
-	}
-	select {
-	case <-es.acks:
-		return len(p), nil
-	case <-es.gone:
-		return 0, errStreamClosed
-	}
+// start is relay's onStart: the headers go out as the function starts.
+func (es *eventStream) start(string) {
+	es.streamed = true
+	es.writeHeader()
 }
 
-// end tells both sides the call is over.
-func (es *eventStream) end() { es.endOnce.Do(func() { close(es.ended) }) }
-
-// relay writes the pieces the runtime streams until done (the call is
-// over). A client that goes away is let go: the runtime's pieces are
-// dropped from then on.
-func (es *eventStream) relay(r *http.Request, done <-chan struct{}) {
-	started := es.started
-	for {
-		select {
-		case <-started:
-			started = nil
-			es.streamed = true
-			es.writeHeader()
-		case p := <-es.pieces:
-			err := es.event("PayloadChunk", "application/octet-stream", p)
-			if err != nil {
-				close(es.gone)
-				<-done
-				return
-			}
-			es.acks <- struct{}{}
-		case <-r.Context().Done():
-			close(es.gone)
-			<-done
-			return
-		case <-done:
-			return
-		}
-	}
+// piece is relay's onPiece.
+func (es *eventStream) piece(b []byte) error {
+	return es.event("PayloadChunk", "application/octet-stream", b)
 }
 
 // writeHeader sends the response's status and headers, once.

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"io"
@@ -32,7 +33,8 @@ import (
 // response: write(w) writes the body, then the error trailers are sent
 // when errType is set.
 type streamer struct {
-	write   func(ctx context.Context, w io.Writer) error
+	write       func(ctx context.Context, w io.Writer) error
+	contentType string // default text/plain
 	errType string
 	errBody string
 	// answered counts the Runtime API's 202s to the streamed responses.
@@ -48,7 +50,7 @@ func (s *streamer) runtime(ctx context.Context, sb *sandboxtest.Sandbox) {
 		pr, pw := io.Pipe()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sb.RuntimeAPI()+"/runtime/invocation/"+id+"/response", pr)
 		req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
-		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Content-Type", cmp.Or(s.contentType, "text/plain"))
 		req.Trailer = http.Header{"Lambda-Runtime-Function-Error-Type": nil, "Lambda-Runtime-Function-Error-Body": nil}
 		go func() {
 			err := s.write(ctx, pw)

@@ -193,8 +193,11 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 		return err
 	}
 	defer release()
-	res, err := s.invoker.Invoke(r.Context(), invoke.Request{FunctionName: fn.Name, Qualifier: u.Qualifier, Function: &run,
-		Payload: event, RequestID: requestID})
+	req := invoke.Request{FunctionName: fn.Name, Qualifier: u.Qualifier, Function: &run, Payload: event, RequestID: requestID}
+	if u.InvokeMode == model.InvokeStream {
+		return s.streamURL(w, r, u, req)
+	}
+	res, err := s.invoker.Invoke(r.Context(), req)
 	if err != nil {
 		return err
 	}

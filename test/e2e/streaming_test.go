@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +87,7 @@ func TestNodeResponseStreaming(t *testing.T) {
 	s := startServer(t, func(c *daemon.Config) {
 		c.Streaming = runtimeapi.Config{MaxStreamBytes: 40 << 20, StreamBytesPerSecond: 1 << 40}
 	})
-	for _, h := range []string{"chunks", "big", "fails", "unfinished", "forever", "trickle"} {
+	for _, h := range []string{"chunks", "big", "fails", "unfinished", "forever", "trickle", "http"} {
 		s.createNode("stream-"+h, "stream."+h, func(in *lambda.CreateFunctionInput) {
 			in.MemorySize = aws.Int32(256)
 			if h == "trickle" {
@@ -197,6 +199,53 @@ func TestNodeResponseStreaming(t *testing.T) {
 		r := s.stream(ctx, "stream-chunks")
 		if len(parseChunks(t, string(r.payload()))) != 5 || r.complete.ErrorCode != nil {
 			t.Fatalf("the call after a client left: %q, error %v", r.payload(), aws.ToString(r.complete.ErrorCode))
+		}
+	})
+
+	t.Run("through a RESPONSE_STREAM function URL", func(t *testing.T) {
+		url := func(name string) string {
+			cfg, err := s.client.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String(name),
+				AuthType: types.FunctionUrlAuthTypeNone, InvokeMode: types.InvokeModeResponseStream})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.client.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String(name), StatementId: aws.String("public"),
+				Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone}); err != nil {
+				t.Fatal(err)
+			}
+			return aws.ToString(cfg.FunctionUrl)
+		}
+		resp, err := localhostClient().Get(url("stream-chunks"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		var lines strings.Builder
+		var firstAt time.Time
+		for i := 0; i < 5; i++ {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("line %d: %v", i, err)
+			}
+			if i == 0 {
+				firstAt = time.Now()
+			}
+			lines.WriteString(line)
+		}
+		chunks := parseChunks(t, lines.String())
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+			t.Errorf("head %d %v, want 200 with the function's content type", resp.StatusCode, resp.Header)
+		}
+		if last := time.UnixMilli(chunks[4].WrittenMs); !firstAt.Before(last) {
+			t.Errorf("the first line arrived at %v, after the last was written at %v", firstAt, last)
+		}
+
+		req, _ := http.NewRequest(http.MethodGet, url("stream-http"), nil)
+		resp, body := urlDo(t, req)
+		if resp.StatusCode != 201 || resp.Header.Get("X-Streamed") != "yes" || resp.Header.Get("Content-Type") != "text/plain" ||
+			strings.Join(resp.Header.Values("Set-Cookie"), ";") != "a=1;b=2" || string(body) != "hello world" {
+			t.Fatalf("HttpResponseStream.from: %d %v %q, want 201, its headers and cookies, and hello world", resp.StatusCode, resp.Header, body)
 		}
 	})
 
