@@ -35,8 +35,8 @@ import (
 type streamer struct {
 	write       func(ctx context.Context, w io.Writer) error
 	contentType string // default text/plain
-	errType string
-	errBody string
+	errType     string
+	errBody     string
 	// answered counts the Runtime API's 202s to the streamed responses.
 	answered atomic.Int32
 }
