@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ const (
 	initOnDemand    = "on-demand"
 	initProvisioned = "provisioned-concurrency"
 )
+
+// execWrapper names the wrapper script (an internal extension) a managed
+// runtime starts through.
+const execWrapper = "AWS_LAMBDA_EXEC_WRAPPER"
 
 // bootstrapPaths are where a provided runtime's entry point may be, in order.
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
@@ -49,7 +54,17 @@ func (p *Pool) entrypoint(ctx context.Context, fn *model.Function, codeDir, optD
 			}
 			return nil, "", model.RequestErrorBody(requestID, ErrorTypeSDKUnavailable, err.Error()), nil
 		}
-		return rt.Command(fn.Handler, fn.MemorySize), filepath.Join(p.cfg.Runtimes.Dir(), rt.Family), nil, nil
+		args := rt.Command(fn.Handler, fn.MemorySize)
+		if w := fn.Environment[execWrapper]; w != "" {
+			// Lambda runs a managed runtime's start-up through the
+			// wrapper script the function names, which execs the rest.
+			if !path.IsAbs(w) {
+				msg := execWrapper + " must be an absolute path: " + w
+				return nil, "", model.RequestErrorBody(requestID, model.ErrorTypeInvalidEntrypoint, msg), nil
+			}
+			args = append([]string{w}, args...)
+		}
+		return args, filepath.Join(p.cfg.Runtimes.Dir(), rt.Family), nil, nil
 	}
 	// The function's own bootstrap wins over a layer's, as on Lambda.
 	for i, dir := range []string{codeDir, optDir} {

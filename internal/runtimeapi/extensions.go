@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"icebox/internal/model"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+
+	"icebox/internal/model"
 )
 
 // Extensions is the Extensions API (2020-01-01) side of an environment

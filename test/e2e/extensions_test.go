@@ -25,15 +25,15 @@ import (
 // Lambda ships them: a Go extension written as AWS's sample writes one, a
 // Python Telemetry API subscriber, and a shell one that crashes.
 
-// extensionLayer zips files as a layer; everything under extensions/ is
-// executable.
+// extensionLayer zips files as a layer; everything under extensions/, and
+// a wrapper script, is executable.
 func extensionLayer(files map[string][]byte) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, data := range files {
 		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
 		h.SetMode(0o644)
-		if strings.HasPrefix(name, "extensions/") {
+		if strings.HasPrefix(name, "extensions/") || name == "wrapper" {
 			h.SetMode(0o755)
 		}
 		w, _ := zw.CreateHeader(h)
@@ -229,5 +229,41 @@ func TestTelemetrySubscriber(t *testing.T) {
 	}
 	if !strings.Contains(last.Tel, "platform.initStart") || !strings.Contains(last.Tel, "platform.telemetrySubscription") {
 		t.Errorf("init events missing: %s", last.Tel)
+	}
+}
+
+// Internal extensions as Lambda documents them: AWS_LAMBDA_EXEC_WRAPPER
+// starts a managed runtime through a wrapper script from a layer, which
+// execs the runtime's own command; NODE_OPTIONS reaches Node.js (a
+// --require preload from a layer runs before the handler's module).
+func TestInternalExtensions(t *testing.T) {
+	needPython(t)
+	s := startServer(t)
+	layer := s.publishLayer("wrap", extensionLayer(map[string][]byte{
+		"wrapper":    []byte("#!/bin/sh\nexport WRAPPED=\"by $0, then $1\"\nexec \"$@\"\n"),
+		"preload.js": []byte("process.env.PRELOADED = 'yes';\n"),
+	}))
+	s.create("wrapped", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler = types.RuntimePython311, aws.String("app.handler")
+		in.Code.ZipFile = zipOf(map[string][]byte{"app.py": []byte("import os\n\ndef handler(event, context):\n    return os.environ.get('WRAPPED')\n")})
+		in.Layers = []string{layer}
+		in.Environment = &types.Environment{Variables: map[string]string{"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}}
+	})
+	var wrapped string
+	s.pyCall("wrapped", map[string]any{}, &wrapped)
+	if !strings.HasPrefix(wrapped, "by /opt/wrapper, then /") {
+		t.Errorf("WRAPPED = %q", wrapped)
+	}
+	if _, err := os.Stat("/usr/bin/node"); err != nil {
+		return
+	}
+	s.create("preloaded", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler = types.RuntimeNodejs20x, aws.String("index.handler")
+		in.Code.ZipFile = zipOf(map[string][]byte{"index.js": []byte("exports.handler = async () => process.env.PRELOADED;\n")})
+		in.Layers = []string{layer}
+		in.Environment = &types.Environment{Variables: map[string]string{"NODE_OPTIONS": "--require /opt/preload.js"}}
+	})
+	if out := s.invoke("preloaded", map[string]any{}); out.FunctionError != nil || string(out.Payload) != `"yes"` {
+		t.Errorf("NODE_OPTIONS preload: %v %s", out.FunctionError, out.Payload)
 	}
 }
