@@ -203,22 +203,17 @@ func optKey(layers []model.FunctionLayer) string {
 }
 
 // collectLayers removes what only the layers old used: their merged tree
-// and, through collect, their content.
+// (unless $LATEST or a version of some function still has the same
+// combination) and, through collect, their content.
 func (s *Service) collectLayers(ctx context.Context, old []model.FunctionLayer) {
-	if len(old) == 0 {
-		return
-	}
-	key := optKey(old)
-	for _, f := range s.catalog.List() {
-		if len(f.Layers) > 1 && optKey(f.Layers) == key {
-			key = ""
-			break
+	if len(old) > 1 {
+		key := optKey(old)
+		same := func(f model.Function) bool { return len(f.Layers) > 1 && optKey(f.Layers) == key }
+		if !slices.ContainsFunc(s.catalog.List(), func(f model.Function) bool { return same(f) || slices.ContainsFunc(f.Versions, same) }) {
+			m := s.lock(key)
+			_ = os.RemoveAll(filepath.Join(s.cfg.CodeDir, key))
+			m.Unlock()
 		}
-	}
-	if key != "" && len(old) > 1 {
-		m := s.lock(key)
-		_ = os.RemoveAll(filepath.Join(s.cfg.CodeDir, key))
-		m.Unlock()
 	}
 	for _, l := range old {
 		s.collect(ctx, l.CodeSha256)

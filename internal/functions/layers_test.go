@@ -84,6 +84,18 @@ func TestLayerContentLifecycle(t *testing.T) {
 		t.Error("the merged tree was built again")
 	}
 
+	// A published version with the same layers keeps the merged tree when
+	// $LATEST's layers change.
+	if _, err := s.Publish(ctx, "f", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateConfig(ctx, "f", "", func(f *model.Function) { f.Layers = nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first); err != nil {
+		t.Errorf("merged tree a version uses: %v", err)
+	}
+
 	// The layer versions go; the function keeps running them, here and on
 	// a node that has never unpacked them.
 	for _, lv := range []model.LayerVersion{a, b} {

@@ -135,11 +135,11 @@ func (f *Function) Publish(description string, now time.Time) (v Function, publi
 		Name: f.Name, Runtime: f.Runtime, Handler: f.Handler, Role: f.Role, Description: f.Description,
 		MemorySize: f.MemorySize, Timeout: f.Timeout, EphemeralStorage: f.EphemeralStorage,
 		Environment: maps.Clone(f.Environment), Architectures: slices.Clone(f.Architectures),
-		CodeSha256: f.CodeSha256, CodeSize: f.CodeSize, UnzippedSize: f.UnzippedSize, Layers: slices.Clone(f.Layers),
-		DeadLetterTarget: f.DeadLetterTarget,
-		Version:          strconv.Itoa(f.LastVersion), PublishedFrom: key,
+		CodeSha256: f.CodeSha256, CodeSize: f.CodeSize, DeadLetterTarget: f.DeadLetterTarget,
+		Version: strconv.Itoa(f.LastVersion), PublishedFrom: key,
 		RevisionID: NewUUID(), LastModified: now,
 	}
+	v.UnzippedSize, v.Layers = f.UnzippedSize, slices.Clone(f.Layers)
 	if description != "" {
 		v.Description = description
 	}

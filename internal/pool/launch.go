@@ -36,9 +36,8 @@ const execWrapper = "AWS_LAMBDA_EXEC_WRAPPER"
 var bootstrapPaths = []string{"/var/task/bootstrap", "/opt/bootstrap"}
 
 // entrypoint finds the runtime's argv for fn with code in codeDir and
-// layers in optDir, and the
-// runtime client directory to mount at /var/runtime (managed runtimes),
-// with the runtime's SDK in it: the first cold start of a runtime waits
+// layers in optDir, and the runtime client directory to mount at
+// /var/runtime (managed runtimes), with the runtime's SDK in it: the first cold start of a runtime waits
 // for its install, later ones pay an atomic load. A missing bootstrap
 // (Runtime.InvalidEntrypoint) or SDK (Runtime.SDKUnavailable) is a
 // function error, returned as failure.
