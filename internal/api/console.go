@@ -27,6 +27,9 @@ func (s *Server) consoleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Del("Cookie")
+	// No policy decides a sign-in: any long-term key may open a console,
+	// which then does only what the key's policies allow. The route's
+	// action only names the operation in messages.
 	r, release, err := s.admit(w, r, route{action: "icebox:ConsoleSignIn", limit: smallBody})
 	if err == nil {
 		defer release()

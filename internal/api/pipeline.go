@@ -17,12 +17,12 @@ import (
 )
 
 // Every request passes one pipeline (handle): route, check the signature's
-// claims from the headers (or the console session, for a call without a
-// signature that carries the console's cookie), read the body once (bounded by the operation's
-// limit and the daemon's budgets), verify the signature over it, authorize
-// the caller once on the resource, run the handler. /metrics (unless
-// MetricsAuth, and never for a sandbox) and presigned code downloads are
-// served without a signature.
+// claims from the headers (or, for an unsigned call carrying the console's
+// cookie, the console session), read the body once (bounded by the
+// operation's limit and the daemon's budgets), verify the signature over
+// it, authorize the caller once on the resource, run the handler. /metrics
+// (unless MetricsAuth, and never for a sandbox) and presigned code
+// downloads are served without a signature.
 
 type callerKey struct{}
 
