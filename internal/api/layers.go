@@ -69,14 +69,15 @@ func (s *Server) layerVersion(r *http.Request) (string, int64, error) {
 
 // layerResource is what a layer operation is authorized on: the version's
 // ARN and its policy for operations on a version, the layer's ARN for
-// PublishLayerVersion, "*" for the listings (as in IAM's reference).
+// PublishLayerVersion and ListLayerVersions, "*" for ListLayers (as in
+// IAM's reference).
 func (s *Server) layerResource(r *http.Request, action string) (string, *policy.Document) {
 	var name string
 	var version int64
 	switch {
-	case action == "lambda:ListLayers" || action == "lambda:ListLayerVersions":
+	case action == "lambda:ListLayers":
 		return "*", nil
-	case action == "lambda:PublishLayerVersion":
+	case action == "lambda:PublishLayerVersion" || action == "lambda:ListLayerVersions":
 		if n, err := s.layerName(r); err == nil {
 			return model.LayerArn(s.cfg.Region, s.cfg.AccountID, n), nil
 		}
