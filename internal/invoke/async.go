@@ -300,10 +300,7 @@ func (q *queue) handle(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
-	fn, err := q.iv.catalog.Get(e.function)
-	if err == nil {
-		fn, err = fn.View(e.qualifier)
-	}
+	fn, err := q.iv.catalog.View(e.function, e.qualifier)
 	if err == nil {
 		fn, err = q.iv.route(fn)
 	}
@@ -435,7 +432,7 @@ func (q *queue) deliver(src *model.Function, arn, origin string, from event, pay
 	if err != nil {
 		return err
 	}
-	target, err := q.iv.catalog.Get(name)
+	target, err := q.iv.catalog.View(name, "")
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,22 @@ func (c mapCatalog) Get(name string) (model.Function, error) {
 	return model.Function{}, fmt.Errorf("function %s: %w", name, errdefs.ErrNotFound)
 }
 
+func (c mapCatalog) View(name, q string) (model.Function, error) {
+	fn, err := c.Get(name)
+	if err != nil {
+		return fn, err
+	}
+	return fn.View(q)
+}
+
+func (c mapCatalog) Alias(name, alias string) (model.Alias, error) {
+	fn := c[name]
+	if a := fn.AliasNamed(alias); a != nil {
+		return *a, nil
+	}
+	return model.Alias{}, fmt.Errorf("alias %s:%s: %w", name, alias, errdefs.ErrNotFound)
+}
+
 type admitAll struct{}
 
 func (admitAll) Admit(*model.Function) (func(), error) { return func() {}, nil }

@@ -22,9 +22,14 @@ import (
 	"icebox/internal/model"
 )
 
-// Catalog is where functions are looked up; Get must not block on I/O.
+// Catalog is where functions are looked up; it must not block on I/O.
 type Catalog interface {
-	Get(name string) (model.Function, error)
+	// View is the function name as the qualifier q names it
+	// (model.Function.View), without what only its record holds (published
+	// versions, aliases): what runs, at a cost that does not grow with them.
+	View(name, q string) (model.Function, error)
+	// Alias is one of the function's aliases.
+	Alias(name, alias string) (model.Alias, error)
 }
 
 // Runner runs an invocation on an environment of fn.
@@ -200,15 +205,11 @@ func (iv *Invoker) route(fn model.Function) (model.Function, error) {
 	if !fn.IsAliasView() {
 		return fn, nil
 	}
-	rec, err := iv.catalog.Get(fn.Name)
-	if err != nil {
-		return fn, err
+	a, err := iv.catalog.Alias(fn.Name, fn.Qualifier)
+	if err != nil || len(a.Weights) == 0 {
+		return fn, nil // unweighted, or changed since: run the view resolved
 	}
-	a := rec.AliasNamed(fn.Qualifier)
-	if a == nil || len(a.Weights) == 0 {
-		return fn, nil
-	}
-	v, err := rec.View(a.Route(mrand.Float64()))
+	v, err := iv.catalog.View(fn.Name, a.Route(mrand.Float64()))
 	if err != nil {
 		return fn, err
 	}
@@ -231,16 +232,14 @@ func (iv *Invoker) Resolve(ref, qualifier string) (name string, fn model.Functio
 	} else if q != "" && q != qualifier {
 		return name, model.Function{}, fmt.Errorf("The derived qualifier from the function name does not match the specified qualifier: %w", errdefs.ErrInvalid)
 	}
-	fn, err = iv.catalog.Get(name)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		// Lambda names the missing function by its ARN.
-		return name, model.Function{}, fmt.Errorf("Function not found: %s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return name, model.Function{}, err
-	}
-	if fn, err = fn.View(qualifier); err != nil {
+	// Lambda names what is missing by its ARN.
+	switch fn, err = iv.catalog.View(name, qualifier); {
+	case model.IsNoQualifier(err):
 		return name, model.Function{}, fmt.Errorf("Function not found: %s:%s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), qualifier, errdefs.ErrNotFound)
+	case errors.Is(err, errdefs.ErrNotFound):
+		return name, model.Function{}, fmt.Errorf("Function not found: %s: %w", model.ARN(iv.cfg.Region, iv.cfg.AccountID, name), errdefs.ErrNotFound)
+	case err != nil:
+		return name, model.Function{}, err
 	}
 	return name, fn, nil
 }

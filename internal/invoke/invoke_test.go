@@ -131,6 +131,22 @@ func (c *fakeCatalog) Get(name string) (model.Function, error) {
 	return fn, nil
 }
 
+func (c *fakeCatalog) View(name, q string) (model.Function, error) {
+	fn, err := c.Get(name)
+	if err != nil {
+		return fn, err
+	}
+	return fn.View(q)
+}
+
+func (c *fakeCatalog) Alias(name, alias string) (model.Alias, error) {
+	fn, err := c.Get(name)
+	if a := fn.AliasNamed(alias); err == nil && a != nil {
+		return *a, nil
+	}
+	return model.Alias{}, fmt.Errorf("alias %s:%s: %w", name, alias, errdefs.ErrNotFound)
+}
+
 // fakeRunner records what it was asked to run and answers with result/err.
 type fakeRunner struct {
 	adm *fakeAdmission

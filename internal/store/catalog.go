@@ -280,6 +280,44 @@ func (c *Catalog) Get(name string) (model.Function, error) {
 	return *clone(e.fn), nil
 }
 
+// View returns the function name as the qualifier q names it
+// (model.Function.View), copying only what runs: a $LATEST view leaves its
+// published versions, aliases and provisioned concurrency out, so that
+// resolving a call costs the same however many versions a function has.
+func (c *Catalog) View(name, q string) (model.Function, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := c.fns[name]
+	if e.fn == nil {
+		return model.Function{}, notFound(name)
+	}
+	v, err := e.fn.View(q)
+	if err != nil {
+		return model.Function{}, err
+	}
+	v.Versions, v.Aliases, v.Provisioned = nil, nil, nil
+	return *clone(&v), nil
+}
+
+// Alias returns the alias called alias of the function name.
+func (c *Catalog) Alias(name, alias string) (model.Alias, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := c.fns[name]
+	if e.fn == nil {
+		return model.Alias{}, notFound(name)
+	}
+	a := e.fn.AliasNamed(alias)
+	if a == nil {
+		return model.Alias{}, fmt.Errorf("Alias not found: %s:%s: %w", name, alias, errdefs.ErrNotFound)
+	}
+	out := *a
+	out.Weights = maps.Clone(a.Weights)
+	out.Policy = clonePolicy(a.Policy)
+	out.EventInvoke = cloneEventInvoke(a.EventInvoke)
+	return out, nil
+}
+
 // List returns every function, sorted by name.
 func (c *Catalog) List() []model.Function {
 	c.mu.RLock()
