@@ -49,8 +49,8 @@ type urlInput struct {
 	InvokeMode *string        `json:"InvokeMode"`
 }
 
-// URLAddress is the address a function URL is served at.
-func (s *Server) URLAddress(id string) string {
+// urlAddress is the address a function URL is served at.
+func (s *Server) urlAddress(id string) string {
 	return fmt.Sprintf("http://%s.%s:%d/", id, s.urlDomain(), s.cfg.URLPort)
 }
 
@@ -62,7 +62,7 @@ func (s *Server) urlConfig(fn model.Function, u model.FunctionURL, modified bool
 	if u.Qualifier != "" {
 		arn += ":" + u.Qualifier
 	}
-	c := functionURLConfig{FunctionURL: s.URLAddress(u.ID), FunctionArn: arn, AuthType: u.AuthType, Cors: u.Cors,
+	c := functionURLConfig{FunctionURL: s.urlAddress(u.ID), FunctionArn: arn, AuthType: u.AuthType, Cors: u.Cors,
 		CreationTime: u.CreationTime.UTC().Format(urlTime), InvokeMode: u.InvokeMode}
 	if modified {
 		c.LastModifiedTime = u.LastModifiedTime.UTC().Format(urlTime)

@@ -138,7 +138,8 @@ func TestFunctionURLConfigAPI(t *testing.T) {
 		{"bad auth type", "PUT", path, map[string]any{"AuthType": "OPEN"}, 400, "InvalidParameterValueException"},
 		{"bad invoke mode", "PUT", path, map[string]any{"InvokeMode": "FAST"}, 400, "InvalidParameterValueException"},
 		{"max age", "PUT", path, map[string]any{"Cors": map[string]any{"MaxAge": 86401}}, 400, "InvalidParameterValueException"},
-		{"7 methods", "PUT", path, map[string]any{"Cors": map[string]any{"AllowMethods": []string{"GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "OPTIONS"}}}, 400, "InvalidParameterValueException"},
+		{"7 methods", "PUT", path, map[string]any{"Cors": map[string]any{"AllowMethods": []string{"GET", "PUT", "POST", "HEAD", "PATCH", "DELETE", "*"}}}, 400, "InvalidParameterValueException"},
+		{"a line break in an origin", "PUT", path, map[string]any{"Cors": map[string]any{"AllowOrigins": []string{"https://a\r\nSet-Cookie: x=1"}}}, 400, "InvalidParameterValueException"},
 		{"version qualifier", "GET", path + "?Qualifier=1", nil, 400, "InvalidParameterValueException"},
 		{"missing function", "GET", "/2021-10-31/functions/nope/url", nil, 404, "ResourceNotFoundException"},
 	} {
