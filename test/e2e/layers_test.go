@@ -40,7 +40,7 @@ func (s *server) setLayers(name string, arns ...string) {
 	}
 }
 
-const layersPy = `import os, greet, sitepkg
+const layersPy = `import os, subprocess, greet, sitepkg
 
 def handler(event, context):
     try:
@@ -49,13 +49,15 @@ def handler(event, context):
         wrote = "yes"
     except OSError as e:
         wrote = os.strerror(e.errno)
-    return {"greet": greet.hello(), "site": sitepkg.NAME, "wrote": wrote, "pid": os.getpid(), "opt": sorted(os.listdir("/opt/python"))}
+    tool = subprocess.run(["layer-tool"], capture_output=True).stdout.decode().strip()
+    return {"greet": greet.hello(), "site": sitepkg.NAME, "wrote": wrote, "pid": os.getpid(), "opt": sorted(os.listdir("/opt/python")),
+            "tool": tool, "libPath": os.environ["LD_LIBRARY_PATH"]}
 `
 
 type layersPyResult struct {
-	Greet, Site, Wrote string
-	Pid                int
-	Opt                []string
+	Greet, Site, Wrote, Tool, LibPath string
+	Pid                               int
+	Opt                               []string
 }
 
 func TestLayersPython(t *testing.T) {
@@ -67,18 +69,20 @@ func TestLayersPython(t *testing.T) {
 		"python/only_a.py": []byte(""),
 	}))
 	b := s.publishLayer("py-b", zipOf(map[string][]byte{"python/greet.py": []byte("def hello():\n    return 'b'\n")}))
+	tools := s.publishLayer("tools", executableZip(t, "bin/layer-tool", "#!/bin/sh\necho from /opt/bin\n"))
 	s.create("py", func(in *lambda.CreateFunctionInput) {
 		in.Runtime, in.Handler = types.RuntimePython311, aws.String("app.handler")
 		in.Code.ZipFile = zipOf(map[string][]byte{"app.py": []byte(layersPy)})
-		in.Layers = []string{a, b}
+		in.Layers = []string{a, b, tools}
 	})
 	var r layersPyResult
 	s.pyCall("py", map[string]any{}, &r)
-	if r.Greet != "b" || r.Site != "site-packages of a" || !strings.Contains(r.Wrote, "Read-only") || strings.Join(r.Opt, ",") != "greet.py,lib,only_a.py" {
-		t.Errorf("layers a, b: %+v", r)
+	if r.Greet != "b" || r.Site != "site-packages of a" || !strings.Contains(r.Wrote, "Read-only") || strings.Join(r.Opt, ",") != "greet.py,lib,only_a.py" ||
+		r.Tool != "from /opt/bin" || !strings.HasSuffix(r.LibPath, ":/opt/lib") {
+		t.Errorf("layers a, b, tools: %+v", r)
 	}
 	// In the other order a wins, in a new environment.
-	s.setLayers("py", b, a)
+	s.setLayers("py", b, a, tools)
 	var r2 layersPyResult
 	s.pyCall("py", map[string]any{}, &r2)
 	if r2.Greet != "a" || r2.Pid == 0 {
@@ -155,6 +159,22 @@ exports.handler = async () => ({ pad: pad('x'), ver, opt: require('fs').readdirS
 	if r.Pad != "[x]" || r.Ver != "node20 modules" {
 		t.Errorf("node modules from a layer: %+v", r)
 	}
+}
+
+// executableZip is a zip holding one executable file.
+func executableZip(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(content))
+	zw.Close()
+	return b.Bytes()
 }
 
 // symlinkZip is a zip holding one symlink.
