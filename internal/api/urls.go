@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,10 +179,32 @@ func (s *Server) listFunctionURLConfigs(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	out := []functionURLConfig{}
-	for _, u := range fn.URLs {
-		out = append(out, s.urlConfig(fn, u, true))
+	maxItems := 50
+	if v := r.URL.Query().Get("MaxItems"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 50 {
+			return fmt.Errorf("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50, inclusive: %w", v, errdefs.ErrInvalid)
+		}
+		maxItems = n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"FunctionUrlConfigs": out})
+	// The marker is the last id returned: ids are unique, listed in order.
+	marker := r.URL.Query().Get("Marker")
+	urls := slices.SortedFunc(slices.Values(fn.URLs), func(a, b model.FunctionURL) int { return strings.Compare(a.ID, b.ID) })
+	out := []functionURLConfig{}
+	resp := map[string]any{}
+	last := ""
+	for _, u := range urls {
+		if marker != "" && u.ID <= marker {
+			continue
+		}
+		if len(out) == maxItems {
+			resp["NextMarker"] = last
+			break
+		}
+		out = append(out, s.urlConfig(fn, u, true))
+		last = u.ID
+	}
+	resp["FunctionUrlConfigs"] = out
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -372,10 +372,31 @@ func TestFunctionURLOnAlias(t *testing.T) {
 	if json.Unmarshal(raw, &ev); resp.StatusCode != 200 || ev.RequestContext.APIID != urlRE.FindStringSubmatch(c.FunctionUrl)[1] {
 		t.Errorf("alias URL call: %d %s", resp.StatusCode, raw)
 	}
-	var list struct{ FunctionUrlConfigs []urlConfig }
+	var list struct {
+		FunctionUrlConfigs []urlConfig
+		NextMarker         string
+	}
 	getJSON(t, d, "GET", "/2021-10-31/functions/aliased/urls", nil, 200, &list)
-	if len(list.FunctionUrlConfigs) != 2 {
+	if len(list.FunctionUrlConfigs) != 2 || list.NextMarker != "" {
 		t.Errorf("list: %+v", list)
+	}
+	// One page at a time: both URLs, once each.
+	seen := map[string]bool{}
+	for marker, pages := "", 0; pages < 3; pages++ {
+		list.NextMarker = ""
+		getJSON(t, d, "GET", "/2021-10-31/functions/aliased/urls?MaxItems=1&Marker="+marker, nil, 200, &list)
+		for _, c := range list.FunctionUrlConfigs {
+			seen[c.FunctionUrl] = true
+		}
+		if marker = list.NextMarker; marker == "" {
+			break
+		}
+	}
+	if len(seen) != 2 || !seen[latest] || !seen[c.FunctionUrl] {
+		t.Errorf("paged list saw %v", seen)
+	}
+	if a := call(t, d, root, "GET", "/2021-10-31/functions/aliased/urls?MaxItems=51", "", nil); a.status != 400 {
+		t.Errorf("MaxItems 51: %d %s", a.status, a.code)
 	}
 	getJSON(t, d, "DELETE", "/2015-03-31/functions/aliased/aliases/live", nil, 204, nil)
 	resp, raw = urlCall(t, d, nil, "GET", c.FunctionUrl, nil, nil)

@@ -416,6 +416,9 @@ func (s *Service) CreateURL(ctx context.Context, name string, u model.FunctionUR
 		return model.FunctionURL{}, err
 	}
 	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
+		if u.Qualifier != "" && f.AliasNamed(u.Qualifier) == nil {
+			return aliasNotFound(name, u.Qualifier) // deleted since the caller looked
+		}
 		if _, ok := f.URLOf(u.Qualifier); ok {
 			return fmt.Errorf("Failed to create function url config for [functionName = %s]. Error message:  FunctionUrlConfig exists for this Lambda function: %w", f.Name, errdefs.ErrConflict)
 		}
