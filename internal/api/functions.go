@@ -2,9 +2,11 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"icebox/internal/errdefs"
@@ -302,29 +304,50 @@ func (s *Server) downloadCode(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	maxItems := 50
-	if v := q.Get("MaxItems"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return fmt.Errorf("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000, inclusive: %w", v, errdefs.ErrInvalid)
-		}
-		maxItems = n
+	limit, err := maxItems(r)
+	if err != nil {
+		return err
 	}
-	marker := q.Get("Marker")
-	all := s.functions.List()
-	// The marker is the last name returned: names are unique and sorted, so
-	// the listing stays consistent while functions come and go.
+	all := false
+	switch v := q.Get("FunctionVersion"); v {
+	case "":
+	case "ALL":
+		all = true // every published version too
+	default:
+		return fmt.Errorf("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]: %w", v, errdefs.ErrInvalid)
+	}
+	// The marker is the last name returned ("name:version" when listing
+	// every version): names are unique and sorted, versions ascend, so the
+	// listing stays consistent while functions and versions come and go.
+	after := listPosition(q.Get("Marker"))
 	out := []functionConfiguration{}
 	next := ""
-	for _, fn := range all {
-		if marker != "" && fn.Name <= marker {
-			continue
+	for _, fn := range s.functions.List() {
+		views := []model.Function{fn}
+		if all {
+			views[0].Qualifier = model.LatestVersion
+			for _, v := range fn.Versions {
+				view, _ := fn.View(v.Version)
+				views = append(views, view)
+			}
 		}
-		if len(out) == maxItems {
-			next = out[len(out)-1].FunctionName
+		for _, v := range views {
+			at := position{v.Name, versionOrder(v.Version)}
+			if q.Get("Marker") != "" && !after.before(at) {
+				continue
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].FunctionName
+				if all {
+					next += ":" + out[len(out)-1].Version
+				}
+				break
+			}
+			out = append(out, s.configuration(v))
+		}
+		if next != "" {
 			break
 		}
-		out = append(out, s.configuration(fn))
 	}
 	resp := map[string]any{"Functions": out}
 	if next != "" {
@@ -332,6 +355,34 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// position orders ListFunctions' items: by name, then $LATEST before the
+// versions in ascending order.
+type position struct {
+	name    string
+	version int // 0 for $LATEST
+}
+
+func (p position) before(q position) bool {
+	return p.name < q.name || p.name == q.name && p.version < q.version
+}
+
+// listPosition is where a marker left off: after every version of a
+// plain name's function, or after the version a "name:version" names.
+func listPosition(marker string) position {
+	name, v, ok := strings.Cut(marker, ":")
+	if !ok {
+		return position{marker, math.MaxInt}
+	}
+	return position{name, versionOrder(v)}
+}
+
+// versionOrder is a version's place among its function's: $LATEST ("" on
+// a record) first.
+func versionOrder(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) error {

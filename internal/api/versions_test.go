@@ -283,6 +283,9 @@ func TestProvisionedConcurrencyAPI(t *testing.T) {
 	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("head"), FunctionVersion: aws.String("$LATEST")}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		what, qualifier string
 		n               int32
@@ -290,6 +293,7 @@ func TestProvisionedConcurrencyAPI(t *testing.T) {
 		status          int
 	}{
 		{"$LATEST", "$LATEST", 1, "InvalidParameterValueException", 400},
+		{"an alias of $LATEST", "head", 1, "InvalidParameterValueException", 400},
 		{"no such alias", "gone", 1, "ResourceNotFoundException", 404},
 		{"zero", "live", 0, "InvalidParameterValueException", 400},
 		{"the whole account", "live", 100, "InvalidParameterValueException", 400},
@@ -422,4 +426,33 @@ func TestQualifiedEventInvokeConfig(t *testing.T) {
 	if got, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("f:1")}); err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 2 {
 		t.Errorf("version 1's after deleting the alias's: %+v %v", got, err)
 	}
+}
+
+// TestListFunctionsAllVersions: ListFunctions with FunctionVersion ALL
+// lists every version of every function, pages included.
+func TestListFunctionsAllVersions(t *testing.T) {
+	d := startDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "a", true)
+	createSDK(t, c, "b", false)
+	var got []string
+	pages := lambda.NewListFunctionsPaginator(c, &lambda.ListFunctionsInput{FunctionVersion: types.FunctionVersionAll, MaxItems: aws.Int32(2)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range page.Functions {
+			got = append(got, aws.ToString(f.FunctionArn)[strings.LastIndex(aws.ToString(f.FunctionArn), ":function:")+10:])
+		}
+	}
+	if strings.Join(got, ",") != "a:$LATEST,a:1,b:$LATEST" {
+		t.Errorf("every version: %v", got)
+	}
+	if plain, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{}); err != nil || len(plain.Functions) != 2 {
+		t.Errorf("without FunctionVersion: %+v %v", plain, err)
+	}
+	_, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{FunctionVersion: "SOME"})
+	wantErr(t, "FunctionVersion SOME", err, "InvalidParameterValueException", 400)
 }

@@ -183,8 +183,12 @@ func (s *Service) PutProvisioned(ctx context.Context, name, q string, n int) (mo
 	}
 	pc := model.ProvisionedConfig{Qualifier: q, Requested: n, LastModified: time.Now().UTC()}
 	_, err := s.catalog.Update(ctx, name, func(f *model.Function) error {
-		if _, err := f.View(q); err != nil {
+		v, err := f.View(q)
+		if err != nil {
 			return fmt.Errorf("Function not found: %s:%s: %w", name, q, errdefs.ErrNotFound)
+		}
+		if v.Version == "" { // an alias of $LATEST
+			return fmt.Errorf("Provisioned Concurrency Configs cannot be applied to unpublished function versions.: %w", errdefs.ErrInvalid)
 		}
 		total := n
 		for _, other := range f.Provisioned {
