@@ -122,7 +122,6 @@ func TestConfigurationFieldsHonouredOrRefused(t *testing.T) {
 	getJSON(t, d, "PUT", fns+"/f/configuration", defaults, 200, nil)
 
 	for _, tc := range []struct{ field, json string }{
-		{"Layers", `{"Layers":["arn:aws:lambda:us-east-1:000000000000:layer:l:1"]}`},
 		{"VpcConfig", `{"VpcConfig":{"SubnetIds":["subnet-1"],"SecurityGroupIds":["sg-1"]}}`},
 		{"KMSKeyArn", `{"KMSKeyArn":"arn:aws:kms:us-east-1:000000000000:key/k"}`},
 		{"TracingConfig.Mode", `{"TracingConfig":{"Mode":"Active"}}`},
