@@ -46,7 +46,7 @@ type urlRequestContext struct {
 	AccountID      string         `json:"accountId"`
 	APIID          string         `json:"apiId"`
 	Authentication *struct{}      `json:"authentication"`
-	Authorizer     *urlAuthorizer `json:"authorizer,omitempty"`
+	Authorizer     *urlAuthorizer `json:"authorizer"` // null for NONE
 	DomainName     string         `json:"domainName"`
 	DomainPrefix   string         `json:"domainPrefix"`
 	HTTP           urlHTTP        `json:"http"`

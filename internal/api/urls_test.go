@@ -232,6 +232,10 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 	}
 	var loose map[string]any
 	_ = json.Unmarshal(raw, &loose)
+	authorizer, present := loose["requestContext"].(map[string]any)["authorizer"]
+	if !present || authorizer != nil {
+		t.Errorf("NONE call: authorizer %v (present %v), want null", authorizer, present)
+	}
 	if loose["routeKey"] != "$default" || !regexp.MustCompile(`^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$`).MatchString(rc.Time) {
 		t.Errorf("routeKey/time: %v %q", loose["routeKey"], rc.Time)
 	}
