@@ -126,8 +126,18 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	if fn.Policy == nil {
 		return fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound)
 	}
+	// The revision that guards the policy is the alias's own for an alias
+	// (a view carries its version's).
+	rev := fn.RevisionID
+	if fn.IsAliasView() {
+		if rec, err := s.functions.Get(fn.Name); err == nil {
+			if a := rec.AliasNamed(fn.Qualifier); a != nil {
+				rev = a.RevisionID
+			}
+		}
+	}
 	b, _ := json.Marshal(fn.Policy)
-	writeJSON(w, http.StatusOK, map[string]string{"Policy": string(b), "RevisionId": fn.RevisionID})
+	writeJSON(w, http.StatusOK, map[string]string{"Policy": string(b), "RevisionId": rev})
 	return nil
 }
 

@@ -265,7 +265,9 @@ func TestQualifiedPermissions(t *testing.T) {
 		_, err := bob.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name)})
 		wantErr(t, "bob invoking "+name, err, "AccessDeniedException", 403)
 	}
-	if _, err := c.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: aws.String("f"), Qualifier: aws.String("live"), StatementId: aws.String("bob")}); err != nil {
+	_, err = c.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: aws.String("f"), Qualifier: aws.String("live"), StatementId: aws.String("bob"), RevisionId: aws.String("stale")})
+	wantErr(t, "removing with a stale RevisionId", err, "PreconditionFailedException", 412)
+	if _, err := c.RemovePermission(ctx, &lambda.RemovePermissionInput{FunctionName: aws.String("f"), Qualifier: aws.String("live"), StatementId: aws.String("bob"), RevisionId: pol.RevisionId}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = bob.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live")})
