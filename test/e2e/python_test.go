@@ -286,8 +286,9 @@ func TestPythonDottedPackageHandler(t *testing.T) {
 	if r.Total != 6 || r.Module != "shop.orders.handlers.create" {
 		t.Errorf("result %s", out.Payload)
 	}
-	// Decimals (DynamoDB's numbers) are written as JSON numbers, as on Lambda.
-	if r.Tax != 0.2 || r.Count != float64(3) || !strings.Contains(string(out.Payload), `"count": 3`) {
+	// Decimals (DynamoDB's numbers) are written as JSON numbers with their
+	// exact digits, as on Lambda.
+	if r.Tax != 0.2 || r.Count != float64(3) || !strings.Contains(string(out.Payload), `"count": 3`) || !strings.Contains(string(out.Payload), `"tax": 0.20`) {
 		t.Errorf("decimals in %s", out.Payload)
 	}
 }
@@ -378,6 +379,15 @@ func TestPythonInitErrors(t *testing.T) {
 			}
 			if tc.trace != "" && (len(e.StackTrace) == 0 || e.StackTrace[0] != tc.trace) {
 				t.Errorf("stackTrace = %q, want it to start with %q", e.StackTrace, tc.trace)
+			}
+			// The call is still logged, after the init's error, and the
+			// tail shows it all.
+			tail := tailLog(t, out)
+			for _, want := range []string{"INIT_START Runtime Version: python:3.11", "[ERROR] " + tc.errorType, "INIT_REPORT Init Duration: ",
+				"START RequestId: ", "END RequestId: ", "REPORT RequestId: ", "\tStatus: error\tError Type: " + tc.errorType} {
+				if !strings.Contains(tail, want) {
+					t.Errorf("tail lacks %q:\n%s", want, tail)
+				}
 			}
 			// Every call fails the same way: nothing half-initialised is kept.
 			if e2, _ := s.pyFail(name, map[string]any{}); e2.ErrorType != tc.errorType {
