@@ -97,22 +97,22 @@ func (u *FunctionURL) Validate() error {
 	}
 	if c := u.Cors; c != nil {
 		lists := []struct {
-			field         string
-			values        []string
-			count, length int
+			field                 string
+			values                []string
+			count, least, longest int
 		}{
-			{"cors.allowOrigins", c.AllowOrigins, 100, 253},
-			{"cors.allowMethods", c.AllowMethods, 6, 6},
-			{"cors.allowHeaders", c.AllowHeaders, 100, 1024},
-			{"cors.exposeHeaders", c.ExposeHeaders, 100, 1024},
+			{"cors.allowOrigins", c.AllowOrigins, 100, 1, 253},
+			{"cors.allowMethods", c.AllowMethods, 6, 0, 6},
+			{"cors.allowHeaders", c.AllowHeaders, 100, 0, 1024},
+			{"cors.exposeHeaders", c.ExposeHeaders, 100, 0, 1024},
 		}
 		for _, l := range lists {
 			if len(l.values) > l.count {
 				return fmt.Errorf("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length less than or equal to %d: %w", l.field, l.count, errdefs.ErrInvalid)
 			}
 			for _, v := range l.values {
-				if v == "" || len(v) > l.length {
-					return fmt.Errorf("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must have length between 1 and %d: %w", v, l.field, l.length, errdefs.ErrInvalid)
+				if len(v) < l.least || len(v) > l.longest {
+					return fmt.Errorf("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must have length between %d and %d: %w", v, l.field, l.least, l.longest, errdefs.ErrInvalid)
 				}
 				// Every value ends up in a response header.
 				if strings.ContainsFunc(v, unicode.IsControl) {
