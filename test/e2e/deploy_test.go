@@ -87,7 +87,8 @@ func TestDeployRefusesWhatItCannotHonour(t *testing.T) {
 
 	_, err := s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: name,
 		Layers: []string{"arn:aws:lambda:us-east-1:000000000000:layer:l:1"}})
-	wantAPIError(t, "Layers", err, "InvalidParameterValueException", 400, "Layers", "icebox does not support")
+	// Layers are honoured (layers_test.go): a version that does not exist is refused as Lambda refuses it.
+	wantAPIError(t, "Layers", err, "InvalidParameterValueException", 400, "Layer version arn:aws:lambda:us-east-1:000000000000:layer:l:1 does not exist.")
 	_, err = s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: name,
 		VpcConfig: &types.VpcConfig{SubnetIds: []string{"subnet-1"}, SecurityGroupIds: []string{"sg-1"}}})
 	wantAPIError(t, "VpcConfig", err, "InvalidParameterValueException", 400, "VpcConfig", "icebox does not support")
@@ -199,7 +200,7 @@ func TestDeployWithBoto3(t *testing.T) {
 	}
 	want := map[string]string{"py": "1"}
 	if !maps.Equal(out.Tags, want) || !maps.Equal(out.GetTags, want) || out.CSC != "" || out.Runtime != "Auto" || out.Recursion != "Terminate" ||
-		out.URLs == nil || len(out.URLs)+len(out.ESM)+len(out.PC) != 0 || !strings.Contains(out.Layers, "Layers") {
+		out.URLs == nil || len(out.URLs)+len(out.ESM)+len(out.PC) != 0 || !strings.Contains(out.Layers, "layer:l:1 does not exist.") {
 		t.Errorf("boto3 saw %s", raw)
 	}
 }
