@@ -89,7 +89,7 @@ func TestJSONPattern(t *testing.T) {
 // FuzzPattern: any pattern from the outside parses or is refused, never
 // panics, and a pattern made of one unquoted term matches its own text.
 func FuzzPattern(f *testing.F) {
-	for _, s := range []string{"", "ERROR", `"a b" -c ?d`, `"\"`, `-`, `?"x"`, "{", "a\tb"} {
+	for _, s := range []string{"", "ERROR", `"a b" -c ?d`, `"\"`, `-`, `?"x"`, "{", "a\tb", `{ ($.a[0].b = "x*" || $.n >= 1.5) && $.c NOT EXISTS }`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
