@@ -162,6 +162,13 @@ func TestAliases(t *testing.T) {
 	if _, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("f")}); err != nil {
 		t.Fatal(err)
 	}
+	// Version 3 runs as another role.
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("f"), Role: aws.String("arn:aws:iam::000000000000:role/other")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("f")}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		what   string
 		in     lambda.CreateAliasInput
@@ -173,7 +180,9 @@ func TestAliases(t *testing.T) {
 		{"a weight over 1", lambda.CreateAliasInput{Name: aws.String("a"), FunctionVersion: aws.String("2"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 1.5}}}, "InvalidParameterValueException", 400},
 		{"two extra versions", lambda.CreateAliasInput{Name: aws.String("a"), FunctionVersion: aws.String("2"),
-			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.1, "3": 0.1}}}, "InvalidParameterValueException", 400},
+			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.1, "9": 0.1}}}, "InvalidParameterValueException", 400},
+		{"versions with different roles", lambda.CreateAliasInput{Name: aws.String("a"), FunctionVersion: aws.String("3"),
+			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.1}}}, "InvalidParameterValueException", 400},
 		{"weights from $LATEST", lambda.CreateAliasInput{Name: aws.String("a"), FunctionVersion: aws.String("$LATEST"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.1}}}, "InvalidParameterValueException", 400},
 	} {

@@ -216,8 +216,9 @@ func (a *Alias) Route(r float64) string {
 
 // ValidateAlias checks an alias against f's versions as Lambda does: it
 // targets $LATEST or a published version; additional weights name at most
-// one other published version, each weight within 0–1, and the alias's own
-// version must then be published too.
+// one other published version with the same role and dead-letter target,
+// each weight within 0–1, and the alias's own version must then be
+// published too.
 // Preconditions: f is a function's record ($LATEST).
 func (f *Function) ValidateAlias(a *Alias) error {
 	if err := ValidateAliasName(a.Name); err != nil {
@@ -251,8 +252,14 @@ func (f *Function) ValidateAlias(a *Alias) error {
 		if v == a.FunctionVersion {
 			return fmt.Errorf("Invalid function version %s. Function version %s is already included in routing configuration.: %w", v, v, errdefs.ErrInvalid)
 		}
-		if _, err := f.View(v); err != nil {
+		other, err := f.View(v)
+		if err != nil {
 			return fmt.Errorf("Function not found: %s:%s: %w", f.Name, v, errdefs.ErrNotFound)
+		}
+		// Lambda routes between versions only when they run as the same
+		// role and send failed events to the same place.
+		if main, _ := f.View(a.FunctionVersion); other.Role != main.Role || other.DeadLetterTarget != main.DeadLetterTarget {
+			return fmt.Errorf("Versions %s and %s of %s must have the same execution role and dead-letter configuration to share an alias's traffic: %w", a.FunctionVersion, v, f.Name, errdefs.ErrInvalid)
 		}
 	}
 	return nil

@@ -65,10 +65,8 @@ func codeStores(newJS func(*testing.T) jetstream.JetStream) func(*testing.T) *st
 	}
 }
 
-func TestCatalogEmbedded(t *testing.T)  { storetest.RunCatalogContract(t, catalogs(embedded)) }
-func TestCatalogExternal(t *testing.T)  { storetest.RunCatalogContract(t, catalogs(external)) }
-func TestVersionsEmbedded(t *testing.T) { storetest.RunVersionContract(t, catalogs(embedded)) }
-func TestVersionsExternal(t *testing.T) { storetest.RunVersionContract(t, catalogs(external)) }
+func TestCatalogEmbedded(t *testing.T) { storetest.RunCatalogContract(t, catalogs(embedded)) }
+func TestCatalogExternal(t *testing.T) { storetest.RunCatalogContract(t, catalogs(external)) }
 
 func TestCodeStoreEmbedded(t *testing.T) { storetest.RunCodeStoreContract(t, codeStores(embedded)) }
 func TestCodeStoreExternal(t *testing.T) { storetest.RunCodeStoreContract(t, codeStores(external)) }

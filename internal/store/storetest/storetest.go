@@ -284,15 +284,12 @@ func RunCatalogContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
 			t.Errorf("c2 List after delete = %v", l)
 		}
 	})
-}
 
-// RunVersionContract checks that published versions and aliases, kept in
-// their function's record, survive the engine and another node's cache, that
-// a version number is never handed out twice, and that what Get returns
-// shares nothing with the cache.
-func RunVersionContract(t *testing.T, open func(t *testing.T) *store.Catalog) {
-	ctx := context.Background()
-	t.Run("VersionsAndAliases", func(t *testing.T) {
+	// Published versions and aliases live in their function's record: they
+	// survive the engine and another node's cache, a version number is never
+	// handed out twice, a record over the limit is refused whole, and what
+	// Get returns shares nothing with the cache.
+	run("VersionsAndAliases", func(t *testing.T) {
 		c1 := open(t)
 		c2 := open(t)
 		mustCreate(t, c1, Function("pub"))
