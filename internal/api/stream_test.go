@@ -244,13 +244,23 @@ func TestInvokeWithResponseStreamClientGone(t *testing.T) {
 		}
 		return nil
 	}}
-	_, f, c := streamDaemon(t, s.runtime)
+	d, f, c := streamDaemon(t, s.runtime)
 	drain := func() int {
-		events, _ := streamEvents(t, context.Background(), c)
+		events, out := streamEvents(t, context.Background(), c)
+		defer func() {
+			if err := out.GetStream().Err(); err != nil {
+				t.Errorf("event stream: %v", err)
+			}
+		}()
 		n := 0
 		for ev := range events {
-			if _, ok := ev.(*types.InvokeWithResponseStreamResponseEventMemberPayloadChunk); ok {
+			switch ev := ev.(type) {
+			case *types.InvokeWithResponseStreamResponseEventMemberPayloadChunk:
 				n++
+			case *types.InvokeWithResponseStreamResponseEventMemberInvokeComplete:
+				if ev.Value.ErrorCode != nil {
+					t.Errorf("%s: %s", aws.ToString(ev.Value.ErrorCode), aws.ToString(ev.Value.ErrorDetails))
+				}
 			}
 		}
 		return n
@@ -260,13 +270,21 @@ func TestInvokeWithResponseStreamClientGone(t *testing.T) {
 	hc.CloseIdleConnections()
 	time.Sleep(100 * time.Millisecond)
 	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(context.Background())
-	events, out := streamEvents(t, ctx, c)
-	nextEvent(t, events)
-	cancel()
-	out.GetStream().Close()
-	for range events {
+	// A client reads the start of the response, then hangs up.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+d.Addr()+"/2021-11-15/functions/s/response-streaming-invocations", strings.NewReader(`{}`))
+	if err := authtest.SignAs(req, *root); err != nil {
+		t.Fatal(err)
 	}
+	gone := &http.Client{Transport: &http.Transport{}}
+	resp, err := gone.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	gone.CloseIdleConnections()
 	testkit.WaitFor(t, 10*time.Second, "the function's stream to be answered", func() bool { return s.answered.Load() == 2 })
 
 	if n := drain(); n != 64 || len(f.Made()) != 1 {
