@@ -6,12 +6,24 @@ import (
 	"flag"
 	"fmt"
 	"icebox/internal/model"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
+
+// logGroup is the log group of function name: its LoggingConfig's, else
+// Lambda's default, also when the function cannot be read (it may be gone,
+// its logs not).
+func logGroup(ctx context.Context, c *client, name string) string {
+	var cfg struct{ LoggingConfig struct{ LogGroup string } }
+	if err := c.do(ctx, "GET", "/2015-03-31/functions/"+url.PathEscape(name)+"/configuration", nil, &cfg); err == nil && cfg.LoggingConfig.LogGroup != "" {
+		return cfg.LoggingConfig.LogGroup
+	}
+	return model.LogGroupName(name)
+}
 
 // logsCmd prints a function's log through the CloudWatch Logs API of a
 // running server, optionally following new events.
@@ -31,7 +43,7 @@ func logsCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	group := model.LogGroupName(names[0])
+	group := logGroup(ctx, c, names[0])
 	start := time.Now().Add(-*since).UnixMilli()
 	seen := map[string]bool{}
 	for {

@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -261,6 +262,24 @@ func TestLogsCommand(t *testing.T) {
 			return hasCall(string(out), id)
 		})
 	}
+
+	// A function logging to a group of its own (LoggingConfig.LogGroup) is
+	// read from there.
+	create := fmt.Sprintf(`{"FunctionName":"grouped","Runtime":"provided.al2023","Handler":"bootstrap","Role":"arn:aws:iam::000000000000:role/x",`+
+		`"Code":{"ZipFile":%q},"LoggingConfig":{"LogGroup":"/shared/apps"}}`, base64.StdEncoding.EncodeToString(build.zip))
+	if code, out, _ := post(t, s.url+"/2015-03-31/functions", "application/json", create); code != http.StatusCreated {
+		t.Fatalf("create grouped: %d %s", code, out)
+	}
+	grouped := s.invoke(t, "grouped", `{"n":2}`)
+	testkit.WaitFor(t, 10*time.Second, "icebox logs to read the function's own group", func() bool {
+		cmd := exec.Command(build.icebox, "logs", "grouped", "--endpoint", s.url)
+		cmd.Env = append(os.Environ(), authtest.Env()...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("icebox logs grouped: %v", err)
+		}
+		return hasCall(string(out), grouped)
+	})
 
 	// What a function prints cannot drive the reader's terminal: control
 	// characters come out escaped unless --raw asks for the bytes.
