@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/auth/authtest"
 	"icebox/internal/daemon"
@@ -476,5 +479,58 @@ func TestFunctionURLHostile(t *testing.T) {
 	a, metrics := send(t, d, nil, "GET", "/metrics", nil, nil)
 	if a.status != 200 || !strings.Contains(string(metrics), `icebox_invocations_total{function="slow"} 2`) {
 		t.Errorf("metrics after one URL call: %d\n%s", a.status, metrics)
+	}
+}
+
+// TestTerraformFunctionURLReplay replays what terraform-provider-aws's
+// aws_lambda_function_url does with aws-sdk-go-v2: create (Cors as the
+// provider expands it), the public statement for NONE, read, update of the
+// auth type and Cors, import by FUNCTION/QUALIFIER, delete (a second delete
+// is the 404 the provider ignores).
+func TestTerraformFunctionURLReplay(t *testing.T) {
+	d := startURLDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "tf", false)
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("tf"), Name: aws.String("live"), FunctionVersion: aws.String("$LATEST")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []*string{nil, aws.String("live")} {
+		created, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q,
+			AuthType: types.FunctionUrlAuthTypeNone, Cors: &types.Cors{AllowCredentials: aws.Bool(false), AllowOrigins: []string{"*"}}})
+		if err != nil {
+			t.Fatalf("create (qualifier %v): %v", aws.ToString(q), err)
+		}
+		if _, err := c.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("tf"), Qualifier: q, StatementId: aws.String("FunctionURLAllowPublicAccess"),
+			Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone}); err != nil {
+			t.Fatalf("public statement: %v", err)
+		}
+		got, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q})
+		if err != nil || aws.ToString(got.FunctionUrl) != aws.ToString(created.FunctionUrl) || got.AuthType != types.FunctionUrlAuthTypeNone ||
+			got.Cors == nil || aws.ToBool(got.Cors.AllowCredentials) || got.InvokeMode != types.InvokeModeBuffered {
+			t.Fatalf("read: %+v %v", got, err)
+		}
+		if resp, raw := urlCall(t, d, nil, "GET", aws.ToString(got.FunctionUrl), nil, nil); resp.StatusCode != 200 {
+			t.Errorf("call (qualifier %v): %d %s", aws.ToString(q), resp.StatusCode, raw)
+		}
+		up, err := c.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q,
+			AuthType: types.FunctionUrlAuthTypeAwsIam, Cors: &types.Cors{AllowCredentials: aws.Bool(true), AllowOrigins: []string{"https://a.example"}, MaxAge: aws.Int32(60)}})
+		if err != nil || up.AuthType != types.FunctionUrlAuthTypeAwsIam || !aws.ToBool(up.Cors.AllowCredentials) || aws.ToInt32(up.Cors.MaxAge) != 60 {
+			t.Fatalf("update: %+v %v", up, err)
+		}
+	}
+	// Import by tf/live reads the alias's URL.
+	imported, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: aws.String("live")})
+	if err != nil || !strings.HasSuffix(aws.ToString(imported.FunctionArn), ":function:tf:live") {
+		t.Fatalf("import: %+v %v", imported, err)
+	}
+	for _, q := range []*string{nil, aws.String("live")} {
+		if _, err := c.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q}); err != nil {
+			t.Fatal(err)
+		}
+		var nf *types.ResourceNotFoundException
+		if _, err := c.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q}); !errors.As(err, &nf) {
+			t.Errorf("second delete: %v, want ResourceNotFoundException", err)
+		}
 	}
 }
