@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,12 +53,15 @@ type provisionedConfig struct {
 // progress on the version it runs.
 func (s *Server) provisionedOutput(rec model.Function, pc model.ProvisionedConfig) provisionedConfig {
 	out := provisionedConfig{Requested: pc.Requested, Status: "IN_PROGRESS", LastModified: pc.LastModified.UTC().Format(lambdaTime)}
-	v, err := rec.View(pc.Qualifier)
-	if err != nil || s.provisioned == nil {
+	if s.provisioned == nil {
 		return out
 	}
-	allocated, failure := s.provisioned(&v)
-	out.Allocated = min(allocated, pc.Requested)
+	var failure string
+	for _, p := range rec.Provisions(pc) {
+		allocated, failed := s.provisioned(&p.View)
+		out.Allocated += min(allocated, p.Count)
+		failure = cmp.Or(failure, failed)
+	}
 	out.Available = out.Allocated
 	switch {
 	case failure != "":

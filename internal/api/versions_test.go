@@ -368,6 +368,38 @@ func TestProvisionedConcurrencyAPI(t *testing.T) {
 	wantErr(t, "after the delete", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
 	_, err = c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")})
 	wantErr(t, "deleting it again", err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+
+	// A weighted alias's is split over both versions by the weights: READY
+	// once each has its share.
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("f"), Timeout: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("f")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateAlias(ctx, &lambda.UpdateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("2"),
+		RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"),
+		Qualifier: aws.String("live"), ProvisionedConcurrentExecutions: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		if got, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live")}); err != nil || got.Status != types.ProvisionedConcurrencyStatusEnumInProgress {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || got.Status != types.ProvisionedConcurrencyStatusEnumReady {
+		t.Fatalf("weighted alias: %+v %v; want READY", got, err)
+	}
+	for _, v := range []string{"1", "2"} {
+		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:" + v), LogType: types.LogTypeTail})
+		if tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult)); err != nil || strings.Contains(string(tail), "Init Duration") {
+			t.Errorf("version %s of a weighted alias with provisioned concurrency: %q %v; want a warm environment", v, tail, err)
+		}
+	}
 }
 
 // TestQualifiedIdentityPolicies: a call by version or alias is decided on

@@ -530,16 +530,14 @@ func environmentList(envs []pool.EnvironmentInfo) []api.EnvironmentStatus {
 
 // provision hands fn's provisioned concurrency to the admission counter
 // (which keeps it out of the unreserved pool) and the pool (which keeps
-// the environments). An alias's is provisioned on the version it points to.
+// the environments of the versions it runs: model.Function.Provisions).
 func (d *Daemon) provision(counter *admission.Counter, fn *model.Function) {
 	var ps []pool.Provision
 	total := 0
 	for _, pc := range fn.Provisioned {
-		v, err := fn.View(pc.Qualifier)
-		if err != nil {
-			continue
+		for _, p := range fn.Provisions(pc) {
+			ps = append(ps, pool.Provision{Function: p.View, Count: p.Count})
 		}
-		ps = append(ps, pool.Provision{Function: v, Count: pc.Requested})
 		total += pc.Requested
 	}
 	counter.SetProvisioned(fn.Name, total)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -334,6 +335,40 @@ func (f *Function) UsesCode(sha string) bool {
 func ConfigSlot(key string) string {
 	slot, _, _ := strings.Cut(key, "/")
 	return slot
+}
+
+// Provision is a share of a provisioned concurrency configuration: Count
+// environments of one version (View).
+type Provision struct {
+	View  Function
+	Count int
+}
+
+// Provisions splits pc over the versions it runs: all of it on a version
+// or an unweighted alias's version; a weighted alias's by its weights, each
+// additional version getting its rounded share and the alias's own the
+// rest. A qualifier that no longer exists runs nothing.
+// Preconditions: f is a function's record ($LATEST).
+func (f *Function) Provisions(pc ProvisionedConfig) []Provision {
+	v, err := f.View(pc.Qualifier)
+	if err != nil {
+		return nil
+	}
+	var out []Provision
+	rest := pc.Requested
+	if a := f.AliasNamed(pc.Qualifier); a != nil {
+		for _, num := range slices.Sorted(maps.Keys(a.Weights)) {
+			other, err := f.View(num)
+			if n := int(math.Round(float64(pc.Requested) * a.Weights[num])); err == nil && n > 0 {
+				out = append(out, Provision{View: other, Count: min(n, rest)})
+				rest -= min(n, rest)
+			}
+		}
+	}
+	if rest > 0 {
+		out = append(out, Provision{View: v, Count: rest})
+	}
+	return out
 }
 
 // ProvisionedFor returns the provisioned concurrency configuration of the
