@@ -122,9 +122,7 @@ func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, au
 	ev.Headers["host"] = r.Host
 	ev.Headers["x-forwarded-for"] = ev.RequestContext.HTTP.SourceIP
 	ev.Headers["x-forwarded-proto"] = "http"
-	if _, port, err := net.SplitHostPort(r.Host); err == nil {
-		ev.Headers["x-forwarded-port"] = port
-	}
+	ev.Headers["x-forwarded-port"] = strconv.Itoa(s.cfg.URLPort)
 	if r.URL.RawQuery != "" {
 		q, _ := url.ParseQuery(r.URL.RawQuery) // what parses; rawQueryString has it all
 		ev.QueryStringParameters = map[string]string{}
@@ -144,7 +142,8 @@ func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, au
 }
 
 // textual says whether a body of this content type is passed as text:
-// text/*, JSON, XML, JavaScript and form data; anything else is binary.
+// text/*, JSON, XML, JavaScript, YAML and form data; anything else is
+// binary.
 func textual(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
