@@ -324,6 +324,8 @@ func TestJavaHandlers(t *testing.T) {
 		}
 	})
 
+	t.Run("jar in a layer", func(t *testing.T) { s.in(t).javaLayer() })
+
 	t.Run("RequestStreamHandler", func(t *testing.T) {
 		s := s.in(t)
 		s.createJava("jupper", "example.Upper")

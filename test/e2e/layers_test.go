@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+
+	"icebox/runtimes"
 )
 
 // Layers in real sandboxes: functions import what layers put under /opt,
@@ -158,6 +161,43 @@ exports.handler = async () => ({ pad: pad('x'), ver, opt: require('fs').readdirS
 	s.nodeCall("node", map[string]any{}, &r)
 	if r.Pad != "[x]" || r.Ver != "node20 modules" {
 		t.Errorf("node modules from a layer: %+v", r)
+	}
+}
+
+// javaLayer runs javaZip's example.Hello with its lib/greeting.jar moved
+// into a layer's java/lib: only /opt/java/lib on the class path finds it.
+func (s *server) javaLayer() {
+	s.t.Helper()
+	whole := javaZip(s.t, runtimes.JavaAPIJar(filepath.Join(s.cfg.DataDir, "runtime")))
+	zr, err := zip.NewReader(bytes.NewReader(whole), int64(len(whole)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	code, lib := map[string][]byte{}, map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if rest, ok := strings.CutPrefix(f.Name, "lib/"); ok {
+			lib["java/lib/"+rest] = b
+		} else {
+			code[f.Name] = b
+		}
+	}
+	if len(lib) == 0 {
+		s.t.Fatal("javaZip has no lib/ to move")
+	}
+	layer := s.publishLayer("java-lib", zipOf(lib))
+	s.createJava("jlayer", "example.Hello::handleRequest", func(in *lambda.CreateFunctionInput) {
+		in.Code.ZipFile = zipOf(code)
+		in.Layers = []string{layer}
+	})
+	var r map[string]any
+	if err := json.Unmarshal([]byte(s.javaCall("jlayer", `{"name":"layer"}`)), &r); err != nil || r["greeting"] != "Hello, layer!" {
+		s.t.Errorf("greeting from a layer's jar: %v %v", r, err)
 	}
 }
 
