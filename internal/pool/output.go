@@ -293,22 +293,22 @@ type recordMetrics struct {
 }
 
 // initStart is INIT_START, once per environment and init attempt.
-func initStart(fn *model.Function, phase, version, arn string) platformRecord {
+func initStart(fn *model.Function, initType, phase, version, arn string) platformRecord {
 	return platformRecord{typ: "platform.initStart", level: infoRank,
 		text: "INIT_START Runtime Version: " + version + "\tRuntime Version ARN: " + arn,
-		rec: map[string]any{"initializationType": "on-demand", "phase": phase, "runtimeVersion": version,
+		rec: map[string]any{"initializationType": initType, "phase": phase, "runtimeVersion": version,
 			"runtimeVersionArn": arn, "functionName": fn.Name, "functionVersion": fn.VersionName()}}
 }
 
 // initReport ends an init that failed.
-func initReport(phase string, d time.Duration, kind environment.Kind, errorType string) platformRecord {
+func initReport(initType, phase string, d time.Duration, kind environment.Kind, errorType string) platformRecord {
 	st := status(kind)
 	text := fmt.Sprintf("INIT_REPORT Init Duration: %.2f ms\tPhase: %s\tStatus: %s", ms(d), phase, st)
 	if errorType != "" {
 		text += "\tError Type: " + errorType
 	}
 	return platformRecord{typ: "platform.initReport", level: infoRank, text: text,
-		rec: map[string]any{"initializationType": "on-demand", "phase": phase, "status": st, "errorType": errorType,
+		rec: map[string]any{"initializationType": initType, "phase": phase, "status": st, "errorType": errorType,
 			"metrics": recordMetrics{DurationMs: round2(ms(d))}}}
 }
 

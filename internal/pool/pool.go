@@ -486,7 +486,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		rt.Thawed = func() { thawed(); e.hub.Resume() }
 	}
 	version := p.cfg.Runtimes.RuntimeVersion(fn.Runtime)
-	e.platform(initStart(fn, phase, version, runtimeVersionARN(p.cfg.Region, version)))
+	e.platform(initStart(fn, initType, phase, version, runtimeVersionARN(p.cfg.Region, version)))
 	e.api = runtimeapi.New(e.life, p.cfg.RuntimeAPI)
 	e.api.ServeTelemetry(e.hub)
 	go e.api.Serve(e.sb.Listener())
@@ -499,13 +499,13 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	if out.Kind != environment.Ready {
 		e.syncOutput()
 		f := &initFailure{payload: out.Payload, kind: out.Kind, errorType: errorTypeOf(out.Payload, out.ErrorType), e: e}
-		e.platform(initReport(phase, time.Since(begin), out.Kind, f.errorType))
+		e.platform(initReport(initType, phase, time.Since(begin), out.Kind, f.errorType))
 		return nil, f, nil
 	}
 	// Telemetry has the init's end, which the log does not show.
 	now := time.Now()
-	e.hub.Publish(now, "platform.initRuntimeDone", map[string]string{"initializationType": "on-demand", "phase": phase, "status": "success"})
-	e.hub.Publish(now, "platform.initReport", map[string]any{"initializationType": "on-demand", "phase": phase, "status": "success",
+	e.hub.Publish(now, "platform.initRuntimeDone", map[string]string{"initializationType": initType, "phase": phase, "status": "success"})
+	e.hub.Publish(now, "platform.initReport", map[string]any{"initializationType": initType, "phase": phase, "status": "success",
 		"metrics": recordMetrics{DurationMs: round2(ms(now.Sub(begin)))}})
 	e.hub.InitDone()
 	return e, nil, nil
