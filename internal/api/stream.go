@@ -79,8 +79,18 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		if !es.wroteHeader {
 			return err
 		}
-		_, code := classify(err)
-		return es.complete(code, err.Error(), nil)
+		// Too late for an error response: InvokeComplete says it, as
+		// fail would (a platform fault logged, its details kept back).
+		status, code := classify(err)
+		msg := message(err)
+		if status >= 500 {
+			s.log.Error("streamed invocation failed", "path", r.URL.Path, "err", err)
+			if status == http.StatusInternalServerError {
+				msg = "An internal error occurred in icebox; see the server log."
+			}
+		}
+		_ = es.complete(code, msg, nil)
+		return nil
 	}
 	es.writeHeader()
 	if !es.streamed && res.FunctionError == "" && len(res.Payload) > 0 {

@@ -78,6 +78,9 @@ func (s *Server) streamURL(w http.ResponseWriter, r *http.Request, u model.Funct
 			}
 			return errURLFunction
 		}
+		if err != nil {
+			s.log.Error("streamed function URL call failed", "host", r.Host, "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	case !us.streamed:
 		resp, err := parseURLResponse(res.Payload)
