@@ -153,7 +153,9 @@ func (p *Pool) fill(pv *provision) {
 // provisionFailure is the StatusReason of a failed provisioning.
 func provisionFailure(err error, failure *initFailure) string {
 	if err != nil {
-		return "FUNCTION_ERROR_INIT_FAILURE: " + err.Error()
+		// icebox's own failure (no memory left in its budget, a sandbox it
+		// could not build), not the function's.
+		return "icebox could not start an environment: " + err.Error()
 	}
 	return "FUNCTION_ERROR_INIT_FAILURE: " + strings.TrimSpace(string(failure.payload))
 }

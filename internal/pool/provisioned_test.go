@@ -2,6 +2,7 @@ package pool
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,19 @@ func TestProvisionedInitFailure(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := len(f.Made()); n != 1 {
 		t.Errorf("%d sandboxes after a failed init; want provisioning to stop at the first", n)
+	}
+}
+
+// TestProvisionedBeyondMemoryBudget: provisioning stops, saying why, when
+// the host's memory budget cannot hold another environment; those made
+// stay.
+func TestProvisionedBeyondMemoryBudget(t *testing.T) {
+	p, f := newPool(t, Config{MemoryBudgetMB: 256}, always(echo))
+	v1 := function("f")
+	v1.Version = "1"
+	p.SetProvisioned("f", []Provision{{Function: v1, Count: 3}})
+	testkit.WaitFor(t, 5*time.Second, "the failure", func() bool { return p.ProvisionedStatus(&v1).Failure != "" })
+	if st := p.ProvisionedStatus(&v1); st.Allocated != 2 || len(f.Made()) != 2 || !strings.Contains(st.Failure, "memory budget") {
+		t.Errorf("status %+v with %d sandboxes; want 2 kept and the budget named", st, len(f.Made()))
 	}
 }
