@@ -106,6 +106,9 @@ func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, au
 	}
 	for k, vs := range r.Header {
 		k = strings.ToLower(k)
+		if hopByHop[k] {
+			continue // the connection's to the URL listener, not the call's
+		}
 		if k == "cookie" {
 			for _, v := range vs {
 				for _, c := range strings.Split(v, ";") {
@@ -139,6 +142,14 @@ func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, au
 	}
 	ev.RequestContext.Authorizer = authorizer
 	return json.Marshal(ev)
+}
+
+// hopByHop are the request headers that describe the client's connection
+// to the listener (RFC 9110 §7.6.1); a proxy does not pass them on, nor
+// does Lambda's front end.
+var hopByHop = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-authorization": true, "proxy-connection": true,
+	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
 }
 
 // textual says whether a body of this content type is passed as text:

@@ -218,7 +218,7 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 
 	// GET with a query and cookies: the event is payload 2.0.
 	resp, raw = urlCall(t, d, nil, "GET", u+"some/path?a=1&a=2&b=x%20y", nil,
-		map[string]string{"Cookie": "c1=v1; c2=v2", "X-Custom": "v", "User-Agent": "ua/1"})
+		map[string]string{"Cookie": "c1=v1; c2=v2", "X-Custom": "v", "User-Agent": "ua/1", "Connection": "keep-alive", "Upgrade": "h2c", "Proxy-Authorization": "Basic eA=="})
 	var ev events.LambdaFunctionURLRequest
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(raw, &ev) != nil {
 		t.Fatalf("echo: %d %s %s", resp.StatusCode, resp.Header, raw)
@@ -238,6 +238,11 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 	authorizer, present := loose["requestContext"].(map[string]any)["authorizer"]
 	if !present || authorizer != nil {
 		t.Errorf("NONE call: authorizer %v (present %v), want null", authorizer, present)
+	}
+	for _, h := range []string{"connection", "upgrade", "proxy-authorization"} {
+		if v, ok := ev.Headers[h]; ok {
+			t.Errorf("hop-by-hop header %s: %q reached the function", h, v)
+		}
 	}
 	if loose["routeKey"] != "$default" || !regexp.MustCompile(`^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$`).MatchString(rc.Time) {
 		t.Errorf("routeKey/time: %v %q", loose["routeKey"], rc.Time)
