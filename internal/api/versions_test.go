@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
@@ -498,4 +499,37 @@ func TestListFunctionsAllVersions(t *testing.T) {
 	}
 	_, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{FunctionVersion: "SOME"})
 	wantErr(t, "FunctionVersion SOME", err, "InvalidParameterValueException", 400)
+}
+
+// TestQualifiedEventInvoke: an asynchronous call of a version or an alias
+// runs that version later, in its own environment (its log stream names
+// it).
+func TestQualifiedEventInvoke(t *testing.T) {
+	d := startDaemon(t)
+	c := sdkClient(d, root)
+	ctx := context.Background()
+	createSDK(t, c, "f", true)
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{}`)})
+	if err != nil || out.StatusCode != 202 {
+		t.Fatalf("event invoke of the alias: %v %v", out, err)
+	}
+	logs := cloudwatchlogs.New(cloudwatchlogs.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.Addr()), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider(root.AccessKeyID, root.SecretAccessKey, "")})
+	var streams []string
+	for range 500 {
+		res, err := logs.DescribeLogStreams(ctx, &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String("/aws/lambda/f")})
+		if err == nil && len(res.LogStreams) > 0 {
+			for _, st := range res.LogStreams {
+				streams = append(streams, aws.ToString(st.LogStreamName))
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(streams) != 1 || !strings.Contains(streams[0], "/[1]") {
+		t.Errorf("log streams after an event to f:live: %v; want one of version 1", streams)
+	}
 }
