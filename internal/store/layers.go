@@ -126,52 +126,45 @@ func (s *LayerStore) get(ctx context.Context, name string, version int64) (model
 }
 
 // List returns every existing version, of the layer name or (name "") of
-// all layers, sorted by name and then newest version first.
+// all layers, sorted by name and then newest version first. One watch
+// streams the current values, rather than a read per key.
 func (s *LayerStore) List(ctx context.Context, name string) ([]model.LayerVersion, error) {
-	var lister jetstream.KeyLister
-	var err error
-	if name == "" {
-		lister, err = s.kv.ListKeys(ctx)
-	} else {
-		lister, err = s.kv.ListKeysFiltered(ctx, name+".*")
+	filter := "*.*" // versions only: counters are one token
+	if name != "" {
+		filter = name + ".*"
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("layer store: list: %w", engineErr(err))
 	}
-	// The lister may name a key twice while the bucket is written.
-	seen := map[string]bool{}
-	var keys []string
-	for k := range lister.Keys() {
-		if _, _, isVersion := strings.Cut(k, "."); isVersion && !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+	defer w.Stop()
+	var out []model.LayerVersion
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("layer store: list: watch closed: %w", errdefs.ErrUnavailable)
+			}
+			if e == nil { // every current value delivered
+				slices.SortFunc(out, func(a, b model.LayerVersion) int {
+					if c := strings.Compare(a.Name, b.Name); c != 0 {
+						return c
+					}
+					return int(b.Version - a.Version)
+				})
+				return out, nil
+			}
+			var lv model.LayerVersion
+			if err := json.Unmarshal(e.Value(), &lv); err != nil {
+				return nil, fmt.Errorf("layer store: decode %s: %w", e.Key(), err)
+			}
+			out = append(out, lv)
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err // the listing may have stopped short
-	}
-	out := make([]model.LayerVersion, 0, len(keys))
-	for _, k := range keys {
-		e, err := s.kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("layer store: get %s: %w", k, engineErr(err))
-		}
-		var lv model.LayerVersion
-		if err := json.Unmarshal(e.Value(), &lv); err != nil {
-			return nil, fmt.Errorf("layer store: decode %s: %w", k, err)
-		}
-		out = append(out, lv)
-	}
-	slices.SortFunc(out, func(a, b model.LayerVersion) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return int(b.Version - a.Version)
-	})
-	return out, nil
 }
 
 // Delete removes a version; deleting one that does not exist succeeds, as
