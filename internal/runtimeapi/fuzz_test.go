@@ -40,6 +40,8 @@ func FuzzRuntimeAPI(f *testing.F) {
 	f.Add("POST", uint8(0), "wrong", "", "", []byte(`1`))
 	f.Add("POST", uint8(4), goodID, "", "", []byte(`1`))
 	f.Add("GET", uint8(0), goodID, "", "", []byte(nil))
+	f.Add("POST", uint8(0), goodID, "", "Lambda-Runtime-Function-Response-Mode: streaming\nContent-Type: text/plain", []byte("a streamed piece"))
+	f.Add("POST", uint8(1), goodID, "", "Lambda-Runtime-Function-Response-Mode: STREAMING", []byte(`{}`))
 	f.Add("post", uint8(1), strings.ToUpper(goodID), "", "", []byte(`{}`))
 	f.Add("POST", uint8(3), "/2018-06-01/runtime/invocation/"+goodID+"/../"+goodID+"/response", "", "", []byte(`"x"`))
 	f.Add("POST", uint8(3), "/2018-06-01/runtime/invocation/%38476a536-e9f4-11e8-9739-2dfe598c3fcd/error?x=1", "", "", []byte(`[]`))

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/netutil"
 
@@ -76,6 +77,11 @@ type Server struct {
 	env       Environment
 	http      *http.Server
 	telemetry Telemetry // nil: the Telemetry API answers "not supported"
+
+	mu sync.Mutex
+	// streaming is set while a response is being streamed: a second one
+	// at the same time is refused, so the limits hold per call.
+	streaming bool
 }
 
 // New makes a server for one environment.

@@ -32,6 +32,19 @@ const (
 // StreamUncappedBytes the stream is paced at StreamBytesPerSecond; past
 // MaxStreamBytes the call fails with Function.ResponseSizeTooLarge.
 func (s *Server) streamResponse(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	busy := s.streaming
+	s.streaming = true
+	s.mu.Unlock()
+	if busy {
+		apiError(w, http.StatusForbidden, "InvalidStateTransition", "a response is already being streamed")
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		s.streaming = false
+		s.mu.Unlock()
+	}()
 	sink := s.env.Stream(id)
 	if sink != nil {
 		ct := r.Header.Get("Content-Type")

@@ -120,6 +120,14 @@ func TestStreamedResponseReachesCallerAsItArrives(t *testing.T) {
 			t.Fatalf("caller got %q, want %q", got, p)
 		}
 	}
+	// A stream for a call the runtime does not hold is refused.
+	if code := h.stream("not-held", "").end(""); code != http.StatusBadRequest {
+		t.Fatalf("a stream for another id: status %d, want 400", code)
+	}
+	// A second stream at the same time, for the same call, is refused.
+	if code := h.stream("s-1", "").end(""); code != http.StatusForbidden {
+		t.Fatalf("a second stream: status %d, want 403", code)
+	}
 	if code := st.end(""); code != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", code)
 	}
