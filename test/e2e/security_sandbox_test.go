@@ -90,10 +90,11 @@ func TestSandboxFromInside(t *testing.T) {
 	if r.NoFile != [2]uint64{1024, 1024} {
 		t.Errorf("RLIMIT_NOFILE = %v, want 1024/1024", r.NoFile)
 	}
-	if len(r.StartFDs) != 3 || !strings.HasPrefix(r.StartFDs[0], "0 ") || !strings.HasPrefix(r.StartFDs[2], "2 ") {
-		t.Errorf("runtime started with descriptors %q, want only 0, 1, 2", r.StartFDs)
+	// Stdio, and Lambda's telemetry descriptor (_LAMBDA_TELEMETRY_LOG_FD), a pipe.
+	if len(r.StartFDs) != 4 || !strings.HasPrefix(r.StartFDs[0], "0 ") || !strings.HasPrefix(r.StartFDs[2], "2 ") || !strings.HasPrefix(r.StartFDs[3], "3 pipe:") {
+		t.Errorf("runtime started with descriptors %q, want only 0, 1, 2 and the telemetry pipe 3", r.StartFDs)
 	}
-	lambdaVar := regexp.MustCompile(`^(AWS_[A-Z_]+|LAMBDA_[A-Z_]+|_HANDLER|_X_AMZN_TRACE_ID|TZ|LANG|PATH|LD_LIBRARY_PATH|PROBE_USER_VAR)=`)
+	lambdaVar := regexp.MustCompile(`^(AWS_[A-Z_]+|LAMBDA_[A-Z_]+|_HANDLER|_X_AMZN_TRACE_ID|_LAMBDA_TELEMETRY_LOG_FD|TZ|LANG|PATH|LD_LIBRARY_PATH|PROBE_USER_VAR)=`)
 	for _, kv := range r.Env {
 		if !lambdaVar.MatchString(kv) {
 			t.Errorf("unexpected variable in the function's environment: %q", kv)
