@@ -17,6 +17,7 @@ import (
 	"icebox/internal/engine"
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/errdefs"
+	"icebox/internal/model"
 	"icebox/internal/store"
 	"icebox/internal/store/storetest"
 	"icebox/internal/testkit"
@@ -233,4 +234,38 @@ func codeOf(seed uint64, size int) ([]byte, string) {
 	}
 	sum := sha256.Sum256(b)
 	return b, base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// BenchmarkView resolves a call's function through the catalog as the
+// invoke path does, for a function with 0 and 100 published versions: the
+// cost must not grow with them.
+func BenchmarkView(b *testing.B) {
+	for _, n := range []int{0, 100} {
+		b.Run(fmt.Sprintf("versions=%d", n), func(b *testing.B) {
+			c, err := store.OpenCatalog(context.Background(), enginetest.Embedded(b).JetStream(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if _, err := c.Create(ctx, storetest.Function("f")); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Update(ctx, "f", func(f *model.Function) error {
+				for i := range n {
+					f.MemorySize = 128 + i
+					f.Publish("", time.Now())
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.View("f", ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
