@@ -8,8 +8,7 @@ import (
 
 // The reads deploy tools make on every refresh of a function, about
 // features icebox does not have (code signing, runtime pinning, recursion
-// control, event source mappings, provisioned concurrency):
-// each answers as Lambda answers for a function that has none of them
+// control, event source mappings): each answers as Lambda answers for a function that has none of them
 // configured, so that a tool reading them sees "nothing set", not an
 // error. Writes of these features stay unknown operations.
 
