@@ -91,8 +91,9 @@ func (s *Server) streamResponse(w http.ResponseWriter, r *http.Request, id strin
 			break
 		}
 		if err != nil {
-			// The runtime broke the stream off (it died, or was killed at
-			// the deadline): what ends the call is its environment's to say.
+			// The runtime broke the stream off, or sent trailers over
+			// net/http's 4 KiB: the call fails, unless its end (a kill at
+			// the deadline, an exit) is already recorded.
 			s.env.Fail(id, model.ErrorTypeInvalidResponse, model.ErrorBody(model.ErrorTypeInvalidResponse, "reading streamed response: "+err.Error()))
 			return
 		}

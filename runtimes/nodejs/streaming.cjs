@@ -100,10 +100,31 @@ function open(id, handler) {
   // fail ends the stream with the error in its trailers.
   const fail = (body) => {
     if (req.writableEnded || req.destroyed) return;
-    req.addTrailers({ [ERROR_TYPE]: String(body.errorType).replace(/[^\x20-\x7e]/g, '?'), [ERROR_BODY]: Buffer.from(JSON.stringify(body)).toString('base64') });
+    req.addTrailers({ [ERROR_TYPE]: String(body.errorType).replace(/[^\x20-\x7e]/g, '?').slice(0, 256), [ERROR_BODY]: trailerBody(body) });
     origEnd();
   };
   return { stream: req, answered, fail };
+}
+
+// MAX_ERROR_JSON bounds the error body trailer's JSON: the Runtime API
+// (Go's net/http) reads trailers within a 4 KiB buffer, and base64 grows
+// them by a third. The trace loses its last lines first, then the message
+// its end.
+const MAX_ERROR_JSON = 2048;
+
+function trailerBody(body) {
+  const b = { ...body, trace: Array.isArray(body.trace) ? [...body.trace] : [] };
+  let json = JSON.stringify(b);
+  while (Buffer.byteLength(json) > MAX_ERROR_JSON && b.trace.length > 0) {
+    b.trace.pop();
+    json = JSON.stringify(b);
+  }
+  if (Buffer.byteLength(json) > MAX_ERROR_JSON) {
+    b.errorType = String(b.errorType).slice(0, 256);
+    b.errorMessage = String(b.errorMessage).slice(0, 1024);
+    json = JSON.stringify(b);
+  }
+  return Buffer.from(json).toString('base64');
 }
 
 module.exports = { streamifyResponse, HttpResponseStream, isStreaming, open };

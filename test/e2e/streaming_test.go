@@ -88,7 +88,7 @@ func TestNodeResponseStreaming(t *testing.T) {
 	s := startServer(t, func(c *daemon.Config) {
 		c.Streaming = runtimeapi.Config{MaxStreamBytes: 40 << 20, StreamBytesPerSecond: 1 << 40}
 	})
-	for _, h := range []string{"chunks", "big", "fails", "unfinished", "forever", "trickle", "http"} {
+	for _, h := range []string{"chunks", "big", "fails", "failsLong", "unfinished", "forever", "trickle", "http"} {
 		s.createNode("stream-"+h, "stream."+h, func(in *lambda.CreateFunctionInput) {
 			in.MemorySize = aws.Int32(256)
 			if h == "trickle" {
@@ -156,6 +156,14 @@ func TestNodeResponseStreaming(t *testing.T) {
 		if string(r.payload()) != "partial " || aws.ToString(r.complete.ErrorCode) != "TypeError" || aws.ToString(r.complete.ErrorDetails) != "boom mid-stream" {
 			t.Fatalf("payload %q, InvokeComplete %s / %s; want the partial output then TypeError / boom mid-stream",
 				r.payload(), aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails))
+		}
+	})
+
+	t.Run("an error too long for the trailers arrives cut", func(t *testing.T) {
+		r := s.stream(ctx, "stream-failsLong")
+		if code, details := aws.ToString(r.complete.ErrorCode), aws.ToString(r.complete.ErrorDetails); code != "RangeError" ||
+			!strings.HasPrefix(details, "long long") || len(details) > 1024 {
+			t.Fatalf("InvokeComplete %s / %.60q… (%d bytes), want RangeError and the message's first KiB", code, details, len(details))
 		}
 	})
 

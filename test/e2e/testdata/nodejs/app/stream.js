@@ -67,3 +67,10 @@ exports.trickle = awslambda.streamifyResponse(async (event, responseStream) => {
     await sleep(300);
   }
 });
+
+// An error whose message and stack are longer than trailers may be.
+exports.failsLong = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('partial ');
+  const deep = (n) => (n === 0 ? Promise.reject(new RangeError('long '.repeat(2000))) : deep(n - 1));
+  await deep(50);
+});
