@@ -28,7 +28,8 @@ type Config struct {
 	// MetricsAuth requires a signature (and icebox:GetMetrics) for /metrics.
 	MetricsAuth bool
 	// BodyBudget bounds the request body bytes held at once, over every
-	// caller. Default DefaultBodyBudget.
+	// caller of the API, and again over every caller of function URLs.
+	// Default DefaultBodyBudget.
 	BodyBudget int64
 	// MaxUnauthenticated bounds open connections that have not yet sent a
 	// signed request. Default DefaultMaxUnauthenticated.
@@ -50,10 +51,12 @@ type Server struct {
 	mux        *http.ServeMux
 	bodyBudget *budget
 	conns      *connGuard
-	// urlConns guards the function URL listener's connections; urls finds
-	// the function a URL id belongs to.
-	urlConns *connGuard
-	urls     urlIndex
+	// urlConns guards the function URL listener's connections and urlBodies
+	// its request bodies (a budget of its own: a public URL's callers
+	// cannot starve the API); urls finds the function a URL id belongs to.
+	urlConns  *connGuard
+	urlBodies *budget
+	urls      urlIndex
 	// environments counts environments by state, for the status page.
 	environments func() map[string]int
 	// environmentList lists environments, for the status page.
@@ -86,7 +89,7 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	}
 	s := &Server{cfg: cfg, functions: fs, invoker: iv, auth: authority, account: account, logsAPI: logsAPI, log: log, mux: http.NewServeMux(),
 		bodyBudget: &budget{limit: cfg.BodyBudget}, conns: newConnGuard(cfg.MaxUnauthenticated),
-		urlConns: newConnGuard(cfg.MaxUnauthenticated), urls: urlIndex{byID: map[string]string{}},
+		urlConns: newConnGuard(cfg.MaxUnauthenticated), urlBodies: &budget{limit: cfg.BodyBudget}, urls: urlIndex{byID: map[string]string{}},
 		console: console.New(console.Config{Region: cfg.Region, NoAuth: cfg.NoAuth}, authority)}
 	op := func(action string) route { return route{action: action, limit: smallBody} }
 	code := func(action string) route { return route{action: action, limit: maxCodeRequestBytes} }

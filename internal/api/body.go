@@ -60,6 +60,9 @@ var errBusy = fmt.Errorf("icebox is receiving too many request bytes at once; re
 // connKey carries a request's connection in its context (ConnContext).
 type connKey struct{}
 
+// budgetKey carries the body budget of a listener that has its own.
+type budgetKey struct{}
+
 // envKey carries the environment a sandbox API connection belongs to.
 type envKey struct{}
 
@@ -137,7 +140,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, t
 	if r.ContentLength > limit {
 		return nil, tooLarge(r.ContentLength)
 	}
-	h := &heldBody{taken: []*budget{s.bodyBudget}}
+	b := s.bodyBudget
+	if lb, ok := r.Context().Value(budgetKey{}).(*budget); ok {
+		b = lb // a listener with a budget of its own (function URLs)
+	}
+	h := &heldBody{taken: []*budget{b}}
 	env, _ := r.Context().Value(envKey{}).(*sandboxEnv)
 	if env != nil {
 		h.taken = append(h.taken, &env.budget)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -93,9 +94,9 @@ func (s *Server) urlID(host string) string {
 }
 
 // URLHTTPServer returns the server for the function URL listener: the
-// API's header and read limits, and its cap on connections that have not
-// yet made a call (anonymous callers count as having made one once their
-// first call is admitted).
+// API's header and read limits, a body budget of its own, and a cap on
+// connections that have not yet made a call (anonymous callers count as
+// having made one once their first call is admitted).
 func (s *Server) URLHTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           http.HandlerFunc(s.serveURL),
@@ -103,7 +104,9 @@ func (s *Server) URLHTTPServer() *http.Server {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    httpbody.MaxHeaderBytes,
 		ConnState:         s.urlConns.connState,
-		ConnContext:       withConn,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(withConn(ctx, c), budgetKey{}, s.urlBodies)
+		},
 	}
 }
 
