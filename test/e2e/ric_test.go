@@ -19,6 +19,7 @@ import (
 
 	"icebox/internal/daemon"
 	"icebox/internal/testkit"
+	"icebox/runtimes"
 )
 
 // AWS's own runtime pieces, fetched by the tests from PyPI and Maven
@@ -161,15 +162,16 @@ def handler(event, context):
 	})
 }
 
-// mavenPieces copies AWS's Java runtime interface client, aws-lambda-java-core
-// and aws-lambda-java-events (testdata/java/ric/pom.xml) and their
-// dependencies from Maven Central into a cached directory.
-func mavenPieces(t testing.TB) string {
+// mavenPieces copies the jars testdata/java/DIR/pom.xml names and their
+// dependencies from Maven Central into a cached directory: ric, AWS's Java
+// runtime interface client, aws-lambda-java-core and -events; sdk, the AWS
+// SDK for Java v2's Lambda client.
+func mavenPieces(t testing.TB, dir string) string {
 	t.Helper()
 	if _, err := exec.LookPath("mvn"); err != nil {
 		t.Fatal("mvn (Maven) is not installed: .ci/run installs it; AWS's Java pieces come from Maven Central through it")
 	}
-	pom, err := filepath.Abs("testdata/java/ric/pom.xml")
+	pom, err := filepath.Abs(filepath.Join("testdata/java", dir, "pom.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +179,7 @@ func mavenPieces(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := testCache(t, fmt.Sprintf("maven-%x", sha256.Sum256(b)))
-	return fetched(t, dir, "AWS's Java pieces from Maven Central", func(tmp string) ([]byte, error) {
+	return fetched(t, testCache(t, fmt.Sprintf("maven-%x", sha256.Sum256(b))), "testdata/java/"+dir+"'s jars from Maven Central", func(tmp string) ([]byte, error) {
 		return exec.Command("mvn", "-q", "-B", "-Dmaven.repo.local="+testCache(t, "m2"), "-f", pom,
 			"dependency:copy-dependencies", "-DoutputDirectory="+tmp).CombinedOutput()
 	})
@@ -224,7 +225,7 @@ func TestAWSJavaPieces(t *testing.T) {
 	if _, err := os.Stat(javaHome + "/bin/javac"); err != nil {
 		t.Skip("no JDK 17 on this host")
 	}
-	jars := mavenPieces(t)
+	jars := mavenPieces(t, "ric")
 	s := startServer(t)
 	prepareJava(t, s)
 	event := map[string]any{
@@ -302,4 +303,49 @@ func TestAWSJavaPieces(t *testing.T) {
 			return len(res.Events) == 3
 		})
 	})
+}
+
+// A Java function using the AWS SDK for Java v2, configured by nothing but
+// Lambda's environment, calls icebox with its role's credentials: what the
+// role allows works, what it does not is refused.
+func TestJavaSDKv2CallsIcebox(t *testing.T) {
+	if _, err := os.Stat(javaHome + "/bin/javac"); err != nil {
+		t.Skip("no JDK 17 on this host")
+	}
+	jars := mavenPieces(t, "sdk")
+	s := startServer(t)
+	api := runtimes.JavaAPIJar(prepareJava(t, s))
+	s.putRole("sdk-reader", `{"Statement":[{"Effect":"Allow","Action":"lambda:GetFunction","Resource":"*"}]}`)
+	var cp []string
+	files := map[string][]byte{}
+	ents, err := os.ReadDir(jars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		cp = append(cp, filepath.Join(jars, e.Name()))
+		b, err := os.ReadFile(filepath.Join(jars, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["lib/"+e.Name()] = b
+	}
+	classes := t.TempDir()
+	javac(t, classes, strings.Join(append(cp, api), ":"), "testdata/java/sdkfn")
+	walkFiles(t, classes, func(rel string, b []byte) { files[rel] = b })
+	s.create("java-sdk", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Code.ZipFile = types.RuntimeJava17, aws.String("example.Caller::handleRequest"), zipOf(files)
+		in.MemorySize, in.Timeout, in.Role = aws.Int32(512), aws.Int32(60), aws.String(roleBase+"sdk-reader")
+	})
+	out := s.invoke("java-sdk", map[string]any{})
+	var r struct {
+		FunctionName, Runtime, Denied string
+		Deleted                       bool
+	}
+	if out.FunctionError != nil || json.Unmarshal(out.Payload, &r) != nil {
+		t.Fatalf("%v %s", out.FunctionError, out.Payload)
+	}
+	if r.FunctionName != "java-sdk" || r.Runtime != "java17" || r.Deleted || r.Denied != "AccessDeniedException" {
+		t.Errorf("the function saw %s: want itself read, its deletion refused", out.Payload)
+	}
 }
