@@ -12,6 +12,7 @@ import (
 
 	"icebox/internal/errdefs"
 	"icebox/internal/functions"
+	"icebox/internal/invoke"
 	"icebox/internal/model"
 )
 
@@ -77,6 +78,10 @@ func (s *Server) urlConfig(fn model.Function, u model.FunctionURL, modified bool
 // $LATEST); the function (or alias) must exist.
 func (s *Server) urlTarget(r *http.Request) (model.Function, string, error) {
 	q := r.URL.Query().Get("Qualifier")
+	if q == "" {
+		// The alias may come with the name ("f:live", or an alias ARN).
+		_, q, _ = invoke.ParseFunctionRef(r.PathValue("name"), s.cfg.Region, s.cfg.AccountID)
+	}
 	if q != "" && !urlQualifierPattern().MatchString(q) {
 		return model.Function{}, "", fmt.Errorf("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$): %w", q, errdefs.ErrInvalid)
 	}

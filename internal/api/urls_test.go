@@ -373,6 +373,15 @@ func TestFunctionURLOnAlias(t *testing.T) {
 	if c.FunctionUrl == latest || c.FunctionArn != "arn:aws:lambda:us-east-1:000000000000:function:aliased:live" {
 		t.Fatalf("alias URL: %+v (latest %s)", c, latest)
 	}
+	// The alias may be named with the function, as Lambda's FunctionName allows.
+	var byName urlConfig
+	getJSON(t, d, "GET", "/2021-10-31/functions/aliased:live/url", nil, 200, &byName)
+	if byName.FunctionUrl != c.FunctionUrl {
+		t.Errorf("GET aliased:live: %+v, want the alias's URL %s", byName, c.FunctionUrl)
+	}
+	if a := call(t, d, root, "GET", "/2021-10-31/functions/aliased:1/url", "", nil); a.status != 400 {
+		t.Errorf("a version in the name: %d %s", a.status, a.code)
+	}
 	// $LATEST's public statement does not open the alias's URL.
 	allowPublic(t, d, "aliased")
 	resp, raw := urlCall(t, d, nil, "GET", c.FunctionUrl, nil, nil)
