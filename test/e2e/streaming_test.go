@@ -21,9 +21,9 @@ import (
 
 // Response streaming end to end: Node.js handlers written with
 // awslambda.streamifyResponse, run by icebox's runtime client, read with
-// aws-sdk-go-v2 and boto3. Streams are capped at 40 MiB and not paced
-// here, to keep the test short; internal/runtimeapi tests Lambda's 200 MiB
-// and 2 MiB/s.
+// aws-sdk-go-v2, boto3 and (from a function) the JS SDK. Streams are capped
+// at 40 MiB and not paced here, to keep the test short; internal/runtimeapi
+// tests Lambda's 200 MiB and 2 MiB/s.
 
 // streamed is one InvokeWithResponseStream call as the SDK delivered it.
 type streamed struct {
@@ -132,6 +132,34 @@ func TestNodeResponseStreaming(t *testing.T) {
 		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) != 5 || r.Complete["ErrorCode"] != "" ||
 			!strings.Contains(r.Complete["LogResult"], "REPORT RequestId:") {
 			t.Fatalf("boto3 saw %+v", r)
+		}
+		if first, last := r.Chunks[0].ReceivedMs, float64(lines[4].WrittenMs); first >= last {
+			t.Errorf("the first chunk arrived at %.0f ms, after the last was written at %.0f ms", first, last)
+		}
+	})
+
+	t.Run("first chunk before the last is written (JS SDK, from a function)", func(t *testing.T) {
+		s.putRole("stream-reader", `{"Statement":[{"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":"*"}]}`)
+		s.createNode("stream-jsreader", "jsreader.handler", func(in *lambda.CreateFunctionInput) {
+			in.Role, in.Timeout, in.MemorySize = aws.String(roleBase+"stream-reader"), aws.Int32(30), aws.Int32(256)
+		})
+		var r struct {
+			Status          int
+			ExecutedVersion string
+			Chunks          []struct {
+				ReceivedMs float64
+				Payload    string
+			}
+			Complete map[string]any
+		}
+		s.nodeCall("stream-jsreader", map[string]string{"target": "stream-chunks"}, &r)
+		var all strings.Builder
+		for _, c := range r.Chunks {
+			all.WriteString(c.Payload)
+		}
+		lines := parseChunks(t, all.String())
+		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) != 5 || r.Complete == nil || r.Complete["ErrorCode"] != nil {
+			t.Fatalf("the JS SDK saw %+v", r)
 		}
 		if first, last := r.Chunks[0].ReceivedMs, float64(lines[4].WrittenMs); first >= last {
 			t.Errorf("the first chunk arrived at %.0f ms, after the last was written at %.0f ms", first, last)
