@@ -56,9 +56,14 @@ func TestLogFormats(t *testing.T) {
 		// The caller's X-Amzn-Trace-Id is the call's trace.
 		const trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 		out, err := s.client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(prefix + "-text"), Payload: []byte(`{"n":1}`)},
-			func(o *lambda.Options) { o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Amzn-Trace-Id", trace)) })
-		if err != nil || out.FunctionError != nil {
-			t.Fatalf("invoke: %v %s", err, out.Payload)
+			func(o *lambda.Options) {
+				o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Amzn-Trace-Id", trace))
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.FunctionError != nil {
+			t.Fatalf("%s: %s", *out.FunctionError, out.Payload)
 		}
 		if string(out.Payload) != `"`+trace+`"` {
 			t.Errorf("the function saw trace %s, want the caller's %s", out.Payload, trace)
@@ -86,7 +91,7 @@ func TestLogFormats(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.invoke(prefix+"-text", map[string]int{"n": 2})
-		all = events(t, prefix+"-text", "", func(m []string) bool { return strings.Count(strings.Join(m, "\n"), "REPORT RequestId") == 2 })
+		events(t, prefix+"-text", "", func(m []string) bool { return strings.Count(strings.Join(m, "\n"), "REPORT RequestId") == 2 })
 		time.Sleep(time.Second) // what the old runtime might still write
 		all = events(t, prefix+"-text", "", func([]string) bool { return true })
 		for _, m := range all {
