@@ -11,12 +11,12 @@ public interface LambdaLogger {
     /** Logs raw bytes. */
     void log(byte[] message);
 
-    /** Logs a message at a level; icebox writes every level. */
+    /** Logs a message at a level (under the JSON log format, dropped below the function's level). */
     default void log(String message, LogLevel logLevel) {
         log(message);
     }
 
-    /** Logs raw bytes at a level; icebox writes every level. */
+    /** Logs raw bytes at a level (under the JSON log format, dropped below the function's level). */
     default void log(byte[] message, LogLevel logLevel) {
         log(message);
     }
