@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +162,22 @@ func TestLogFormats(t *testing.T) {
 			s.createJava(name, "example.Logs::handleRequest", mutate...)
 		})
 	})
+}
+
+// Without a telemetry descriptor (a runtime started by hand, AWS's emulator)
+// the Node.js client keeps each console call one line, its newlines turned
+// into \r, as Lambda's does.
+func TestNodeConsoleWithoutTelemetry(t *testing.T) {
+	needNode(t)
+	script := `const l = require(process.argv[1]); l.patchConsole(); l.setRequestId('r-1'); console.log('first\nsecond'); console.error(new Error('boom'));`
+	cmd := exec.Command("node", "-e", script, filepath.Join("..", "..", "runtimes", "nodejs", "logging.cjs"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "\tr-1\tINFO\tfirst\rsecond") || !strings.Contains(lines[1], "\tr-1\tERROR\tError: boom\r    at ") {
+		t.Errorf("console output %q: want one line per call", out)
+	}
 }
