@@ -64,6 +64,7 @@ const (
 	hdrReceived  = "Icebox-Received"   // unix ms when Lambda accepted the event
 	hdrAttempts  = "Icebox-Attempts"   // runs that ended in a function error so far
 	hdrNotBefore = "Icebox-Not-Before" // unix ms; a retry waits until then
+	hdrTrace     = "Icebox-Trace-Id"   // the X-Ray trace header every attempt runs with
 )
 
 // event is an asynchronous invocation as queued.
@@ -77,6 +78,9 @@ type event struct {
 	// origin tells a destination or dead-letter delivery apart from the
 	// event it came from, in the publish's de-duplication id only.
 	origin string
+	// traceID is the trace the caller's X-Amzn-Trace-Id gave; "" for a new
+	// one per attempt.
+	traceID string
 }
 
 // queue is the durable event queue (a JetStream work-queue stream) and its
@@ -253,6 +257,9 @@ func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
 	if !e.notBefore.IsZero() {
 		msg.Header.Set(hdrNotBefore, strconv.FormatInt(e.notBefore.UnixMilli(), 10))
 	}
+	if e.traceID != "" {
+		msg.Header.Set(hdrTrace, e.traceID)
+	}
 	// The message id makes a repeated publish of the same step harmless.
 	id := e.requestID + "/" + e.function + "/" + strconv.Itoa(e.attempts) + "/" + e.origin
 	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
@@ -263,7 +270,7 @@ func (q *queue) enqueue(ctx context.Context, e event, payload []byte) error {
 
 func parseEvent(msg jetstream.Msg) (event, error) {
 	h := msg.Headers()
-	e := event{requestID: h.Get(hdrRequestID), function: h.Get(hdrFunction), qualifier: h.Get(hdrQualifier)}
+	e := event{requestID: h.Get(hdrRequestID), function: h.Get(hdrFunction), qualifier: h.Get(hdrQualifier), traceID: h.Get(hdrTrace)}
 	rec, err := strconv.ParseInt(h.Get(hdrReceived), 10, 64)
 	if err != nil || e.requestID == "" || e.function == "" {
 		return e, errors.New("malformed event headers")
@@ -322,7 +329,7 @@ func (q *queue) handle(msg jetstream.Msg) {
 		RequestID:   e.requestID,
 		FunctionARN: fn.QualifiedARN(q.iv.cfg.Region, q.iv.cfg.AccountID),
 		Payload:     msg.Data(),
-		TraceID:     newTraceID(),
+		TraceID:     traceID(e.traceID),
 	}
 	stop := q.keepAlive(msg)
 	q.attempting(fn.Name, 1)

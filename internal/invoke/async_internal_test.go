@@ -49,6 +49,7 @@ func (admitAll) Admit(*model.Function) (func(), error) { return func() {}, nil }
 type ran struct {
 	function string
 	payload  []byte
+	trace    string
 }
 
 type recordingRunner struct {
@@ -59,7 +60,7 @@ type recordingRunner struct {
 func (r *recordingRunner) Invoke(_ context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.runs = append(r.runs, ran{fn.Name, append([]byte(nil), inv.Payload...)})
+	r.runs = append(r.runs, ran{fn.Name, append([]byte(nil), inv.Payload...), inv.TraceID})
 	return model.Result{RequestID: inv.RequestID, Payload: []byte(`{}`)}, nil
 }
 

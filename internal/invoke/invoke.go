@@ -131,7 +131,11 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 	}
 	if req.Type == Event {
 		id := model.NewUUID()
-		if err := iv.async.enqueue(ctx, event{requestID: id, function: fn.Name, qualifier: fn.Qualifier, received: time.Now()}, payload); err != nil {
+		e := event{requestID: id, function: fn.Name, qualifier: fn.Qualifier, received: time.Now()}
+		if req.TraceHeader != "" {
+			e.traceID = traceID(req.TraceHeader)
+		}
+		if err := iv.async.enqueue(ctx, e, payload); err != nil {
 			return model.Result{}, err
 		}
 		iv.metrics.AsyncReceived.WithLabelValues(fn.Name).Inc()

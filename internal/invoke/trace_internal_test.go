@@ -1,6 +1,7 @@
 package invoke
 
 import (
+	"context"
 	"regexp"
 	"testing"
 )
@@ -32,5 +33,24 @@ func TestTraceID(t *testing.T) {
 		case got != tc.want:
 			t.Errorf("%q: %q, want %q", tc.header, got, tc.want)
 		}
+	}
+}
+
+// An asynchronous call keeps its caller's trace through the queue.
+func TestAsyncEventKeepsTheCallersTrace(t *testing.T) {
+	iv, run, _ := startQueue(t, mapCatalog{"f": {Name: "f"}})
+	const header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	for _, h := range []string{header, ""} {
+		if _, err := iv.Invoke(context.Background(), Request{FunctionName: "f", Type: Event, Payload: []byte(`{}`), TraceHeader: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := run.wait(t, 2)
+	traces := map[string]bool{}
+	for _, r := range runs {
+		traces[r.trace] = true
+	}
+	if !traces[header] || len(traces) != 2 {
+		t.Errorf("traces %v: want the caller's %s and a new one", traces, header)
 	}
 }
