@@ -33,13 +33,23 @@ function setRequestId(id) {
   requestId = id;
 }
 
+// errorFields describes an Error in a JSON record.
+function errorFields(err) {
+  return {
+    errorType: err.constructor?.name ?? 'UnknownError',
+    errorMessage: err.message,
+    stackTrace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
+  };
+}
+
 function jsonRecord(timestamp, level, args) {
   const rec = { timestamp, level, requestId };
-  if (args.length === 1 && !(args[0] instanceof Error)) {
-    // A lone value is kept as it is (an object stays an object).
+  if (args.length === 1) {
+    // A lone value is kept as it is (an object stays an object, an Error
+    // becomes its fields).
     rec.message = args[0];
     try {
-      return JSON.stringify(rec);
+      return JSON.stringify(rec, (_k, v) => (v instanceof Error ? errorFields(v) : v));
     } catch {
       rec.message = format(args[0]);
       return JSON.stringify(rec);
@@ -47,11 +57,7 @@ function jsonRecord(timestamp, level, args) {
   }
   rec.message = format(...args);
   const err = args.find((a) => a instanceof Error);
-  if (err) {
-    rec.errorType = err.constructor?.name ?? 'UnknownError';
-    rec.errorMessage = err.message;
-    rec.stackTrace = typeof err.stack === 'string' ? err.stack.split('\n') : [];
-  }
+  if (err) Object.assign(rec, errorFields(err));
   return JSON.stringify(rec);
 }
 
