@@ -91,9 +91,10 @@ const urlEventTime = "02/Jan/2006:15:04:05 -0700"
 
 // urlEvent builds the event for a call to URL id: headers lower-cased with
 // repeated values comma-joined, Cookie headers as cookies, query values
-// comma-joined, a body that is not text base64-encoded. authorizer
-// describes the AWS_IAM caller, nil for NONE.
-func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, authorizer *urlAuthorizer) ([]byte, error) {
+// comma-joined, a body that is not text base64-encoded, the call's trace
+// as x-amzn-trace-id. authorizer describes the AWS_IAM caller, nil for
+// NONE.
+func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID, trace string, authorizer *urlAuthorizer) ([]byte, error) {
 	now := time.Now().UTC()
 	ev := urlRequest{Version: "2.0", RouteKey: "$default", RawPath: r.URL.EscapedPath(), RawQueryString: r.URL.RawQuery,
 		Headers: map[string]string{},
@@ -126,6 +127,7 @@ func (s *Server) urlEvent(r *http.Request, body []byte, id, requestID string, au
 	ev.Headers["x-forwarded-for"] = ev.RequestContext.HTTP.SourceIP
 	ev.Headers["x-forwarded-proto"] = "http"
 	ev.Headers["x-forwarded-port"] = strconv.Itoa(s.cfg.URLPort)
+	ev.Headers["x-amzn-trace-id"] = trace
 	if r.URL.RawQuery != "" {
 		q, _ := url.ParseQuery(r.URL.RawQuery) // what parses; rawQueryString has it all
 		ev.QueryStringParameters = map[string]string{}

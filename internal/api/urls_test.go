@@ -218,7 +218,8 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 
 	// GET with a query and cookies: the event is payload 2.0.
 	resp, raw = urlCall(t, d, nil, "GET", u+"some/path?a=1&a=2&b=x%20y", nil,
-		map[string]string{"Cookie": "c1=v1; c2=v2", "X-Custom": "v", "User-Agent": "ua/1", "Connection": "keep-alive", "Upgrade": "h2c", "Proxy-Authorization": "Basic eA=="})
+		map[string]string{"Cookie": "c1=v1; c2=v2", "X-Custom": "v", "User-Agent": "ua/1", "Connection": "keep-alive", "Upgrade": "h2c", "Proxy-Authorization": "Basic eA==",
+			"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
 	var ev events.LambdaFunctionURLRequest
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(raw, &ev) != nil {
 		t.Fatalf("echo: %d %s %s", resp.StatusCode, resp.Header, raw)
@@ -238,6 +239,9 @@ func TestFunctionURLEventAndResponse(t *testing.T) {
 	authorizer, present := loose["requestContext"].(map[string]any)["authorizer"]
 	if !present || authorizer != nil {
 		t.Errorf("NONE call: authorizer %v (present %v), want null", authorizer, present)
+	}
+	if got := ev.Headers["x-amzn-trace-id"]; got != "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1" {
+		t.Errorf("the caller's trace: event has %q", got)
 	}
 	for _, h := range []string{"connection", "upgrade", "proxy-authorization"} {
 		if v, ok := ev.Headers[h]; ok {

@@ -169,6 +169,9 @@ func (s *Server) urlFailure(r *http.Request, err error) *urlError {
 func (s *Server) serveURL(w http.ResponseWriter, r *http.Request) {
 	requestID := model.NewUUID()
 	w.Header().Set("x-amzn-RequestId", requestID)
+	// The event's x-amzn-trace-id is the trace the function runs under:
+	// the caller's when it sent a valid one.
+	trace := invoke.TraceID(r.Header.Get("X-Amzn-Trace-Id"))
 	if len(r.TransferEncoding) > 0 {
 		// Go reads a chunked body even when a Content-Length came too (and
 		// then drops that header): a proxy in front that went by the length
@@ -176,14 +179,14 @@ func (s *Server) serveURL(w http.ResponseWriter, r *http.Request) {
 		// the answer, so nothing after the body is ever read as one.
 		w.Header().Set("Connection", "close")
 	}
-	if err := s.callURL(w, r, requestID); err != nil {
+	if err := s.callURL(w, r, requestID, trace); err != nil {
 		s.urlFailure(r, err).write(w)
 	}
 }
 
 // callURL serves one call to a function URL; an error it returns is
 // written as Lambda's URL error, before anything else was.
-func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID string) error {
+func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID, trace string) error {
 	fn, u, ok := s.findURL(s.urlID(r.Host))
 	if !ok {
 		return errURLNotFound
@@ -191,12 +194,12 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 	if corsPreflight(w, r, u.Cors) {
 		return nil
 	}
-	run, event, release, err := s.admitURL(w, r, fn, u, requestID)
+	run, event, release, err := s.admitURL(w, r, fn, u, requestID, trace)
 	if err != nil {
 		return err
 	}
 	defer release()
-	req := invoke.Request{FunctionName: fn.Name, Qualifier: u.Qualifier, Function: &run, Payload: event, RequestID: requestID}
+	req := invoke.Request{FunctionName: fn.Name, Qualifier: u.Qualifier, Function: &run, Payload: event, RequestID: requestID, TraceHeader: trace}
 	if u.InvokeMode == model.InvokeStream {
 		return s.streamURL(w, r, u, req)
 	}
@@ -221,7 +224,7 @@ func (s *Server) callURL(w http.ResponseWriter, r *http.Request, requestID strin
 // qualifier), the event, and a release for the body's budget. An
 // anonymous caller is refused before its body is read; a signed one once
 // the signature's claims fail, or its signature over the body does.
-func (s *Server) admitURL(w http.ResponseWriter, r *http.Request, fn model.Function, u model.FunctionURL, requestID string) (run model.Function, event []byte, release func(), err error) {
+func (s *Server) admitURL(w http.ResponseWriter, r *http.Request, fn model.Function, u model.FunctionURL, requestID, trace string) (run model.Function, event []byte, release func(), err error) {
 	// The alias's view carries the alias's own resource policy.
 	run = fn
 	if u.Qualifier != "" {
@@ -264,7 +267,7 @@ func (s *Server) admitURL(w http.ResponseWriter, r *http.Request, fn model.Funct
 		authorizer = s.iamAuthorizer(id, claim.AccessKeyID())
 	}
 	s.urlConns.authenticated(r.Context())
-	if event, err = s.urlEvent(r, body.data, u.ID, requestID, authorizer); err != nil {
+	if event, err = s.urlEvent(r, body.data, u.ID, requestID, trace, authorizer); err != nil {
 		return run, nil, nil, err
 	}
 	return run, event, body.release, nil

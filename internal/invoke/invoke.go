@@ -154,7 +154,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		RequestID:   req.RequestID,
 		FunctionARN: fn.QualifiedARN(iv.cfg.Region, iv.cfg.AccountID),
 		Payload:     payload,
-		TraceID:     traceID(req.TraceHeader),
+		TraceID:     TraceID(req.TraceHeader),
 		Stream:      req.Stream,
 	}
 	if req.ClientContext != "" {
@@ -289,9 +289,10 @@ func ParseFunctionRef(ref, region, account string) (name, qualifier string, err 
 	return name, qualifier, nil
 }
 
-// traceID is the call's trace header: the caller's Root, Parent and
-// Sampled when it sent a valid X-Ray header, else a new trace.
-func traceID(header string) string {
+// TraceID is the call's trace header: the caller's Root, Parent and
+// Sampled when it sent a valid X-Ray header, else a new trace. A trace
+// header it returns comes back unchanged.
+func TraceID(header string) string {
 	var root, parent, sampled string
 	for _, f := range strings.Split(header, ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")

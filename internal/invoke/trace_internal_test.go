@@ -20,7 +20,7 @@ func TestTraceID(t *testing.T) {
 		{"Root=" + root + ";Parent=not-hex", ""},
 		{"Root=" + root + "\r\nX-Evil: 1", ""},
 	} {
-		got := traceID(tc.header)
+		got := TraceID(tc.header)
 		switch {
 		case tc.want == "":
 			if !fresh.MatchString(got) || regexp.MustCompile(root).MatchString(got) {

@@ -98,7 +98,8 @@ func TestFunctionURLPython(t *testing.T) {
 	if resp.StatusCode != 207 || h.Get("Content-Type") != "text/plain" || h.Get("X-Trace") != "t-1" ||
 		strings.Join(h.Values("Set-Cookie"), "|") != "session=abc; Path=/|theme=dark; Path=/" || len(body) != 0 ||
 		h.Get("X-Seen-Method") != "GET" || h.Get("X-Seen-Path") != "/shop/items" || h.Get("X-Seen-Query") != "status=207&tag=a&tag=b" ||
-		h.Get("X-Seen-Version") != "2.0" || h.Get("X-Seen-Request-Id") != h.Get("X-Amzn-Requestid") || h.Get("X-Seen-Aws-Request-Id") != h.Get("X-Amzn-Requestid") {
+		h.Get("X-Seen-Version") != "2.0" || h.Get("X-Seen-Request-Id") != h.Get("X-Amzn-Requestid") || h.Get("X-Seen-Aws-Request-Id") != h.Get("X-Amzn-Requestid") ||
+		!strings.HasPrefix(h.Get("X-Seen-Trace"), "Root=1-") || h.Get("X-Seen-Trace") != h.Get("X-Seen-Env-Trace") {
 		t.Errorf("GET: %d %v %q", resp.StatusCode, h, body)
 	}
 	// POST with a binary body: the same bytes come back.

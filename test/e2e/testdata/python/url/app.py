@@ -3,6 +3,8 @@
 # request's cookies set back, the body returned as received (base64 stays
 # base64), and what it saw of the request in x-seen-* headers.
 
+import os
+
 
 def handler(event, context):
     query = event.get("queryStringParameters") or {}
@@ -14,6 +16,8 @@ def handler(event, context):
     headers["x-seen-version"] = event["version"]
     headers["x-seen-request-id"] = event["requestContext"]["requestId"]
     headers["x-seen-aws-request-id"] = context.aws_request_id
+    headers["x-seen-trace"] = event["headers"].get("x-amzn-trace-id", "")
+    headers["x-seen-env-trace"] = os.environ.get("_X_AMZN_TRACE_ID", "")
     return {
         "statusCode": int(query.get("status", "200")),
         "headers": headers,
