@@ -329,7 +329,7 @@ func (q *queue) handle(msg jetstream.Msg) {
 		RequestID:   e.requestID,
 		FunctionARN: fn.QualifiedARN(q.iv.cfg.Region, q.iv.cfg.AccountID),
 		Payload:     msg.Data(),
-		TraceID:     traceID(e.traceID),
+		TraceID:     TraceID(e.traceID),
 	}
 	stop := q.keepAlive(msg)
 	q.attempting(fn.Name, 1)

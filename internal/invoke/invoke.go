@@ -133,7 +133,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		id := model.NewUUID()
 		e := event{requestID: id, function: fn.Name, qualifier: fn.Qualifier, received: time.Now()}
 		if req.TraceHeader != "" {
-			e.traceID = traceID(req.TraceHeader)
+			e.traceID = TraceID(req.TraceHeader)
 		}
 		if err := iv.async.enqueue(ctx, e, payload); err != nil {
 			return model.Result{}, err
