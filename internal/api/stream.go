@@ -24,9 +24,9 @@ const streamWriteTimeout = 30 * time.Second
 // invokeWithResponseStream serves InvokeWithResponseStream: the call runs
 // like Invoke's (same admission, concurrency and authorization), and its
 // response reaches the caller as application/vnd.amazon.eventstream
-// events: a PayloadChunk for each piece the runtime streams (one for a
-// buffered response), then InvokeComplete, with the function's error if
-// it failed.
+// events: a PayloadChunk for each piece read from the runtime (which
+// passes on every response to a streaming caller as it arrives, streamed
+// or not), then InvokeComplete, with the function's error if it failed.
 func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request) error {
 	typ := invoke.Type(r.Header.Get("X-Amz-Invocation-Type"))
 	switch typ {
@@ -93,11 +93,6 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 		return nil
 	}
 	es.writeHeader()
-	if !es.streamed && res.FunctionError == "" && len(res.Payload) > 0 {
-		if err := es.event("PayloadChunk", "application/octet-stream", res.Payload); err != nil {
-			return nil
-		}
-	}
 	var logs []byte
 	if tail {
 		logs = res.LogTail
@@ -211,7 +206,7 @@ type eventStream struct {
 	// starts.
 	version string
 	// Owned by the handler's goroutine.
-	wroteHeader, streamed bool
+	wroteHeader bool
 }
 
 func newEventStream(w http.ResponseWriter, version string) *eventStream {
@@ -223,10 +218,7 @@ func newEventStream(w http.ResponseWriter, version string) *eventStream {
 func (es *eventStream) routed(version string) { es.version = version }
 
 // start is relay's onStart: the headers go out as the function starts.
-func (es *eventStream) start(string) {
-	es.streamed = true
-	es.writeHeader()
-}
+func (es *eventStream) start(string) { es.writeHeader() }
 
 // piece is relay's onPiece.
 func (es *eventStream) piece(b []byte) error {

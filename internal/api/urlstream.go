@@ -17,9 +17,9 @@ import (
 // awslambda.HttpResponseStream.from sends) starts with a prelude, a JSON
 // {statusCode, headers, cookies} ended by 8 NUL bytes: its status, headers
 // and cookies become the response's, under the URL's CORS rules, and the
-// rest is the body. Any other stream is a 200 with the function's content
-// type. A function that answers without streaming is answered as in
-// BUFFERED mode.
+// rest is the body. Any other response is a 200 with the function's
+// content type and its bytes as they are: in this mode a buffered answer's
+// statusCode is not read, as on Lambda.
 
 // preludeContentType marks a stream that starts with an HTTP prelude.
 const preludeContentType = "application/vnd.awslambda.http-integration-response"
@@ -41,7 +41,7 @@ type urlStream struct {
 	rc   *http.ResponseController
 	cors *model.URLCors
 	// Owned by the handler's goroutine.
-	streamed, wroteHeader bool
+	wroteHeader bool
 	// prelude collects the prelude until its delimiter; nil when the
 	// stream has none or it was read.
 	prelude []byte
@@ -82,14 +82,7 @@ func (s *Server) streamURL(w http.ResponseWriter, r *http.Request, u model.Funct
 			s.log.Error("streamed function URL call failed", "host", r.Host, "err", err)
 		}
 		panic(http.ErrAbortHandler)
-	case !us.streamed:
-		resp, err := parseURLResponse(res.Payload)
-		if err != nil {
-			return errURLFunction
-		}
-		writeURLHead(w, r, us.cors, resp.head)
-		_, _ = w.Write(resp.body)
-	case us.prelude != nil:
+	case !us.wroteHeader:
 		// The stream ended inside its prelude.
 		return errURLFunction
 	}
@@ -99,7 +92,6 @@ func (s *Server) streamURL(w http.ResponseWriter, r *http.Request, u model.Funct
 // start is relay's onStart: a plain stream's head goes out at once; a
 // prelude's once it has arrived.
 func (us *urlStream) start(contentType string) {
-	us.streamed = true
 	if contentType == preludeContentType {
 		us.prelude = []byte{}
 		return

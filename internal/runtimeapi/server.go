@@ -170,7 +170,11 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 		invalidRequestID(w)
 		return
 	}
-	if strings.EqualFold(r.Header.Get(responseModeHeader), "streaming") {
+	// A response is streamed when the runtime says so, and whenever the
+	// caller streams: the call's invoke mode decides, as on Lambda.
+	// (aws-lambda-go streams without the header: every response of its
+	// goes chunked, with its errors in the trailers.)
+	if strings.EqualFold(r.Header.Get(responseModeHeader), "streaming") || s.env.Stream(id) != nil {
 		s.streamResponse(w, r, id)
 		return
 	}
@@ -182,6 +186,14 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		s.env.Fail(id, model.ErrorTypeResponseTooLarge, model.ResponseTooLargeBody())
 		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "response payload too large")
+	case r.Trailer.Get(errorTypeTrailer) != "":
+		// An error a chunked response reported at its end.
+		typ := r.Trailer.Get(errorTypeTrailer)
+		if !s.env.Fail(id, typ, streamErrorBody(typ, r.Trailer.Get(errorBodyTrailer))) {
+			invalidRequestID(w)
+			return
+		}
+		accepted(w)
 	case s.env.Respond(id, body):
 		accepted(w)
 	default:

@@ -14,7 +14,8 @@ import (
 
 // A streamed response (Lambda-Runtime-Function-Response-Mode: streaming)
 // is a chunked POST to /response whose trailers may report an error the
-// function hit part-way.
+// function hit part-way. A response to a caller that streams is passed on
+// as it arrives, whatever the runtime says (see Server.response).
 const (
 	responseModeHeader = "Lambda-Runtime-Function-Response-Mode"
 	errorTypeTrailer   = "Lambda-Runtime-Function-Error-Type"

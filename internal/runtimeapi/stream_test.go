@@ -272,3 +272,47 @@ func TestStreamToBufferedCaller(t *testing.T) {
 		t.Fatalf("outcome %+v, want Function.ResponseSizeTooLarge at the buffered limit", out)
 	}
 }
+
+// The caller decides: a response posted whole (with its length, no
+// streaming header) to a caller that streams is passed on as a stream; a
+// chunked one without the header (aws-lambda-go's way) to a buffered
+// caller keeps its error trailers.
+func TestStreamWhateverTheRuntimeSays(t *testing.T) {
+	h := start(t)
+	snk := newSink()
+	res := streamCall(h, "whole", snk)
+	done := make(chan int, 1)
+	go func() {
+		code, _ := h.post("/runtime/invocation/whole/response", map[string]string{"Content-Type": "application/json"}, []byte(`{"posted":"whole"}`))
+		done <- code
+	}()
+	if ct := <-snk.started; ct != "application/json" {
+		t.Errorf("content type %q", ct)
+	}
+	if p := snk.piece(t); string(p) != `{"posted":"whole"}` {
+		t.Fatalf("caller got %q", p)
+	}
+	if code := <-done; code != http.StatusAccepted {
+		t.Fatalf("status %d", code)
+	}
+	if out := h.result(res); out.Kind != environment.Answered {
+		t.Fatalf("outcome %+v", out)
+	}
+
+	res = streamCall(h, "chunked", nil)
+	u, _ := url.Parse(h.base)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := base64.StdEncoding.EncodeToString([]byte(`{"errorMessage":"reader failed","errorType":"errorString"}`))
+	fmt.Fprintf(c, "POST /2018-06-01/runtime/invocation/chunked/response HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n2\r\n{}\r\n0\r\nLambda-Runtime-Function-Error-Type: errorString\r\nLambda-Runtime-Function-Error-Body: %s\r\n\r\n", u.Host, body)
+	st := &rawStream{t: t, c: c, br: bufio.NewReader(c)}
+	if code := st.status(); code != http.StatusAccepted {
+		t.Fatalf("status %d", code)
+	}
+	if out := h.result(res); out.Kind != environment.FunctionError || out.ErrorType != "errorString" {
+		t.Fatalf("outcome %+v, want the trailers' errorString", out)
+	}
+}
