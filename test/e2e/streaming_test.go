@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -294,4 +296,79 @@ func TestNodeResponseStreaming(t *testing.T) {
 		}
 		parseChunks(t, string(out.Payload))
 	})
+}
+
+// aws-lambda-go's own streaming (events.LambdaFunctionURLStreamingResponse,
+// a chunked response with a prelude and error trailers, no streaming
+// header) through a RESPONSE_STREAM URL and InvokeWithResponseStream.
+func TestGoResponseStreaming(t *testing.T) {
+	s := startServer(t)
+	s.create("go-stream", func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = programZip(t, "streamfn") })
+	ctx := context.Background()
+	cfg, err := s.client.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("go-stream"),
+		AuthType: types.FunctionUrlAuthTypeNone, InvokeMode: types.InvokeModeResponseStream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("go-stream"), StatementId: aws.String("public"),
+		Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone}); err != nil {
+		t.Fatal(err)
+	}
+	u := aws.ToString(cfg.FunctionUrl)
+
+	resp, err := localhostClient().Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 202 || resp.Header.Get("X-Go") != "yes" || resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("Set-Cookie") != "g=1" {
+		t.Fatalf("head %d %v, want the prelude's", resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	var firstAt time.Time
+	var lastWritten int64
+	for i := range 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if i == 0 {
+			firstAt = time.Now()
+		}
+		var n int
+		if _, err := fmt.Sscanf(line, "line %d %d", &n, &lastWritten); err != nil || n != i {
+			t.Fatalf("line %q", line)
+		}
+	}
+	if !firstAt.Before(time.UnixMilli(lastWritten)) {
+		t.Errorf("the first line arrived at %v, after the last was written at %v", firstAt, time.UnixMilli(lastWritten))
+	}
+
+	// The body reader fails after the response began: the response is cut.
+	resp, err = localhostClient().Get(u + "fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Count(string(body), "\n") != 3 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("failing reader through the URL: %q (%v), want the three lines then a cut-off response", body, err)
+	}
+
+	// The same failure through InvokeWithResponseStream: InvokeComplete
+	// carries aws-lambda-go's error from the trailers.
+	out, err := s.client.InvokeWithResponseStream(ctx, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String("go-stream"), Payload: []byte(`{"rawPath":"/fail"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var complete *types.InvokeWithResponseStreamCompleteEvent
+	for ev := range out.GetStream().Events() {
+		if c, ok := ev.(*types.InvokeWithResponseStreamResponseEventMemberInvokeComplete); ok {
+			complete = &c.Value
+		}
+	}
+	out.GetStream().Close()
+	if complete == nil || aws.ToString(complete.ErrorCode) != "errorString" || aws.ToString(complete.ErrorDetails) != "reader failed" {
+		t.Fatalf("InvokeComplete %+v, want errorString / reader failed", complete)
+	}
 }
