@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -115,7 +116,10 @@ func (s *Server) createFunctionURLConfig(w http.ResponseWriter, r *http.Request)
 	if in.InvokeMode != nil {
 		u.InvokeMode = *in.InvokeMode
 	}
-	if u, err = s.functions.CreateURL(r.Context(), fn.Name, u); err != nil {
+	if u, err = s.functions.CreateURL(r.Context(), fn.Name, u); errors.Is(err, functions.ErrURLExists) {
+		// Lambda's message, naming the URL's (qualified) function ARN.
+		return fmt.Errorf("Failed to create function url config for [functionArn = %s]. Error message:  %w", s.urlConfig(fn, u, false).FunctionArn, err)
+	} else if err != nil {
 		return err
 	}
 	s.indexURL(u.ID, fn.Name)

@@ -129,6 +129,9 @@ func TestFunctionURLConfigAPI(t *testing.T) {
 		created.InvokeMode != "BUFFERED" || created.CreationTime == "" || !strings.HasSuffix(d.URLAddr(), ":"+m[2]) {
 		t.Fatalf("created: %+v (URL listener %s)", created, d.URLAddr())
 	}
+	if a := call(t, d, root, "POST", path, "", map[string]any{"AuthType": "NONE"}); a.msg != "Failed to create function url config for [functionArn = arn:aws:lambda:us-east-1:000000000000:function:f]. Error message:  FunctionUrlConfig exists for this Lambda function" {
+		t.Errorf("create again: %d %s %q", a.status, a.code, a.msg)
+	}
 	for _, tc := range []struct {
 		what, method, path string
 		body               any

@@ -420,7 +420,7 @@ func (s *Service) CreateURL(ctx context.Context, name string, u model.FunctionUR
 			return aliasNotFound(name, u.Qualifier) // deleted since the caller looked
 		}
 		if _, ok := f.URLOf(u.Qualifier); ok {
-			return fmt.Errorf("Failed to create function url config for [functionName = %s]. Error message:  FunctionUrlConfig exists for this Lambda function: %w", f.Name, errdefs.ErrConflict)
+			return ErrURLExists
 		}
 		f.URLs = append(f.URLs, u)
 		return nil
@@ -463,6 +463,9 @@ func (s *Service) DeleteURL(ctx context.Context, name, qualifier string) error {
 	})
 	return err
 }
+
+// ErrURLExists: the qualifier has a function URL already.
+var ErrURLExists = fmt.Errorf("FunctionUrlConfig exists for this Lambda function: %w", errdefs.ErrConflict)
 
 // ErrNoURL is Lambda's answer for a qualifier without a function URL.
 var ErrNoURL = fmt.Errorf("The resource you requested does not exist.: %w", errdefs.ErrNotFound)
