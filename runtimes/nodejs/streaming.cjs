@@ -93,6 +93,7 @@ function open(id, handler) {
   };
   req.end = (chunk, encoding, cb) => {
     if (typeof chunk === 'function') return req.end(undefined, undefined, chunk);
+    if (typeof encoding === 'function') return req.end(chunk, undefined, encoding);
     if (chunk !== undefined && chunk !== null) req.write(chunk, encoding);
     first();
     return origEnd(cb);

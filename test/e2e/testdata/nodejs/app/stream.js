@@ -57,7 +57,7 @@ exports.http = awslambda.streamifyResponse(async (event, responseStream) => {
   });
   responseStream.write('hello ');
   await sleep(100);
-  responseStream.end('world');
+  await new Promise((resolve) => responseStream.end('world', resolve));
 });
 
 // A chunk every 300 ms, forever: the function's timeout ends it.
