@@ -228,6 +228,14 @@ func TestInvokeWithResponseStreamBufferedFunction(t *testing.T) {
 	if a, _ := send(t, d, root, "POST", path, []byte(`not json`), nil); a.status != 400 || a.code != "InvalidRequestContentException" {
 		t.Errorf("bad payload: %+v, want 400 InvalidRequestContentException", a)
 	}
+	// Admission is Invoke's: with no concurrency reserved, a 429 before
+	// any event.
+	if a, raw := send(t, d, root, "PUT", "/2017-10-31/functions/s/concurrency", mustJSON(map[string]int{"ReservedConcurrentExecutions": 0}), nil); a.status != 200 {
+		t.Fatalf("put concurrency: %+v %s", a, raw)
+	}
+	if a, _ := send(t, d, root, "POST", path, []byte(`{}`), nil); a.status != 429 || a.code != "TooManyRequestsException" {
+		t.Errorf("throttled: %+v, want 429 TooManyRequestsException", a)
+	}
 }
 
 // A client that goes away mid-stream: the function streams on (its pieces
