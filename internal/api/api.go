@@ -181,7 +181,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Every AWS response carries a request id; Invoke replaces it with the
 	// invocation's own.
 	w.Header().Set("x-amzn-RequestId", model.NewUUID())
+	closeAfterChunked(w, r)
 	s.mux.ServeHTTP(w, r)
+}
+
+// closeAfterChunked ends a chunked request's connection with its answer.
+// Go reads a chunked body even when a Content-Length came too (and then
+// drops that header): a proxy in front that went by the length would see
+// the rest as another request. With the connection closed, nothing after
+// the body is ever read as one.
+func closeAfterChunked(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // other serves CloudWatch Logs calls, which all share one path, through

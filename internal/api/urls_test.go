@@ -458,9 +458,9 @@ func TestInvokedViaFunctionURLStatement(t *testing.T) {
 
 // rawExchange writes req on a new connection to the URL listener and
 // returns everything the server sends until it closes the connection.
-func rawExchange(t *testing.T, d *daemon.Daemon, req string) string {
+func rawExchange(t *testing.T, addr, req string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", d.URLAddr())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,11 +488,18 @@ func TestFunctionURLHostile(t *testing.T) {
 	host := strings.TrimSuffix(strings.TrimPrefix(c.FunctionUrl, "http://"), "/")
 	smuggle := "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
 		"GET /smuggled HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
-	if out := rawExchange(t, d, smuggle); strings.Count(out, "HTTP/1.1 ") != 1 || strings.Contains(out, "/smuggled") {
+	if out := rawExchange(t, d.URLAddr(), smuggle); strings.Count(out, "HTTP/1.1 ") != 1 || strings.Contains(out, "/smuggled") {
 		t.Errorf("Content-Length with chunked: want one answer and the connection closed, got:\n%s", out)
 	}
+	// The API's own listener too: a Content-Length the chunked body
+	// overrides ends the connection with the (unauthenticated) answer.
+	api := "POST /2015-03-31/functions HTTP/1.1\r\nHost: " + d.Addr() + "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+		"GET /smuggled HTTP/1.1\r\nHost: " + d.Addr() + "\r\n\r\n"
+	if out := rawExchange(t, d.Addr(), api); strings.Count(out, "HTTP/1.1 ") != 1 || strings.Contains(out, "/smuggled") {
+		t.Errorf("API listener, Content-Length with chunked: want one answer and the connection closed, got:\n%s", out)
+	}
 	big := "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
-	if out := rawExchange(t, d, big); !strings.HasPrefix(out, "HTTP/1.1 431") {
+	if out := rawExchange(t, d.URLAddr(), big); !strings.HasPrefix(out, "HTTP/1.1 431") {
 		t.Errorf("2 MiB of headers: %.100s", out)
 	}
 	// The metrics count URL calls as invocations of the function: the

@@ -172,13 +172,7 @@ func (s *Server) serveURL(w http.ResponseWriter, r *http.Request) {
 	// The event's x-amzn-trace-id is the trace the function runs under:
 	// the caller's when it sent a valid one.
 	trace := invoke.TraceID(r.Header.Get("X-Amzn-Trace-Id"))
-	if len(r.TransferEncoding) > 0 {
-		// Go reads a chunked body even when a Content-Length came too (and
-		// then drops that header): a proxy in front that went by the length
-		// would see the rest as another request. The connection ends with
-		// the answer, so nothing after the body is ever read as one.
-		w.Header().Set("Connection", "close")
-	}
+	closeAfterChunked(w, r)
 	if err := s.callURL(w, r, requestID, trace); err != nil {
 		s.urlFailure(r, err).write(w)
 	}
