@@ -87,6 +87,23 @@ the policy in FILE allows. Signs like icebox logs.`,
 icebox roles list
 icebox roles delete worker`,
 	},
+	"networks": {
+		usage: `icebox networks put NAME --cidr CIDR[,CIDR…] [--allow CIDR[,CIDR…]] [--nat] [flags]
+       icebox networks list [flags]
+       icebox networks delete NAME [flags]`,
+		about: `Manages networks on a running server (icebox serve --egress nat). A function whose
+VpcConfig names NAME among its SubnetIds reaches the network's --cidr and --allow
+ranges and, only with --nat, the internet under the server's default policy;
+nothing else. The host, icebox itself, other sandboxes, loopback and link-local
+addresses stay out of reach whatever a network says, and put refuses ranges
+that overlap them. delete refuses a network a function or version is in.
+Root credentials only; signs like icebox logs.`,
+		examples: `icebox networks put db --cidr 10.1.0.0/16
+icebox networks put app --cidr 10.2.0.0/16 --allow 10.3.4.5/32 --nat
+icebox networks list
+aws lambda update-function-configuration --function-name f --vpc-config SubnetIds=db,SecurityGroupIds=sg-1
+icebox networks delete app`,
+	},
 	"runtimes": {
 		usage: "icebox runtimes [install ID… [--runtimes-dir DIR]]",
 		about: `Lists the runtime ids this host can run (provided.al2023, python3.11, nodejs20.x,

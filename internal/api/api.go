@@ -44,6 +44,7 @@ type Server struct {
 	functions  Functions
 	invoker    Invoker
 	auth       Identities
+	networks   Networks // nil: no networks (SetNetworks)
 	account    Account
 	logsAPI    http.Handler
 	console    *console.Console
@@ -162,6 +163,9 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 	s.handle("PUT /icebox/v1/roles/{role}", op("icebox:PutRole"), s.putRole)
 	s.handle("GET /icebox/v1/roles", op("icebox:ListRoles"), s.listRoles)
 	s.handle("DELETE /icebox/v1/roles/{role}", op("icebox:DeleteRole"), s.deleteRole)
+	s.handle("PUT /icebox/v1/networks/{name}", op("icebox:PutNetwork"), s.putNetwork)
+	s.handle("GET /icebox/v1/networks", op("icebox:ListNetworks"), s.listNetworks)
+	s.handle("DELETE /icebox/v1/networks/{name}", op("icebox:DeleteNetwork"), s.deleteNetwork)
 	if metrics != nil {
 		s.handle("GET /metrics", op("icebox:GetMetrics"), func(w http.ResponseWriter, r *http.Request) error {
 			metrics.ServeHTTP(w, r)

@@ -122,7 +122,7 @@ func TestConfigurationFieldsHonouredOrRefused(t *testing.T) {
 	getJSON(t, d, "PUT", fns+"/f/configuration", defaults, 200, nil)
 
 	for _, tc := range []struct{ field, json string }{
-		{"VpcConfig", `{"VpcConfig":{"SubnetIds":["subnet-1"],"SecurityGroupIds":["sg-1"]}}`},
+		{"VpcConfig.Ipv6AllowedForDualStack", `{"VpcConfig":{"SubnetIds":["subnet-1"],"Ipv6AllowedForDualStack":true}}`},
 		{"KMSKeyArn", `{"KMSKeyArn":"arn:aws:kms:us-east-1:000000000000:key/k"}`},
 		{"TracingConfig.Mode", `{"TracingConfig":{"Mode":"Active"}}`},
 		{"FileSystemConfigs", `{"FileSystemConfigs":[{"Arn":"arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-1","LocalMountPath":"/mnt/x"}]}`},

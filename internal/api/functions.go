@@ -93,6 +93,7 @@ type functionConfiguration struct {
 	LoggingConfig    loggingConfig     `json:"LoggingConfig"`
 	DeadLetterConfig *deadLetterConfig `json:"DeadLetterConfig,omitempty"`
 	Layers           []functionLayer   `json:"Layers,omitempty"`
+	VpcConfig        *vpcConfigOutput  `json:"VpcConfig,omitempty"`
 
 	// icebox applies every change before it answers: a function is Active
 	// and its last update Successful as soon as a call returns, so the
@@ -136,6 +137,7 @@ func (s *Server) configuration(fn model.Function) functionConfiguration {
 		c.DeadLetterConfig = &deadLetterConfig{TargetArn: fn.DeadLetterTarget}
 	}
 	c.Layers = layersOut(fn.Layers)
+	c.VpcConfig = vpcOut(fn.Vpc)
 	return c
 }
 
@@ -207,6 +209,9 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err == nil && len(in.Layers) > 0 {
 		fn.Layers, err = s.functionLayers(r, in.Layers)
+	}
+	if err == nil && in.VpcConfig != nil {
+		fn.Vpc, err = s.vpc(r, in.VpcConfig)
 	}
 	if err == nil && len(fn.Tags) > 0 {
 		err = s.authorizeOn(r, "lambda:TagResource", fn.Name, nil)
@@ -498,6 +503,12 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 	if err == nil && in.Layers != nil {
 		layers, err = s.functionLayers(r, in.Layers)
 	}
+	// VpcConfig given replaces the function's; one without subnets takes it
+	// out of its networks.
+	var vpc *model.VpcConfig
+	if err == nil && in.VpcConfig != nil {
+		vpc, err = s.vpc(r, in.VpcConfig)
+	}
 	if err != nil {
 		return err
 	}
@@ -522,6 +533,9 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *http.Requ
 		}
 		if in.Layers != nil {
 			f.Layers = layers
+		}
+		if in.VpcConfig != nil {
+			f.Vpc = vpc
 		}
 	})
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 )
 
 // Every field of CreateFunction and UpdateFunctionConfiguration is either
-// honoured or refused by name: a deploy tool must never believe a VPC
-// or a KMS key took effect when it did not. Empty and default
+// honoured or refused by name: a deploy tool must never believe a KMS
+// key took effect when it did not. Empty and default
 // values are what tools send when a feature is off (Terraform sends
 // VpcConfig with empty lists, TracingConfig PassThrough, SnapStart None),
 // so they are accepted, as Lambda accepts them. Keys Lambda does not
@@ -47,8 +47,8 @@ type snapStart struct {
 // defaults. Structures icebox does not model at all stay raw: any value
 // but null or {} is refused.
 type optionalConfig struct {
-	// Layers are honoured (layers.go); they are here because both
-	// operations take them.
+	// Layers (layers.go) and VpcConfig (networks.go) are honoured; they
+	// are here because both operations take them.
 	Layers                 []string          `json:"Layers"`
 	VpcConfig              *vpcConfig        `json:"VpcConfig"`
 	KMSKeyArn              *string           `json:"KMSKeyArn"`
@@ -89,14 +89,6 @@ func given(raw json.RawMessage) bool {
 
 // check refuses the first field set to something icebox would not honour.
 func (c *optionalConfig) check() error {
-	if v := c.VpcConfig; v != nil {
-		if len(v.SubnetIDs) > 0 || len(v.SecurityGroupIDs) > 0 {
-			return unsupported("VpcConfig", "VPC attachment (SubnetIds, SecurityGroupIds): functions use the host's network")
-		}
-		if v.Ipv6AllowedForDualStack != nil && *v.Ipv6AllowedForDualStack {
-			return unsupported("VpcConfig.Ipv6AllowedForDualStack", "VPC attachment")
-		}
-	}
 	if c.KMSKeyArn != nil && *c.KMSKeyArn != "" {
 		return unsupported("KMSKeyArn", "customer managed KMS keys: there is no KMS")
 	}

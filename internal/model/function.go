@@ -97,6 +97,9 @@ type Function struct {
 	URLs []FunctionURL `json:"urls,omitempty"`
 	// Layers are extracted into /opt in order, later ones winning.
 	Layers []FunctionLayer `json:"layers,omitempty"`
+	// Vpc is the function's VpcConfig; nil or no subnets: the default
+	// egress policy (network.go).
+	Vpc *VpcConfig `json:"vpc,omitempty"`
 }
 
 // EventInvokeConfig is Lambda's FunctionEventInvokeConfig.
@@ -273,8 +276,9 @@ func (f *Function) ConfigKey() string {
 		Code       string
 		Logging    *LoggingConfig `json:",omitempty"`
 		// Omitted when empty, so functions without layers keep their key.
-		Layers []string `json:",omitempty"`
-	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging, f.layerShas()})
+		Layers []string   `json:",omitempty"`
+		Vpc    *VpcConfig `json:",omitempty"`
+	}{f.Runtime, f.Handler, f.Role, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Logging, f.layerShas(), f.Vpc})
 	sum := sha256.Sum256(b)
 	return f.Name + ":" + f.VersionName() + "/" + hex.EncodeToString(sum[:8])
 }

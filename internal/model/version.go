@@ -116,7 +116,8 @@ func (f *Function) publishKey() string {
 		A                 []string
 		L                 *LoggingConfig
 		Ly                []FunctionLayer `json:",omitempty"`
-	}{f.Runtime, f.Handler, f.Role, f.Description, f.DeadLetterTarget, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Architectures, f.Logging, f.Layers})
+		V                 *VpcConfig      `json:",omitempty"`
+	}{f.Runtime, f.Handler, f.Role, f.Description, f.DeadLetterTarget, f.MemorySize, f.Timeout, f.EphemeralStorage, f.Environment, f.CodeSha256, f.Architectures, f.Logging, f.Layers, f.Vpc})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -140,7 +141,7 @@ func (f *Function) Publish(description string, now time.Time) (v Function, publi
 		Version: strconv.Itoa(f.LastVersion), PublishedFrom: key,
 		RevisionID: NewUUID(), LastModified: now,
 	}
-	v.UnzippedSize, v.Layers = f.UnzippedSize, slices.Clone(f.Layers)
+	v.UnzippedSize, v.Layers, v.Vpc = f.UnzippedSize, slices.Clone(f.Layers), f.Vpc.Clone()
 	if description != "" {
 		v.Description = description
 	}

@@ -469,6 +469,9 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		Env:        envVars(fn, p.cfg.Region, e.logStream, initType, creds),
 	}
 	spec.Extensions = extensionsIn(spec.OptDir)
+	if fn.Vpc != nil {
+		spec.Networks = fn.Vpc.SubnetIDs
+	}
 	if e.sb, err = p.factory.Create(cctx, spec); err != nil {
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
 	}

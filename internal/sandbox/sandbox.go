@@ -43,6 +43,9 @@ type Spec struct {
 	// started with the runtime (Lambda's external extensions, under
 	// /opt/extensions), with its user, environment and output.
 	Extensions []string
+	// Networks name the operator's networks the sandbox joins (the
+	// function's VpcConfig SubnetIds); empty: the default egress policy.
+	Networks []string
 }
 
 // Validate checks a Spec before any kernel object is made for it.

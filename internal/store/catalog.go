@@ -487,6 +487,7 @@ func clone(f *model.Function) *model.Function {
 	c.Architectures = slices.Clone(f.Architectures)
 	c.URLs = slices.Clone(f.URLs)
 	c.Layers = slices.Clone(f.Layers)
+	c.Vpc = f.Vpc.Clone()
 	c.Tags = maps.Clone(f.Tags)
 	c.Policy = clonePolicy(f.Policy)
 	c.EventInvoke = cloneEventInvoke(f.EventInvoke)

@@ -91,7 +91,7 @@ func TestDeployRefusesWhatItCannotHonour(t *testing.T) {
 	wantAPIError(t, "Layers", err, "InvalidParameterValueException", 400, "Layer version arn:aws:lambda:us-east-1:000000000000:layer:l:1 does not exist.")
 	_, err = s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: name,
 		VpcConfig: &types.VpcConfig{SubnetIds: []string{"subnet-1"}, SecurityGroupIds: []string{"sg-1"}}})
-	wantAPIError(t, "VpcConfig", err, "InvalidParameterValueException", 400, "VpcConfig", "icebox does not support")
+	wantAPIError(t, "VpcConfig", err, "InvalidParameterValueException", 400, "The subnet ID 'subnet-1' does not exist")
 	_, err = s.client.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: name,
 		TracingConfig: &types.TracingConfig{Mode: types.TracingModeActive}})
 	wantAPIError(t, "TracingConfig", err, "InvalidParameterValueException", 400, "TracingConfig")

@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"icebox/internal/model"
 )
 
 // Egress: how a sandbox reaches the world and never the host.
@@ -129,6 +131,12 @@ type egressNet struct {
 	// its veth, still on the bridge, still answers ARP for the address.
 	lingering map[netip.Addr]string
 	next      netip.Addr // where the search for a free one starts
+
+	// netMu orders changes of networks and their members (egress_vpc.go).
+	netMu   sync.Mutex
+	nets    map[string]model.Network // in the table, with the gone ones still in use
+	defined map[string]model.Network // the operator's, which sandboxes may join
+	members map[netip.Addr][]string  // the networks of each sandbox in any
 }
 
 // setupEgress removes what a predecessor on the same names left, then builds
@@ -140,7 +148,8 @@ func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) 
 	}
 	defer unlock()
 	removeEgress(names)
-	n := &egressNet{names: names, used: map[netip.Addr]bool{}, lingering: map[netip.Addr]string{}}
+	n := &egressNet{names: names, used: map[netip.Addr]bool{}, lingering: map[netip.Addr]string{},
+		nets: map[string]model.Network{}, members: map[netip.Addr][]string{}}
 	defer func() {
 		if err != nil {
 			removeEgress(names)
@@ -416,6 +425,7 @@ func (n *egressNet) configureInside(l *sandboxLink) error {
 // 11 ms without egress). The address waits in lingering until the veth
 // is gone.
 func (n *egressNet) detach(l *sandboxLink) {
+	n.leave(l.addr)
 	n.mu.Lock()
 	delete(n.used, l.addr)
 	n.lingering[l.addr] = l.host

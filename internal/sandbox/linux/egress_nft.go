@@ -27,6 +27,7 @@ import (
 //	    from the bridge, source not ours → drop
 //	    from the bridge, to our subnet → refuse
 //	    from the bridge, to a nameserver, port 53 → accept
+//	    from the bridge → jump vpc                the networks' policy (egress_vpc.go)
 //	    from the bridge, to an allowed range → accept
 //	    from the bridge, to a refused range → refuse
 //	chain postrouting (hook postrouting, srcnat)
@@ -49,6 +50,7 @@ func installTable(n *egressNet, cfg EgressConfig) error {
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	vpc := c.AddChain(&nftables.Chain{Name: vpcChain, Table: t})
 	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
 
@@ -91,6 +93,7 @@ func installTable(n *egressNet, cfg EgressConfig) error {
 			}, verdict(expr.VerdictAccept, ""))
 		}
 	}
+	rule(forward, from, verdict(expr.VerdictJump, vpc.Name))
 	for _, p := range cfg.Allow {
 		rule(forward, from, ipIn(16, p.Masked(), true), verdict(expr.VerdictAccept, ""))
 	}

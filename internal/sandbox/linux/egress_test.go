@@ -3,6 +3,7 @@ package linux
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
+	"icebox/internal/model"
 	"icebox/internal/sandbox"
 	"icebox/internal/sandbox/linux/egresstest"
 	"icebox/internal/testkit"
@@ -384,5 +386,77 @@ func BenchmarkBuild(b *testing.B) {
 				s.Destroy()
 			}
 		})
+	}
+}
+
+// runIn runs code in a sandbox that joins networks.
+func runIn(t *testing.T, m *Manager, code string, networks ...string) string {
+	t.Helper()
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "n" + filepath.Base(code), CodeDir: code, MemoryMB: 128, TmpMB: 64,
+		Args: []string{"/var/task/bootstrap"}, Env: []string{"PATH=/usr/bin:/bin"}, Networks: networks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(sb.Output())
+	<-sb.Done()
+	return string(out)
+}
+
+// TestEgressNetworks: a sandbox in a network reaches its ranges, even one
+// the default policy refuses, and nothing else; with NAT the public
+// internet too. The host and other sandboxes stay refused; a redefined
+// network applies to the next sandbox; an unknown one is refused.
+func TestEgressNetworks(t *testing.T) {
+	th := egresstest.New(t)
+	m := newEgressManager(t, th)
+	th.RouteFrom(t, m.egress.names.Bridge)
+	neighbour := start(t, m, "exec sleep 30\n", 128).(*linuxSandbox).link.addr
+	private := "http://" + th.Private + "/"
+	public := "http://" + th.Addr + "/"
+	host := fmt.Sprintf("http://%s:9/", th.Gateway)
+	other := fmt.Sprintf("http://%s:9/", neighbour)
+	set := func(nets ...model.Network) {
+		t.Helper()
+		if err := m.SetNetworks(nets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := model.Network{Name: "db", CIDRs: []netip.Prefix{netip.MustParsePrefix(th.Private + "/32")}}
+	set(db, model.Network{Name: "nat", CIDRs: []netip.Prefix{netip.MustParsePrefix(th.PrivateRange)}, NAT: true})
+	probe := script(t, probeScript(th, private, public, host, other))
+	for _, tc := range []struct {
+		networks []string
+		want     map[string]string
+	}{
+		{nil, map[string]string{private: "7", public: "0", host: "7", other: "7"}},
+		{[]string{"db"}, map[string]string{private: "0", public: "7", host: "7", other: "7"}},
+		{[]string{"nat"}, map[string]string{private: "0", public: "0", host: "7", other: "7"}},
+		// The internet only when every network has NAT.
+		{[]string{"db", "nat"}, map[string]string{private: "0", public: "7", host: "7", other: "7"}},
+	} {
+		out := runIn(t, m, probe, tc.networks...)
+		res := probeResults(t, out)
+		for u, want := range tc.want {
+			if r := res[u]; r.exit != want || want != "0" && r.seconds >= 1 {
+				t.Errorf("networks %v: %s: curl exit %q after %.2fs, want %s (7 within 1s)\n%s", tc.networks, u, r.exit, r.seconds, want, out)
+			}
+		}
+	}
+
+	// Redefined: db now names another range; the private address is refused.
+	db.CIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	set(db)
+	if r := probeResults(t, runIn(t, m, probe, "db"))[private]; r.exit != "7" {
+		t.Errorf("after db was redefined: %s: curl exit %q, want 7", private, r.exit)
+	}
+	code := script(t, "true\n")
+	if sb, err := m.Create(context.Background(), sandbox.Spec{ID: "u" + filepath.Base(code), CodeDir: code, MemoryMB: 128, TmpMB: 64,
+		Args: []string{"/var/task/bootstrap"}, Networks: []string{"nat"}}); err == nil {
+		sb.Destroy()
+		t.Error("a sandbox joined a network that is no longer defined")
 	}
 }

@@ -348,6 +348,11 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	if err := s.cg.setLimits(limitsFor(spec.MemoryMB)); err != nil {
 		return nil, err
 	}
+	if len(spec.Networks) > 0 && s.link != nil {
+		if err := m.egress.join(s.link.addr, spec.Networks); err != nil {
+			return nil, err
+		}
+	}
 	run := runSpec{
 		TmpMB: spec.TmpMB,
 		UID:   m.cfg.UID,
