@@ -16,7 +16,8 @@ import (
 
 // TestRootCredentialsGenerated: a server started without credentials makes
 // root credentials once, shows them once, keeps them 0600 in the data dir;
-// the icebox CLI on the same host finds them there.
+// the icebox CLI on the same host finds them there, and manages keys, roles
+// and networks with them.
 func TestRootCredentialsGenerated(t *testing.T) {
 	requireRoot(t)
 	binaries(t)
@@ -96,6 +97,15 @@ func TestRootCredentialsGenerated(t *testing.T) {
 	if out := cli("keys", "list"); strings.Contains(out, m[1]) {
 		t.Errorf("deleted key listed: %s", out)
 	}
+	// Networks: put shows the definition; one that would open the host is refused by name.
+	if out := cli("networks", "put", "db", "--cidr", "10.1.0.0/16", "--allow", "10.9.0.0/24,10.8.0.1/32", "--nat"); !regexp.MustCompile(`db\s+10.1.0.0/16\s+10.9.0.0/24,10.8.0.1/32\s+true`).MatchString(out) {
+		t.Errorf("networks put: %s", out)
+	}
+	bad := exec.Command(build.icebox, "networks", "put", "meta", "--cidr", "169.254.169.254/32", "--endpoint", s.url, "--data-dir", dataDir)
+	bad.Env = envWithoutAWS()
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "169.254.169.254/32 overlaps 169.254.0.0/16") {
+		t.Errorf("networks put of link-local: %v %s", err, out)
+	}
 
 	// A restart keeps the credentials and does not show them again.
 	s.proc.signal(os.Interrupt, 30*time.Second)
@@ -110,5 +120,13 @@ func TestRootCredentialsGenerated(t *testing.T) {
 	s = s2
 	if out := cli("status"); !strings.Contains(out, "concurrent executions") {
 		t.Errorf("status after restart: %s", out)
+	}
+	// Networks live in the engine.
+	if out := cli("networks", "list"); !strings.Contains(out, "db") || strings.Contains(out, "meta") {
+		t.Errorf("networks after restart: %s", out)
+	}
+	cli("networks", "delete", "db")
+	if out := cli("networks", "list"); strings.Contains(out, "db") {
+		t.Errorf("deleted network listed: %s", out)
 	}
 }
