@@ -54,6 +54,16 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 		}
 		return nil
 	})
+	fs.Func("egress-dns", "ADDR[,ADDR…]: the nameservers functions' /etc/resolv.conf names under --egress nat (default the host's IPv4 ones)", func(v string) error {
+		for _, part := range strings.Split(v, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(part))
+			if err != nil {
+				return fmt.Errorf("want an IPv4 address: %w", err)
+			}
+			cfg.EgressDNS = append(cfg.EgressDNS, a)
+		}
+		return nil
+	})
 	fs.Func("async-retry-delays", "waits before the retries of a failed asynchronous event (default 1m,2m)", func(v string) error {
 		cfg.AsyncRetryDelays = nil
 		for _, part := range strings.Split(v, ",") {

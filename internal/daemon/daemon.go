@@ -100,6 +100,9 @@ type Config struct {
 	Egress string
 	// EgressAllow opens ranges the "nat" policy refuses (private ranges).
 	EgressAllow []netip.Prefix
+	// EgressDNS are the nameservers sandboxes' /etc/resolv.conf names;
+	// default the host's.
+	EgressDNS []netip.Addr
 	// Streaming sets the response streaming limits; the zero value is
 	// Lambda's (200 MiB, 6 MiB at full speed, then 2 MiB/s).
 	Streaming runtimeapi.Config
@@ -186,8 +189,8 @@ func (c *Config) Validate() error {
 	}
 	switch c.Egress {
 	case "", EgressNone:
-		if len(c.EgressAllow) > 0 {
-			return errors.New("egress allow needs egress nat")
+		if len(c.EgressAllow) > 0 || len(c.EgressDNS) > 0 {
+			return errors.New("egress allow and egress dns need egress nat")
 		}
 	case EgressNAT:
 		for _, p := range c.EgressAllow {
@@ -323,7 +326,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 			Lock:         d.lock,
 			// Caps the tasks of all sandboxes together (pids.max).
 			AccountConcurrency: cfg.AccountConcurrency,
-			Egress:             sblinux.EgressConfig{Enabled: cfg.Egress == EgressNAT, Allow: cfg.EgressAllow},
+			Egress:             sblinux.EgressConfig{Enabled: cfg.Egress == EgressNAT, Allow: cfg.EgressAllow, Nameservers: cfg.EgressDNS},
 		}); err != nil {
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}

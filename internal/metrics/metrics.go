@@ -23,6 +23,8 @@ type Metrics struct {
 	Concurrent   *prometheus.GaugeVec
 	Environments *prometheus.GaugeVec
 	LogDrops     prometheus.CounterFunc
+	NetworkIn    *prometheus.CounterVec
+	NetworkOut   *prometheus.CounterVec
 
 	AsyncReceived       *prometheus.CounterVec
 	AsyncEventAge       *prometheus.HistogramVec
@@ -56,6 +58,7 @@ type Function struct {
 	invocations, errors, throttles child[prometheus.Counter]
 	concurrent                     child[prometheus.Gauge]
 	duration, initDuration         child[prometheus.Observer]
+	networkIn, networkOut          child[prometheus.Counter]
 }
 
 // child is a label child looked up once.
@@ -103,6 +106,17 @@ func (f *Function) InitDuration() prometheus.Observer {
 	return f.initDuration.get(func() prometheus.Observer { return f.m.InitDuration.WithLabelValues(f.name) })
 }
 
+// NetworkIn counts bytes the function's sandboxes received from their
+// network interface (with egress; loopback traffic is not counted).
+func (f *Function) NetworkIn() prometheus.Counter {
+	return f.networkIn.get(func() prometheus.Counter { return f.m.NetworkIn.WithLabelValues(f.name) })
+}
+
+// NetworkOut counts bytes the function's sandboxes sent.
+func (f *Function) NetworkOut() prometheus.Counter {
+	return f.networkOut.get(func() prometheus.Counter { return f.m.NetworkOut.WithLabelValues(f.name) })
+}
+
 // New registers every collector on a fresh registry. logDrops reports log
 // lines dropped under pressure; it may be nil.
 func New(logDrops func() float64) *Metrics {
@@ -117,6 +131,8 @@ func New(logDrops func() float64) *Metrics {
 		InitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_init_duration_seconds", Help: "Cold start: sandbox creation plus runtime init.", Buckets: buckets}, fn),
 		Concurrent:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_concurrent_executions", Help: "Environments busy with an event (Lambda's ConcurrentExecutions)."}, fn),
 		Environments: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "icebox_environments", Help: "Execution environments by lifecycle state."}, []string{"state"}),
+		NetworkIn:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_network_received_bytes_total", Help: "Bytes a function's sandboxes received over their network interface (egress on; counted at each call's end and when a sandbox goes)."}, fn),
+		NetworkOut:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_network_sent_bytes_total", Help: "Bytes a function's sandboxes sent over their network interface (egress on; counted at each call's end and when a sandbox goes)."}, fn),
 
 		AsyncReceived:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icebox_async_events_received_total", Help: "Events queued for asynchronous invocation (Lambda's AsyncEventsReceived)."}, fn),
 		AsyncEventAge:       prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "icebox_async_event_age_seconds", Help: "Time from queueing to each attempt (Lambda's AsyncEventAge).", Buckets: buckets}, fn),
@@ -129,6 +145,7 @@ func New(logDrops func() float64) *Metrics {
 	}
 	m.LogDrops = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "icebox_log_lines_dropped_total", Help: "Function log lines dropped because the log store could not keep up."}, logDrops)
 	m.Registry.MustRegister(m.Invocations, m.Errors, m.Throttles, m.Duration, m.InitDuration, m.Concurrent, m.Environments, m.LogDrops,
+		m.NetworkIn, m.NetworkOut,
 		m.AsyncReceived, m.AsyncEventAge, m.AsyncDropped, m.DestinationFailures, m.DeadLetterErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -57,6 +57,9 @@ type env struct {
 	// for the status page (which must not read the sandbox's stats while
 	// a call does).
 	maxMemory atomic.Uint64
+	// counted is the sandbox's network traffic already added to its
+	// function's metrics; guarded by mu.
+	counted struct{ in, out uint64 }
 }
 
 // retireMargin is how long before its credentials expire an environment

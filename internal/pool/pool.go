@@ -263,7 +263,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		e.mu.Unlock()
 		go func() {
 			<-settled
-			e.report(inv.RequestID, out.Kind, time.Since(runStart), fn.MemorySize, cold, res.InitDuration)
+			p.countTraffic(e, e.report(inv.RequestID, out.Kind, time.Since(runStart), fn.MemorySize, cold, res.InitDuration))
 			e.mu.Lock()
 			e.tail = nil
 			e.settling = nil
@@ -274,7 +274,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		p.release(e)
 		return res, false, nil
 	}
-	e.report(inv.RequestID, out.Kind, res.Duration, fn.MemorySize, cold, res.InitDuration)
+	p.countTraffic(e, e.report(inv.RequestID, out.Kind, res.Duration, fn.MemorySize, cold, res.InitDuration))
 	e.mu.Lock()
 	res.LogTail = append([]byte(nil), e.tail.bytes()...)
 	e.tail = nil
@@ -289,13 +289,29 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 }
 
 // report writes a call's END and REPORT records once the runtime's output
-// so far is in the log.
-func (e *env) report(requestID string, kind environment.Kind, d time.Duration, memoryMB int, cold bool, initDuration time.Duration) {
+// so far is in the log, and returns the sandbox's stats it read.
+func (e *env) report(requestID string, kind environment.Kind, d time.Duration, memoryMB int, cold bool, initDuration time.Duration) sandbox.Stats {
 	e.syncOutput()
 	stats := e.sb.Stats()
 	e.maxMemory.Store(stats.MaxMemoryBytes)
 	e.platform(endRecord(requestID, kind, d))
 	e.platform(reportRecord(requestID, d, memoryMB, stats.MaxMemoryBytes>>20, cold, initDuration, kind, ""))
+	return stats
+}
+
+// countTraffic adds what e's sandbox received and sent since last counted
+// (st, read at a call's end or as it goes, never per packet) to its
+// function's icebox_network_* counters.
+func (p *Pool) countTraffic(e *env, st sandbox.Stats) {
+	e.mu.Lock()
+	in, out := st.NetReceivedBytes-min(st.NetReceivedBytes, e.counted.in), st.NetSentBytes-min(st.NetSentBytes, e.counted.out)
+	e.counted.in, e.counted.out = max(e.counted.in, st.NetReceivedBytes), max(e.counted.out, st.NetSentBytes)
+	e.mu.Unlock()
+	if in|out != 0 {
+		f := p.metrics.Function(e.name)
+		f.NetworkIn().Add(float64(in))
+		f.NetworkOut().Add(float64(out))
+	}
 }
 
 func isClosed(ch <-chan struct{}) bool {
@@ -589,6 +605,7 @@ func (p *Pool) destroy(e *env) {
 		e.hub.Close()
 	}
 	if e.sb != nil {
+		p.countTraffic(e, e.sb.Stats())
 		if err := e.sb.Destroy(); err != nil {
 			p.log.Error("destroy environment", "env", e.id, "function", e.name, "err", err)
 		}

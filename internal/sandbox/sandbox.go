@@ -123,6 +123,9 @@ type Sandbox interface {
 type Stats struct {
 	MaxMemoryBytes uint64
 	OOMKills       uint64
+	// NetReceivedBytes and NetSentBytes are what the sandbox's network
+	// interface (egress) carried since it was built; 0 without one.
+	NetReceivedBytes, NetSentBytes uint64
 }
 
 // ExitStatus tells how the runtime process ended.

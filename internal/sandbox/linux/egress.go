@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -55,8 +56,9 @@ type EgressConfig struct {
 	// refuse is what is refused unless allowed: defaultRefused, plus what
 	// tests add.
 	refuse []netip.Prefix
-	// nameservers, when set, replace the host's (tests).
-	nameservers []netip.Addr
+	// Nameservers, when set, replace the host's in sandboxes'
+	// /etc/resolv.conf; they are reachable on port 53 whatever the policy.
+	Nameservers []netip.Addr
 }
 
 // defaultRefused are the destinations a sandbox may not reach unless the
@@ -96,6 +98,11 @@ func (c *EgressConfig) Validate() error {
 	for _, p := range c.Allow {
 		if !p.IsValid() || !p.Addr().Is4() {
 			return fmt.Errorf("egress allow %v: want an IPv4 CIDR", p)
+		}
+	}
+	for _, a := range c.Nameservers {
+		if !a.Is4() || a.IsLoopback() || a.IsUnspecified() {
+			return fmt.Errorf("egress nameserver %v: want an IPv4 address sandboxes can reach (not loopback)", a)
 		}
 	}
 	return nil
@@ -184,7 +191,7 @@ func setupEgress(cfg EgressConfig, names egressNames) (_ *egressNet, err error) 
 	if n.guarded, err = takeForwarding(); err != nil {
 		return nil, err
 	}
-	n.nameservers = cfg.nameservers
+	n.nameservers = cfg.Nameservers
 	if n.nameservers == nil {
 		n.nameservers = hostNameservers()
 	}
@@ -344,6 +351,21 @@ func lastAddr(p netip.Prefix) netip.Addr {
 type sandboxLink struct {
 	host string
 	addr netip.Addr
+}
+
+// traffic reads what the sandbox received and sent, from its host veth's
+// counters (what the host end transmits, the sandbox receives): two sysfs
+// reads, no netlink dump, so it is cheap enough for every call's end.
+func (l *sandboxLink) traffic() (received, sent uint64) {
+	read := func(name string) uint64 {
+		b, err := os.ReadFile(filepath.Join("/sys/class/net", l.host, "statistics", name))
+		if err != nil {
+			return 0
+		}
+		n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		return n
+	}
+	return read("tx_bytes"), read("rx_bytes")
 }
 
 // attach creates the veth pair of the sandbox whose network namespace is

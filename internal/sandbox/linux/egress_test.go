@@ -196,7 +196,7 @@ func TestEgressAllow(t *testing.T) {
 func TestEgressDNS(t *testing.T) {
 	th := egresstest.New(t)
 	testkit.NeedRoot(t)
-	egress := EgressConfig{Enabled: true, nameservers: []netip.Addr{netip.MustParseAddr(th.Private)},
+	egress := EgressConfig{Enabled: true, Nameservers: []netip.Addr{netip.MustParseAddr(th.Private)},
 		refuse: append(append([]netip.Prefix{}, defaultRefused...), netip.MustParsePrefix(th.PrivateRange))}
 	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: egressTestParent(t), Egress: egress})
 	if err != nil {

@@ -750,7 +750,11 @@ func (s *linuxSandbox) Kill() error {
 
 func (s *linuxSandbox) Stats() sandbox.Stats {
 	mem, oom := s.cg.stats()
-	return sandbox.Stats{MaxMemoryBytes: s.memoryPeak(mem), OOMKills: oom}
+	st := sandbox.Stats{MaxMemoryBytes: s.memoryPeak(mem), OOMKills: oom}
+	if s.link != nil {
+		st.NetReceivedBytes, st.NetSentBytes = s.link.traffic()
+	}
+	return st
 }
 
 func (s *linuxSandbox) Destroy() error {

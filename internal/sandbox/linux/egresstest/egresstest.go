@@ -11,10 +11,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +26,8 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// Host is the test host; it serves HTTP on port 80 and DNS on port 53. Its addresses come from a pair of /24s of
+// Host is the test host; it serves HTTP on port 80 (a page, and /bytes/N:
+// N bytes) and DNS on port 53. Its addresses come from a pair of /24s of
 // 198.18.0.0/15 picked at random, so tests running at once (two packages,
 // two engineers) do not meet.
 type Host struct {
@@ -90,6 +93,12 @@ func New(t testing.TB) *Host {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /bytes/N is a download of N bytes.
+		if n, err := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/bytes/"), 10, 64); err == nil && strings.HasPrefix(r.URL.Path, "/bytes/") {
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+			_, _ = io.CopyN(w, zeros{}, n)
+			return
+		}
 		fmt.Fprintf(w, "hello from %s", strings.Split(r.Host, ":")[0])
 	})}
 	go srv.Serve(l)
@@ -112,6 +121,14 @@ func New(t testing.TB) *Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // Dial opens a TCP connection from inside the test host, as a machine on

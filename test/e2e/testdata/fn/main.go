@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,6 +25,8 @@ type event struct {
 	Code   int    `json:"code"`
 	Data   string `json:"data"`
 	Size   int    `json:"size"`
+	// URLs are what "fetch" gets.
+	URLs []string `json:"urls"`
 }
 
 var (
@@ -54,6 +58,8 @@ func handler(ctx context.Context, raw json.RawMessage) (any, error) {
 	lc, _ := lambdacontext.FromContext(ctx)
 	deadline, _ := ctx.Deadline()
 	switch ev.Action {
+	case "fetch":
+		return fetch(ev.URLs), nil
 	case "fail":
 		return nil, errors.New("failing on request")
 	case "sleep":
@@ -114,3 +120,26 @@ func handler(ctx context.Context, raw json.RawMessage) (any, error) {
 }
 
 func main() { lambda.Start(handler) }
+
+// fetch gets each URL with net/http and reports its status, size and first
+// bytes (the shape the Python and Node.js fetchers in the tests return).
+func fetch(urls []string) map[string]any {
+	out := map[string]any{}
+	for _, u := range urls {
+		resp, err := http.Get(u)
+		if err != nil {
+			out[u] = map[string]any{"error": err.Error()}
+			continue
+		}
+		head := make([]byte, 64)
+		h, _ := io.ReadFull(resp.Body, head)
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r := map[string]any{"status": resp.StatusCode, "bytes": int64(h) + n, "head": string(head[:h])}
+		if err != nil {
+			r["error"] = err.Error()
+		}
+		out[u] = r
+	}
+	return out
+}
