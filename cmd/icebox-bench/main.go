@@ -46,6 +46,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	cold := fs.Int("cold", 0, "cold starts to time (default 30, --full 100)")
 	warm := fs.Int("warm", 0, "sequential warm invokes to time (default 2000, --full 5000)")
 	dur := fs.Duration("duration", 0, "how long each throughput level runs (default 2s, --full 5s)")
+	egress := fs.Bool("egress", false, "add the egress rows: cold start and environments/s with --egress nat, and a 50 MB download from a test host (network namespace on 198.18.0.0/15) next to the host's own")
 	verbose := fs.Bool("v", false, "show the in-process server's warnings")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run (the in-process server included) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +70,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	if *dur != 0 {
 		o.cfg.ThroughputTime = *dur
 	}
+	o.cfg.Egress = *egress
 	if *endpoint != "" {
 		o.cfg.Endpoint = *endpoint
 		o.cfg.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")

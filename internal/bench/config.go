@@ -62,6 +62,12 @@ type Config struct {
 	// FreezeCycles is how many freeze/thaw pairs are timed. Default 1000.
 	FreezeCycles int
 
+	// Egress adds the egress rows (in-process only): cold start and
+	// environments per second again on a daemon with --egress nat, and a
+	// 50 MB download from a test host in a network namespace next to the
+	// host's own. Default off.
+	Egress bool
+
 	// Progress, when set, receives one line per phase.
 	Progress io.Writer
 	// Log receives the in-process daemon's log. Default: discarded.
@@ -159,6 +165,9 @@ func (c *Config) Validate() error {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return errors.New("bench: an endpoint needs credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
 		}
+	}
+	if c.Egress && c.Endpoint != "" {
+		return errors.New("bench: the egress rows need the in-process server (no --endpoint)")
 	}
 	switch {
 	case c.ColdStarts < 2 || c.WarmCalls < 2 || c.FreezeCycles < 2:

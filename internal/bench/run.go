@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		rep.Mode = "endpoint " + cfg.Endpoint
 	}
 	r.progress("starting (%s)", rep.Mode)
-	if r.t, err = startTarget(ctx, &r.cfg, r.dir); err != nil {
+	if r.t, err = startTarget(ctx, &r.cfg, r.dir, false); err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, r.t.close()) }()
@@ -112,6 +112,14 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	rep.Machine.CgroupVersion = version
 	rep.Rows = append(rep.Rows, thaw, freeze)
+
+	if cfg.Egress {
+		rows, err := r.measureEgress(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("egress: %w", err)
+		}
+		rep.Rows = append(rep.Rows, rows...)
+	}
 
 	r.progress("memory: %d idle environments", cfg.IdleEnvs)
 	mem, memPoints, err := r.measureMemory(ctx)

@@ -49,9 +49,9 @@ func newHTTPClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// startTarget starts the in-process daemon in dir, or connects to the
-// endpoint.
-func startTarget(ctx context.Context, cfg *Config, dir string) (_ *target, err error) {
+// startTarget starts the in-process daemon in dir (with --egress nat when
+// egress is set), or connects to the endpoint.
+func startTarget(ctx context.Context, cfg *Config, dir string, egress bool) (_ *target, err error) {
 	t := &target{region: cfg.Region, http: newHTTPClient(), prefix: "bench-" + randomHex(4) + "-"}
 	key, secret, token := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
 	if cfg.Endpoint == "" {
@@ -72,6 +72,9 @@ func startTarget(ctx context.Context, cfg *Config, dir string) (_ *target, err e
 			RootAccessKeyID:     key,
 			RootSecretAccessKey: secret,
 			InitPath:            cfg.InitPath,
+		}
+		if egress {
+			dcfg.Egress = daemon.EgressNAT
 		}
 		if t.d, err = daemon.Start(ctx, dcfg, cfg.Log); err != nil {
 			return nil, fmt.Errorf("start icebox: %w", err)

@@ -459,6 +459,15 @@ func (d *Daemon) NoAuth() bool { return d.cfg.NoAuth }
 // Region is the region the daemon runs as.
 func (d *Daemon) Region() string { return d.cfg.Region }
 
+// EgressBridge names the bridge sandboxes reach the world through under
+// --egress nat ("" without egress): operators find it in `ip link`.
+func (d *Daemon) EgressBridge() string {
+	if d.cfg.Egress != EgressNAT || d.lock == nil {
+		return ""
+	}
+	return sblinux.EgressBridge("icebox/" + d.lock.ID())
+}
+
 // Addr is the address the API listens on.
 func (d *Daemon) Addr() string { return d.listener.Addr().String() }
 

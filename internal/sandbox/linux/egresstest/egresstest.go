@@ -41,26 +41,41 @@ type Host struct {
 	// of a host interface, which sandboxes must never reach.
 	Gateway string
 
-	link  string // the veth end in the host's namespace
-	table int    // the routing table RouteFrom fills
-	ns    netns.NsHandle
+	link     string // the veth end in the host's namespace
+	table    int    // the routing table Route fills
+	ns       netns.NsHandle
+	cleanups []func()
 }
 
 // New builds the test host and serves HTTP on it until the test ends.
 func New(t testing.TB) *Host {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	host, err := netns.Get()
+	h, err := Start()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// Start builds the test host and serves HTTP and DNS on it until Close.
+func Start() (_ *Host, err error) {
+	runtime.LockOSThread()
+	back := true // the thread is back in the host's namespace
+	defer func() {
+		if back {
+			runtime.UnlockOSThread()
+		}
+	}()
+	host, err := netns.Get()
+	if err != nil {
+		return nil, err
 	}
 	defer host.Close()
 	ns, err := netns.New() // and the thread is in it
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { ns.Close() })
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	pair := int(b[0]) // one of 256 pairs of /24s
@@ -70,6 +85,12 @@ func New(t testing.TB) *Host {
 		Private: net24(2*pair+1) + ".2", PrivateRange: net24(2*pair+1) + ".0/24",
 		link: "ibt" + hex.EncodeToString(b[:]), table: 7000 + int(b[1])<<4 + int(b[2]&15), ns: ns,
 	}
+	h.cleanups = append(h.cleanups, func() { ns.Close() })
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
 	err = h.setupInside(host)
 	var l net.Listener
 	var dns []net.PacketConn
@@ -86,11 +107,12 @@ func New(t testing.TB) *Host {
 		}
 	}
 	if serr := netns.Set(host); serr != nil {
-		// The thread stays locked, and Go ends it with the test.
-		t.Fatalf("back to the host's namespace: %v", serr)
+		// The thread stays locked, and Go ends it with its goroutine.
+		back = false
+		return nil, fmt.Errorf("back to the host's namespace: %w", serr)
 	}
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /bytes/N is a download of N bytes.
@@ -102,25 +124,33 @@ func New(t testing.TB) *Host {
 		fmt.Fprintf(w, "hello from %s", strings.Split(r.Host, ":")[0])
 	})}
 	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	h.cleanups = append(h.cleanups, func() { srv.Close() })
 	for _, c := range dns {
 		go h.serveDNS(c)
-		t.Cleanup(func() { c.Close() })
+		h.cleanups = append(h.cleanups, func() { c.Close() })
 	}
 
 	hl, err := netlink.LinkByName(h.link)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { _ = netlink.LinkDel(hl) })
+	h.cleanups = append(h.cleanups, func() { _ = netlink.LinkDel(hl) })
 	addr, _ := netlink.ParseAddr(h.Gateway + "/24")
 	if err := netlink.AddrAdd(hl, addr); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := netlink.LinkSetUp(hl); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return h
+	return h, nil
+}
+
+// Close undoes Start and Route, last first.
+func (h *Host) Close() {
+	for i := len(h.cleanups) - 1; i >= 0; i-- {
+		h.cleanups[i]()
+	}
+	h.cleanups = nil
 }
 
 // zeros reads as an endless run of zero bytes.
@@ -224,19 +254,28 @@ func (h *Host) setupInside(host netns.NsHandle) error {
 // until the test ends.
 func (h *Host) RouteFrom(t testing.TB, bridge string) {
 	t.Helper()
+	if err := h.Route(bridge); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Route sends everything that comes in from bridge to the test host, until
+// Close.
+func (h *Host) Route(bridge string) error {
 	hl, err := netlink.LinkByName(h.link)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	route := &netlink.Route{LinkIndex: hl.Attrs().Index, Gw: net.ParseIP(h.Addr), Table: h.table}
 	if err := netlink.RouteAdd(route); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	t.Cleanup(func() { _ = netlink.RouteDel(route) })
+	h.cleanups = append(h.cleanups, func() { _ = netlink.RouteDel(route) })
 	rule := netlink.NewRule()
 	rule.IifName, rule.Table, rule.Priority = bridge, h.table, 100
 	if err := netlink.RuleAdd(rule); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	t.Cleanup(func() { _ = netlink.RuleDel(rule) })
+	h.cleanups = append(h.cleanups, func() { _ = netlink.RuleDel(rule) })
+	return nil
 }
