@@ -41,7 +41,7 @@ func newManager(t *testing.T) *Manager {
 	return m
 }
 
-func script(t *testing.T, body string) string {
+func script(t testing.TB, body string) string {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
 		t.Fatal(err)
