@@ -495,3 +495,65 @@ func BenchmarkCreatePrebuilt(b *testing.B) {
 		})
 	}
 }
+
+// TestEgressNetworksWarm: a running sandbox follows its network's new
+// definition at once, and a network deleted under it reaches nothing
+// rather than falling back to the default policy.
+func TestEgressNetworksWarm(t *testing.T) {
+	th := egresstest.New(t)
+	m := newEgressManager(t, th)
+	th.RouteFrom(t, m.egress.names.Bridge)
+	db := model.Network{Name: "db", CIDRs: []netip.Prefix{netip.MustParsePrefix(th.Private + "/32")}}
+	if err := m.SetNetworks([]model.Network{db}); err != nil {
+		t.Fatal(err)
+	}
+	code := script(t, fmt.Sprintf(`for i in $(seq 100); do
+curl -s -o /dev/null --connect-timeout 1 -m 2 http://%s/; echo "priv$?"
+curl -s -o /dev/null --connect-timeout 1 -m 2 http://%s/; echo "pub$?"
+sleep 0.1
+done
+`, th.Private, th.Addr))
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "w" + filepath.Base(code), CodeDir: code, MemoryMB: 128, TmpMB: 64,
+		Args: []string{"/var/task/bootstrap"}, Env: []string{"PATH=/usr/bin:/bin"}, Networks: []string{"db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	words := lines(sb)
+	await := func(what string, want string, forbidden string) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case w, ok := <-words:
+				switch {
+				case !ok:
+					t.Fatalf("%s: the sandbox ended", what)
+				case w == forbidden:
+					t.Fatalf("%s: %s", what, w)
+				case w == want:
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: no %s within 5 s", what, want)
+			}
+		}
+	}
+	await("in db", "priv0", "pub0")
+	db.CIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	if err := m.SetNetworks([]model.Network{db}); err != nil {
+		t.Fatal(err)
+	}
+	await("db redefined", "priv7", "pub0")
+	if err := m.SetNetworks(nil); err != nil {
+		t.Fatal(err)
+	}
+	// Two more rounds: neither address is reached.
+	for range 2 {
+		await("db deleted", "priv7", "pub0")
+		await("db deleted", "pub7", "priv0")
+	}
+}
