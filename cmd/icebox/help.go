@@ -97,7 +97,7 @@ ranges and, only with --nat, the internet under the server's default policy;
 nothing else. The host, icebox itself, other sandboxes, loopback and link-local
 addresses stay out of reach whatever a network says, and put refuses ranges
 that overlap them. delete refuses a network a function or version is in.
-Root credentials only; signs like icebox logs.`,
+Needs root credentials or icebox:*Network rights; signs like icebox logs.`,
 		examples: `icebox networks put db --cidr 10.1.0.0/16
 icebox networks put app --cidr 10.2.0.0/16 --allow 10.3.4.5/32 --nat
 icebox networks list

@@ -17,7 +17,7 @@ usage:
   icebox logs NAME [--follow]     print a function's logs
   icebox keys create|list|delete  access keys with identity policies (root or icebox:* callers)
   icebox roles put|list|delete    execution roles: what functions' own credentials may do
-  icebox networks put|list|delete networks functions join with VpcConfig (root only)
+  icebox networks put|list|delete networks functions join with VpcConfig (root or icebox:* callers)
   icebox status                   environments, concurrency and queued events of a running server
   icebox runtimes                 which runtime ids this host can run, and why others can't
   icebox java-api-jar [--out F]   the jar of Lambda's Java interfaces, to compile handlers against

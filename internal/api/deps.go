@@ -11,6 +11,7 @@ import (
 	"icebox/internal/invoke"
 	"icebox/internal/model"
 	"icebox/internal/policy"
+	"icebox/internal/store"
 )
 
 // What the API needs from the rest of icebox, defined here so handlers can
@@ -79,4 +80,5 @@ var (
 	_ Functions  = (*functions.Service)(nil)
 	_ Invoker    = (*invoke.Invoker)(nil)
 	_ Identities = (*auth.Authority)(nil)
+	_ Networks   = (*store.Networks)(nil)
 )

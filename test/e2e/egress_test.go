@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"icebox/internal/daemon"
-	sblinux "icebox/internal/sandbox/linux"
 	"icebox/internal/sandbox/linux/egresstest"
 )
 
@@ -31,22 +28,6 @@ type dialReport struct {
 	} `json:"results"`
 	ResolvConf string `json:"resolvConf"`
 	Hosts      string `json:"hosts"`
-}
-
-// egressBridge names the bridge of the daemon serving dataDir: the sandbox
-// manager's, named after the cgroup parent the daemon gives it, itself
-// named after the data dir's id (kept in its lock file).
-func egressBridge(t *testing.T, dataDir string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "icebox.lock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id string
-	if _, err := fmt.Sscanf(string(b), "id %s", &id); err != nil {
-		t.Fatalf("lock file %q: %v", b, err)
-	}
-	return sblinux.EgressBridge("icebox/" + id)
 }
 
 func withTimeout(sec int32) func(*lambda.CreateFunctionInput) {
@@ -82,7 +63,7 @@ func hostService(t *testing.T) int {
 func TestEgress(t *testing.T) {
 	th := egresstest.New(t)
 	s := startServer(t, func(c *daemon.Config) { c.Egress = daemon.EgressNAT })
-	th.RouteFrom(t, egressBridge(t, s.cfg.DataDir))
+	th.RouteFrom(t, s.d.EgressBridge())
 	port := hostService(t)
 
 	page := "http://" + th.Addr + "/"
@@ -178,7 +159,7 @@ func TestEgressFetch(t *testing.T) {
 	s := startServer(t, func(c *daemon.Config) {
 		c.Egress, c.EgressDNS = daemon.EgressNAT, []netip.Addr{netip.MustParseAddr(th.Addr)}
 	})
-	th.RouteFrom(t, egressBridge(t, s.cfg.DataDir))
+	th.RouteFrom(t, s.d.EgressBridge())
 	const size = 50 << 20
 	page := "http://page.egress.test/" // the test's resolver answers th.Addr for every name
 	download := fmt.Sprintf("http://%s/bytes/%d", th.Addr, size)
