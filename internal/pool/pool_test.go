@@ -420,6 +420,28 @@ func TestColdRuntimeDyingBeforeTheEvent(t *testing.T) {
 	}
 }
 
+// A sandbox's traffic reaches its function's icebox_network_* counters at
+// each call's end and when the environment goes, each byte once.
+func TestNetworkTraffic(t *testing.T) {
+	p, f := newPool(t, Config{}, always(echo))
+	fm := p.metrics.Function("f")
+	invoke(t, p, function("f"), `{}`)
+	sb := f.Made()[0]
+	sb.NetIn.Store(1000)
+	sb.NetOut.Store(10)
+	invoke(t, p, function("f"), `{}`)
+	if in, out := testutil.ToFloat64(fm.NetworkIn()), testutil.ToFloat64(fm.NetworkOut()); in != 1000 || out != 10 {
+		t.Errorf("after two calls: in %v out %v, want 1000 and 10", in, out)
+	}
+	invoke(t, p, function("f"), `{}`)
+	sb.NetIn.Store(1500)
+	p.FunctionChanged("f", nil) // the environment goes
+	testkit.WaitFor(t, 5*time.Second, "the environment to go", func() bool { return len(p.Counts()) == 0 })
+	if in, out := testutil.ToFloat64(fm.NetworkIn()), testutil.ToFloat64(fm.NetworkOut()); in != 1500 || out != 10 {
+		t.Errorf("after it went: in %v out %v, want 1500 and 10", in, out)
+	}
+}
+
 // Counts and the gauges report phases: frozen environments are idle.
 func TestCountsByPhase(t *testing.T) {
 	p, f := newPool(t, Config{}, always(echo))

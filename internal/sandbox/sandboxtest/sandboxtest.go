@@ -98,6 +98,8 @@ type Sandbox struct {
 	freezes   atomic.Int32
 	delivered atomic.Int32 // events Next received while frozen
 	destroyed atomic.Bool
+	// NetIn and NetOut are the traffic its Stats report (tests set them).
+	NetIn, NetOut atomic.Uint64
 }
 
 // pipe is one of the runtime's outputs, counting what crosses it.
@@ -209,7 +211,7 @@ func (s *Sandbox) ExtensionExits() <-chan sandbox.ExtensionExit { return nil }
 func (s *Sandbox) Exit() sandbox.ExitStatus                     { return s.exit }
 
 func (s *Sandbox) Stats() sandbox.Stats {
-	st := sandbox.Stats{MaxMemoryBytes: 10 << 20}
+	st := sandbox.Stats{MaxMemoryBytes: 10 << 20, NetReceivedBytes: s.NetIn.Load(), NetSentBytes: s.NetOut.Load()}
 	if s.oom.Load() {
 		st.OOMKills = 1
 	}
