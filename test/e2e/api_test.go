@@ -103,6 +103,7 @@ func wantAPIError(t *testing.T, what string, err error, code string, status int,
 }
 
 func TestAPIFunctionLifecycle(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	code := functionZip(t)

@@ -244,6 +244,7 @@ func TestAsyncLimitsAndConfigAPI(t *testing.T) {
 // invoked later on the function's behalf, so naming one needs
 // lambda:InvokeFunction on it, decided as the caller's own Invoke would be.
 func TestTargetsNeedInvokePermission(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	for _, n := range []string{"alice-private", "alice-shared", "bob-src", "bob-sink"} {

@@ -205,6 +205,7 @@ func TestMetricsAuth(t *testing.T) {
 }
 
 func TestIdentityPolicies(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	for _, n := range []string{"pub-1", "pub-secret", "private"} {
@@ -340,6 +341,7 @@ json.dump(out, sys.stdout)
 // TestExecutionRole: a function's SDK, configured by nothing but Lambda's
 // environment, calls icebox inside its sandbox with exactly its role's rights.
 func TestExecutionRole(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	s.create("callee")
@@ -418,6 +420,7 @@ const roleBase = "arn:aws:iam::000000000000:role/"
 // the caller controls, so CreateFunction and UpdateFunctionConfiguration
 // need iam:PassRole on it in the caller's identity policy, as in IAM.
 func TestPassRole(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	s.putRole("admin", `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)

@@ -116,6 +116,7 @@ type cliConfig struct {
 }
 
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	aws := newAWSCLI(t, s)
 	dir := t.TempDir()

@@ -18,6 +18,7 @@ import (
 // by name, DryRun, and the reads tools make on every refresh.
 
 func TestDeployTagsAndWaiters(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	out := s.create("dep-tags", func(in *lambda.CreateFunctionInput) {

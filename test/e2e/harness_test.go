@@ -34,6 +34,11 @@ import (
 	sblinux "icebox/internal/sandbox/linux"
 )
 
+// Tests that call t.Parallel run after every other test, two at a time
+// (one per core): each starts a daemon of its own, so only tests that look
+// at nothing host-wide (goroutine counts, cgroups, network namespaces, the
+// environment, timings against a floor) may, which keeps the suite within
+// its budget without sharing what the others measure.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
 		sblinux.RunInit()

@@ -63,6 +63,7 @@ type layersPyResult struct {
 }
 
 func TestLayersPython(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	s := startServer(t)
 	a := s.publishLayer("py-a", zipOf(map[string][]byte{

@@ -418,6 +418,7 @@ func TestNodeGlobalModules(t *testing.T) {
 // layer-like directory reached through NODE_PATH (as /opt/nodejs and the
 // host's global npm directory are), by require and by import.
 func TestNodeAWSSDK(t *testing.T) {
+	t.Parallel()
 	needNode(t)
 	if testing.Short() {
 		t.Skip("installs from npm")

@@ -86,6 +86,7 @@ func parseChunks(t *testing.T, payload string) []chunkLine {
 }
 
 func TestNodeResponseStreaming(t *testing.T) {
+	t.Parallel()
 	needNode(t)
 	s := startServer(t, func(c *daemon.Config) {
 		c.Streaming = runtimeapi.Config{MaxStreamBytes: 40 << 20, StreamBytesPerSecond: 1 << 40}
@@ -302,6 +303,7 @@ func TestNodeResponseStreaming(t *testing.T) {
 // a chunked response with a prelude and error trailers, no streaming
 // header) through a RESPONSE_STREAM URL and InvokeWithResponseStream.
 func TestGoResponseStreaming(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	s.create("go-stream", func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = programZip(t, "streamfn") })
 	ctx := context.Background()

@@ -61,6 +61,7 @@ func sigV4(t *testing.T, req *http.Request, body []byte) {
 }
 
 func TestFunctionURLPython(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	s := startServer(t)
 	ctx := context.Background()
@@ -151,6 +152,7 @@ func TestFunctionURLPython(t *testing.T) {
 
 // TestFunctionURLCLI: the URL configuration round trip with the AWS CLI.
 func TestFunctionURLCLI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	cli := newAWSCLI(t, s)
 	s.create("cli-url")

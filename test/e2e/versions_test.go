@@ -39,6 +39,7 @@ func weightedSplit(t *testing.T, s *server, name string, n int) map[string]int {
 }
 
 func TestVersionsAndAliases(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	ctx := context.Background()
 	c := s.client
@@ -247,6 +248,7 @@ print(json.dumps(out))
 `
 
 func TestVersionsWithBoto3(t *testing.T) {
+	t.Parallel()
 	run := boto3(t)
 	s := startServer(t)
 	s.create("ver-boto", func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = programZip(t, "echo") })
