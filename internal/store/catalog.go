@@ -85,19 +85,9 @@ func OpenCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      functionsBucket,
-		Description: "icebox function configurations ($LATEST), keyed by name",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Exists with another configuration (an operator may have raised
-		// replicas on a cluster): use it as it is.
-		kv, err = js.KeyValue(ctx, functionsBucket)
-	}
+	kv, err := openBucket(ctx, js, functionsBucket, "icebox function configurations ($LATEST), keyed by name")
 	if err != nil {
-		return nil, fmt.Errorf("catalog: open bucket %q: %w", functionsBucket, engineErr(err))
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
 
 	// The watch lives as long as the catalog, not as long as ctx: cancelling
@@ -536,3 +526,19 @@ func cloneEventInvoke(e *model.EventInvokeConfig) *model.EventInvokeConfig {
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// openBucket creates a one-revision, file-backed KV bucket, or opens it as it
+// is when it exists with another configuration (an operator may have raised
+// replicas on a cluster).
+func openBucket(ctx context.Context, js jetstream.JetStream, bucket, description string) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: bucket, Description: description, History: 1, Storage: jetstream.FileStorage,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %q: %w", bucket, engineErr(err))
+	}
+	return kv, nil
+}

@@ -33,17 +33,9 @@ type LayerStore struct {
 
 // OpenLayerStore creates the bucket if needed.
 func OpenLayerStore(ctx context.Context, js jetstream.JetStream) (*LayerStore, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      layersBucket,
-		Description: "icebox layer versions, keyed by name.version, and each layer's last version number",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, layersBucket)
-	}
+	kv, err := openBucket(ctx, js, layersBucket, "icebox layer versions, keyed by name.version, and each layer's last version number")
 	if err != nil {
-		return nil, fmt.Errorf("layer store: open bucket %q: %w", layersBucket, engineErr(err))
+		return nil, fmt.Errorf("layer store: %w", err)
 	}
 	return &LayerStore{kv: kv}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -48,15 +47,9 @@ func OpenNetworks(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: networksBucket, Description: "icebox networks (function VpcConfig subnets), keyed by name",
-		History: 1, Storage: jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, networksBucket)
-	}
+	kv, err := openBucket(ctx, js, networksBucket, "icebox networks (function VpcConfig subnets), keyed by name")
 	if err != nil {
-		return nil, fmt.Errorf("networks: open bucket %q: %w", networksBucket, engineErr(err))
+		return nil, fmt.Errorf("networks: %w", err)
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
