@@ -167,20 +167,26 @@ func loadBenchZips(o *benchOptions) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		if rootErr == nil {
-			zips, err := bench.BuildZips(root, bench.SleepPackage)
+			zips, err := bench.BuildZips(root, bench.SleepPackage, bench.ExtensionPackage)
 			if err != nil {
 				return err
 			}
 			o.cfg.SleepZip = zips[0]
+			if o.cfg.ExtensionLayer, err = bench.ExtensionLayer(zips[1]); err != nil {
+				return err
+			}
 		}
 	case rootErr != nil:
 		return fmt.Errorf("bench: %w", rootErr)
 	default:
-		zips, err := bench.BuildZips(root, bench.EchoPackage, bench.SleepPackage)
+		zips, err := bench.BuildZips(root, bench.EchoPackage, bench.SleepPackage, bench.ExtensionPackage)
 		if err != nil {
 			return err
 		}
 		o.cfg.EchoZip, o.cfg.SleepZip = zips[0], zips[1]
+		if o.cfg.ExtensionLayer, err = bench.ExtensionLayer(zips[2]); err != nil {
+			return err
+		}
 	}
 	if rootErr == nil && o.cfg.Endpoint == "" {
 		// Sandboxes re-execute their server's binary as init: build the

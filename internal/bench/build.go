@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,9 @@ import (
 
 // Packages of the bench's functions, relative to the icebox module root.
 const (
-	EchoPackage  = "./test/e2e/testdata/echo"
-	SleepPackage = "./internal/bench/testdata/sleep"
+	EchoPackage      = "./test/e2e/testdata/echo"
+	SleepPackage     = "./internal/bench/testdata/sleep"
+	ExtensionPackage = "./internal/bench/testdata/noopext"
 )
 
 // ModuleRoot finds the icebox source tree containing dir (or one of its
@@ -91,10 +93,32 @@ func BuildZips(root string, pkgs ...string) ([][]byte, error) {
 	return zips, nil
 }
 
-func zipBootstrap(code []byte) ([]byte, error) {
+func zipBootstrap(code []byte) ([]byte, error) { return zipExecutable("bootstrap", code) }
+
+// ExtensionLayer turns a zip of BuildZips (a built ExtensionPackage) into
+// a layer holding it as an external extension, extensions/noop-extension.
+func ExtensionLayer(bootstrapZip []byte) ([]byte, error) {
+	zr, err := zip.NewReader(bytes.NewReader(bootstrapZip), int64(len(bootstrapZip)))
+	if err != nil {
+		return nil, err
+	}
+	f, err := zr.Open("bootstrap")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	code, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	return zipExecutable("extensions/noop-extension", code)
+}
+
+// zipExecutable zips code as the one executable file name.
+func zipExecutable(name string, code []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate}
 	h.SetMode(0o755)
 	w, err := zw.CreateHeader(h)
 	if err != nil {

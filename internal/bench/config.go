@@ -42,6 +42,10 @@ type Config struct {
 	// returns {"env": id fixed at init, "startNs": handler start}; see
 	// testdata/sleep. Without it the environments-per-second row is skipped.
 	SleepZip []byte
+	// ExtensionLayer is a layer zip with one no-op external extension
+	// (ExtensionLayer of testdata/noopext). Without it the warm invoke row
+	// with an extension is skipped.
+	ExtensionLayer []byte
 
 	// ColdStarts is how many fresh functions are timed. Default 30.
 	ColdStarts int

@@ -106,6 +106,39 @@ func (r *run) measureWarm(ctx context.Context, n int) (Row, error) {
 	}, nil
 }
 
+// measureWarmExtension times sequential invokes of the echo function with
+// one no-op external extension from a layer, next to the warm invoke row
+// without it (without measured just before, in the same run).
+func (r *run) measureWarmExtension(ctx context.Context, n int, without Stat) (Row, error) {
+	row := Row{ID: RowWarmExt, Name: "warm invoke with one no-op extension, sequential", Unit: UnitMicros,
+		FloorName: "warm invoke without an extension (row above)", Floor: without}
+	if r.cfg.ExtensionLayer == nil {
+		row.Skipped = "no extension layer (build it from " + ExtensionPackage + ")"
+		return row, nil
+	}
+	layer, err := r.t.publishLayer(ctx, r.t.prefix+"noop-extension", r.cfg.ExtensionLayer)
+	if err != nil {
+		return Row{}, err
+	}
+	fn := r.t.prefix + "echo-extension"
+	if err := r.t.create(ctx, fn, r.cfg.EchoZip, 3*time.Second, layer); err != nil {
+		return Row{}, err
+	}
+	if _, err := r.t.invoke(ctx, fn, payload); err != nil {
+		return Row{}, err
+	}
+	var warm samples
+	for range n {
+		d, err := timed(func() error { _, err := r.t.invoke(ctx, fn, payload); return err })
+		if err != nil {
+			return Row{}, err
+		}
+		warm = append(warm, d)
+	}
+	row.Result = warm.stat()
+	return row, nil
+}
+
 // load runs op from c goroutines for d and returns calls per second, their
 // latencies and how many failed (with the first error).
 func load(ctx context.Context, c int, d time.Duration, op func(context.Context) error) (float64, samples, int, error) {

@@ -17,6 +17,7 @@ const (
 	RowColdStart    = "cold_start"
 	RowWarmInvoke   = "warm_invoke"
 	RowWarmURL      = "warm_url"
+	RowWarmExt      = "warm_invoke_extension"
 	RowEnvRate      = "env_create_rate"
 	RowThaw         = "thaw"
 	RowFreeze       = "freeze"

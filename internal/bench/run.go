@@ -81,6 +81,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	rep.Rows = append(rep.Rows, warm)
 
+	r.progress("warm invokes with a no-op extension: %d sequential", cfg.WarmCalls)
+	warmExt, err := r.measureWarmExtension(ctx, cfg.WarmCalls, warm.Result)
+	if err != nil {
+		return nil, fmt.Errorf("warm invoke with an extension: %w", err)
+	}
+	rep.Rows = append(rep.Rows, warmExt)
+
 	r.progress("warm function URL calls: %d sequential", cfg.WarmCalls)
 	warmURL, err := r.measureWarmURL(ctx, cfg.WarmCalls)
 	if err != nil {

@@ -30,6 +30,7 @@ var smokeLimits = map[string]float64{
 	RowColdStart:     50,  // cold start p50 over exec + round trip (seen ≤ 8 under -race)
 	RowWarmInvoke:    150, // warm invoke p50 over the bare echo (seen ≤ 50 under -race)
 	RowWarmURL:       150, // warm function URL call p50 over the bare echo
+	RowWarmExt:       10,  // with a no-op extension over without
 	ThroughputRow(1): 150, // echo calls/s over invokes/s
 	ThroughputRow(8): 300,
 	RowEnvRate:       300, // fork+exec/s over environments/s
@@ -51,11 +52,14 @@ func TestSmokeBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Smoke()
-	zips, err := BuildZips(root, EchoPackage, SleepPackage)
+	zips, err := BuildZips(root, EchoPackage, SleepPackage, ExtensionPackage)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.EchoZip, cfg.SleepZip = zips[0], zips[1]
+	if cfg.ExtensionLayer, err = ExtensionLayer(zips[2]); err != nil {
+		t.Fatal(err)
+	}
 	if testing.Verbose() {
 		cfg.Progress = os.Stderr
 	}

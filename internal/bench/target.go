@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,6 +40,7 @@ type target struct {
 	// never collide.
 	prefix  string
 	created []string
+	layers  []string // layer version ARNs published by the run
 }
 
 // newHTTPClient keeps enough idle connections for the highest concurrency,
@@ -105,11 +108,27 @@ func (t *target) close() error {
 	for _, name := range t.created {
 		_, _ = t.lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(name)})
 	}
+	for _, arn := range t.layers {
+		i := strings.LastIndexByte(arn, ':')
+		v, _ := strconv.ParseInt(arn[i+1:], 10, 64)
+		_, _ = t.lambda.DeleteLayerVersion(ctx, &lambda.DeleteLayerVersionInput{LayerName: aws.String(arn[:i]), VersionNumber: aws.Int64(v)})
+	}
 	return nil
 }
 
-// create makes a provided.al2023 function from zip.
-func (t *target) create(ctx context.Context, name string, zip []byte, timeout time.Duration) error {
+// publishLayer publishes zip as a layer version and returns its ARN.
+func (t *target) publishLayer(ctx context.Context, name string, zip []byte) (string, error) {
+	out, err := t.lambda.PublishLayerVersion(ctx, &lambda.PublishLayerVersionInput{LayerName: aws.String(name), Content: &types.LayerVersionContentInput{ZipFile: zip}})
+	if err != nil {
+		return "", fmt.Errorf("publish layer %s: %w", name, err)
+	}
+	arn := aws.ToString(out.LayerVersionArn)
+	t.layers = append(t.layers, arn)
+	return arn, nil
+}
+
+// create makes a provided.al2023 function from zip, with layers.
+func (t *target) create(ctx context.Context, name string, zip []byte, timeout time.Duration, layers ...string) error {
 	_, err := t.lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
 		FunctionName: aws.String(name),
 		Runtime:      types.RuntimeProvidedal2023,
@@ -118,6 +137,7 @@ func (t *target) create(ctx context.Context, name string, zip []byte, timeout ti
 		MemorySize:   aws.Int32(128),
 		Timeout:      aws.Int32(int32(timeout / time.Second)),
 		Code:         &types.FunctionCode{ZipFile: zip},
+		Layers:       layers,
 	})
 	if err != nil {
 		return fmt.Errorf("create function %s: %w", name, err)
