@@ -161,10 +161,7 @@ func (s *Server) getEventInvokeConfig(w http.ResponseWriter, r *http.Request) er
 // listEventInvokeConfigs lists the configurations of $LATEST, each
 // version and each alias.
 func (s *Server) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request) error {
-	fn, err := s.latest(r)
-	if err == nil {
-		fn, err = s.functions.Get(fn.Name)
-	}
+	fn, err := s.record(r)
 	if err != nil {
 		return err
 	}

@@ -556,6 +556,16 @@ func (s *Server) latest(r *http.Request) (model.Function, error) {
 	return fn, err
 }
 
+// record is the whole stored record (versions, aliases, URLs) of the
+// function the path names unqualified or as $LATEST.
+func (s *Server) record(r *http.Request) (model.Function, error) {
+	fn, err := s.latest(r)
+	if err != nil {
+		return fn, err
+	}
+	return s.functions.Get(fn.Name)
+}
+
 func set[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v

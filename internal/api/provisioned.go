@@ -142,10 +142,7 @@ func (s *Server) provisionedConcurrencyConfigs(w http.ResponseWriter, r *http.Re
 		writeJSON(w, http.StatusOK, s.provisionedOutput(rec, *pc))
 		return nil
 	}
-	fn, err := s.latest(r)
-	if err == nil {
-		fn, err = s.functions.Get(fn.Name)
-	}
+	fn, err := s.record(r)
 	if err != nil {
 		return err
 	}

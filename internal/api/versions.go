@@ -76,11 +76,7 @@ func (s *Server) listVersionsByFunction(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	fn, err := s.latest(r)
-	if err != nil {
-		return err
-	}
-	rec, err := s.functions.Get(fn.Name)
+	rec, err := s.record(r)
 	if err != nil {
 		return err
 	}
@@ -154,13 +150,9 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) error {
 
 // alias is the alias a path's {alias} names on the function {name}.
 func (s *Server) alias(r *http.Request) (model.Function, model.Alias, error) {
-	fn, err := s.latest(r)
+	rec, err := s.record(r)
 	if err != nil {
-		return fn, model.Alias{}, err
-	}
-	rec, err := s.functions.Get(fn.Name)
-	if err != nil {
-		return fn, model.Alias{}, err
+		return rec, model.Alias{}, err
 	}
 	name := r.PathValue("alias")
 	if a := rec.AliasNamed(name); a != nil {
@@ -169,7 +161,7 @@ func (s *Server) alias(r *http.Request) (model.Function, model.Alias, error) {
 	if err := model.ValidateAliasName(name); err != nil {
 		return rec, model.Alias{}, err
 	}
-	return rec, model.Alias{}, fmt.Errorf("Alias not found: %s:%s: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, fn.Name), name, errdefs.ErrNotFound)
+	return rec, model.Alias{}, fmt.Errorf("Alias not found: %s:%s: %w", model.ARN(s.cfg.Region, s.cfg.AccountID, rec.Name), name, errdefs.ErrNotFound)
 }
 
 func (s *Server) getAlias(w http.ResponseWriter, r *http.Request) error {
@@ -227,11 +219,7 @@ func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	fn, err := s.latest(r)
-	if err != nil {
-		return err
-	}
-	rec, err := s.functions.Get(fn.Name)
+	rec, err := s.record(r)
 	if err != nil {
 		return err
 	}
@@ -244,7 +232,7 @@ func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) error {
 	items, next := page(aliases, func(a model.Alias) string { return a.Name }, r.URL.Query().Get("Marker"), limit)
 	out := make([]aliasConfiguration, len(items))
 	for i, a := range items {
-		out[i] = s.aliasConfiguration(fn.Name, a)
+		out[i] = s.aliasConfiguration(rec.Name, a)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"Aliases": out, "NextMarker": next})
 	return nil
