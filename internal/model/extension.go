@@ -14,12 +14,10 @@ const (
 	EventShutdown = "SHUTDOWN"
 )
 
-// Lambda's shutdown reasons, as its own runtime sends them.
-const (
-	ShutdownSpindown = "spindown"
-	ShutdownTimeout  = "timeout"
-	ShutdownFailure  = "failure"
-)
+// ShutdownSpindown is the SHUTDOWN reason of a retired environment, as
+// Lambda's own runtime sends it (its others, "timeout" and "failure", go
+// with environments icebox kills at once).
+const ShutdownSpindown = "spindown"
 
 // Lambda's error types for extensions: an init failed by an extension that
 // exited, and the Extensions API's refusals.
