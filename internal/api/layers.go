@@ -67,6 +67,15 @@ func (s *Server) layerVersion(r *http.Request) (string, int64, error) {
 	return name, v, nil
 }
 
+// storedLayerVersion is the layer version the path names.
+func (s *Server) storedLayerVersion(r *http.Request) (model.LayerVersion, error) {
+	name, v, err := s.layerVersion(r)
+	if err != nil {
+		return model.LayerVersion{}, err
+	}
+	return s.functions.GetLayerVersion(r.Context(), name, v)
+}
+
 // layerResource is what a layer operation is authorized on: the version's
 // ARN and its policy for operations on a version, the layer's ARN for
 // PublishLayerVersion and ListLayerVersions, "*" for ListLayers (as in
@@ -186,11 +195,7 @@ func (s *Server) publishLayerVersion(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Server) getLayerVersion(w http.ResponseWriter, r *http.Request) error {
-	name, v, err := s.layerVersion(r)
-	if err != nil {
-		return err
-	}
-	lv, err := s.functions.GetLayerVersion(r.Context(), name, v)
+	lv, err := s.storedLayerVersion(r)
 	if err != nil {
 		return err
 	}
@@ -340,15 +345,11 @@ func (s *Server) deleteLayerVersion(w http.ResponseWriter, r *http.Request) erro
 // layerContent serves a layer version's zip, to a signed caller allowed
 // GetLayerVersion or to anyone with the token of its Content.Location.
 func (s *Server) layerContent(w http.ResponseWriter, r *http.Request) error {
-	name, v, err := s.layerVersion(r)
+	lv, err := s.storedLayerVersion(r)
 	if err != nil {
 		return err
 	}
-	lv, err := s.functions.GetLayerVersion(r.Context(), name, v)
-	if err != nil {
-		return err
-	}
-	arn := model.LayerVersionArn(s.cfg.Region, s.cfg.AccountID, name, v)
+	arn := model.LayerVersionArn(s.cfg.Region, s.cfg.AccountID, lv.Name, lv.Version)
 	if _, signed := callerOf(r); !signed && !s.cfg.NoAuth && !s.auth.CheckCodeToken(arn, lv.CodeSha256, r.URL.Query().Get("token")) {
 		return &errdefs.AuthError{Kind: errdefs.AuthDenied, Message: "The layer URL is invalid or has expired; call GetLayerVersion for a new one."}
 	}
@@ -431,11 +432,7 @@ func (s *Server) addLayerVersionPermission(w http.ResponseWriter, r *http.Reques
 }
 
 func (s *Server) getLayerVersionPolicy(w http.ResponseWriter, r *http.Request) error {
-	name, v, err := s.layerVersion(r)
-	if err != nil {
-		return err
-	}
-	lv, err := s.functions.GetLayerVersion(r.Context(), name, v)
+	lv, err := s.storedLayerVersion(r)
 	if err != nil {
 		return err
 	}
