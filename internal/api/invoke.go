@@ -7,6 +7,7 @@ import (
 
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
+	"icebox/internal/model"
 )
 
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
@@ -19,15 +20,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.invoker.Invoke(r.Context(), invoke.Request{
-		FunctionName:  r.PathValue("name"),
-		Qualifier:     r.URL.Query().Get("Qualifier"),
-		Function:      &fn,
-		Type:          typ,
-		Payload:       bodyOf(r),
-		ClientContext: r.Header.Get("X-Amz-Client-Context"),
-		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
-	})
+	res, err := s.invoker.Invoke(r.Context(), invokeRequest(r, &fn, typ))
 	if err != nil {
 		return err
 	}
@@ -55,4 +48,18 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
 	return nil
+}
+
+// invokeRequest is the invocation an Invoke or InvokeWithResponseStream
+// request asks for, of fn, the function its path names.
+func invokeRequest(r *http.Request, fn *model.Function, typ invoke.Type) invoke.Request {
+	return invoke.Request{
+		FunctionName:  r.PathValue("name"),
+		Qualifier:     r.URL.Query().Get("Qualifier"),
+		Function:      fn,
+		Type:          typ,
+		Payload:       bodyOf(r),
+		ClientContext: r.Header.Get("X-Amz-Client-Context"),
+		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
+	}
 }

@@ -39,15 +39,7 @@ func (s *Server) invokeWithResponseStream(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	req := invoke.Request{
-		FunctionName:  r.PathValue("name"),
-		Qualifier:     r.URL.Query().Get("Qualifier"),
-		Function:      &fn,
-		Type:          typ,
-		Payload:       bodyOf(r),
-		ClientContext: r.Header.Get("X-Amz-Client-Context"),
-		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
-	}
+	req := invokeRequest(r, &fn, typ)
 	if typ == invoke.DryRun {
 		res, err := s.invoker.Invoke(r.Context(), req)
 		if err != nil {
