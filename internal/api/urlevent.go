@@ -284,18 +284,35 @@ func writeURLHead(w http.ResponseWriter, r *http.Request, cors *model.URLCors, h
 			k = "x-amzn-Remapped-" + k
 		}
 		if lk == "set-cookie" {
-			h.Add(k, v)
+			h.Add(k, hostOnly(v))
 		} else {
 			h.Set(k, v)
 		}
 	}
 	for _, c := range head.Cookies {
 		if httpguts.ValidHeaderFieldValue(c) {
-			h.Add("Set-Cookie", c)
+			h.Add("Set-Cookie", hostOnly(c))
 		}
 	}
 	corsHeaders(h, r, cors)
 	w.WriteHeader(head.StatusCode)
+}
+
+// hostOnly is a Set-Cookie value without its Domain attributes. Every URL
+// is a name under lambda-url.<region>.localhost, which browsers do not
+// treat as a public suffix (Lambda's on.aws names are one), so a Domain
+// would let one function set cookies on every other function's URL and on
+// the console's host; without it the cookie stays on the URL's own host.
+func hostOnly(cookie string) string {
+	parts := strings.Split(cookie, ";")
+	kept := []string{parts[0]}
+	for _, a := range parts[1:] {
+		name, _, _ := strings.Cut(a, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "domain") {
+			kept = append(kept, a)
+		}
+	}
+	return strings.Join(kept, ";")
 }
 
 // corsOrigin is the Access-Control-Allow-Origin answer to origin, "" when
