@@ -372,28 +372,18 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 	key := fn.ConfigKey()
 	p.mu.Lock()
 	p.current[model.ConfigSlot(key)] = key
+	// Provisioned environments first, then idle on-demand ones.
 	for {
 		if e = p.takeProvisioned(key); e == nil {
-			break
+			list := p.idle[key]
+			if len(list) == 0 {
+				break
+			}
+			e = list[len(list)-1]
+			p.idle[key] = list[:len(list)-1]
 		}
 		if !e.life.State().TakesCalls() || e.retired(time.Now()) {
-			p.mu.Unlock()
-			p.destroy(e)
-			p.mu.Lock()
-			continue
-		}
-		p.mu.Unlock()
-		return e, false, nil, nil
-	}
-	for {
-		list := p.idle[key]
-		if len(list) == 0 {
-			break
-		}
-		e = list[len(list)-1]
-		p.idle[key] = list[:len(list)-1]
-		if !e.life.State().TakesCalls() || e.retired(time.Now()) {
-			// Died while idle (killed from outside, OOM), or its credentials
+			// Died while waiting (killed from outside, OOM), or its credentials
 			// run out soon: never hand it out.
 			p.mu.Unlock()
 			p.destroy(e)
