@@ -65,6 +65,11 @@ func send(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path s
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	return answerOf(resp, raw), raw
+}
+
+// answerOf is the status, error type and message of an API response.
+func answerOf(resp *http.Response, raw []byte) answer {
 	a := answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
@@ -73,7 +78,7 @@ func send(t *testing.T, d *daemon.Daemon, creds *aws.Credentials, method, path s
 			a.msg = s
 		}
 	}
-	return a, raw
+	return a
 }
 
 // call sends body as JSON (a CloudWatch Logs call when target is set).

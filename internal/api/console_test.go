@@ -88,15 +88,7 @@ func consoleCall(t *testing.T, d *daemon.Daemon, s consoleSession, method, path,
 		req.Header.Set(k, v)
 	}
 	resp, raw := do(t, req)
-	a := answer{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	for _, k := range []string{"message", "Message"} {
-		if s, ok := m[k].(string); ok {
-			a.msg = s
-		}
-	}
-	return a
+	return answerOf(resp, raw)
 }
 
 // TestConsolePage: the console is served on the API's port without a

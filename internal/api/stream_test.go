@@ -41,6 +41,22 @@ type streamer struct {
 	answered atomic.Int32
 }
 
+// writeSeen writes each piece once the test has seen (received from seen)
+// the one before, so any buffering of the response on the way hangs the test.
+func writeSeen(ctx context.Context, w io.Writer, seen <-chan struct{}, pieces ...string) error {
+	for _, p := range pieces {
+		if _, err := io.WriteString(w, p); err != nil {
+			return err
+		}
+		select {
+		case <-seen:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 func (s *streamer) runtime(ctx context.Context, sb *sandboxtest.Sandbox) {
 	for ctx.Err() == nil {
 		id, _, err := sb.Next(ctx)
@@ -130,17 +146,7 @@ func nextEvent(t *testing.T, events <-chan types.InvokeWithResponseStreamRespons
 func TestInvokeWithResponseStreamDeliversPiecesAsWritten(t *testing.T) {
 	seen := make(chan struct{})
 	s := &streamer{write: func(ctx context.Context, w io.Writer) error {
-		for _, p := range []string{"p0 ", "p1 ", "p2 ", "p3 ", "p4"} {
-			if _, err := io.WriteString(w, p); err != nil {
-				return err
-			}
-			select {
-			case <-seen:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
+		return writeSeen(ctx, w, seen, "p0 ", "p1 ", "p2 ", "p3 ", "p4")
 	}}
 	_, f, c := streamDaemon(t, s.runtime)
 	events, out := streamEvents(t, context.Background(), c)

@@ -51,17 +51,7 @@ func TestFunctionURLResponseStreamPrelude(t *testing.T) {
 		if _, err := io.WriteString(w, prelude); err != nil {
 			return err
 		}
-		for _, p := range []string{"p0\n", "p1\n", "p2\n"} {
-			if _, err := io.WriteString(w, p); err != nil {
-				return err
-			}
-			select {
-			case <-seen:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
+		return writeSeen(ctx, w, seen, "p0\n", "p1\n", "p2\n")
 	}}
 	resp := streamURL(t, s.runtime)
 	if resp.StatusCode != 201 || resp.Header.Get("X-Streamed") != "yes" || resp.Header.Get("Content-Type") != "text/event-stream" ||
