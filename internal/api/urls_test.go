@@ -520,9 +520,7 @@ func TestTerraformFunctionURLReplay(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "tf", false)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("tf"), Name: aws.String("live"), FunctionVersion: aws.String("$LATEST")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "tf", "live", "$LATEST")
 	for _, q := range []*string{nil, aws.String("live")} {
 		created, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("tf"), Qualifier: q,
 			AuthType: types.FunctionUrlAuthTypeNone, Cors: &types.Cors{AllowCredentials: aws.Bool(false), AllowOrigins: []string{"*"}}})

@@ -29,6 +29,14 @@ func sdkClient(d *daemon.Daemon, creds *aws.Credentials) *lambda.Client {
 		Credentials: credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, "")})
 }
 
+// createAlias creates the alias name of fn routing to version.
+func createAlias(t *testing.T, c *lambda.Client, fn, name, version string) {
+	t.Helper()
+	if _, err := c.CreateAlias(context.Background(), &lambda.CreateAliasInput{FunctionName: aws.String(fn), Name: aws.String(name), FunctionVersion: aws.String(version)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func createSDK(t *testing.T, c *lambda.Client, name string, publish bool) *lambda.CreateFunctionOutput {
 	t.Helper()
 	zip, _ := base64.StdEncoding.DecodeString(codeZip())
@@ -251,9 +259,7 @@ func TestQualifiedPermissions(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "f", true)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "f", "live", "1")
 	bob := sdkClient(d, user(t, d, "bob"))
 	_, err := c.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("f"), Qualifier: aws.String("$LATEST"), StatementId: aws.String("s"),
 		Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("arn:aws:iam::000000000000:user/bob")})
@@ -292,12 +298,8 @@ func TestProvisionedConcurrencyAPI(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "f", true)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("head"), FunctionVersion: aws.String("$LATEST")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "f", "live", "1")
+	createAlias(t, c, "f", "head", "$LATEST")
 	for _, tc := range []struct {
 		what, qualifier string
 		n               int32
@@ -411,9 +413,7 @@ func TestQualifiedIdentityPolicies(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "f", true)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "f", "live", "1")
 	keyFor := func(user, resource string) *lambda.Client {
 		policy := map[string]any{"Statement": []map[string]any{{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": resource}}}
 		a, raw := send(t, d, root, "POST", "/icebox/v1/access-keys", mustJSON(map[string]any{"UserName": user, "Policy": policy}), nil)
@@ -444,9 +444,7 @@ func TestQualifiedEventInvokeConfig(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "f", true)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "f", "live", "1")
 	put, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("f"), Qualifier: aws.String("live"), MaximumRetryAttempts: aws.Int32(0)})
 	if err != nil || !strings.HasSuffix(aws.ToString(put.FunctionArn), ":f:live") {
 		t.Fatalf("put on the alias: %+v %v", put, err)
@@ -509,9 +507,7 @@ func TestQualifiedEventInvoke(t *testing.T) {
 	c := sdkClient(d, root)
 	ctx := context.Background()
 	createSDK(t, c, "f", true)
-	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("f"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlias(t, c, "f", "live", "1")
 	out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f:live"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{}`)})
 	if err != nil || out.StatusCode != 202 {
 		t.Fatalf("event invoke of the alias: %v %v", out, err)
