@@ -107,20 +107,8 @@ func OpenCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger) 
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		fns: make(map[string]cached),
 	}
-	for loaded := false; !loaded; {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("catalog: watch closed while loading: %w", errdefs.ErrUnavailable)
-			}
-			if e == nil { // marker: initial values delivered
-				loaded = true
-				break
-			}
-			c.observe(e)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("catalog: loading: %w", ctx.Err())
-		}
+	if err := load(ctx, w, c.observe); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	go c.watch(w)
 	log.Debug("catalog loaded", "functions", len(c.fns), "revision", c.watchRev)
@@ -526,6 +514,25 @@ func cloneEventInvoke(e *model.EventInvokeConfig) *model.EventInvokeConfig {
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// load passes each value the watch w delivers to observe until it has
+// delivered the bucket's initial values.
+func load(ctx context.Context, w jetstream.KeyWatcher, observe func(jetstream.KeyValueEntry)) error {
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("watch closed while loading: %w", errdefs.ErrUnavailable)
+			}
+			if e == nil { // marker: initial values delivered
+				return nil
+			}
+			observe(e)
+		case <-ctx.Done():
+			return fmt.Errorf("loading: %w", ctx.Err())
+		}
+	}
+}
 
 // openBucket creates a one-revision, file-backed KV bucket, or opens it as it
 // is when it exists with another configuration (an operator may have raised

@@ -62,20 +62,8 @@ func OpenNetworks(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		return nil, fmt.Errorf("networks: watch: %w", engineErr(err))
 	}
 	s := &Networks{kv: kv, log: log, cancel: cancel, done: make(chan struct{}), nets: map[string]netEntry{}}
-	for loaded := false; !loaded; {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("networks: watch closed while loading: %w", errdefs.ErrUnavailable)
-			}
-			if e == nil {
-				loaded = true
-				break
-			}
-			s.observe(e)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("networks: loading: %w", ctx.Err())
-		}
+	if err := load(ctx, w, func(e jetstream.KeyValueEntry) { s.observe(e) }); err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
 	}
 	go func() {
 		defer close(s.done)
