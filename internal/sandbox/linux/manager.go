@@ -391,8 +391,20 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 // prebuild keeps cfg.Prebuilt sandboxes ready until the manager closes.
 func (m *Manager) prebuild() {
 	defer close(m.prebuilt)
+	// A build in progress ends when the manager closes: Close waits for
+	// this loop, and an init that stops answering (seen when a terminal's
+	// Ctrl-C reached the sandbox being built) must not hold it forever.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		s, err := m.build(context.Background())
+		s, err := m.build(ctx)
 		if err != nil {
 			// The host may be out of something; try again later rather than spin.
 			select {
@@ -431,6 +443,13 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	// Non-blocking, so that reads go through Go's poller and honour the
+	// deadlines expectOK sets (on a blocking descriptor they are ignored).
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	s.ctl = os.NewFile(uintptr(fds[0]), "ctl")
@@ -638,6 +657,8 @@ func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 		_ = s.ctl.SetReadDeadline(dl)
 		defer s.ctl.SetReadDeadline(time.Time{})
 	}
+	// Cancelling ctx ends the read at once (a deadline in the past).
+	defer context.AfterFunc(ctx, func() { _ = s.ctl.SetReadDeadline(time.Unix(1, 0)) })()
 	line, err := s.ctlR.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("%s: sandbox init: %w", what, err)

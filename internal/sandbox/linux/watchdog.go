@@ -153,15 +153,18 @@ func sendWithFDs(conn *os.File, b []byte, fds ...int) error {
 		return err
 	}
 	var serr error
+	var oob []byte // sent with the first bytes only
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
 	err = rc.Write(func(fd uintptr) bool {
-		var oob []byte
-		if len(fds) > 0 {
-			oob = unix.UnixRights(fds...)
-		}
 		for len(b) > 0 {
 			n, err := unix.SendmsgN(int(fd), b, oob, nil, 0)
 			if err == unix.EINTR {
 				continue
+			}
+			if err == unix.EAGAIN {
+				return false // wait until the socket can take more
 			}
 			if err != nil {
 				serr = err
