@@ -109,7 +109,7 @@ func streamDaemon(t *testing.T, rt sandboxtest.Runtime) (*daemon.Daemon, *sandbo
 	}
 	client := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.Addr()),
 		Credentials: credentials.NewStaticCredentialsProvider(authtest.AccessKeyID, authtest.SecretAccessKey, ""), Retryer: aws.NopRetryer{},
-		HTTPClient: &http.Client{Transport: &http.Transport{}}})
+		HTTPClient: &http.Client{Transport: testkit.SDKTransport{Base: &http.Transport{}}}})
 	return d, f, client
 }
 
@@ -259,13 +259,6 @@ func TestInvokeWithResponseStreamClientGone(t *testing.T) {
 		return nil
 	}}
 	d, f, c := streamDaemon(t, s.runtime)
-	// Each call on a connection of its own: under load, with connections
-	// reused, the SDK once failed the second call on the client side ("use
-	// of closed network connection" while reading its events), which is
-	// not the daemon's behaviour this test is about.
-	opts := c.Options()
-	opts.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	c = lambda.New(opts)
 	drain := func() int {
 		events, out := streamEvents(t, context.Background(), c)
 		defer func() {

@@ -1,8 +1,13 @@
 // Package testkit holds what icebox's tests share: the one gate for tests
-// that need root, and the one way to wait for a condition.
+// that need root, the one way to wait for a condition, and a transport for
+// SDK clients reading event streams.
 package testkit
 
 import (
+	"bytes"
+	"cmp"
+	"io"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -28,4 +33,29 @@ func WaitFor(tb testing.TB, within time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// SDKTransport is an HTTP transport for aws-sdk-go-v2 clients that read
+// event streams (InvokeWithResponseStream) from a server on loopback. The
+// SDK closes a request's body as soon as the response headers arrive; when
+// they arrive before net/http's writer has finished with the body (a fast
+// server, a busy machine), its final read of the closed body fails with
+// io.EOF and the transport tears down the connection, cutting off the
+// events still to come ("use of closed network connection" on the
+// client). SDKTransport hands the transport its own copy of the body, so
+// the SDK's close cannot reach it.
+type SDKTransport struct{ Base http.RoundTripper }
+
+func (t SDKTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	return cmp.Or(t.Base, http.DefaultTransport).RoundTrip(r)
 }

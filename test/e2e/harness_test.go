@@ -156,6 +156,7 @@ func (s *server) start() {
 		BaseEndpoint: aws.String(s.url),
 		Credentials:  rootCredentials,
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   &http.Client{Transport: testkit.SDKTransport{}},
 	})
 }
 
