@@ -1,0 +1,198 @@
+package enginetest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// clusterReadyTimeout bounds the wait for a JetStream meta leader. A fresh
+// cluster has one in about 0.3 s; after its leader stopped, nats-server's
+// election timeout (4–9 s, not configurable from outside its package) passes
+// first.
+const clusterReadyTimeout = 30 * time.Second
+
+// NATSCluster is a JetStream cluster of in-process nats-servers on loopback,
+// started by Cluster. Each server has its own store dir and fixed ports
+// (taken at random on first start), so a stopped server restarts as the same
+// peer.
+type NATSCluster struct {
+	t       testing.TB
+	name    string
+	servers []*ClusterServer
+}
+
+// ClusterServer is one server of a NATSCluster.
+type ClusterServer struct {
+	c    *NATSCluster
+	opts server.Options // ports fixed after the first start
+
+	mu sync.Mutex
+	ns *server.Server // nil while stopped
+}
+
+// Cluster starts an n-server JetStream cluster on 127.0.0.1 and waits until it
+// has a meta leader. Every server is shut down at the end of the test.
+func Cluster(t testing.TB, n int) *NATSCluster {
+	t.Helper()
+	c := &NATSCluster{t: t, name: fmt.Sprintf("icebox-test-%d", time.Now().UnixNano())}
+	t.Cleanup(func() {
+		for _, s := range c.servers {
+			s.Stop()
+		}
+	})
+	// JetStream in a cluster needs its routes configured at start, so the
+	// route ports are reserved first; every server routes to all of them,
+	// itself included (a server ignores the route to itself).
+	routes := make([]*url.URL, n)
+	for i := range routes {
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	}
+	for i := range n {
+		s := &ClusterServer{c: c, opts: server.Options{
+			ServerName: fmt.Sprintf("n%d", i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			MaxPayload: 8 << 20, // as the embedded engine: 1 MiB async events fit
+			Cluster: server.ClusterOpts{
+				Name: c.name,
+				Host: "127.0.0.1",
+				Port: port(routes[i]),
+			},
+			Routes: routes,
+		}}
+		c.servers = append(c.servers, s)
+		s.start()
+	}
+	c.WaitLeader()
+	return c
+}
+
+// URL is the comma-separated client URLs of all servers, as engine.Config.URL
+// takes them.
+func (c *NATSCluster) URL() string {
+	urls := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		urls[i] = s.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Server returns the i-th server.
+func (c *NATSCluster) Server(i int) *ClusterServer { return c.servers[i] }
+
+// WaitLeader waits until the cluster has a JetStream meta leader that sees
+// every running server as a current peer, so placing an asset with as many
+// replicas as there are running servers succeeds.
+func (c *NATSCluster) WaitLeader() {
+	c.t.Helper()
+	deadline := time.Now().Add(clusterReadyTimeout)
+	for time.Now().Before(deadline) {
+		running := 0
+		var leader *server.Server
+		for _, s := range c.servers {
+			if ns := s.server(); ns != nil {
+				running++
+				if ns.JetStreamIsLeader() {
+					leader = ns
+				}
+			}
+		}
+		if leader != nil && len(leader.JetStreamClusterPeers()) == running {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("nats cluster: no JetStream meta leader after %s", clusterReadyTimeout)
+}
+
+// StreamLeader returns the index of the server leading the global account's
+// stream (KV bucket "B" is stream "KV_B", object store "O" is "OBJ_O"), or -1.
+func (c *NATSCluster) StreamLeader(stream string) int {
+	for i, s := range c.servers {
+		if ns := s.server(); ns != nil && ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// URL is the server's client URL (stable across restarts).
+func (s *ClusterServer) URL() string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port)
+}
+
+// Stop shuts the server down without handing its Raft leaderships over, as a
+// crash would (minus lost disk writes); a no-op when already stopped. Streams
+// it led elect a new leader after nats-server's election timeout (4–9 s).
+func (s *ClusterServer) Stop() {
+	s.mu.Lock()
+	ns := s.ns
+	s.ns = nil
+	s.mu.Unlock()
+	if ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+}
+
+// Restart starts a stopped server again on its ports and store dir and waits
+// until it accepts clients.
+func (s *ClusterServer) Restart() {
+	s.c.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+func (s *ClusterServer) server() *server.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ns
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("reserve port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func port(u *url.URL) int {
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+func (s *ClusterServer) start() {
+	t := s.c.t
+	t.Helper()
+	opts := s.opts // NewServer keeps and mutates its options
+	ns, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatalf("nats-server %s: %v", s.opts.ServerName, err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatalf("nats-server %s not ready", s.opts.ServerName)
+	}
+	// Pin the client port chosen at random so a restart keeps it.
+	s.opts.Port = ns.Addr().(*net.TCPAddr).Port
+	s.mu.Lock()
+	s.ns = ns
+	s.mu.Unlock()
+}
