@@ -29,6 +29,7 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	cfg.RuntimePaths = map[string]string{}
 	fs.Var(runtimePaths(cfg.RuntimePaths), "runtime-path", "ID=PATH: run runtime ID on the interpreter at PATH, e.g. nodejs22.x=/usr/local/bin/node22 (repeatable)")
 	fs.StringVar(&cfg.NatsURL, "nats-url", "", "external NATS JetStream URL (default: embedded engine)")
+	fs.IntVar(&cfg.Replicas, "replicas", 0, "copies of every stream, KV bucket and object store on a --nats-url cluster (1..5); raises existing stores, never lowers them (default 1 for new stores)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "how long an idle environment is kept (default 10m)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region in ARNs and AWS_REGION")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "account id in ARNs")

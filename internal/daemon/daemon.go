@@ -54,6 +54,9 @@ type Config struct {
 	RuntimePaths map[string]string
 	// NatsURL, when set, is an external JetStream to use instead of the embedded one.
 	NatsURL string
+	// Replicas is the replica count of every store on a clustered NatsURL
+	// (engine.Config.Replicas): 0 keeps what exists and makes new stores 1.
+	Replicas int
 	// IdleTimeout is how long an idle environment is kept. Default 10m.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight calls may finish on shutdown. Default 30s.
@@ -278,7 +281,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.lock, err = sblinux.LockDataDir(ctx, cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if d.engine, err = engine.Open(ctx, engine.Config{DataDir: cfg.DataDir, URL: cfg.NatsURL}, log); err != nil {
+	if d.engine, err = engine.Open(ctx, engine.Config{DataDir: cfg.DataDir, URL: cfg.NatsURL, Replicas: cfg.Replicas}, log); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	js := d.engine.JetStream()

@@ -37,12 +37,24 @@ type Config struct {
 	// cluster's URLs) with JetStream enabled. Empty (the default) runs the
 	// server embedded in-process.
 	URL string
+	// Replicas is how many copies of every stream, KV bucket and object
+	// store icebox creates on a clustered engine (1..5). 0 (the default)
+	// means 1 for new stores; either way a store that already has more
+	// replicas keeps them, and one with fewer is raised (see replicated).
+	// The embedded server is a single node: only 0 or 1 apply.
+	Replicas int
 }
 
 // Validate checks that the configuration can be used.
 func (c Config) Validate() error {
 	if c.URL == "" && c.DataDir == "" {
 		return fmt.Errorf("engine: DataDir is required for the embedded server: %w", errdefs.ErrInvalid)
+	}
+	if c.Replicas < 0 || c.Replicas > MaxReplicas {
+		return fmt.Errorf("engine: replicas %d not in 1..%d: %w", c.Replicas, MaxReplicas, errdefs.ErrInvalid)
+	}
+	if c.URL == "" && c.Replicas > 1 {
+		return fmt.Errorf("engine: replicas %d need a clustered external engine (--nats-url); the embedded one is a single server: %w", c.Replicas, errdefs.ErrInvalid)
 	}
 	return nil
 }
@@ -124,9 +136,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Engine, err err
 	if e.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
 		return nil, fmt.Errorf("engine: connect %s: %w: %w", redact(cfg.URL), errdefs.ErrUnavailable, err)
 	}
-	if e.js, err = jetstream.New(e.nc); err != nil {
+	js, err := jetstream.New(e.nc)
+	if err != nil {
 		return nil, fmt.Errorf("engine: jetstream: %w", err)
 	}
+	e.js = replicated{JetStream: js, replicas: cfg.Replicas, log: log}
 	// Fail at startup, not on the first request, when the server has no JetStream.
 	if _, err = e.js.AccountInfo(ctx); err != nil {
 		return nil, fmt.Errorf("engine: jetstream not available at %s: %w: %w", redact(cfg.URL), errdefs.ErrUnavailable, err)
@@ -172,7 +186,9 @@ func startEmbedded(storeDir string, log *slog.Logger) (_ *server.Server, err err
 	return ns, nil
 }
 
-// JetStream returns the JetStream API bound to the engine's connection.
+// JetStream returns the JetStream API bound to the engine's connection. The
+// streams, KV buckets and object stores created through it get the
+// configured replicas (see replicated).
 func (e *Engine) JetStream() jetstream.JetStream { return e.js }
 
 // Conn returns the underlying NATS connection (core pub/sub, MaxPayload…).
