@@ -43,11 +43,6 @@ type ClusterServer struct {
 func Cluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	c := &NATSCluster{t: t, name: fmt.Sprintf("icebox-test-%d", time.Now().UnixNano())}
-	t.Cleanup(func() {
-		for _, s := range c.servers {
-			s.Stop()
-		}
-	})
 	// JetStream in a cluster needs its routes configured at start, so the
 	// route ports are reserved first; every server routes to all of them,
 	// itself included (a server ignores the route to itself).
@@ -55,13 +50,24 @@ func Cluster(t testing.TB, n int) *NATSCluster {
 	for i := range routes {
 		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	}
+	// Store dirs first: cleanups run last-in first-out, and the servers
+	// must stop before their dirs are removed.
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	t.Cleanup(func() {
+		for _, s := range c.servers {
+			s.Stop()
+		}
+	})
 	for i := range n {
 		s := &ClusterServer{c: c, opts: server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
 			Host:       "127.0.0.1",
 			Port:       server.RANDOM_PORT,
 			JetStream:  true,
-			StoreDir:   t.TempDir(),
+			StoreDir:   dirs[i],
 			NoLog:      true,
 			NoSigs:     true,
 			MaxPayload: 8 << 20, // as the embedded engine: 1 MiB async events fit
