@@ -47,6 +47,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	warm := fs.Int("warm", 0, "sequential warm invokes to time (default 2000, --full 5000)")
 	dur := fs.Duration("duration", 0, "how long each throughput level runs (default 2s, --full 5s)")
 	egress := fs.Bool("egress", false, "add the egress rows: cold start and environments/s with --egress nat, and a 50 MB download from a test host (network namespace on 198.18.0.0/15) next to the host's own")
+	fs.StringVar(&o.cfg.PeerRIE, "peer-rie", "", "also measure AWS's runtime interface emulator (the aws-lambda-rie binary at this path) on the same echo bootstrap, next to icebox run")
 	verbose := fs.Bool("v", false, "show the in-process server's warnings")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run (the in-process server included) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -55,10 +56,12 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	if fs.NArg() != 0 {
 		return o, fmt.Errorf("bench: unexpected argument %q (flags only, see icebox-bench -h)", fs.Arg(0))
 	}
+	peer := o.cfg.PeerRIE
 	o.cfg = bench.Default()
 	if *full {
 		o.cfg = bench.Full()
 	}
+	o.cfg.PeerRIE = peer
 	for _, f := range []struct {
 		flag int
 		dst  *int
@@ -194,6 +197,15 @@ func loadBenchZips(o *benchOptions) error {
 		if o.cfg.InitPath, err = bench.BuildIcebox(root); err != nil {
 			return err
 		}
+	}
+	if rootErr == nil {
+		// `icebox run` of the single-function rows is the same build.
+		if o.cfg.InitPath == "" {
+			if o.cfg.InitPath, err = bench.BuildIcebox(root); err != nil {
+				return err
+			}
+		}
+		o.cfg.IceboxBin = o.cfg.InitPath
 	}
 	fmt.Fprintf(os.Stderr, "bench: functions ready in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -17,11 +17,12 @@ func TestBenchFlags(t *testing.T) {
 		t.Errorf("defaults: %+v", o.cfg)
 	}
 
-	o, err = parseBench([]string{"--full", "--cold", "7", "--duration", "3s", "--json", "--plot", "docs"}, io.Discard)
+	o, err = parseBench([]string{"--full", "--cold", "7", "--duration", "3s", "--json", "--plot", "docs", "--peer-rie", "/opt/aws-lambda-rie"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.cfg.IdleEnvs != 1000 || o.cfg.ColdStarts != 7 || o.cfg.ThroughputTime != 3*time.Second || !o.json || o.plotDir != "docs" {
+	if o.cfg.IdleEnvs != 1000 || o.cfg.ColdStarts != 7 || o.cfg.ThroughputTime != 3*time.Second || !o.json || o.plotDir != "docs" ||
+		o.cfg.PeerRIE != "/opt/aws-lambda-rie" || len(o.cfg.ScaleFunctions) != 3 {
 		t.Errorf("--full with overrides: %+v json=%v plot=%q", o.cfg, o.json, o.plotDir)
 	}
 

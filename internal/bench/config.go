@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -66,6 +67,28 @@ type Config struct {
 	// FreezeCycles is how many freeze/thaw pairs are timed. Default 1000.
 	FreezeCycles int
 
+	// IceboxBin is the icebox binary whose `icebox run` the single-function
+	// rows measure. Without it those rows are skipped.
+	IceboxBin string
+	// PeerRIE is the path of AWS's runtime interface emulator
+	// (aws-lambda-rie), measured on the same echo bootstrap next to
+	// `icebox run`. Without it its rows are left out.
+	PeerRIE string
+	// SingleConcurrency lists the callers of the single-function rows.
+	// Default 1, 4, 32.
+	SingleConcurrency []int
+	// ScaleFunctions lists the catalog sizes at which cold start and warm
+	// invoke are measured again, on a fresh daemon; the idle environments
+	// of the memory row are then measured the same way. Default 1, 100
+	// (Full: 1, 100, 1000).
+	ScaleFunctions []int
+	// ScaleColdStarts is how many cold starts each scale row times.
+	// Default 10.
+	ScaleColdStarts int
+	// ScaleWarmCalls is how many warm invokes each scale row times.
+	// Default 1000.
+	ScaleWarmCalls int
+
 	// Egress adds the egress rows (in-process only): cold start and
 	// environments per second again on a daemon with --egress nat, and a
 	// 50 MB download from a test host in a network namespace next to the
@@ -90,6 +113,11 @@ func Default() Config {
 		BurstSleep:     3 * time.Second,
 		IdleEnvs:       100,
 		FreezeCycles:   1000,
+
+		SingleConcurrency: []int{1, 4, 32},
+		ScaleFunctions:    []int{1, 100},
+		ScaleColdStarts:   10,
+		ScaleWarmCalls:    1000,
 	}
 }
 
@@ -101,6 +129,9 @@ func Full() Config {
 	c.ThroughputTime = 5 * time.Second
 	c.IdleEnvs = 1000
 	c.FreezeCycles = 5000
+	c.ScaleFunctions = []int{1, 100, 1000}
+	c.ScaleColdStarts = 20
+	c.ScaleWarmCalls = 2000
 	return c
 }
 
@@ -116,6 +147,11 @@ func Smoke() Config {
 		BurstSleep:     time.Second,
 		IdleEnvs:       2,
 		FreezeCycles:   200,
+
+		SingleConcurrency: []int{1, 4},
+		ScaleFunctions:    []int{1, 3},
+		ScaleColdStarts:   2,
+		ScaleWarmCalls:    100,
 	}
 }
 
@@ -147,6 +183,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.FreezeCycles == 0 {
 		c.FreezeCycles = d.FreezeCycles
+	}
+	if len(c.SingleConcurrency) == 0 {
+		c.SingleConcurrency = d.SingleConcurrency
+	}
+	if len(c.ScaleFunctions) == 0 {
+		c.ScaleFunctions = d.ScaleFunctions
+	}
+	if c.ScaleColdStarts == 0 {
+		c.ScaleColdStarts = d.ScaleColdStarts
+	}
+	if c.ScaleWarmCalls == 0 {
+		c.ScaleWarmCalls = d.ScaleWarmCalls
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -183,10 +231,18 @@ func (c *Config) Validate() error {
 	case c.BurstSleep < 100*time.Millisecond:
 		return fmt.Errorf("bench: burst sleep %v is too short to hold environments", c.BurstSleep)
 	}
-	for _, n := range c.Concurrency {
+	for _, n := range append(slices.Clone(c.Concurrency), c.SingleConcurrency...) {
 		if n < 1 || n > 1024 {
 			return fmt.Errorf("bench: concurrency %d must be in 1..1024", n)
 		}
+	}
+	for _, n := range c.ScaleFunctions {
+		if n < 1 || n > 100000 {
+			return fmt.Errorf("bench: scale level %d must be in 1..100000 functions", n)
+		}
+	}
+	if c.ScaleColdStarts < 2 || c.ScaleWarmCalls < 2 {
+		return errors.New("bench: scale rows need at least 2 samples each")
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -48,21 +49,7 @@ func (e *echoServer) close() { e.srv.Close() }
 
 // post makes one round trip to the echo server with c.
 func (e *echoServer) post(ctx context.Context, c *http.Client, payload []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("echo: %s", resp.Status)
-	}
-	return err
+	return postTo(ctx, c, e.url, payload)
 }
 
 // execOnce runs bin with an empty environment until it exits (an
@@ -245,6 +232,61 @@ func (f *rawFreezer) remove() error {
 			return err
 		}
 		time.Sleep(time.Millisecond)
+	}
+	return err
+}
+
+// invokeStub is the floor of the SDK rows: a trivial loopback server that
+// answers every POST …/invocations like Lambda's Invoke (200, the event back
+// as the payload, the executed version), called by the same aws-sdk-go-v2
+// client with the same signing. What separates a row from it is icebox, not
+// the client's own cost.
+type invokeStub struct {
+	url string
+	srv *http.Server
+}
+
+func startInvokeStub() (*invokeStub, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &invokeStub{url: "http://" + l.Addr().String(), srv: &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/invocations") || r.Header.Get("Authorization") == "" {
+				http.Error(w, `{"message":"not an invoke"}`, http.StatusBadRequest)
+				return
+			}
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 6<<20))
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("X-Amz-Executed-Version", "$LATEST")
+			h.Set("X-Amzn-Requestid", "00000000-0000-0000-0000-000000000000")
+			w.Write(body)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}}
+	go s.srv.Serve(l)
+	return s, nil
+}
+
+func (s *invokeStub) close() { s.srv.Close() }
+
+// postTo makes one round trip to url with c and fails unless it answers 200.
+func postTo(ctx context.Context, c *http.Client, url string, payload []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -82,7 +83,7 @@ func (r *run) measureCold(ctx context.Context, n int) (Row, []ColdPoint, error) 
 func quiesce() { time.Sleep(300 * time.Millisecond) }
 
 // measureWarm times sequential invokes of one warm function, then as many
-// round trips to the bare echo with the same HTTP client.
+// calls of the same SDK client to the trivial Invoke server.
 func (r *run) measureWarm(ctx context.Context, n int) (Row, error) {
 	var warm, floor samples
 	for range n {
@@ -94,17 +95,20 @@ func (r *run) measureWarm(ctx context.Context, n int) (Row, error) {
 	}
 	quiesce()
 	for range n {
-		f, err := timed(func() error { return r.echo.post(ctx, r.t.http, payload) })
+		f, err := timed(func() error { return invokeWith(ctx, r.stubLambda, r.fn, payload) })
 		if err != nil {
-			return Row{}, err
+			return Row{}, fmt.Errorf("SDK floor: %w", err)
 		}
 		floor = append(floor, f)
 	}
 	return Row{
 		ID: RowWarmInvoke, Name: "warm invoke, sequential (aws-sdk-go-v2 Invoke)", Unit: UnitMicros,
-		Result: warm.stat(), FloorName: "bare loopback HTTP echo, same client", Floor: floor.stat(),
+		Result: warm.stat(), FloorName: sdkFloorName, Floor: floor.stat(),
 	}, nil
 }
+
+// sdkFloorName names the floor of the SDK rows.
+const sdkFloorName = "same SDK client, signed, to a trivial Invoke server"
 
 // measureWarmExtension times sequential invokes of the echo function with
 // one no-op external extension from a layer, next to the warm invoke row
@@ -180,29 +184,60 @@ func load(ctx context.Context, c int, d time.Duration, op func(context.Context) 
 	return float64(len(all)) / time.Since(start).Seconds(), all, failed, firstErr
 }
 
-// measureThroughput runs the warm function, then the echo, at concurrency c.
-// A short warm-up first gives the function c environments.
-func (r *run) measureThroughput(ctx context.Context, c int) (Row, ConcurrencyPoint, error) {
+// loadStat is a load row's Stat from load's outcome.
+func loadStat(rate float64, lat samples, failed int) Stat {
+	st := lat.stat()
+	st.Value, st.Failed = rate, failed
+	return st
+}
+
+// measureThroughput runs the warm function, then the SDK floor, at
+// concurrency c. A short warm-up first gives the function c environments.
+// At concurrency 32 it also returns the CPU per warm invoke (in-process
+// only): the sandboxes' from /proc, the daemon's as this process's minus
+// what the same calls to the floor cost it (client and trivial server).
+func (r *run) measureThroughput(ctx context.Context, c int) ([]Row, ConcurrencyPoint, error) {
 	invoke := func(ctx context.Context) error { _, err := r.t.invoke(ctx, r.fn, payload); return err }
-	post := func(ctx context.Context) error { return r.echo.post(ctx, r.t.http, payload) }
+	floorCall := func(ctx context.Context) error { return invokeWith(ctx, r.stubLambda, r.fn, payload) }
 	if err := r.warmUp(ctx, c, invoke); err != nil {
-		return Row{}, ConcurrencyPoint{}, err
+		return nil, ConcurrencyPoint{}, err
 	}
+	sandboxes := descendants(os.Getpid())
+	self0, rt0 := selfCPU(), cpuOf(sandboxes)
 	rate, lat, bad, err := load(ctx, c, r.cfg.ThroughputTime, invoke)
+	self1, rt1 := selfCPU(), cpuOf(sandboxes)
 	if bad > 0 {
-		return Row{}, ConcurrencyPoint{}, fmt.Errorf("throughput at %d: %d calls failed: %w", c, bad, err)
+		return nil, ConcurrencyPoint{}, fmt.Errorf("throughput at %d: %d calls failed: %w", c, bad, err)
 	}
 	quiesce()
-	frate, flat, bad, err := load(ctx, c, r.cfg.ThroughputTime, post)
+	fself0 := selfCPU()
+	frate, flat, bad, err := load(ctx, c, r.cfg.ThroughputTime, floorCall)
+	fself1 := selfCPU()
 	if bad > 0 {
-		return Row{}, ConcurrencyPoint{}, fmt.Errorf("echo at %d: %d calls failed: %w", c, bad, err)
+		return nil, ConcurrencyPoint{}, fmt.Errorf("SDK floor at %d: %d calls failed: %w", c, bad, err)
 	}
-	row := Row{
-		ID: ThroughputRow(c), Name: fmt.Sprintf("throughput, concurrency %d (invokes/s, one function)", c), Unit: UnitPerSec,
-		Result: Stat{Value: rate, Samples: len(lat)}, FloorName: fmt.Sprintf("loopback echo at concurrency %d", c),
-		Floor: Stat{Value: frate, Samples: len(flat)},
+	rows := []Row{{
+		ID: ThroughputRow(c), Name: "warm invokes, " + plural(c, "caller") + " (aws-sdk-go-v2, one function)", Unit: UnitLoad,
+		Result: loadStat(rate, lat, 0), FloorName: sdkFloorName + ", " + plural(c, "caller"),
+		Floor: loadStat(frate, flat, 0),
+	}}
+	if c == 32 {
+		row := Row{ID: RowCPUInvoke, Name: "CPU per warm invoke, 32 SDK callers", Unit: UnitCPU,
+			FloorName: "SDK floor: client + trivial server per call"}
+		if r.t.d == nil || len(lat) == 0 || len(flat) == 0 {
+			row.Skipped = "needs the in-process server (it reads the sandboxes' /proc entries)"
+		} else {
+			per := func(d time.Duration, n int) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
+			floorCPU := per(fself1-fself0, len(flat))
+			daemon := max(0, per(self1-self0, len(lat))-floorCPU)
+			runtime := per(rt1-rt0, len(lat))
+			row.Result = Stat{Value: daemon + runtime, Daemon: daemon, Runtime: runtime, Samples: len(lat)}
+			row.Floor = Stat{Value: floorCPU, Samples: len(flat)}
+			row.Note = "daemon: this process minus the client's share, measured on the floor"
+		}
+		rows = append(rows, row)
 	}
-	return row, ConcurrencyPoint{Concurrency: c, Invoke: lat.stat(), Echo: flat.stat()}, nil
+	return rows, ConcurrencyPoint{Concurrency: c, Invoke: lat.stat(), Echo: flat.stat()}, nil
 }
 
 // warmUp calls at concurrency c until the function stops gaining

@@ -74,8 +74,8 @@ func (r *Report) latencyPlot() (*plot.Plot, error) {
 	}{
 		{"invoke p99", func(c ConcurrencyPoint) float64 { return c.Invoke.P99 }, blue, true},
 		{"invoke p50", func(c ConcurrencyPoint) float64 { return c.Invoke.P50 }, blue, false},
-		{"loopback echo p99 (floor)", func(c ConcurrencyPoint) float64 { return c.Echo.P99 }, gray, true},
-		{"loopback echo p50 (floor)", func(c ConcurrencyPoint) float64 { return c.Echo.P50 }, gray, false},
+		{"SDK to a trivial server p99 (floor)", func(c ConcurrencyPoint) float64 { return c.Echo.P99 }, gray, true},
+		{"SDK to a trivial server p50 (floor)", func(c ConcurrencyPoint) float64 { return c.Echo.P50 }, gray, false},
 	}
 	for _, s := range series {
 		xys := make(plotter.XYs, len(r.Concurrency))

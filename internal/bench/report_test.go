@@ -163,3 +163,42 @@ func TestUnpackBootstrap(t *testing.T) {
 		t.Error("a broken zip was accepted")
 	}
 }
+
+// TestLoadAndCPURows judges the round-2 targets against their floors: the
+// SDK row at 32 callers against the SDK floor, icebox run against 15,000/s
+// and 3× the echo's p99, failed calls shown and never a pass.
+func TestLoadAndCPURows(t *testing.T) {
+	rows := []Row{
+		{ID: ThroughputRow(32), Unit: UnitLoad, Result: Stat{Value: 5000, P50: 5000, P99: 20000}, Floor: Stat{Value: 9000, P99: 10000}},
+		{ID: ThroughputRow(32), Unit: UnitLoad, Result: Stat{Value: 5000, P50: 5000, P99: 40000}, Floor: Stat{Value: 9000, P99: 10000}},
+		{ID: IceboxRunRow(32), Unit: UnitLoad, Result: Stat{Value: 16000, P50: 1000, P99: 3000}, Floor: Stat{Value: 45000, P99: 1000}},
+		{ID: IceboxRunRow(32), Unit: UnitLoad, Result: Stat{Value: 16000, P50: 1000, P99: 3000, Failed: 1}, Floor: Stat{Value: 45000, P99: 1000}},
+		{ID: RowCPURun, Unit: UnitCPU, Result: Stat{Value: 120, Daemon: 70, Runtime: 50}, Floor: Stat{Value: 60}},
+		{ID: RowMemoryPerEnv, Unit: UnitMiB, Result: Stat{Value: 2.5, Samples: 1000}, Floor: Stat{Value: 1}},
+		{ID: RowMemoryPerEnv, Unit: UnitMiB, Result: Stat{Value: 2.5, Samples: 100}, Floor: Stat{Value: 1}},
+		{ID: PeerRIERow(4), Unit: UnitLoad, Result: Stat{Failed: 12, Samples: 0}, Floor: Stat{Value: 45000}},
+	}
+	want := []*bool{ptr(true), ptr(false), ptr(true), ptr(false), ptr(true), ptr(false), ptr(true), nil}
+	for i := range rows {
+		judge(&rows[i])
+		if w := want[i]; (w == nil) != (rows[i].Met == nil) || (w != nil && *w != *rows[i].Met) {
+			t.Errorf("row %d (%s): met %v, want %v", i, rows[i].ID, rows[i].Met, w)
+		}
+	}
+	if got := rows[0].Ratio(); got != 9000.0/5000 {
+		t.Errorf("load ratio %v, want floor over result", got)
+	}
+	if got := rows[4].Ratio(); got != 2 {
+		t.Errorf("CPU ratio %v, want 2", got)
+	}
+	for st, want := range map[string]string{
+		formatStat(UnitLoad, rows[0].Result): "5,000/s, p50 5.00 ms, p99 20.0 ms",
+		formatStat(UnitLoad, rows[7].Result): "0/s, p50 0 µs, p99 0 µs, 12 of 12 calls failed",
+		formatStat(UnitCPU, rows[4].Result):  "120 µs (daemon 70 + runtime 50)",
+		formatStat(UnitCPU, rows[4].Floor):   "60 µs",
+	} {
+		if st != want {
+			t.Errorf("formatted %q, want %q", st, want)
+		}
+	}
+}

@@ -7,21 +7,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 )
 
 // run is one bench run's state.
 type run struct {
-	cfg     Config
-	dir     string // temporary: data dir, unpacked echo binary
-	t       *target
-	echo    *echoServer
-	echoDir string // the echo function's unpacked code (bootstrap)
-	echoBin string
-	fn      string // the warm echo function
-	start   time.Time
+	cfg        Config
+	dir        string // temporary: data dir, unpacked echo binary
+	t          *target
+	echo       *echoServer
+	plain      *http.Client   // the single-function rows' client (no SDK)
+	echoLoad   map[int]Stat   // the bare echo with plain, by callers
+	stub       *invokeStub    // the SDK rows' floor
+	stubLambda *lambda.Client // the target's client, pointed at stub
+	echoDir    string         // the echo function's unpacked code (bootstrap)
+	echoBin    string
+	fn         string // the warm echo function
+	fillers    int    // filler functions made on the scale daemon
+	scaleSeq   int    // names the scale rows' fresh functions
+	start      time.Time
 }
 
 func (r *run) progress(format string, args ...any) {
@@ -36,7 +45,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, start: time.Now()}
+	r := &run{cfg: cfg, start: time.Now(), plain: newHTTPClient()}
 	if r.dir, err = workDir(); err != nil {
 		return nil, err
 	}
@@ -53,11 +62,20 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if r.t, err = startTarget(ctx, &r.cfg, r.dir, false); err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, r.t.close()) }()
+	defer func() {
+		if r.t != nil {
+			err = errors.Join(err, r.t.close())
+		}
+	}()
 	if r.echo, err = startEcho(); err != nil {
 		return nil, err
 	}
 	defer r.echo.close()
+	if r.stub, err = startInvokeStub(); err != nil {
+		return nil, err
+	}
+	defer r.stub.close()
+	r.stubLambda = r.t.clientFor(r.stub.url)
 
 	r.progress("cold starts: %d fresh functions", cfg.ColdStarts)
 	cold, coldPoints, err := r.measureCold(ctx, cfg.ColdStarts)
@@ -97,11 +115,11 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 
 	for _, c := range cfg.Concurrency {
 		r.progress("throughput at concurrency %d for %v", c, cfg.ThroughputTime)
-		row, point, err := r.measureThroughput(ctx, c)
+		rows, point, err := r.measureThroughput(ctx, c)
 		if err != nil {
 			return nil, err
 		}
-		rep.Rows = append(rep.Rows, row)
+		rep.Rows = append(rep.Rows, rows...)
 		rep.Concurrency = append(rep.Concurrency, point)
 	}
 
@@ -128,6 +146,35 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		rep.Rows = append(rep.Rows, rows...)
 	}
 
+	r.progress("icebox run: echo bootstrap at %v callers", cfg.SingleConcurrency)
+	single, err := r.measureIceboxRun(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, single...)
+	peer, err := r.measurePeerRIE(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, peer...)
+
+	// The scale rows and the memory row run on a daemon of their own,
+	// started fresh, with nothing deployed.
+	if cfg.Endpoint == "" {
+		if err := r.t.close(); err != nil {
+			return nil, err
+		}
+		r.t = nil
+		if r.t, err = startTarget(ctx, &r.cfg, filepath.Join(r.dir, "scale"), false); err != nil {
+			return nil, err
+		}
+	}
+	scale, base, err := r.measureScale(ctx, cold, warm)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, scale...)
+
 	r.progress("memory: %d idle environments", cfg.IdleEnvs)
 	mem, memPoints, err := r.measureMemory(ctx)
 	if err != nil {
@@ -135,6 +182,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	rep.Rows = append(rep.Rows, mem)
 	rep.ColdByAlive = append(rep.ColdByAlive, memPoints...)
+	if r.t.d != nil {
+		idle, err := r.measureIdleAlive(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, idle...)
+	}
 
 	r.progress("done")
 	for i := range rep.Rows {

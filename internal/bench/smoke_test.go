@@ -37,6 +37,14 @@ var smokeLimits = map[string]float64{
 	RowThaw:          30,  // thaw p50 over the raw freezer write
 	RowFreeze:        30,
 	RowMemoryPerEnv:  30, // PSS per environment over an idle process's
+	// The catalog's size and idle environments must not show in the hot
+	// path: each over the same row with one function deployed.
+	ScaleColdRow(1): 50,  // as the cold start row
+	ScaleWarmRow(1): 150, // as the warm invoke row
+	ScaleColdRow(3): 20,
+	ScaleWarmRow(3): 20,
+	IdleColdRow(2):  20,
+	IdleWarmRow(2):  20,
 }
 
 // TestSmokeBench runs the whole bench with a few samples per row against an
@@ -76,7 +84,8 @@ func TestSmokeBench(t *testing.T) {
 	t.Logf("\n%s", table.String())
 
 	// Every row is there, measured, with a floor.
-	want := []string{RowColdStart, RowWarmInvoke, RowWarmURL, ThroughputRow(1), ThroughputRow(8), RowEnvRate, RowThaw, RowFreeze, RowMemoryPerEnv}
+	want := []string{RowColdStart, RowWarmInvoke, RowWarmURL, ThroughputRow(1), ThroughputRow(8), RowEnvRate, RowThaw, RowFreeze, RowMemoryPerEnv,
+		ScaleColdRow(1), ScaleWarmRow(1), ScaleColdRow(3), ScaleWarmRow(3), IdleColdRow(2), IdleWarmRow(2)}
 	var js bytes.Buffer
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func startTarget(ctx context.Context, cfg *Config, dir string, egress bool) (_ *
 		// Every row must be limited by the platform, not by its safety
 		// limits: room for the burst, the highest concurrency and every
 		// idle environment the memory row keeps alive.
-		envs := cfg.ColdStarts + cfg.Burst + maxOf(cfg.Concurrency) + cfg.IdleEnvs + 64
+		envs := cfg.ColdStarts + cfg.Burst + maxOf(cfg.Concurrency) + cfg.IdleEnvs + cfg.ScaleColdStarts*(len(cfg.ScaleFunctions)+1) + 64
 		dcfg := daemon.Config{
 			Listen:              "127.0.0.1:0",
 			DataDir:             filepath.Join(dir, "data"),
@@ -87,14 +88,43 @@ func startTarget(ctx context.Context, cfg *Config, dir string, egress bool) (_ *
 		t.url = cfg.Endpoint
 	}
 	t.creds = credentials.NewStaticCredentialsProvider(key, secret, token)
-	t.lambda = lambda.New(lambda.Options{
+	t.lambda = t.clientFor(t.url)
+	return t, nil
+}
+
+// clientFor is the target's Lambda client (same credentials, signing and
+// HTTP client) pointed at url: the SDK floor calls the invoke stub with it.
+func (t *target) clientFor(url string) *lambda.Client {
+	return lambda.New(lambda.Options{
 		Region:       t.region,
-		BaseEndpoint: aws.String(t.url),
+		BaseEndpoint: aws.String(url),
 		Credentials:  t.creds,
 		HTTPClient:   t.http,
 		Retryer:      aws.NopRetryer{},
 	})
-	return t, nil
+}
+
+// invokeWith calls name on c, like invoke.
+func invokeWith(ctx context.Context, c *lambda.Client, name string, payload []byte) error {
+	out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload})
+	if err != nil {
+		return err
+	}
+	if out.FunctionError != nil {
+		return fmt.Errorf("invoke %s: function error %s", name, *out.FunctionError)
+	}
+	return nil
+}
+
+// deleteFunction deletes a function the run created.
+func (t *target) deleteFunction(ctx context.Context, name string) error {
+	if _, err := t.lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(name)}); err != nil {
+		return fmt.Errorf("delete function %s: %w", name, err)
+	}
+	if i := slices.Index(t.created, name); i >= 0 {
+		t.created = slices.Delete(t.created, i, i+1)
+	}
+	return nil
 }
 
 // close deletes this run's functions (an endpoint keeps running) or shuts
