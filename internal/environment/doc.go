@@ -22,7 +22,9 @@
 // still work on its INVOKE event leaves the environment finishing, its
 // answer already with the caller, until they ask for the next one; an
 // environment destroyed while extensions subscribe to SHUTDOWN is shutting
-// down first, within Lambda's 2,000 ms budget.
+// down first, within Lambda's 2,000 ms budget: the runtime gets SIGTERM and
+// 300 ms, then the extensions get SHUTDOWN with its reason (spindown when
+// retired idle, timeout or failure when draining after a reset).
 //
 // Every move, rendered from the transition table by TestDiagram
 // (go test ./internal/environment -run TestDiagram -update rewrites it):
@@ -59,6 +61,7 @@
 //	├─► draining             deadline (kill), the runtime exited, or an extension crashed
 //	└─► destroyed            Destroy
 //	draining
+//	├─► shutting-down        Shutdown: the runtime gone or killed, SHUTDOWN (timeout, failure) to the extensions subscribed
 //	└─► destroyed            Destroy
 //	awaiting-extensions
 //	├─► idle                 the last extension's first event/next: init is over (no freeze yet)

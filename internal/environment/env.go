@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"icebox/internal/model"
@@ -17,6 +18,9 @@ type Container interface {
 	Freeze() error
 	Thaw() error
 	Kill() error
+	// SignalRuntime signals the runtime process alone (SIGTERM, or SIGKILL
+	// with its process group): extensions outlive it for their SHUTDOWN.
+	SignalRuntime(sig syscall.Signal) error
 }
 
 // Process is what an environment reads about its runtime process.
@@ -101,6 +105,9 @@ type Env struct {
 	finishTimer *time.Timer
 	// shutdownDone is closed when every extension handled SHUTDOWN.
 	shutdownDone chan struct{}
+	// resetReason is why the environment drains, as a SHUTDOWN names it
+	// (timeout or failure); set by the first drain.
+	resetReason string
 }
 
 // call is one Invoke's event in the environment.
@@ -162,7 +169,7 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 		if !errors.As(err, &se) {
 			return Outcome{}, err
 		}
-		e.drain()
+		e.drain(model.ShutdownFailure)
 		return failure(FunctionError, requestID, model.ErrorTypeInvalidEntrypoint, se.Msg), nil
 	}
 	go e.watch()
@@ -187,7 +194,7 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 	case <-e.gone:
 		return e.exited(requestID), nil
 	case <-timer.C:
-		e.drain()
+		e.drain(model.ShutdownTimeout)
 		return failure(TimedOut, requestID, model.ErrorTypeInitError, "init phase did not complete within "+initTimeout.String()), nil
 	}
 }
@@ -195,21 +202,37 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 // watch moves the environment to Draining when its runtime exits.
 func (e *Env) watch() {
 	<-e.rt.Sandbox.Done()
-	e.drain()
+	e.drain(model.ShutdownFailure)
 }
 
 // drain moves a live environment to Draining: it takes no more calls.
-func (e *Env) drain() {
+// reason is what its extensions' SHUTDOWN will say (timeout or failure).
+func (e *Env) drain(reason string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.drainLocked()
+	e.drainLocked(reason)
 }
 
 // drainLocked is drain. Preconditions: e.mu held.
-func (e *Env) drainLocked() {
+func (e *Env) drainLocked(reason string) {
 	if allowed[e.state][Draining] {
+		if e.resetReason == "" {
+			e.resetReason = reason
+		}
 		_ = e.move(Draining)
 	}
+}
+
+// killRuntime ends a runtime past its deadline. Extensions subscribed to
+// SHUTDOWN outlive it to be told the reset (Lambda's "timeout"); without
+// them the whole sandbox goes at once.
+// Preconditions: e.mu held.
+func (e *Env) killRuntime() {
+	if e.shutdownSubscribers() {
+		_ = e.rt.Sandbox.SignalRuntime(syscall.SIGKILL)
+		return
+	}
+	_ = e.rt.Sandbox.Kill()
 }
 
 // Invoke hands inv to the runtime and waits for the call's outcome, at most
@@ -256,12 +279,19 @@ func (e *Env) await(c *call, timeout time.Duration) Outcome {
 		e.call = nil
 	}
 	taken := c.taken
-	e.drainLocked()
+	reason := model.ShutdownFailure
+	if timedOut {
+		reason = model.ShutdownTimeout
+	}
+	e.drainLocked(reason)
+	kill := timedOut && !closed(e.rt.Sandbox.Done())
+	if kill {
+		e.killRuntime()
+	}
 	e.mu.Unlock()
 	id := c.inv.RequestID
 	switch {
-	case timedOut && !closed(e.rt.Sandbox.Done()):
-		_ = e.rt.Sandbox.Kill()
+	case kill:
 		return failure(TimedOut, id, model.ErrorTypeTimedOut, model.TimedOutMessage(timeout))
 	case !taken && !closed(e.gone):
 		return e.notTaken(id)
@@ -298,7 +328,7 @@ func (e *Env) handOver(c *call) error {
 	}
 	if e.state == Frozen {
 		if err := e.rt.Sandbox.Thaw(); err != nil {
-			e.drainLocked()
+			e.drainLocked(model.ShutdownFailure)
 			return fmt.Errorf("thaw: %w", err)
 		}
 		if e.rt.Thawed != nil {

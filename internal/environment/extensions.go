@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"icebox/internal/model"
@@ -112,7 +113,8 @@ func (e *Env) ExtensionNext(ctx context.Context, id string) (*model.ExtensionEve
 		e.mu.Unlock()
 		return nil, err
 	}
-	if e.state == Destroyed || e.state == Draining || x.exited {
+	// A draining environment's extensions wait here for their SHUTDOWN.
+	if e.state == Destroyed || x.exited {
 		e.mu.Unlock()
 		return nil, refuse(model.ErrorTypeInvalidExtensionState, "the environment is "+e.state.String())
 	}
@@ -180,7 +182,14 @@ func (e *Env) extensionsReady() bool {
 // ready: the end of init, of a call, or of a shutdown.
 // Preconditions: e.mu held.
 func (e *Env) partyReady() {
-	if !e.extensionsReady() {
+	if e.state == ShuttingDown {
+		// Only the extensions given SHUTDOWN are waited for.
+		for _, x := range e.exts {
+			if x.shutdown && !x.exited && !x.ready {
+				return
+			}
+		}
+	} else if !e.extensionsReady() {
 		return
 	}
 	switch e.state {
@@ -219,8 +228,8 @@ func (e *Env) callAnswered(inv *model.Invocation) {
 		if e.state == Finishing && e.settled == settled {
 			// Extensions share the call's timeout: past it the
 			// environment is reset, as after a timed-out call.
-			_ = e.rt.Sandbox.Kill()
-			e.drainLocked()
+			e.drainLocked(model.ShutdownTimeout)
+			e.killRuntime()
 		}
 	})
 }
@@ -309,22 +318,31 @@ func (e *Env) extensionGone() {
 		e.partyReady()
 		return
 	}
-	e.drainLocked()
+	e.drainLocked(model.ShutdownFailure)
 }
 
 // failInit ends a start in progress with out; false after init.
 // Preconditions: e.mu held.
 func (e *Env) failInit(out Outcome) bool {
 	if (e.state == Initializing || e.state == AwaitingExtensions) && e.move(Draining) == nil {
+		if e.resetReason == "" {
+			e.resetReason = model.ShutdownFailure
+		}
 		e.initErr <- out
 		return true
 	}
 	return false
 }
 
-// ShutdownBudget is how long Lambda gives external extensions to handle
-// SHUTDOWN.
-const ShutdownBudget = 2000 * time.Millisecond
+// ShutdownBudget is how long Lambda gives a shutdown with external
+// extensions, the runtime's part included; RuntimeShutdownGrace is the
+// runtime's part: from SIGTERM to SIGKILL, before the extensions get
+// SHUTDOWN (300 ms, 500 ms when an internal extension registered).
+const (
+	ShutdownBudget               = 2000 * time.Millisecond
+	RuntimeShutdownGrace         = 300 * time.Millisecond
+	RuntimeShutdownGraceInternal = 500 * time.Millisecond
+)
 
 // WantsShutdown reports whether an extension would receive SHUTDOWN: the
 // pool then shuts the environment down off its own path.
@@ -336,9 +354,16 @@ func (e *Env) WantsShutdown() bool {
 
 // wantsShutdown is WantsShutdown. Preconditions: e.mu held.
 func (e *Env) wantsShutdown() bool {
-	if e.state != Idle && e.state != Frozen && e.state != Finishing {
-		return false
+	switch e.state {
+	case Idle, Frozen, Finishing, Draining:
+		return e.shutdownSubscribers()
 	}
+	return false
+}
+
+// shutdownSubscribers reports whether a live extension registered for
+// SHUTDOWN. Preconditions: e.mu held.
+func (e *Env) shutdownSubscribers() bool {
 	for _, x := range e.exts {
 		if x.shutdown && !x.exited {
 			return true
@@ -347,11 +372,28 @@ func (e *Env) wantsShutdown() bool {
 	return false
 }
 
-// Shutdown gives SHUTDOWN with reason to the extensions subscribed and
-// waits, at most budget, until each asked for its next event or exited.
-// Only an idle (or frozen) environment is shut down this way, one still
-// finishing a call once it is done; the caller then destroys it.
-func (e *Env) Shutdown(reason string, budget time.Duration) {
+// internalExtensions reports whether an extension registered from within
+// the runtime process. Preconditions: e.mu held.
+func (e *Env) internalExtensions() bool {
+	for _, x := range e.exts {
+		if !slices.Contains(e.rt.Extensions, x.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown is Lambda's Shutdown phase, within budget: the runtime, if it
+// still runs, gets SIGTERM and its grace (RuntimeShutdownGrace) before
+// SIGKILL; then the extensions subscribed get SHUTDOWN with the phase's
+// deadline and its reason (spindown for an idle environment retired,
+// timeout or failure for a draining one, reset), and Shutdown waits until
+// each asked for its next event or exited, or the deadline passed. Only an
+// environment with extensions subscribed is shut down this way, one still
+// finishing a call once it is done; the caller then destroys the sandbox,
+// which kills whatever still runs. It reports whether the phase ran.
+func (e *Env) Shutdown(budget time.Duration) bool {
+	deadline := time.Now().Add(budget)
 	e.mu.Lock()
 	for e.state == Finishing {
 		settled := e.settled
@@ -359,14 +401,20 @@ func (e *Env) Shutdown(reason string, budget time.Duration) {
 		<-settled
 		e.mu.Lock()
 	}
-	if !e.wantsShutdown() || closed(e.rt.Sandbox.Done()) {
+	if !e.wantsShutdown() {
 		e.mu.Unlock()
-		return
+		return false
 	}
-	if e.state == Frozen {
+	reason := model.ShutdownSpindown
+	if e.state == Draining {
+		reason = e.resetReason
+	}
+	if e.state == Frozen || e.state == Draining {
+		// A draining environment may have been frozen when its runtime
+		// was killed.
 		if err := e.rt.Sandbox.Thaw(); err != nil {
 			e.mu.Unlock()
-			return
+			return false
 		}
 		if e.rt.Thawed != nil {
 			e.rt.Thawed()
@@ -374,9 +422,28 @@ func (e *Env) Shutdown(reason string, budget time.Duration) {
 	}
 	if e.move(ShuttingDown) != nil {
 		e.mu.Unlock()
-		return
+		return false
 	}
-	ev := &model.ExtensionEvent{Type: model.EventShutdown, Reason: reason, Deadline: time.Now().Add(budget)}
+	grace := RuntimeShutdownGrace
+	if e.internalExtensions() {
+		grace = RuntimeShutdownGraceInternal
+	}
+	e.mu.Unlock()
+
+	// The runtime first, as Lambda does.
+	if rt := e.rt.Sandbox; !closed(rt.Done()) {
+		_ = rt.SignalRuntime(syscall.SIGTERM)
+		t := time.NewTimer(min(grace, time.Until(deadline)))
+		select {
+		case <-rt.Done():
+		case <-t.C:
+			_ = rt.SignalRuntime(syscall.SIGKILL)
+		}
+		t.Stop()
+	}
+
+	e.mu.Lock()
+	ev := &model.ExtensionEvent{Type: model.EventShutdown, Reason: reason, Deadline: deadline}
 	for _, x := range e.exts {
 		if x.shutdown && !x.exited {
 			x.give(ev)
@@ -384,14 +451,15 @@ func (e *Env) Shutdown(reason string, budget time.Duration) {
 	}
 	done := make(chan struct{})
 	e.shutdownDone = done
+	e.partyReady()
 	e.mu.Unlock()
 
-	timer := time.NewTimer(budget)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-done:
 	case <-timer.C:
-	case <-e.rt.Sandbox.Done():
 	case <-e.gone:
 	}
+	return true
 }

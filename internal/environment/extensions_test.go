@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,7 +215,7 @@ func TestExtensionsShutdown(t *testing.T) {
 		t.Fatal("a subscribed extension does not want SHUTDOWN")
 	}
 	done := make(chan struct{})
-	go func() { e.Shutdown(model.ShutdownSpindown, time.Minute); close(done) }()
+	go func() { e.Shutdown(time.Minute); close(done) }()
 	inState(t, e, ShuttingDown)
 	if frozen, _, _ := sb.Frozen(); frozen {
 		t.Error("shutting down frozen")
@@ -237,7 +239,7 @@ func TestExtensionsShutdownBudget(t *testing.T) {
 	e, _, _, _, evs := extended(t)
 	done := make(chan struct{})
 	start := time.Now()
-	go func() { e.Shutdown(model.ShutdownSpindown, 50*time.Millisecond); close(done) }()
+	go func() { e.Shutdown(50*time.Millisecond); close(done) }()
 	ev := recv(t, evs, "SHUTDOWN")
 	if ev.Type != model.EventShutdown || ev.Reason != model.ShutdownSpindown || ev.Deadline.Before(start) {
 		t.Errorf("event %+v", ev)
@@ -258,7 +260,7 @@ func TestExtensionsShutdownWhileFinishing(t *testing.T) {
 		t.Fatal("a finishing environment with a subscriber does not want SHUTDOWN")
 	}
 	done := make(chan struct{})
-	go func() { e.Shutdown(model.ShutdownSpindown, time.Minute); close(done) }()
+	go func() { e.Shutdown(time.Minute); close(done) }()
 	time.Sleep(20 * time.Millisecond)
 	if e.State() != Finishing {
 		t.Fatalf("shut down before the extension was done: %s", e.State())
@@ -268,4 +270,81 @@ func TestExtensionsShutdownWhileFinishing(t *testing.T) {
 	}
 	extNext(context.Background(), e, id)
 	recv(t, done, "Shutdown")
+}
+
+// Lambda's Shutdown phase puts the runtime first: SIGTERM, SIGKILL past its
+// grace, and only then SHUTDOWN to the extensions, whose deadline is the
+// end of the whole budget.
+func TestExtensionsShutdownRuntimeFirst(t *testing.T) {
+	e, sb, _, _, evs := extended(t)
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { e.Shutdown(time.Minute); close(done) }()
+	ev := recv(t, evs, "SHUTDOWN")
+	if !closed(sb.Done()) {
+		t.Error("SHUTDOWN given while the runtime still runs")
+	}
+	if got := sb.Signals(); !slices.Equal(got, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}) {
+		t.Errorf("runtime signals %v, want SIGTERM then SIGKILL", got)
+	}
+	if ev.Reason != model.ShutdownSpindown || ev.Deadline.Before(start.Add(time.Minute)) || ev.Deadline.After(time.Now().Add(time.Minute)) {
+		t.Errorf("event %+v: want spindown, deadline a minute from the start", ev)
+	}
+}
+
+// A reset environment (its runtime past a deadline, or crashed) is shut
+// down with the reset's reason: the runtime alone is killed at the
+// deadline, its extensions outlive it, wait in event/next, and get
+// SHUTDOWN timeout or failure.
+func TestExtensionsShutdownAfterReset(t *testing.T) {
+	type env struct {
+		e     *Env
+		sb    *envtest.Sandbox
+		id    string
+		polls <-chan polled
+		evs   <-chan *model.ExtensionEvent
+	}
+	for _, tc := range []struct {
+		name, reason string
+		// reset resets the environment and returns where the extension's
+		// next event arrives.
+		reset func(t *testing.T, x env) <-chan *model.ExtensionEvent
+	}{
+		{"call timeout", model.ShutdownTimeout, func(t *testing.T, x env) <-chan *model.ExtensionEvent {
+			res := invoke(t, x.e, "a", 50*time.Millisecond)
+			recv(t, x.evs, "INVOKE")
+			recv(t, x.polls, "the event")
+			if out := recv(t, res, "the timeout"); out.Kind != TimedOut {
+				t.Fatalf("outcome %+v", out)
+			}
+			if got := x.sb.Signals(); !slices.Equal(got, []syscall.Signal{syscall.SIGKILL}) {
+				t.Errorf("runtime signals %v: want the runtime alone killed", got)
+			}
+			inState(t, x.e, Draining)
+			// Done with its INVOKE, the extension waits for what comes.
+			evs := extNext(context.Background(), x.e, x.id)
+			until(t, x.e, "the extension waiting", func() bool { return x.e.exts[0].poll != nil })
+			return evs
+		}},
+		{"runtime crash", model.ShutdownFailure, func(t *testing.T, x env) <-chan *model.ExtensionEvent {
+			x.sb.End(sandbox.ExitStatus{Code: 2}, false)
+			inState(t, x.e, Draining)
+			return x.evs
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, sb, id, polls, evs := extended(t)
+			evs = tc.reset(t, env{e, sb, id, polls, evs})
+			if !e.WantsShutdown() {
+				t.Fatal("a reset environment with a subscriber does not want SHUTDOWN")
+			}
+			done := make(chan struct{})
+			go func() { e.Shutdown(time.Minute); close(done) }()
+			if ev := recv(t, evs, "SHUTDOWN"); ev.Type != model.EventShutdown || ev.Reason != tc.reason {
+				t.Fatalf("event %+v, want reason %s", ev, tc.reason)
+			}
+			extNext(context.Background(), e, id)
+			recv(t, done, "Shutdown")
+		})
+	}
 }

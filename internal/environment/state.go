@@ -35,9 +35,10 @@ const (
 	// answer); extensions given the INVOKE event have not asked for the
 	// next one yet. The next call waits; nothing is frozen.
 	Finishing
-	// ShuttingDown: extensions subscribed to SHUTDOWN were given it and
-	// the environment waits (within Lambda's budget) for them to finish
-	// before it is destroyed.
+	// ShuttingDown: Lambda's Shutdown phase. The runtime got SIGTERM (and
+	// SIGKILL past its grace), then the extensions subscribed to SHUTDOWN
+	// got it; the environment waits (within Lambda's budget) for them to
+	// finish before it is destroyed.
 	ShuttingDown
 
 	numStates = iota
@@ -127,6 +128,7 @@ var transitions = []transition{
 
 	{ShuttingDown, Destroyed, "Destroy (every extension done, or the budget spent)"},
 
+	{Draining, ShuttingDown, "Shutdown: the runtime gone or killed, SHUTDOWN (timeout, failure) to the extensions subscribed"},
 	{Draining, Destroyed, "Destroy"},
 }
 

@@ -14,10 +14,16 @@ const (
 	EventShutdown = "SHUTDOWN"
 )
 
-// ShutdownSpindown is the SHUTDOWN reason of a retired environment, as
-// Lambda's own runtime sends it (its others, "timeout" and "failure", go
-// with environments icebox kills at once).
-const ShutdownSpindown = "spindown"
+// SHUTDOWN reasons, spelled as Lambda's own runtime sends them (its
+// documentation capitalizes them): a retired environment (idle, updated,
+// deleted, evicted) spins down; one reset after a call or init past its
+// deadline times out; one reset after its runtime or an extension crashed,
+// or an init error, fails.
+const (
+	ShutdownSpindown = "spindown"
+	ShutdownTimeout  = "timeout"
+	ShutdownFailure  = "failure"
+)
 
 // Lambda's error types for extensions: an init failed by an extension that
 // exited, and the Extensions API's refusals.

@@ -212,7 +212,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 			res.LogTail = append([]byte(nil), e.tail.bytes()...)
 			e.tail = nil
 			e.mu.Unlock()
-			p.destroy(e)
+			p.retire(e)
 		}
 		return res, false, nil
 	}
@@ -283,7 +283,9 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	if out.Reusable() {
 		p.release(e)
 	} else {
-		p.destroy(e)
+		// Reset: its extensions' SHUTDOWN (timeout, failure) does not
+		// hold the caller.
+		p.retire(e)
 	}
 	return res, false, nil
 }
@@ -400,7 +402,7 @@ func (p *Pool) acquire(ctx context.Context, fn *model.Function, requestID string
 		return e, true, nil, err
 	}
 	if failure.e != nil {
-		p.destroy(failure.e)
+		p.retire(failure.e)
 	}
 	// Lambda does not fail the call on a failed init: it runs init again
 	// inside the invocation, under the function's own timeout.
@@ -581,12 +583,17 @@ func (p *Pool) retire(e *env) {
 }
 
 // destroy tears an environment down. It must not be in an idle list.
-// Extensions subscribed to SHUTDOWN get it first, and up to Lambda's budget
-// to handle it.
+// Extensions subscribed to SHUTDOWN get it first (spindown, or timeout or
+// failure for one reset), and up to Lambda's budget to handle it.
 func (p *Pool) destroy(e *env) {
-	e.life.Shutdown(model.ShutdownSpindown, environment.ShutdownBudget)
+	shutDown := e.life.Shutdown(environment.ShutdownBudget)
 	if !e.life.Destroy() {
 		return
+	}
+	if shutDown {
+		// What the extensions wrote as they handled SHUTDOWN is logged
+		// before their pipes close.
+		e.syncOutput()
 	}
 	if e.api != nil {
 		e.api.Close()

@@ -106,7 +106,11 @@ type Sandbox interface {
 	Thaw() error
 	// Kill ends every process in the sandbox at once (no grace period).
 	Kill() error
-	// Done is closed when the runtime process has exited; Exit then tells how.
+	// SignalRuntime sends the runtime process SIGTERM, or SIGKILL (with
+	// what it started in its process group); extensions keep running.
+	SignalRuntime(sig syscall.Signal) error
+	// Done is closed when the runtime process has exited; Exit then tells
+	// how. Extensions may outlive it until Kill or Destroy.
 	Done() <-chan struct{}
 	// ExtensionExits reports each of Spec.Extensions that ends (or could
 	// not start) while the runtime runs, once.

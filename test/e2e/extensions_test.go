@@ -77,6 +77,9 @@ def read(path):
 
 def handler(event, context):
     print("function line", event.get("n"))
+    if event.get("exit"):
+        os._exit(3)
+    time.sleep(event.get("sleep", 0))
     want = event.get("want")
     deadline = time.time() + 5
     while want and want not in read("/tmp/telemetry-events").splitlines() and time.time() < deadline:
@@ -167,6 +170,36 @@ func TestExtensionLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	shutdowns(3, "the deletion")
+}
+
+// An environment reset after a call timed out, or after its runtime
+// crashed, gives its extensions SHUTDOWN with that reason (Lambda's
+// timeout, failure): the runtime alone is killed at the deadline, the
+// extension outlives it to be told.
+func TestExtensionShutdownOnReset(t *testing.T) {
+	needPython(t)
+	s := startServer(t)
+	layer := s.publishLayer("go-ext", extensionLayer(map[string][]byte{"extensions/go-ext": goExtension(t)}))
+	s.create("reset", func(in *lambda.CreateFunctionInput) {
+		in.Runtime, in.Handler, in.Timeout = types.RuntimePython311, aws.String("app.handler"), aws.Int32(1)
+		in.Code.ZipFile = zipOf(map[string][]byte{"app.py": []byte(extFn)})
+		in.Layers = []string{layer}
+	})
+	for _, tc := range []struct {
+		event          map[string]any
+		errorType, why string
+	}{
+		{map[string]any{"sleep": 3}, "Sandbox.Timedout", "timeout"},
+		{map[string]any{"exit": true}, "Runtime.ExitError", "failure"},
+	} {
+		out := s.invoke("reset", tc.event)
+		if aws.ToString(out.FunctionError) != "Unhandled" || !bytes.Contains(out.Payload, []byte(tc.errorType)) {
+			t.Errorf("%v: %v %s", tc.event, aws.ToString(out.FunctionError), out.Payload)
+		}
+		testkit.WaitFor(t, 10*time.Second, "SHUTDOWN "+tc.why+" logged", func() bool {
+			return s.logCount("reset", `"SHUTDOWN reason=`+tc.why+` deadline-in-future=true"`) == 1
+		})
+	}
 }
 
 // An extension that exits during init fails it as Lambda reports it:

@@ -15,6 +15,8 @@ import (
 type Sandbox struct {
 	FailFreeze, FailThaw bool
 	StartErr             error
+	// TermEnds makes SIGTERM from SignalRuntime end the runtime.
+	TermEnds bool
 	// Froze receives after every Freeze call, failed or not, if there is
 	// room: the runtime is then waiting in /next.
 	Froze chan struct{}
@@ -28,6 +30,7 @@ type Sandbox struct {
 	started bool
 	exit    sandbox.ExitStatus
 	oom     bool
+	signals []syscall.Signal
 }
 
 // New makes a fake sandbox.
@@ -71,6 +74,26 @@ func (s *Sandbox) flip(frozen bool, n *int, fail bool) error {
 func (s *Sandbox) Kill() error {
 	s.End(sandbox.ExitStatus{Signal: syscall.SIGKILL}, false)
 	return nil
+}
+
+// SignalRuntime records sig; SIGKILL ends the runtime, SIGTERM only
+// when TermEnds is set (else the test ends it, or not).
+func (s *Sandbox) SignalRuntime(sig syscall.Signal) error {
+	s.mu.Lock()
+	s.signals = append(s.signals, sig)
+	ends := sig == syscall.SIGKILL || s.TermEnds
+	s.mu.Unlock()
+	if ends {
+		s.End(sandbox.ExitStatus{Signal: sig}, false)
+	}
+	return nil
+}
+
+// Signals are the signals SignalRuntime was given, in order.
+func (s *Sandbox) Signals() []syscall.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]syscall.Signal(nil), s.signals...)
 }
 
 // End makes the runtime exit with st; oom says the memory limit killed it.

@@ -88,8 +88,8 @@ const rootMountName = "rootfs"
 // After the first exchange the daemon moves init into its cgroup and opens
 // the Runtime API listener inside the network namespace; the sandbox then
 // waits, pre-built, until a function claims it. Init stays to reap orphans;
-// when the runtime exits, init exits, and the kernel kills everything left
-// in the pid namespace.
+// when the runtime and every extension have exited, init exits, and the
+// kernel kills everything left in the pid namespace.
 func RunInit() {
 	if len(os.Args) > 2 && os.Args[2] == watchdogArg {
 		runWatchdog()
@@ -146,11 +146,67 @@ func RunInit() {
 		}
 	}
 
-	code, sig := reap(cmd.Process.Pid, exts, func(i, code int, sig syscall.Signal) {
+	relayRuntimeSignals(cmd.Process.Pid)
+	extExited := func(i, code int, sig syscall.Signal) {
 		ctl.write(fmt.Sprintf("ext %d %d %d\n", i, code, sig))
-	})
+	}
+	code, sig := reap(cmd.Process.Pid, exts, extExited)
 	ctl.write(fmt.Sprintf("exit %d %d\n", code, sig))
+	// Extensions outlive the runtime: they get SHUTDOWN (reason failure or
+	// timeout) after it ended, and the daemon ends init when they are done
+	// or their time is up. Without one left, init goes, and the kernel
+	// kills what the runtime left behind.
+	reapExtensions(exts, extExited)
 	os.Exit(0)
+}
+
+// Signals the daemon sends init to act on the runtime alone, leaving the
+// extensions running: SIGUSR1 kills the runtime and its process group,
+// SIGUSR2 sends it SIGTERM (Lambda's graceful shutdown). Only a handler
+// lets them reach a pid namespace's init from outside.
+const (
+	sigKillRuntime = syscall.SIGUSR1
+	sigTermRuntime = syscall.SIGUSR2
+)
+
+// relayRuntimeSignals passes the daemon's sigKillRuntime and
+// sigTermRuntime on to the runtime (pid; its own session and process group).
+func relayRuntimeSignals(pid int) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, sigKillRuntime, sigTermRuntime)
+	go func() {
+		for s := range ch {
+			if s == sigKillRuntime {
+				_ = unix.Kill(-pid, unix.SIGKILL)
+				_ = unix.Kill(pid, unix.SIGKILL)
+			} else {
+				_ = unix.Kill(pid, unix.SIGTERM)
+			}
+		}
+	}()
+}
+
+// reapExtensions collects children until no extension (exts[i] is its
+// pid, 0 for one never started or already reaped) is left.
+func reapExtensions(exts []int, extExited func(i, code int, sig syscall.Signal)) {
+	for slices.ContainsFunc(exts, func(p int) bool { return p != 0 }) {
+		var ws unix.WaitStatus
+		p, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if i := slices.Index(exts, p); i >= 0 {
+			exts[i] = 0
+			c, s := ws.ExitStatus(), syscall.Signal(0)
+			if ws.Signaled() {
+				c, s = 0, ws.Signal()
+			}
+			extExited(i, c, s)
+		}
+	}
 }
 
 // ctlConn reads newline-terminated messages and the descriptors that come
@@ -527,7 +583,7 @@ func closeOnExecFrom(lowfd int) error {
 
 // reap collects every child (orphans are re-parented to PID 1) until the
 // runtime itself exits, and returns how it ended; an extension's end
-// (exts[i] is its pid) is told to extExited.
+// (exts[i] is its pid, set to 0 once reaped) is told to extExited.
 func reap(pid int, exts []int, extExited func(i, code int, sig syscall.Signal)) (code int, sig syscall.Signal) {
 	for {
 		var ws unix.WaitStatus
@@ -540,6 +596,7 @@ func reap(pid int, exts []int, extExited func(i, code int, sig syscall.Signal)) 
 		}
 		if p != pid {
 			if i := slices.Index(exts, p); i >= 0 && p != 0 {
+				exts[i] = 0
 				c, s := ws.ExitStatus(), syscall.Signal(0)
 				if ws.Signaled() {
 					c, s = 0, ws.Signal()

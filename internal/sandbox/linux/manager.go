@@ -427,7 +427,7 @@ func (m *Manager) prebuild() {
 // unlimited cgroup, the shared part of the root and the Runtime API listener.
 func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	id := randomID()
-	s := &linuxSandbox{id: id, hostNS: m.hostNS, done: make(chan struct{}), statusDone: make(chan struct{})}
+	s := &linuxSandbox{id: id, hostNS: m.hostNS, done: make(chan struct{}), initGone: make(chan struct{}), statusDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.Destroy()
@@ -598,7 +598,12 @@ type linuxSandbox struct {
 	extNames []string
 	extExits chan sandbox.ExtensionExit
 
-	done       chan struct{} // closed when init has exited and its status is known
+	// done is closed when the runtime has exited (init said so, or init
+	// itself is gone) and its status is known; initGone when init has
+	// exited. Extensions may outlive the runtime, and init with them.
+	done       chan struct{}
+	doneOnce   sync.Once
+	initGone   chan struct{}
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
 	destroy    sync.Once
 
@@ -698,12 +703,12 @@ func (s *linuxSandbox) Start() error {
 	return nil
 }
 
-// readStatus passes on init's "ext I CODE SIGNAL" lines and waits for its
-// final "exit CODE SIGNAL" line. If init dies without one (it was killed),
-// the runtime is reported killed.
+// readStatus passes on init's "ext I CODE SIGNAL" lines, before and after
+// its "exit CODE SIGNAL" line for the runtime, until init is gone. If init
+// dies without an exit line (it was killed), the runtime is reported
+// killed.
 func (s *linuxSandbox) readStatus() {
 	defer close(s.statusDone)
-	st := sandbox.ExitStatus{Signal: syscall.SIGKILL}
 	reported := make([]bool, len(s.extNames))
 	for {
 		line, err := s.ctlR.ReadString('\n')
@@ -719,13 +724,22 @@ func (s *linuxSandbox) readStatus() {
 			continue
 		}
 		if _, err := fmt.Sscanf(line, "exit %d %d", &code, &sig); err == nil {
-			st = sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)}
+			s.runtimeExited(sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)})
+			continue
 		}
 		break
 	}
-	s.mu.Lock()
-	s.status = st
-	s.mu.Unlock()
+	s.runtimeExited(sandbox.ExitStatus{Signal: syscall.SIGKILL})
+}
+
+// runtimeExited records the runtime's end, the first one told.
+func (s *linuxSandbox) runtimeExited(st sandbox.ExitStatus) {
+	s.doneOnce.Do(func() {
+		s.mu.Lock()
+		s.status = st
+		s.mu.Unlock()
+		close(s.done)
+	})
 }
 
 func (s *linuxSandbox) wait() {
@@ -735,18 +749,35 @@ func (s *linuxSandbox) wait() {
 	s.mu.Unlock()
 	if started {
 		<-s.statusDone
-	} else {
-		s.mu.Lock()
-		s.status = sandbox.ExitStatus{Signal: syscall.SIGKILL}
-		s.mu.Unlock()
 	}
-	close(s.done)
+	s.runtimeExited(sandbox.ExitStatus{Signal: syscall.SIGKILL})
+	close(s.initGone)
 }
 
 func (s *linuxSandbox) Exit() sandbox.ExitStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
+}
+
+// SignalRuntime sends the runtime process alone SIGTERM, or SIGKILL (its
+// process group too), through init: extensions keep running.
+func (s *linuxSandbox) SignalRuntime(sig syscall.Signal) error {
+	if s.cmd == nil || s.cmd.Process == nil || chanClosed(s.done) {
+		return nil
+	}
+	relay := sigTermRuntime
+	switch sig {
+	case syscall.SIGKILL:
+		relay = sigKillRuntime
+	case syscall.SIGTERM:
+	default:
+		return fmt.Errorf("signal %v: only SIGTERM and SIGKILL reach the runtime", sig)
+	}
+	if err := s.cmd.Process.Signal(relay); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
 }
 
 func (s *linuxSandbox) Freeze() error { return s.cg.freeze() }
@@ -784,7 +815,7 @@ func (s *linuxSandbox) Destroy() error {
 		if s.cmd != nil && s.cmd.Process != nil {
 			_ = s.Kill()
 			select {
-			case <-s.done:
+			case <-s.initGone:
 			case <-time.After(10 * time.Second):
 				err = fmt.Errorf("sandbox %s: init did not exit", s.id)
 			}
@@ -814,7 +845,7 @@ func (s *linuxSandbox) Destroy() error {
 		}
 		// A range goes back only when init is known to be gone: the kernel
 		// has killed its whole pid namespace with it.
-		if s.releaseIDs != nil && (s.cmd == nil || s.cmd.Process == nil || chanClosed(s.done)) {
+		if s.releaseIDs != nil && (s.cmd == nil || s.cmd.Process == nil || chanClosed(s.initGone)) {
 			s.releaseIDs()
 			s.releaseIDs = nil
 		}

@@ -197,6 +197,16 @@ func (s *Sandbox) Kill() error {
 	return nil
 }
 
+// SignalRuntime ends the runtime by the signal: a fake sandbox runs no
+// extension to outlive it.
+func (s *Sandbox) SignalRuntime(sig syscall.Signal) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.End(sandbox.ExitStatus{Signal: sig}, false)
+	return nil
+}
+
 func (s *Sandbox) Done() <-chan struct{} { return s.done }
 
 // Dial connects to the port on the host's loopback, which a fake sandbox
