@@ -239,7 +239,7 @@ func TestExtensionsShutdownBudget(t *testing.T) {
 	e, _, _, _, evs := extended(t)
 	done := make(chan struct{})
 	start := time.Now()
-	go func() { e.Shutdown(50*time.Millisecond); close(done) }()
+	go func() { e.Shutdown(50 * time.Millisecond); close(done) }()
 	ev := recv(t, evs, "SHUTDOWN")
 	if ev.Type != model.EventShutdown || ev.Reason != model.ShutdownSpindown || ev.Deadline.Before(start) {
 		t.Errorf("event %+v", ev)
