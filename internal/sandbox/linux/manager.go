@@ -598,6 +598,9 @@ type linuxSandbox struct {
 	extNames []string
 	extExits chan sandbox.ExtensionExit
 
+	// resident caches the VmHWM part of Max Memory Used (memoryPeak).
+	resident residentCache
+
 	// done is closed when the runtime has exited (init said so, or init
 	// itself is gone) and its status is known; initGone when init has
 	// exited. Extensions may outlive the runtime, and init with them.

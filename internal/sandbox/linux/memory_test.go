@@ -78,3 +78,27 @@ func pidsOf(t *testing.T, s *linuxSandbox) []string {
 	}
 	return strings.Fields(string(b))
 }
+
+// The resident peak is read again whenever it may have moved: first use,
+// a rise of the cgroup's peak, a group without a peak, or after
+// residentRefresh; otherwise the last read stands.
+func TestResidentCache(t *testing.T) {
+	var c residentCache
+	reads, value := 0, uint64(8<<20)
+	read := func() uint64 { reads++; return value }
+	t0 := time.Unix(1000, 0)
+	step := func(cgroupPeak uint64, at time.Duration, wantReads int, want uint64) {
+		t.Helper()
+		if got := c.peak(cgroupPeak, t0.Add(at), read); got != want || reads != wantReads {
+			t.Errorf("peak(%d, +%v) = %d after %d reads, want %d after %d", cgroupPeak, at, got, reads, want, wantReads)
+		}
+	}
+	step(2<<20, 0, 1, 8<<20)                  // first call reads
+	value = 9 << 20                           // grew by pages charged elsewhere
+	step(2<<20, time.Millisecond, 1, 8<<20)   // cgroup peak unchanged: cached
+	step(3<<20, 2*time.Millisecond, 2, 9<<20) // cgroup peak rose: read
+	value = 10 << 20
+	step(3<<20, residentRefresh+2*time.Millisecond, 3, 10<<20) // stale: read
+	value = 1 << 20                                            // the big process exited
+	step(0, residentRefresh+3*time.Millisecond, 4, 10<<20)     // no cgroup peak: read; the peak stays
+}
