@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"icebox/internal/errdefs"
@@ -134,6 +135,23 @@ func decode(subj string, seq uint64, stored time.Time, data []byte) (record, boo
 // the beginning). It stops when fn returns false or nothing is pending. next
 // is the sequence after the last event fed; end reports nothing was left.
 func (s *Store) scan(ctx context.Context, subjects []string, from uint64, since time.Time, fn func(record) bool) (next uint64, end bool, err error) {
+	for range readerAttempts {
+		var fed bool
+		next, end, err = s.scanOnce(ctx, subjects, from, since, func(r record) bool { fed = true; return fn(r) })
+		if fed || !errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+	}
+	return next, end, err
+}
+
+// readerAttempts bounds the readers scan creates. On a replicated stream
+// whose server went down, JetStream may still place a new (one-replica)
+// reader on that server until the cluster marks it offline: its first fetch
+// gets no responder, and another reader is placed elsewhere.
+const readerAttempts = 4
+
+func (s *Store) scanOnce(ctx context.Context, subjects []string, from uint64, since time.Time, fn func(record) bool) (next uint64, end bool, err error) {
 	cons, pending, err := s.reader(ctx, subjects, from, since)
 	if err != nil {
 		return 0, false, err

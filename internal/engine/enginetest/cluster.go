@@ -21,7 +21,7 @@ const clusterReadyTimeout = 30 * time.Second
 
 // NATSCluster is a JetStream cluster of in-process nats-servers on loopback,
 // started by Cluster. Each server has its own store dir and fixed ports
-// (taken at random on first start), so a stopped server restarts as the same
+// (reserved at random), so a stopped server restarts as the same
 // peer.
 type NATSCluster struct {
 	t       testing.TB
@@ -44,11 +44,14 @@ func Cluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	c := &NATSCluster{t: t, name: fmt.Sprintf("icebox-test-%d", time.Now().UnixNano())}
 	// JetStream in a cluster needs its routes configured at start, so the
-	// route ports are reserved first; every server routes to all of them,
-	// itself included (a server ignores the route to itself).
+	// ports are reserved first (client ports too: one chosen at random
+	// while starting could take a route port reserved for a later server).
+	// Every server routes to all route ports, its own included (a server
+	// ignores the route to itself).
+	ports := freePorts(t, 2*n)
 	routes := make([]*url.URL, n)
 	for i := range routes {
-		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[n+i])}
 	}
 	// Store dirs first: cleanups run last-in first-out, and the servers
 	// must stop before their dirs are removed.
@@ -65,7 +68,7 @@ func Cluster(t testing.TB, n int) *NATSCluster {
 		s := &ClusterServer{c: c, opts: server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
 			Host:       "127.0.0.1",
-			Port:       server.RANDOM_PORT,
+			Port:       ports[i],
 			JetStream:  true,
 			StoreDir:   dirs[i],
 			NoLog:      true,
@@ -167,15 +170,19 @@ func (s *ClusterServer) server() *server.Server {
 	return s.ns
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
+// freePorts returns n distinct loopback TCP ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("reserve port: %v", err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("reserve port: %v", err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func port(u *url.URL) int {
@@ -196,8 +203,6 @@ func (s *ClusterServer) start() {
 		ns.Shutdown()
 		t.Fatalf("nats-server %s not ready", s.opts.ServerName)
 	}
-	// Pin the client port chosen at random so a restart keeps it.
-	s.opts.Port = ns.Addr().(*net.TCPAddr).Port
 	s.mu.Lock()
 	s.ns = ns
 	s.mu.Unlock()

@@ -1,0 +1,207 @@
+package daemon_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"icebox/internal/auth/authtest"
+	"icebox/internal/daemon"
+	"icebox/internal/engine"
+	"icebox/internal/engine/enginetest"
+	"icebox/internal/sandbox/sandboxtest"
+)
+
+// icebox's stores, as JetStream streams.
+var storeStreams = []string{"KV_functions", "KV_iam", "OBJ_code", "EVENTS", "LOGS"}
+
+// With --replicas 3 on a 3-server cluster, stopping the server that leads the
+// most stores leaves create, sync and async invoke and logs working once
+// JetStream has elected new leaders; the replica count survives a restart
+// with no --replicas.
+func TestReplicatedSurvivesServerLoss(t *testing.T) {
+	t.Parallel()
+	c := enginetest.Cluster(t, 3)
+	seen := make(chan string, 16)
+	f := &sandboxtest.Factory{Runtime: func(int) sandboxtest.Runtime {
+		return func(ctx context.Context, sb *sandboxtest.Sandbox) {
+			for ctx.Err() == nil {
+				id, payload, err := sb.Next(ctx)
+				if err != nil {
+					return
+				}
+				sb.Log("ran %s\n", payload)
+				seen <- string(payload)
+				if sb.Respond(ctx, id, "response", payload) != nil {
+					return
+				}
+			}
+		}
+	}}
+	cfg := config(t.TempDir(), f)
+	cfg.NatsURL, cfg.Replicas = c.URL(), 3
+	d, err := daemon.Start(context.Background(), cfg, enginetest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown()
+	if got := replicas(t, c.URL()); !allEqual(got, 3) {
+		t.Fatalf("replicas after start with --replicas 3: %v", got)
+	}
+
+	// The worst single loss: the server leading the most stores.
+	lead := map[int]int{}
+	for _, s := range storeStreams {
+		lead[c.StreamLeader(s)]++
+	}
+	victim := 0
+	for i, n := range lead {
+		if i >= 0 && n > lead[victim] {
+			victim = i
+		}
+	}
+	c.Server(victim).Stop()
+
+	// Creating waits out the elections (4–9 s in nats-server).
+	base := "http://" + d.Addr() + "/2015-03-31/functions"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp := signed(t, "POST", base, createBody("g"))
+		resp.Body.Close()
+		if resp.StatusCode == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create with server %d down: %d", victim, resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	resp := signed(t, "POST", base+"/g/invocations", "sync-1")
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("sync invoke: %d", resp.StatusCode)
+	}
+	waitSeen(t, seen, `"sync-1"`)
+	req, _ := http.NewRequest("POST", base+"/g/invocations", strings.NewReader(`"async-1"`))
+	req.Header.Set("X-Amz-Invocation-Type", "Event")
+	if resp := do(t, req); resp.StatusCode != 202 {
+		t.Fatalf("async invoke: %d", resp.StatusCode)
+	}
+	waitSeen(t, seen, `"async-1"`)
+	// Both calls' lines reach the LOGS stream and are read back.
+	for !strings.Contains(filterLogs(t, d, "/aws/lambda/g"), `ran \"async-1\"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the function's log lines never became readable: %s", strings.ReplaceAll(filterLogs(t, d, "/aws/lambda/g"), `","`, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A restart without --replicas keeps 3.
+	c.Server(victim).Restart()
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	cfg = config(t.TempDir(), &sandboxtest.Factory{})
+	cfg.NatsURL = c.URL()
+	d2, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Shutdown()
+	if got := replicas(t, c.URL()); !allEqual(got, 3) {
+		t.Fatalf("replicas after a restart without --replicas: %v", got)
+	}
+}
+
+func createBody(name string) map[string]any {
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("bootstrap")
+	w.Write([]byte("#!/bin/sh\n"))
+	zw.Close()
+	return map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
+		"Role": "arn:aws:iam::000000000000:role/r", "Code": map[string]string{"ZipFile": base64.StdEncoding.EncodeToString(zb.Bytes())}}
+}
+
+func do(t *testing.T, req *http.Request) *http.Response {
+	t.Helper()
+	if err := authtest.Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func waitSeen(t *testing.T, seen <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case got := <-seen:
+			if got == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the function never ran with %s", want)
+		}
+	}
+}
+
+// filterLogs returns the messages of a log group (CloudWatch Logs
+// FilterLogEvents), joined.
+func filterLogs(t *testing.T, d *daemon.Daemon, group string) string {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"logGroupName": group})
+	req, _ := http.NewRequest("POST", "http://"+d.Addr()+"/", bytes.NewReader(b))
+	req.Header.Set("X-Amz-Target", "Logs_20140328.FilterLogEvents")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	if err := authtest.Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return string(raw)
+}
+
+// replicas reads the replica count of each of icebox's stores.
+func replicas(t *testing.T, url string) map[string]int {
+	t.Helper()
+	e := enginetest.Open(t, engine.Config{URL: url})
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := map[string]int{}
+	for _, name := range storeStreams {
+		s, err := e.JetStream().Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		got[name] = s.CachedInfo().Config.Replicas
+	}
+	return got
+}
+
+func allEqual(m map[string]int, n int) bool {
+	for _, v := range m {
+		if v != n {
+			return false
+		}
+	}
+	return true
+}
