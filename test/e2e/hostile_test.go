@@ -92,7 +92,10 @@ func TestForkBomb(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if p := peak.Load(); p < 50 || p > 1024 {
+	// The sampler scans /proc every 100 ms: on a loaded host it sees a few
+	// dozen of the bomb's processes at once, so the lower bound only shows
+	// that the bomb ran.
+	if p := peak.Load(); p < 20 || p > 1024 {
 		t.Errorf("bomb peaked at %d processes; want it running and held under the pids limit of 1024", p)
 	}
 	testkit.WaitFor(t, 10*time.Second, "the bomb's processes to disappear", func() bool { return len(hostProcessesWithMarker(m)) == 0 })
