@@ -80,7 +80,7 @@ func pidsOf(t *testing.T, s *linuxSandbox) []string {
 }
 
 // The resident peak is read again whenever it may have moved: first use,
-// a rise of the cgroup's peak, a group without a peak, or after
+// a rise of the cgroup's peak by residentSlack, a group without a peak, or after
 // residentRefresh; otherwise the last read stands.
 func TestResidentCache(t *testing.T) {
 	var c residentCache
@@ -93,10 +93,11 @@ func TestResidentCache(t *testing.T) {
 			t.Errorf("peak(%d, +%v) = %d after %d reads, want %d after %d", cgroupPeak, at, got, reads, want, wantReads)
 		}
 	}
-	step(2<<20, 0, 1, 8<<20)                  // first call reads
-	value = 9 << 20                           // grew by pages charged elsewhere
-	step(2<<20, time.Millisecond, 1, 8<<20)   // cgroup peak unchanged: cached
-	step(3<<20, 2*time.Millisecond, 2, 9<<20) // cgroup peak rose: read
+	step(2<<20, 0, 1, 8<<20)                       // first call reads
+	value = 9 << 20                                // grew by pages charged elsewhere
+	step(2<<20, time.Millisecond, 1, 8<<20)        // cgroup peak unchanged: cached
+	step(3<<20-4096, 2*time.Millisecond, 1, 8<<20) // crept up by less than residentSlack: cached
+	step(3<<20, 2*time.Millisecond, 2, 9<<20)      // rose by residentSlack: read
 	value = 10 << 20
 	step(3<<20, residentRefresh+2*time.Millisecond, 3, 10<<20) // stale: read
 	value = 1 << 20                                            // the big process exited
