@@ -26,6 +26,12 @@ const (
 	minRate = 1 << 20 // bytes per second
 	// firstChunk is the most a buffer starts with.
 	firstChunk = 64 << 10
+	// smallChunk is what a body of unknown length (chunked) starts with.
+	// Runtimes send their responses chunked (aws-lambda-go does, always):
+	// starting those at firstChunk allocated and cleared 64 KiB per warm
+	// invoke for a 17-byte answer, two thirds of the daemon's allocated
+	// bytes under load.
+	smallChunk = 512
 )
 
 // TooLargeError is a body over its limit: Size is the announced length,
@@ -65,7 +71,7 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, reserve func(size
 			if r.ContentLength >= 0 && int64(len(b)) == r.ContentLength {
 				return b, nil // net/http ends a body at its Content-Length
 			}
-			want := min(max(2*int64(cap(b)), firstChunk), limit+1)
+			want := min(max(2*int64(cap(b)), smallChunk), limit+1)
 			if expect > int64(len(b)) {
 				want = min(want, expect)
 			}

@@ -74,3 +74,17 @@ func TestReadRefusesWhatCannotBeReserved(t *testing.T) {
 		t.Fatalf("err %v, want the reservation's", err)
 	}
 }
+
+// A small body of unknown length (a runtime's chunked response) is held in
+// a small buffer, not in one of firstChunk bytes.
+func TestReadSmallChunkedBody(t *testing.T) {
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"hello":"world"}`))
+	r.ContentLength = -1
+	got, err := Read(httptest.NewRecorder(), r, 6<<20, nil)
+	if err != nil || string(got) != `{"hello":"world"}` {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if cap(got) > smallChunk {
+		t.Errorf("a %d-byte chunked body is held in a buffer of %d bytes", len(got), cap(got))
+	}
+}
