@@ -47,6 +47,15 @@ const (
 	RowCPURun    = "cpu_per_invoke_icebox_run" // icebox run, net/http callers at concurrency 32
 )
 
+// CPURunRow is the id of the CPU row of `icebox run` with c callers
+// (RowCPURun at 32).
+func CPURunRow(c int) string {
+	if c == 32 {
+		return RowCPURun
+	}
+	return fmt.Sprintf("%s_c%d", RowCPURun, c)
+}
+
 // IceboxRunRow is the id of the `icebox run` row with c callers.
 func IceboxRunRow(c int) string { return fmt.Sprintf("icebox_run_c%d", c) }
 

@@ -202,3 +202,13 @@ func TestLoadAndCPURows(t *testing.T) {
 		}
 	}
 }
+
+func TestPanicLine(t *testing.T) {
+	out := "START RequestId: 1\npanic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x40 pc=0x7934ff]\n\ngoroutine 39 [running]:\ngithub.com/aws/x/internal/lambda/rapidcore.(*Server).Invoke.func2()\n\t/tmp/x/server.go:666 +0xdf\n"
+	if got, want := panicLine(out), "runtime error: invalid memory address or nil pointer dereference in rapidcore.(*Server).Invoke.func2()"; got != want {
+		t.Errorf("panicLine = %q, want %q", got, want)
+	}
+	if got := panicLine("all fine\n"); got != "" {
+		t.Errorf("panicLine without a panic = %q", got)
+	}
+}

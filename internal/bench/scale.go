@@ -87,6 +87,7 @@ func (r *run) measureScale(ctx context.Context, coldFloor, warmFloor Row) ([]Row
 		if err := r.fillCatalog(ctx, max(0, n-1-warmMade)); err != nil {
 			return nil, base, err
 		}
+		settle() // what creating the catalog left behind is not timed
 		deployed := len(r.t.created) + 1
 		cold, err := r.coldSamples(ctx, r.cfg.ScaleColdStarts)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -170,11 +171,11 @@ func (r *run) measureIceboxRun(ctx context.Context) ([]Row, error) {
 			ID: IceboxRunRow(c), Name: "icebox run, " + plural(c, "caller") + " (net/http POST, unsigned)", Unit: UnitLoad,
 			Result: loadStat(rate, lat, bad), FloorName: "bare loopback HTTP echo, same client, " + plural(c, "caller"), Floor: echo,
 		})
-		if c == 32 && len(lat) > 0 {
+		if (c == 1 || c == 32) && len(lat) > 0 {
 			per := func(d time.Duration, n int) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
 			daemon, runtime := per(d1-d0, len(lat)), per(rt1-rt0, len(lat))
 			rows = append(rows, Row{
-				ID: RowCPURun, Name: "CPU per warm invoke, icebox run, 32 callers", Unit: UnitCPU,
+				ID: CPURunRow(c), Name: "CPU per warm invoke, icebox run, " + plural(c, "caller"), Unit: UnitCPU,
 				Result:    Stat{Value: daemon + runtime, Daemon: daemon, Runtime: runtime, Samples: len(lat)},
 				FloorName: "the callers' own CPU per call (load generator)", Floor: Stat{Value: per(self1-self0, len(lat)), Samples: len(lat)},
 				Note: "/proc of the icebox run process and of its sandboxes",
@@ -214,10 +215,20 @@ func (r *run) measurePeerRIE(ctx context.Context) ([]Row, error) {
 			return nil, fmt.Errorf("peer emulator: %w", err)
 		}
 		call := func(ctx context.Context) error { return postTo(ctx, r.plain, s.url, payload) }
-		load(ctx, c, 200*time.Millisecond, call)
-		quiesce()
-		rate, lat, bad, firstErr := load(ctx, c, r.cfg.ThroughputTime, call)
+		// Callers stop when the emulator exits: the calls made until then
+		// are what it served and failed; refused connections after it are
+		// not calls it failed.
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		rate, lat, bad, firstErr := load(lctx, c, r.cfg.ThroughputTime, call)
 		exited := s.exited()
+		cancel()
 		s.stop()
 		echo := r.echoAt(ctx, c)
 		row := Row{
@@ -227,6 +238,9 @@ func (r *run) measurePeerRIE(ctx context.Context) ([]Row, error) {
 		switch {
 		case exited:
 			row.Note = "the emulator exited during the load"
+			if p := panicLine(s.output.String()); p != "" {
+				row.Note += ": " + p
+			}
 		case bad > 0 && firstErr != nil:
 			row.Note = "first failure: " + shortErr(firstErr)
 		}
@@ -246,4 +260,30 @@ func shortErr(err error) string {
 		msg = msg[:77] + "…"
 	}
 	return strconv.Quote(msg)
+}
+
+// panicLine is the first line of a Go panic in out and the function it
+// happened in, cut short for a table cell; "" if out has none.
+func panicLine(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "panic: ") {
+			continue
+		}
+		msg := strings.TrimPrefix(l, "panic: ")
+		for _, f := range lines[i+1:] {
+			if f = strings.TrimSpace(f); f != "" && !strings.HasPrefix(f, "[") && !strings.HasPrefix(f, "goroutine ") {
+				if j := strings.LastIndexByte(f, '/'); j >= 0 {
+					f = f[j+1:]
+				}
+				msg += " in " + f
+				break
+			}
+		}
+		if len(msg) > 120 {
+			msg = msg[:117] + "…"
+		}
+		return msg
+	}
+	return ""
 }
