@@ -28,6 +28,7 @@ var rank = map[string]int{
 	"icebox/internal/auth":          3,
 	"icebox/internal/sandbox/linux": 3,
 	"icebox/internal/logs":          3,
+	"icebox/internal/membership":    3,
 	"icebox/internal/environment":   3,
 	"icebox/internal/pool":          4,
 	"icebox/internal/console":       4,
