@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"icebox/internal/api"
+	"icebox/internal/membership"
 )
 
 // statusCmd prints a running server's concurrency, environments by state,
@@ -35,7 +36,7 @@ func statusCmd(args []string) error {
 	return renderStatus(os.Stdout, st)
 }
 
-// renderStatus writes the totals, then one row per environment under its
+// renderStatus writes the totals, the cluster's nodes, then one row per environment under its
 // function (a function with queued events and no environment gets a row
 // of its own).
 func renderStatus(out io.Writer, st api.Status) error {
@@ -50,6 +51,9 @@ func renderStatus(out io.Writer, st api.Status) error {
 		fmt.Fprintf(w, "environments %s\t%d\n", s, st.Environments[s])
 	}
 	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := renderNodes(out, st.Nodes); err != nil {
 		return err
 	}
 	if len(st.Functions) == 0 {
@@ -88,6 +92,31 @@ func renderStatus(out io.Writer, st api.Status) error {
 		}
 	}
 	return nil
+}
+
+// renderNodes writes the cluster's live nodes, one row each.
+func renderNodes(out io.Writer, nodes []membership.Node) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nNODE\tADDRESS\tLAST HEARTBEAT\tENVIRONMENTS")
+	for _, n := range nodes {
+		states := make([]string, 0, len(n.Environments))
+		for s, c := range n.Environments {
+			if c > 0 {
+				states = append(states, fmt.Sprintf("%s %d", s, c))
+			}
+		}
+		sort.Strings(states)
+		envs := strings.Join(states, ", ")
+		if envs == "" {
+			envs = "-"
+		}
+		ago := time.Since(n.LastHeartbeat).Round(time.Second)
+		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", n.ID, n.Address, max(ago, 0), envs)
+	}
+	return w.Flush()
 }
 
 // shortID is an environment id cut to 12 characters, as docker shows ids.

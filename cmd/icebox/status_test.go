@@ -3,8 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"icebox/internal/api"
+	"icebox/internal/membership"
 )
 
 func TestRenderStatus(t *testing.T) {
@@ -28,6 +30,28 @@ FUNCTION     QUEUED  ENVIRONMENT   STATE   AGE   CALLS  MAX MEMORY  MEMORY SIZE
 hello        2       0123456789ab  frozen  2m5s  7      9 MB        128 MB
                      fedcba987654  busy    0s    1      -           128 MB
 queued-only  3       -
+`
+	if got := b.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestRenderStatusNodes(t *testing.T) {
+	st := api.Status{Environments: map[string]int{}, Nodes: []membership.Node{
+		{ID: "n-a", Address: "host-a:9070", LastHeartbeat: time.Now(), Environments: map[string]int{"idle": 2, "busy": 1, "frozen": 0}},
+		{ID: "n-b", Address: "host-b:9070", LastHeartbeat: time.Now()},
+	}}
+	var b strings.Builder
+	if err := renderStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	want := `concurrent executions  0  (unreserved 0)
+
+NODE  ADDRESS      LAST HEARTBEAT  ENVIRONMENTS
+n-a   host-a:9070  0s ago          busy 1, idle 2
+n-b   host-b:9070  0s ago          -
+
+no environments and no queued events
 `
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"icebox/internal/console"
 	"icebox/internal/errdefs"
 	"icebox/internal/logs"
+	"icebox/internal/membership"
 	"icebox/internal/model"
 )
 
@@ -64,6 +66,10 @@ type Server struct {
 	environmentList func() []EnvironmentStatus
 	// provisioned reports provisioning progress; nil: none is made.
 	provisioned ProvisionedStatus
+	// notReady and nodes serve /readyz and the status page's node list
+	// (health.go); nil: always ready, no list.
+	notReady func() string
+	nodes    func(ctx context.Context) ([]membership.Node, error)
 }
 
 // Body limits per operation: Lambda's for code and payloads; every other
@@ -172,6 +178,9 @@ func New(cfg Config, fs Functions, iv Invoker, authority Identities, account Acc
 			return nil
 		})
 	}
+	// Probes, unauthenticated (health.go).
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	// The web console: its page, assets and session (console.go).
 	s.mux.HandleFunc("/console/", s.serveConsole)
 	s.mux.HandleFunc("POST /console/api/sign-in", s.consoleSignIn)
@@ -251,6 +260,8 @@ type Status struct {
 	// Functions are the functions with a live environment or a queued
 	// event, by name.
 	Functions []FunctionStatus `json:"functions"`
+	// Nodes are the cluster's live nodes (one when alone), by id.
+	Nodes []membership.Node `json:"nodes,omitempty"`
 }
 
 // SetEnvironments tells the status page how to count environments by state.
@@ -263,6 +274,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		st.Environments = s.environments()
 	}
 	st.Functions = s.functionStatuses(st.QueueDepth)
+	if s.nodes != nil {
+		// The rest of the page is this node's own; it stays useful when
+		// the engine, which holds the node list, is not.
+		nodes, err := s.nodes(r.Context())
+		if err != nil {
+			s.log.Warn("status: listing nodes", "err", err)
+		}
+		st.Nodes = nodes
+	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }

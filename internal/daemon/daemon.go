@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"icebox/internal/admission"
@@ -22,6 +23,7 @@ import (
 	"icebox/internal/functions"
 	"icebox/internal/invoke"
 	"icebox/internal/logs"
+	"icebox/internal/membership"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/pool"
@@ -57,6 +59,11 @@ type Config struct {
 	// Replicas is the replica count of every store on a clustered NatsURL
 	// (engine.Config.Replicas): 0 keeps what exists and makes new stores 1.
 	Replicas int
+	// NodeHeartbeat and NodeTTL time the node's membership entry
+	// (membership.Config): defaults 2s and 10s. A node whose heartbeats
+	// fail for NodeTTL stops being ready and stops taking calls.
+	NodeHeartbeat time.Duration
+	NodeTTL       time.Duration
 	// IdleTimeout is how long an idle environment is kept. Default 10m.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight calls may finish on shutdown. Default 30s.
@@ -230,6 +237,10 @@ type Daemon struct {
 	urlHTTP     *http.Server
 	urlListener net.Listener
 	served      chan error
+	// member is the node's cluster membership, set once it joined;
+	// draining is set when shutdown begins (node.go).
+	member   atomic.Pointer[membership.Membership]
+	draining atomic.Bool
 }
 
 // lateSandboxAPI is the sandboxes' API, filled in after construction.
@@ -401,7 +412,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, fmt.Errorf("%w on %s: %w", ErrURLListen, urlListen, err)
 	}
 	handler := api.New(api.Config{Region: cfg.Region, AccountID: cfg.AccountID, NoAuth: cfg.NoAuth, MetricsAuth: cfg.MetricsAuth,
-		URLPort: d.urlListener.Addr().(*net.TCPAddr).Port}, d.Functions, iv, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
+		URLPort: d.urlListener.Addr().(*net.TCPAddr).Port}, d.Functions, gatedInvoker{iv, d}, d.auth, counter, logs.NewHandler(d.logs, log), m.Handler(), log)
 	// The URL index follows the catalog: subscribed before it is filled, so
 	// no change falls between the two.
 	d.catalog.Subscribe(handler.FunctionChanged)
@@ -427,6 +438,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}
+	if err := d.join(ctx, d.listener.Addr()); err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	if cfg.NatsURL != "" {
+		// Nodes of one cluster are scraped apart; a lone embedded node's
+		// series stay as they were.
+		m.SetNode(d.NodeID())
+	}
+	handler.SetReadiness(d.notReady)
+	handler.SetNodes(d.member.Load().Nodes)
 	d.http = handler.HTTPServer()
 	if cfg.BeforeServe != nil {
 		if err := cfg.BeforeServe(d); err != nil {
@@ -502,6 +523,7 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) shutdown(ctx context.Context) error {
+	d.draining.Store(true)
 	var errs []error
 	for _, srv := range []*http.Server{d.http, d.urlHTTP} {
 		if srv != nil {
@@ -519,6 +541,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.pool != nil {
 		errs = append(errs, d.pool.Close(ctx))
 	}
+	d.leave()
 	if d.networks != nil {
 		d.networks.Close()
 	}

@@ -276,3 +276,7 @@ func (l *serverLogger) startDone() error {
 	l.started = true
 	return l.fatalErr
 }
+
+// Connected reports whether the connection to the engine is up now (always
+// for the embedded server; an external one may be between reconnects).
+func (e *Engine) Connected() bool { return e.nc.IsConnected() }

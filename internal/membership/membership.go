@@ -93,6 +93,8 @@ type Membership struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 
+	leaveOnce sync.Once
+
 	mu sync.Mutex
 	// lastOK is when a heartbeat last reached the engine; lastErr is the
 	// error of the last one that did not (nil after a success).
@@ -149,7 +151,9 @@ func (m *Membership) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		failing := m.failing()
-		bctx, cancel := context.WithTimeout(ctx, m.cfg.Heartbeat)
+		// A put may take longer than the interval (a leader election);
+		// ticks missed meanwhile are dropped.
+		bctx, cancel := context.WithTimeout(ctx, m.cfg.TTL/2)
 		err := m.beat(bctx)
 		cancel()
 		// Logged on the change only: an outage would log every beat.
@@ -229,13 +233,17 @@ func (m *Membership) Nodes(ctx context.Context) ([]Node, error) {
 
 // Leave stops heartbeating and removes the node's entry, so the others see
 // it gone at once rather than after TTL.
+// Calls after the first do nothing.
 func (m *Membership) Leave(ctx context.Context) error {
-	m.stop()
-	<-m.done
-	if err := m.kv.Delete(ctx, m.cfg.NodeID); err != nil {
-		return fmt.Errorf("membership: leave: %w", err)
-	}
-	return nil
+	var err error
+	m.leaveOnce.Do(func() {
+		m.stop()
+		<-m.done
+		if err = m.kv.Delete(ctx, m.cfg.NodeID); err != nil {
+			err = fmt.Errorf("membership: leave: %w", err)
+		}
+	})
+	return err
 }
 
 // NodeID returns the node id kept in dataDir/node-id, creating it on first

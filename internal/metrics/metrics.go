@@ -4,11 +4,14 @@ package metrics
 
 import (
 	"net/http"
+	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics holds every collector. Label "function" is the function name.
@@ -34,6 +37,7 @@ type Metrics struct {
 
 	functions    sync.Map // function name → *Function
 	environments sync.Map // state → prometheus.Gauge
+	node         atomic.Pointer[string]
 }
 
 // Environment returns the Environments gauge of one state, looked up once
@@ -201,7 +205,32 @@ func (c *logDropsCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
+// SetNode labels every metric served with node="id", so the series of a
+// cluster's nodes stay apart when one Prometheus scrapes them all. Call it
+// before serving.
+func (m *Metrics) SetNode(id string) { m.node.Store(&id) }
+
 // Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(nodeLabeled{m}, promhttp.HandlerOpts{})
+}
+
+// nodeLabeled adds the node label at gather time, so it covers every
+// collector, including ones registered after SetNode.
+type nodeLabeled struct{ m *Metrics }
+
+func (g nodeLabeled) Gather() ([]*dto.MetricFamily, error) {
+	families, err := g.m.Registry.Gather()
+	node := g.m.node.Load()
+	if node == nil {
+		return families, err
+	}
+	name := "node"
+	for _, f := range families {
+		for _, metric := range f.Metric {
+			metric.Label = append(metric.Label, &dto.LabelPair{Name: &name, Value: node})
+			sort.Slice(metric.Label, func(i, j int) bool { return metric.Label[i].GetName() < metric.Label[j].GetName() })
+		}
+	}
+	return families, err
 }

@@ -52,3 +52,30 @@ func TestExposition(t *testing.T) {
 		t.Error("queue depth is not read on each scrape")
 	}
 }
+
+// With a node set, every series carries it, collectors registered later too.
+func TestNodeLabel(t *testing.T) {
+	m := metrics.New(nil)
+	m.SetNode("n-1")
+	m.Function("f").Invocations().Inc()
+	m.Environment("idle").Inc()
+	m.WatchQueue(func() map[string]float64 { return map[string]float64{"f": 2} })
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	out := w.Body.String()
+	for _, want := range []string{
+		`icebox_invocations_total{function="f",node="n-1"} 1`,
+		`icebox_environments{node="n-1",state="idle"} 1`,
+		`icebox_async_queue_depth{function="f",node="n-1"} 2`,
+		`icebox_log_lines_dropped_total{node="n-1"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") && !strings.Contains(line, `node="n-1"`) {
+			t.Errorf("series without the node label: %s", line)
+		}
+	}
+}

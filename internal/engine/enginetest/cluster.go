@@ -39,7 +39,8 @@ type ClusterServer struct {
 }
 
 // Cluster starts an n-server JetStream cluster on 127.0.0.1 and waits until it
-// has a meta leader. Every server is shut down at the end of the test.
+// has a meta leader. With n = 1 the server is standalone (an external engine
+// that can be stopped and restarted). Every server is shut down at the end of the test.
 func Cluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	c := &NATSCluster{t: t, name: fmt.Sprintf("icebox-test-%d", time.Now().UnixNano())}
@@ -74,13 +75,11 @@ func Cluster(t testing.TB, n int) *NATSCluster {
 			NoLog:      true,
 			NoSigs:     true,
 			MaxPayload: 8 << 20, // as the embedded engine: 1 MiB async events fit
-			Cluster: server.ClusterOpts{
-				Name: c.name,
-				Host: "127.0.0.1",
-				Port: port(routes[i]),
-			},
-			Routes: routes,
 		}}
+		if n > 1 {
+			s.opts.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: port(routes[i])}
+			s.opts.Routes = routes
+		}
 		c.servers = append(c.servers, s)
 		s.start()
 	}
@@ -106,6 +105,9 @@ func (c *NATSCluster) Server(i int) *ClusterServer { return c.servers[i] }
 // replicas as there are running servers succeeds.
 func (c *NATSCluster) WaitLeader() {
 	c.t.Helper()
+	if len(c.servers) == 1 {
+		return // a single server is standalone: JetStream needs no leader
+	}
 	deadline := time.Now().Add(clusterReadyTimeout)
 	for time.Now().Before(deadline) {
 		running := 0
