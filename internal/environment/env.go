@@ -14,6 +14,7 @@ import (
 
 // Container is the control an environment has over its sandbox.
 type Container interface {
+	StartExtensions() error
 	Start() error
 	Freeze() error
 	Thaw() error
@@ -103,6 +104,9 @@ type Env struct {
 	// finishTimer ends Finishing at the call's deadline.
 	settled     chan struct{}
 	finishTimer *time.Timer
+	// registered is closed when every external extension launched has
+	// registered (at once without any): the runtime starts then.
+	registered chan struct{}
 	// shutdownDone is closed when every extension handled SHUTDOWN.
 	shutdownDone chan struct{}
 	// resetReason is why the environment drains, as a SHUTDOWN names it
@@ -159,10 +163,40 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 	for _, name := range rt.Extensions {
 		e.unregistered[name] = true
 	}
+	e.registered = make(chan struct{})
+	e.checkRegistered()
 	err := e.move(Initializing)
 	e.mu.Unlock()
 	if err != nil {
 		return Outcome{}, err
+	}
+	timer := time.NewTimer(initTimeout)
+	defer timer.Stop()
+	// Lambda's order: the external extensions start and register, then
+	// the runtime starts.
+	if len(rt.Extensions) > 0 {
+		if err := rt.Sandbox.StartExtensions(); err != nil {
+			return Outcome{}, err
+		}
+		if rt.ExtensionExits != nil {
+			go e.watchExtensions(rt.ExtensionExits)
+		}
+		select {
+		case <-e.registered:
+			select {
+			case out := <-e.initErr:
+				// The last one crashed instead of registering.
+				return out, nil
+			default:
+			}
+		case out := <-e.initErr:
+			return out, nil
+		case <-e.gone:
+			return e.exited(requestID), nil
+		case <-timer.C:
+			e.drain(model.ShutdownTimeout)
+			return failure(TimedOut, requestID, model.ErrorTypeInitError, "init phase did not complete within "+initTimeout.String()), nil
+		}
 	}
 	if err := rt.Sandbox.Start(); err != nil {
 		var se *sandbox.StartError
@@ -173,11 +207,9 @@ func (e *Env) Start(rt Runtime, requestID string, initTimeout time.Duration) (Ou
 		return failure(FunctionError, requestID, model.ErrorTypeInvalidEntrypoint, se.Msg), nil
 	}
 	go e.watch()
-	if rt.ExtensionExits != nil {
+	if len(rt.Extensions) == 0 && rt.ExtensionExits != nil {
 		go e.watchExtensions(rt.ExtensionExits)
 	}
-	timer := time.NewTimer(initTimeout)
-	defer timer.Stop()
 	select {
 	case <-e.initDone:
 		return Outcome{Kind: Ready}, nil

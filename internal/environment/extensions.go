@@ -76,8 +76,17 @@ func (e *Env) Register(name string, events []string) (string, model.FunctionInfo
 		}
 	}
 	delete(e.unregistered, name)
+	e.checkRegistered()
 	e.exts = append(e.exts, x)
 	return x.id, e.cfg.Function, nil
+}
+
+// checkRegistered closes registered once no external extension launched is
+// left to register. Preconditions: e.mu held.
+func (e *Env) checkRegistered() {
+	if len(e.unregistered) == 0 && e.registered != nil && !closed(e.registered) {
+		close(e.registered)
+	}
 }
 
 // ExtensionName is the name of the registered extension with this
@@ -306,6 +315,9 @@ func (e *Env) watchExtensions(exits <-chan sandbox.ExtensionExit) {
 				Payload: model.ErrorBody(model.ErrorTypeExtensionCrash, msg)}) {
 				e.extensionGone()
 			}
+			// After the init's failure is posted: Start, seeing every
+			// extension accounted for, looks for it first.
+			e.checkRegistered()
 			e.mu.Unlock()
 		}
 	}

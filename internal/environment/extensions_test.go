@@ -348,3 +348,19 @@ func TestExtensionsShutdownAfterReset(t *testing.T) {
 		})
 	}
 }
+
+// Lambda's init order: the external extensions start, and the runtime
+// starts only once every one of them registered.
+func TestExtensionsRegisterBeforeRuntime(t *testing.T) {
+	sb := envtest.New()
+	e, _ := starting(t, Runtime{Sandbox: sb, Extensions: []string{"ext-a", "ext-b"}})
+	until(t, e, "the extensions started", sb.ExtensionsStarted)
+	register(t, e, "ext-a", model.EventInvoke)
+	time.Sleep(20 * time.Millisecond)
+	if sb.Started() {
+		t.Fatal("the runtime started before every extension registered")
+	}
+	register(t, e, "ext-b", model.EventInvoke)
+	until(t, e, "the runtime started", sb.Started)
+	inState(t, e, Initializing)
+}

@@ -99,7 +99,11 @@ type Sandbox interface {
 	Telemetry() io.Reader
 	// TelemetryPending is Telemetry's OutputPending.
 	TelemetryPending() int
-	// Start runs the runtime process.
+	// StartExtensions runs the extension processes alone, so that they
+	// register before the runtime starts, as on Lambda; optional.
+	StartExtensions() error
+	// Start runs the runtime process (and the extensions first, unless
+	// StartExtensions did).
 	Start() error
 	// Freeze stops every process in the sandbox; Thaw resumes them.
 	Freeze() error

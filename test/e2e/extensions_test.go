@@ -68,6 +68,9 @@ func goExtension(t *testing.T) []byte {
 // request id and what the extensions recorded in /tmp.
 const extFn = `import os, time
 
+# The runtime starts after the extensions registered.
+REGISTERED_FIRST = os.path.exists("/tmp/ext-registered")
+
 def read(path):
     try:
         with open(path) as f:
@@ -84,11 +87,13 @@ def handler(event, context):
     deadline = time.time() + 5
     while want and want not in read("/tmp/telemetry-events").splitlines() and time.time() < deadline:
         time.sleep(0.01)
-    return {"id": context.aws_request_id, "ext": read("/tmp/ext-events"), "tel": read("/tmp/telemetry-events")}
+    return {"id": context.aws_request_id, "ext": read("/tmp/ext-events"), "tel": read("/tmp/telemetry-events"),
+            "registeredFirst": REGISTERED_FIRST}
 `
 
 type extResult struct {
-	ID, Ext, Tel string
+	ID, Ext, Tel    string
+	RegisteredFirst bool
 }
 
 func (s *server) createExtFn(name string, layer string, env map[string]string) {
@@ -116,7 +121,8 @@ func (s *server) logCount(name, pattern string) int {
 	return n
 }
 
-// The Go extension gets INVOKE with each call's request id; it works after
+// The Go extension registers before the runtime starts; it gets INVOKE
+// with each call's request id; it works after
 // the response (the caller has the answer before it is done) and the next
 // call waits for it; it gets SHUTDOWN (spindown) when its environment is
 // retired by an update, by idleness and by the function's deletion.
@@ -129,6 +135,9 @@ func TestExtensionLifecycle(t *testing.T) {
 	var r1, r2 extResult
 	s.pyCall("lc", map[string]any{"n": 1}, &r1)
 	answered := time.Now().UnixNano()
+	if !r1.RegisteredFirst {
+		t.Error("the function's init ran before the extension registered")
+	}
 	s.pyCall("lc", map[string]any{"n": 2}, &r2)
 	var done int64
 	for _, line := range strings.Split(r2.Ext, "\n") {

@@ -28,14 +28,24 @@ type Sandbox struct {
 	freezes int
 	thaws   int
 	started bool
-	exit    sandbox.ExitStatus
-	oom     bool
-	signals []syscall.Signal
+	// extsStarted: StartExtensions was called.
+	extsStarted bool
+	exit        sandbox.ExitStatus
+	oom         bool
+	signals     []syscall.Signal
 }
 
 // New makes a fake sandbox.
 func New() *Sandbox {
 	return &Sandbox{Froze: make(chan struct{}, 64), done: make(chan struct{})}
+}
+
+// StartExtensions records that the extensions were started.
+func (s *Sandbox) StartExtensions() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extsStarted = true
+	return nil
 }
 
 func (s *Sandbox) Start() error {
@@ -142,4 +152,11 @@ func (s *Sandbox) Started() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.started
+}
+
+// ExtensionsStarted reports whether StartExtensions was called.
+func (s *Sandbox) ExtensionsStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.extsStarted
 }

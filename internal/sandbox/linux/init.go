@@ -10,9 +10,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -76,7 +76,8 @@ const rootMountName = "rootfs"
 //
 //	daemon → init: baseSpec (JSON)  init → daemon: "ok" | "error: …"   (shared root built)
 //	daemon → init: runSpec (JSON)   init → daemon: "ok" | "error: …"   (code mounted, pivoted)
-//	daemon → init: "go"             init → daemon: "ok" | "error: …"   (runtime started)
+//	daemon → init: "go"             init → daemon: "ok" | "error: …"   (extensions started)
+//	daemon → init: "runtime"        init → daemon: "ok" | "error: …"   (runtime started)
 //	                                init → daemon: "ext I CODE SIGNAL" (extension I ended; any number)
 //	                                init → daemon: "exit CODE SIGNAL"  (runtime ended)
 //
@@ -136,8 +137,11 @@ func RunInit() {
 	} else {
 		closeAll(fds)
 	}
-	cmd, exts, err := startRuntime(&run)
+	// Lambda's order: the extensions start, and register, before the
+	// runtime starts; the daemon says when with "runtime".
+	command, exts, err := startExtensions(&run)
 	reply(err)
+	r := newReaper(ctl, exts)
 	for i, pid := range exts {
 		if pid == 0 {
 			// It could not be started: reported as exec's "command not
@@ -145,18 +149,31 @@ func RunInit() {
 			ctl.write(fmt.Sprintf("ext %d 126 0\n", i))
 		}
 	}
+	go r.loop()
 
-	relayRuntimeSignals(cmd.Process.Pid)
-	extExited := func(i, code int, sig syscall.Signal) {
-		ctl.write(fmt.Sprintf("ext %d %d %d\n", i, code, sig))
+	if line, fds, err := ctl.readLine(); err != nil || string(line) != "runtime" {
+		os.Exit(1)
+	} else {
+		closeAll(fds)
 	}
-	code, sig := reap(cmd.Process.Pid, exts, extExited)
+	pid, err := r.startRuntime(func() (int, error) {
+		cmd := command(run.Args)
+		// The first extra file is the runtime's sandbox.TelemetryFD.
+		cmd.ExtraFiles = []*os.File{os.NewFile(telemetryFD, "telemetry")}
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	reply(err)
+	relayRuntimeSignals(pid)
+	code, sig := r.runtimeExit()
 	ctl.write(fmt.Sprintf("exit %d %d\n", code, sig))
 	// Extensions outlive the runtime: they get SHUTDOWN (reason failure or
 	// timeout) after it ended, and the daemon ends init when they are done
 	// or their time is up. Without one left, init goes, and the kernel
 	// kills what the runtime left behind.
-	reapExtensions(exts, extExited)
+	r.extensionsGone()
 	os.Exit(0)
 }
 
@@ -186,32 +203,10 @@ func relayRuntimeSignals(pid int) {
 	}()
 }
 
-// reapExtensions collects children until no extension (exts[i] is its
-// pid, 0 for one never started or already reaped) is left.
-func reapExtensions(exts []int, extExited func(i, code int, sig syscall.Signal)) {
-	for slices.ContainsFunc(exts, func(p int) bool { return p != 0 }) {
-		var ws unix.WaitStatus
-		p, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if i := slices.Index(exts, p); i >= 0 {
-			exts[i] = 0
-			c, s := ws.ExitStatus(), syscall.Signal(0)
-			if ws.Signaled() {
-				c, s = 0, ws.Signal()
-			}
-			extExited(i, c, s)
-		}
-	}
-}
-
 // ctlConn reads newline-terminated messages and the descriptors that come
 // with them from the control socket.
 type ctlConn struct {
+	mu  sync.Mutex // serializes writes
 	fd  int
 	buf []byte // bytes received after the last line
 }
@@ -265,6 +260,9 @@ func (c *ctlConn) readJSON(v any) ([]int, error) {
 }
 
 func (c *ctlConn) write(s string) {
+	// The reaper reports extensions' ends while init answers the daemon.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for b := []byte(s); len(b) > 0; {
 		n, err := unix.Write(c.fd, b)
 		if err == unix.EINTR {
@@ -496,15 +494,16 @@ func lockedFlags(st int64) uintptr {
 // nofileLimit is Lambda's open-file limit, soft and hard.
 const nofileLimit = 1024
 
-// startRuntime drops every privilege and starts the runtime as the sandbox
-// user, in a cgroup namespace rooted at the sandbox's own cgroup. Everything
-// here is done on init's locked thread, which the runtime is forked from:
-// the rlimit, the cgroup namespace, the bounding set, no_new_privs and the
-// seccomp filter all pass to the runtime; init itself needs none of what the
-// filter denies from here on (it only reaps and reports). Extensions are
-// started first, the same way; exts holds their pids (0 for one that could
-// not start, which fails the init rather than the sandbox).
-func startRuntime(s *runSpec) (cmd *exec.Cmd, exts []int, err error) {
+// startExtensions drops every privilege and starts the extensions as the
+// sandbox user, in a cgroup namespace rooted at the sandbox's own cgroup;
+// command then makes the runtime's command the same way. Everything here is
+// done on init's locked thread, which the extensions and later the runtime
+// are forked from: the rlimit, the cgroup namespace, the bounding set,
+// no_new_privs and the seccomp filter all pass to them; init itself needs
+// none of what the filter denies from here on (it only reaps and reports).
+// exts holds the extensions' pids (0 for one that could not start, which
+// fails the init rather than the sandbox).
+func startExtensions(s *runSpec) (command func(args []string) *exec.Cmd, exts []int, err error) {
 	// syscall.Setrlimit, not unix's: it also stops Go from restoring the
 	// soft limit it raised at start-up in the child.
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: nofileLimit, Max: nofileLimit}); err != nil {
@@ -532,7 +531,7 @@ func startRuntime(s *runSpec) (cmd *exec.Cmd, exts []int, err error) {
 	if env == nil {
 		env = []string{} // nil would mean "inherit init's"
 	}
-	command := func(args []string) *exec.Cmd {
+	command = func(args []string) *exec.Cmd {
 		return &exec.Cmd{
 			Path:   args[0],
 			Args:   args,
@@ -553,13 +552,7 @@ func startRuntime(s *runSpec) (cmd *exec.Cmd, exts []int, err error) {
 			exts[i] = x.Process.Pid
 		}
 	}
-	cmd = command(s.Args)
-	// The first extra file is the runtime's sandbox.TelemetryFD.
-	cmd.ExtraFiles = []*os.File{os.NewFile(telemetryFD, "telemetry")}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	return cmd, exts, nil
+	return command, exts, nil
 }
 
 // closeOnExecFrom marks every descriptor from lowfd up close-on-exec.
@@ -579,35 +572,4 @@ func closeOnExecFrom(lowfd int) error {
 		}
 	}
 	return nil
-}
-
-// reap collects every child (orphans are re-parented to PID 1) until the
-// runtime itself exits, and returns how it ended; an extension's end
-// (exts[i] is its pid, set to 0 once reaped) is told to extExited.
-func reap(pid int, exts []int, extExited func(i, code int, sig syscall.Signal)) (code int, sig syscall.Signal) {
-	for {
-		var ws unix.WaitStatus
-		p, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 255, 0
-		}
-		if p != pid {
-			if i := slices.Index(exts, p); i >= 0 && p != 0 {
-				exts[i] = 0
-				c, s := ws.ExitStatus(), syscall.Signal(0)
-				if ws.Signaled() {
-					c, s = 0, ws.Signal()
-				}
-				extExited(i, c, s)
-			}
-			continue
-		}
-		if ws.Signaled() {
-			return 0, ws.Signal()
-		}
-		return ws.ExitStatus(), 0
-	}
 }

@@ -427,7 +427,7 @@ func (m *Manager) prebuild() {
 // unlimited cgroup, the shared part of the root and the Runtime API listener.
 func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	id := randomID()
-	s := &linuxSandbox{id: id, hostNS: m.hostNS, done: make(chan struct{}), initGone: make(chan struct{}), statusDone: make(chan struct{})}
+	s := &linuxSandbox{id: id, hostNS: m.hostNS, done: make(chan struct{}), initGone: make(chan struct{}), statusDone: make(chan struct{}), runtimeReply: make(chan string, 1)}
 	defer func() {
 		if err != nil {
 			s.Destroy()
@@ -610,9 +610,14 @@ type linuxSandbox struct {
 	statusDone chan struct{} // closed when the status reader is finished (or never started)
 	destroy    sync.Once
 
-	mu      sync.Mutex
-	started bool
-	status  sandbox.ExitStatus
+	// runtimeReply carries init's answer to "runtime": "" when started,
+	// else why not (room for one).
+	runtimeReply chan string
+
+	mu             sync.Mutex
+	started        bool // the extensions (Start or StartExtensions)
+	runtimeStarted bool
+	status         sandbox.ExitStatus
 }
 
 var _ sandbox.Sandbox = (*linuxSandbox)(nil)
@@ -678,7 +683,9 @@ func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 	return fmt.Errorf("%s: %w", what, initRefusal(strings.TrimPrefix(line, "error: ")))
 }
 
-func (s *linuxSandbox) Start() error {
+// StartExtensions starts the extensions, not yet the runtime (Lambda
+// starts it once they registered). Start calls it when it was not.
+func (s *linuxSandbox) StartExtensions() error {
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
@@ -688,22 +695,49 @@ func (s *linuxSandbox) Start() error {
 	s.mu.Unlock()
 	if _, err := s.ctl.Write([]byte("go\n")); err != nil {
 		close(s.statusDone)
-		return fmt.Errorf("start runtime: %w", err)
+		return fmt.Errorf("start extensions: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.expectOK(ctx, "start runtime"); err != nil {
+	if err := s.expectOK(ctx, "start extensions"); err != nil {
 		close(s.statusDone)
-		// Init could not exec the runtime (a bootstrap that is not
-		// executable, say): the function's fault, not icebox's.
-		var refused initRefusal
-		if errors.As(err, &refused) {
-			return &sandbox.StartError{Msg: string(refused)}
-		}
 		return err
 	}
 	go s.readStatus()
 	return nil
+}
+
+// Start starts the runtime, and the extensions first unless
+// StartExtensions did.
+func (s *linuxSandbox) Start() error {
+	s.mu.Lock()
+	started, runtime := s.started, s.runtimeStarted
+	s.runtimeStarted = true
+	s.mu.Unlock()
+	if runtime {
+		return errors.New("sandbox runtime already started")
+	}
+	if !started {
+		if err := s.StartExtensions(); err != nil {
+			return err
+		}
+	}
+	if _, err := s.ctl.Write([]byte("runtime\n")); err != nil {
+		return fmt.Errorf("start runtime: %w", err)
+	}
+	select {
+	case reply := <-s.runtimeReply:
+		if reply != "" {
+			// Init could not exec the runtime (a bootstrap that is not
+			// executable, say): the function's fault, not icebox's.
+			return &sandbox.StartError{Msg: reply}
+		}
+		return nil
+	case <-s.statusDone:
+		return errors.New("start runtime: sandbox init exited")
+	case <-time.After(10 * time.Second):
+		return errors.New("start runtime: sandbox init did not answer")
+	}
 }
 
 // readStatus passes on init's "ext I CODE SIGNAL" lines, before and after
@@ -728,6 +762,11 @@ func (s *linuxSandbox) readStatus() {
 		}
 		if _, err := fmt.Sscanf(line, "exit %d %d", &code, &sig); err == nil {
 			s.runtimeExited(sandbox.ExitStatus{Code: code, Signal: syscall.Signal(sig)})
+			continue
+		}
+		// init's answer to "runtime": "ok", or "error: …" before it exits.
+		if line = strings.TrimSuffix(line, "\n"); line == "ok" || strings.HasPrefix(line, "error: ") {
+			s.runtimeReply <- strings.TrimPrefix(strings.TrimPrefix(line, "ok"), "error: ")
 			continue
 		}
 		break

@@ -148,6 +148,10 @@ func (s *Sandbox) WriteTelemetry(b []byte) {
 	s.tel.Write(b)
 }
 
+// StartExtensions does nothing: a fake sandbox starts no extension
+// processes.
+func (s *Sandbox) StartExtensions() error { return nil }
+
 func (s *Sandbox) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

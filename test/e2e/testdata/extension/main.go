@@ -1,7 +1,8 @@
 // Command extension is an external Lambda extension written the way AWS's
 // Go sample writes one: it registers under its own file name for INVOKE
 // and SHUTDOWN, then loops on event/next until SHUTDOWN. For the tests it
-// appends "invoke REQUEST-ID" to /tmp/ext-events for every INVOKE, works
+// creates /tmp/ext-registered once registered, appends "invoke REQUEST-ID"
+// to /tmp/ext-events for every INVOKE, works
 // EXT_WORK_MS milliseconds after it (as an agent flushing does) and then
 // appends "done REQUEST-ID UNIX-NANOS", and prints the SHUTDOWN it gets.
 package main
@@ -37,6 +38,9 @@ func main() {
 	resp.Body.Close()
 	id := resp.Header.Get("Lambda-Extension-Identifier")
 	fmt.Println("[extension] registered as", name)
+	if f, err := os.Create("/tmp/ext-registered"); err == nil {
+		f.Close()
+	}
 	work, _ := strconv.Atoi(os.Getenv("EXT_WORK_MS"))
 	for {
 		req, _ := http.NewRequest(http.MethodGet, base+"/event/next", nil)
