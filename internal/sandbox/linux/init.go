@@ -90,7 +90,10 @@ const rootMountName = "rootfs"
 // the Runtime API listener inside the network namespace; the sandbox then
 // waits, pre-built, until a function claims it. Init stays to reap orphans;
 // when the runtime and every extension have exited, init exits, and the
-// kernel kills everything left in the pid namespace.
+// kernel kills everything left in the pid namespace. Init exits with
+// unix.Exit: its writes are unbuffered, and the exit hooks of os.Exit
+// would, in a race-enabled build, keep it (and what the runtime left
+// behind) alive for another second.
 func RunInit() {
 	if len(os.Args) > 2 && os.Args[2] == watchdogArg {
 		runWatchdog()
@@ -113,7 +116,7 @@ func RunInit() {
 	reply := func(err error) {
 		if err != nil {
 			ctl.write(fmt.Sprintf("error: %s\n", strings.ReplaceAll(err.Error(), "\n", " ")))
-			os.Exit(1)
+			unix.Exit(1)
 		}
 		ctl.write("ok\n")
 	}
@@ -133,7 +136,7 @@ func RunInit() {
 	reply(err)
 
 	if line, fds, err := ctl.readLine(); err != nil || string(line) != "go" {
-		os.Exit(1)
+		unix.Exit(1)
 	} else {
 		closeAll(fds)
 	}
@@ -152,7 +155,7 @@ func RunInit() {
 	go r.loop()
 
 	if line, fds, err := ctl.readLine(); err != nil || string(line) != "runtime" {
-		os.Exit(1)
+		unix.Exit(1)
 	} else {
 		closeAll(fds)
 	}
@@ -174,7 +177,7 @@ func RunInit() {
 	// or their time is up. Without one left, init goes, and the kernel
 	// kills what the runtime left behind.
 	r.extensionsGone()
-	os.Exit(0)
+	unix.Exit(0)
 }
 
 // Signals the daemon sends init to act on the runtime alone, leaving the
@@ -269,7 +272,7 @@ func (c *ctlConn) write(s string) {
 			continue
 		}
 		if err != nil {
-			os.Exit(1)
+			unix.Exit(1)
 		}
 		b = b[n:]
 	}
