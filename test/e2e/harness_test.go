@@ -78,7 +78,7 @@ func programZip(t testing.TB, name string) []byte {
 		buildDir = dir
 	}
 	bin := filepath.Join(buildDir, name, "bootstrap")
-	cmd := exec.Command("go", "build", "-o", bin, "./testdata/"+name)
+	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build testdata/%s: %v\n%s", name, err, out)
@@ -92,11 +92,15 @@ func programZip(t testing.TB, name string) []byte {
 }
 
 // zipOf makes a zip with the given files; "bootstrap" is made executable.
+// The files are stored, not deflated: most are Go binaries of several MB,
+// and inflating one under the race detector costs the daemon about a
+// second per CreateFunction (deflated packages are tested in
+// internal/store/codezip and by rawZip and extensionLayer here).
 func zipOf(files map[string][]byte) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, data := range files {
-		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+		h := &zip.FileHeader{Name: name, Method: zip.Store}
 		h.SetMode(0o644)
 		if name == "bootstrap" {
 			h.SetMode(0o755)
