@@ -113,6 +113,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, api string) {
 		return
 	}
 	if err := s.telemetry.Subscribe(name, api, body); err != nil {
+		var xe *model.ExtensionError
+		if errors.As(err, &xe) {
+			// Past init: 403 Telemetry.SubscriptionClosed.
+			extensionError(w, err)
+			return
+		}
 		apiError(w, http.StatusBadRequest, "ValidationError", err.Error())
 		return
 	}

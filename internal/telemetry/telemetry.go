@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"icebox/internal/model"
 )
 
 // Schema versions a subscription may name.
@@ -75,7 +77,9 @@ type Hub struct {
 	subs []*subscription
 	// backlog holds the events published during init; nil once it ended.
 	backlog []event
-	paused  bool
+	// initOver: init ended, and with it the time to subscribe.
+	initOver bool
+	paused   bool
 }
 
 // event is one published event, ready to be sent.
@@ -109,8 +113,19 @@ type Request struct {
 
 // Subscribe adds (or replaces) the subscription of the extension named
 // name, from a request body sent to the API of schema (SchemaTelemetry or
-// SchemaLogs). A bad request is a *ValidationError.
+// SchemaLogs). A bad request is a *ValidationError; one after init is
+// refused as Lambda refuses it, a *model.ExtensionError of type
+// Telemetry.SubscriptionClosed (Logs.SubscriptionClosed).
 func (h *Hub) Subscribe(name, api string, body []byte) error {
+	h.mu.Lock()
+	over := h.initOver
+	h.mu.Unlock()
+	if over {
+		if api == SchemaLogs {
+			return &model.ExtensionError{Type: "Logs.SubscriptionClosed", Msg: "Logs API subscription is closed already"}
+		}
+		return &model.ExtensionError{Type: "Telemetry.SubscriptionClosed", Msg: "Telemetry API subscription is closed already"}
+	}
 	var req Request
 	if err := json.Unmarshal(body, &req); err != nil {
 		return &ValidationError{"the body is not a subscription: " + err.Error()}
@@ -260,11 +275,13 @@ type wire struct {
 	Record json.RawMessage `json:"record"`
 }
 
-// InitDone ends init: later subscriptions get no init events.
+// InitDone ends init, and the time to subscribe (Lambda takes
+// subscriptions during init only).
 func (h *Hub) InitDone() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.backlog = nil
+	h.initOver = true
 }
 
 // Pause stops deliveries (the environment freezes); Resume restarts them.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"icebox/internal/model"
 )
 
 // loopback dials the host's loopback, standing for the sandbox's.
@@ -214,5 +217,21 @@ func TestLogsDropped(t *testing.T) {
 			t.Fatalf("%d function events, logsDropped %q", functions, dropped)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Subscriptions are taken during init only, as on Lambda: later ones are
+// refused with Telemetry.SubscriptionClosed (Logs.SubscriptionClosed for
+// the Logs API).
+func TestSubscriptionClosedAfterInit(t *testing.T) {
+	h := New(loopback)
+	defer h.Close()
+	h.InitDone()
+	body := []byte(`{"schemaVersion":"2022-07-01","types":["platform"],"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:4243"}}`)
+	for api, typ := range map[string]string{SchemaTelemetry: "Telemetry.SubscriptionClosed", SchemaLogs: "Logs.SubscriptionClosed"} {
+		var xe *model.ExtensionError
+		if err := h.Subscribe("ext", api, body); !errors.As(err, &xe) || xe.Type != typ {
+			t.Errorf("%s after init: %v, want %s", api, err, typ)
+		}
 	}
 }
