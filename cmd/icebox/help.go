@@ -91,7 +91,7 @@ icebox roles delete worker`,
 		usage: `icebox networks put NAME --cidr CIDR[,CIDR…] [--allow CIDR[,CIDR…]] [--nat] [flags]
        icebox networks list [flags]
        icebox networks delete NAME [flags]`,
-		about: `Manages networks on a running server (icebox serve --egress nat). A function whose
+		about: `Manages networks on a running server (not with icebox serve --egress none). A function whose
 VpcConfig names NAME among its SubnetIds reaches the network's --cidr and --allow
 ranges and, only with --nat, the internet under the server's default policy;
 nothing else. The host, icebox itself, other sandboxes, loopback and link-local

@@ -40,7 +40,7 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	fs.Float64Var(&cfg.ScaleRate, "scale-rate", 100, "new environments per second a function regains after a burst")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept unsigned requests and treat every caller as root (insecure)")
 	fs.BoolVar(&cfg.MetricsAuth, "metrics-auth", false, "require a signed request (icebox:GetMetrics) for /metrics")
-	fs.StringVar(&cfg.Egress, "egress", daemon.EgressNone, "functions' network: none (loopback only) or nat (the world through NAT; never the host, other sandboxes or private ranges)")
+	fs.StringVar(&cfg.Egress, "egress", daemon.EgressNAT, "functions' network: nat (the world through NAT; never the host, other sandboxes or private ranges) or none (loopback only)")
 	fs.Func("egress-allow", "CIDR[,CIDR…] (or addresses) that --egress nat opens although private (say a database's 10.1.2.3)", func(v string) error {
 		for _, part := range strings.Split(v, ",") {
 			part = strings.TrimSpace(part)

@@ -102,11 +102,13 @@ type Config struct {
 	// Sandboxes builds the execution environments' sandboxes. Default: the
 	// Linux sandbox manager (root only); tests above the sandbox pass a fake.
 	Sandboxes sandbox.Factory
-	// Egress is how functions reach the network: "none" (the default, and
-	// today's behaviour) leaves sandboxes with their loopback only; "nat"
-	// gives each a route to the world through a bridge with NAT, refusing
-	// the host, other sandboxes, link-local, multicast and private ranges
-	// (see internal/sandbox/linux/egress.go).
+	// Egress is how functions reach the network: "nat" (what `icebox
+	// serve` asks for unless told otherwise) gives each sandbox a route to
+	// the world through a bridge with NAT, refusing the host, other
+	// sandboxes, link-local, multicast and private ranges (see
+	// internal/sandbox/linux/egress.go); "none" (the zero value, which
+	// tests embedding the daemon rely on) leaves sandboxes their loopback
+	// only.
 	Egress string
 	// EgressAllow opens ranges the "nat" policy refuses (private ranges).
 	EgressAllow []netip.Prefix
