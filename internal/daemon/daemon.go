@@ -314,7 +314,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err != nil {
 		return nil, fmt.Errorf("code store: %w", err)
 	}
-	if d.logs, err = logs.Open(ctx, js, logs.Config{Region: cfg.Region, Account: cfg.AccountID}, log); err != nil {
+	if d.logs, err = logs.Open(ctx, js, logs.Config{Region: cfg.Region, Account: cfg.AccountID,
+		SpoolDir: filepath.Join(cfg.DataDir, "logs-spool")}, log); err != nil {
 		return nil, fmt.Errorf("log store: %w", err)
 	}
 	if cfg.RootAccessKeyID == "" {

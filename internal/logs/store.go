@@ -18,6 +18,7 @@
 // first), and when events outlive their group's retention. See retention.go.
 //
 //	Writer.Write ──▶ bounded queue (drops when full) ──▶ publisher goroutine ──PublishAsync──▶ LOGS
+//	                                        engine unreachable: spool on disk ──shipper──▶ LOGS
 //	                  (a quarter at most per group)          │ acks: bytes per group
 //	                                                         ▼
 //	                                                  trimmer goroutine ──purge by subject──▶ LOGS
@@ -78,6 +79,12 @@ type Config struct {
 	// TrimInterval is how often retention ages and the store's total are
 	// enforced; byte budgets are enforced as events are stored. Default 1 min.
 	TrimInterval time.Duration
+	// SpoolDir, when set, is where events the engine could not store wait
+	// on disk to be shipped once it can (spool.go). Empty: such events are
+	// dropped and counted.
+	SpoolDir string
+	// SpoolBytes bounds the spool on disk. Default 256 MiB.
+	SpoolBytes int64
 	// Now is the clock retention ages are measured against. Default time.Now.
 	Now func() time.Time
 	// Region and Account appear in ARNs. Defaults us-east-1 and 000000000000.
@@ -109,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.TrimInterval == 0 {
 		c.TrimInterval = time.Minute
 	}
+	if c.SpoolBytes == 0 {
+		c.SpoolBytes = 256 << 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -134,7 +144,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("logs: Replicas %d not in 1..5: %w", c.Replicas, errdefs.ErrInvalid)
 	case c.BufferBytes < MaxEventBytes+eventOverhead:
 		return fmt.Errorf("logs: BufferBytes %d cannot hold one event: %w", c.BufferBytes, errdefs.ErrInvalid)
-	case c.BufferEvents < 1 || c.PublishTimeout < 0 || c.TrimInterval < 0:
+	case c.BufferEvents < 1 || c.PublishTimeout < 0 || c.TrimInterval < 0 || c.SpoolBytes < 0:
 		return fmt.Errorf("logs: BufferEvents, PublishTimeout and TrimInterval must be positive: %w", errdefs.ErrInvalid)
 	}
 	return nil
@@ -149,6 +159,7 @@ type Store struct {
 	log    *slog.Logger
 
 	dropped   atomic.Uint64
+	spool     *spool        // nil without SpoolDir
 	wake      chan struct{} // capacity 1: a pending "queue is not empty" signal
 	done      chan struct{} // closed when the publisher has exited
 	closeOnce sync.Once
@@ -250,6 +261,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 	if _, err := s.loadGroups(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.SpoolDir != "" {
+		if s.spool, err = openSpool(cfg.SpoolDir, cfg.SpoolBytes); err != nil {
+			return nil, err
+		}
+		s.bg.Go(func() { s.shipper(bg) })
+	}
 	go s.publisher()
 	s.bg.Go(func() { s.trimmer(bg) })
 	return s, nil
@@ -269,6 +286,9 @@ func (s *Store) Close() error {
 	<-s.done
 	s.stopBg()
 	s.bg.Wait()
+	if s.spool != nil {
+		s.spool.close() // what is left ships after the next Open
+	}
 	return nil
 }
 

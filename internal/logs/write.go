@@ -184,9 +184,14 @@ func (s *Store) publisher() {
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), publishBatch)
-			if giveUp {
+			switch {
+			case s.spool != nil && (giveUp || s.spool.spooling()):
+				// Straight to disk while the engine is away (and
+				// once closing, for the next start to ship).
+				s.spill(batch[:n])
+			case giveUp:
 				s.settle(batch[:n], nil, uint64(n))
-			} else {
+			default:
 				s.waitForRoom(batch[:n])
 				if err := s.publish(batch[:n]); err != nil {
 					lastErr = err
@@ -260,8 +265,31 @@ func (s *Store) publish(batch []event) error {
 			fail(ctx.Err())
 		}
 	}
+	if s.spool != nil && failed > 0 {
+		failed -= s.spoolFailed(batch, seqs)
+	}
 	s.settle(batch, seqs, failed)
 	return firstErr
+}
+
+// spoolFailed writes the events of batch not stored (seqs 0) to the spool,
+// marks them spooled and returns how many it wrote.
+func (s *Store) spoolFailed(batch []event, seqs []uint64) uint64 {
+	var idx []int
+	var rest []event
+	for i, e := range batch {
+		if seqs[i] == 0 {
+			idx, rest = append(idx, i), append(rest, e)
+		}
+	}
+	n, err := s.spool.append(rest)
+	if err != nil {
+		s.log.Warn("log events could not be spooled", "err", err)
+	}
+	for _, i := range idx[:n] {
+		seqs[i] = spooledSeq
+	}
+	return uint64(n)
 }
 
 // settle releases a published batch's room, accounts what each group stored
@@ -282,6 +310,9 @@ func (s *Store) settle(batch []event, seqs []uint64, failed uint64) {
 		if seqs == nil || seqs[i] == 0 {
 			e.g.drops[dropEngine].Add(1)
 			continue
+		}
+		if seqs[i] == spooledSeq {
+			continue // on disk; accounted when the store is next opened
 		}
 		over = s.accountLocked(e.g, seqs[i], storedSize(e.subject, e.data)) || over
 	}
