@@ -30,6 +30,7 @@ func run(args []string) error {
 	memory := fset.Int("memory", model.DefaultMemoryMB, "memory size in MB")
 	timeout := fset.Int("timeout", model.DefaultTimeoutSec, "timeout in seconds")
 	listen := fset.String("listen", "127.0.0.1:8080", "listen address")
+	egress := fset.String("egress", daemon.EgressNAT, "the function's network, as for icebox serve: nat (the world, never the host or private ranges) or none (loopback only)")
 	if rest := parseArgs(fset, args); len(rest) > 0 {
 		return fmt.Errorf("run: unexpected argument %q (use --code DIR|ZIP)", rest[0])
 	}
@@ -60,7 +61,7 @@ func run(args []string) error {
 	defer os.RemoveAll(dir)
 	// Like AWS's runtime interface emulator, single-function mode takes
 	// unsigned calls.
-	cfg := daemon.Config{Listen: *listen, DataDir: dir, NoAuth: true, FunctionLog: printFunctionLog()}
+	cfg := daemon.Config{Listen: *listen, DataDir: dir, NoAuth: true, FunctionLog: printFunctionLog(), Egress: *egress}
 	// Function URLs are no part of single-function mode: their listener
 	// takes any free port rather than one --listen did not ask for.
 	if host, _, err := net.SplitHostPort(*listen); err == nil {
