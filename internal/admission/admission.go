@@ -48,6 +48,9 @@ type Counter struct {
 	// reservation is (a function with a reservation provisions within it).
 	provisioned map[string]int
 	sumReserve  int // reservations and such provisioned concurrency
+	// freed is closed on the next release; nil while nobody waits, so
+	// the hot path allocates nothing for it.
+	freed chan struct{}
 }
 
 // New makes a counter.
@@ -87,6 +90,19 @@ func (c *Counter) SetProvisioned(name string, n int) {
 // Admit reserves one execution for fn or returns a *errdefs.ThrottleError.
 // release must be called exactly once when the execution ends.
 func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
+	release, _, err = c.admit(fn)
+	return release, err
+}
+
+// Pools an execution draws from (the cluster's leases follow them).
+const (
+	poolReserved    = iota // the function's reservation
+	poolProvisioned        // the function's provisioned concurrency
+	poolUnreserved         // the account's unreserved pool
+)
+
+// admit is Admit, also saying which pool the execution draws from.
+func (c *Counter) admit(fn *model.Function) (release func(), pool int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := fn.Name
@@ -99,17 +115,22 @@ func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
 	}
 	if hasReservation {
 		if c.busy[name] >= r {
-			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonReservedConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
+			return nil, 0, &errdefs.ThrottleError{Reason: errdefs.ReasonReservedConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
 		}
 	}
 	// A function without a reservation runs first within its provisioned
 	// concurrency, then in the unreserved pool.
 	unreserved := !hasReservation && c.busy[name] >= c.provisioned[name]
-	if unreserved {
+	pool = poolReserved
+	switch {
+	case unreserved:
 		if c.unreserved >= c.cfg.AccountLimit-c.sumReserve {
-			return nil, &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
+			return nil, 0, &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, Message: "Rate Exceeded.", RetryAfterSeconds: 1}
 		}
 		c.unreserved++
+		pool = poolUnreserved
+	case !hasReservation:
+		pool = poolProvisioned
 	}
 	c.busy[name]++
 	c.total++
@@ -125,8 +146,23 @@ func (c *Counter) Admit(fn *model.Function) (release func(), err error) {
 			if unreserved {
 				c.unreserved--
 			}
+			if c.freed != nil {
+				close(c.freed)
+				c.freed = nil
+			}
 		})
-	}, nil
+	}, pool, nil
+}
+
+// Freed is closed when an execution next ends on this node: a throttled
+// asynchronous event waits on it for capacity instead of backing off.
+func (c *Counter) Freed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.freed == nil {
+		c.freed = make(chan struct{})
+	}
+	return c.freed
 }
 
 // Usage is a snapshot of the counter.

@@ -242,6 +242,8 @@ type Daemon struct {
 	// member is the node's cluster membership, set once it joined;
 	// draining is set when shutdown begins (node.go).
 	member   atomic.Pointer[membership.Membership]
+	// leases is cluster-wide admission (nil on an embedded engine).
+	leases *admission.Leases
 	draining atomic.Bool
 }
 
@@ -370,7 +372,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	// The API is built after the pool that serves it inside sandboxes; it
 	// is set before any environment can start.
 	sandboxAPI := &lateSandboxAPI{}
-	counter, err := admission.New(admission.Config{AccountLimit: cfg.AccountConcurrency, UnreservedMin: cfg.UnreservedMin})
+	counter, err := d.admission(ctx, js)
 	if err != nil {
 		return nil, err
 	}
@@ -544,6 +546,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.pool != nil {
 		errs = append(errs, d.pool.Close(ctx))
 	}
+	if d.leases != nil {
+		d.leases.Close()
+	}
 	d.leave()
 	if d.networks != nil {
 		d.networks.Close()
@@ -587,7 +592,7 @@ func environmentList(envs []pool.EnvironmentInfo) []api.EnvironmentStatus {
 // provision hands fn's provisioned concurrency to the admission counter
 // (which keeps it out of the unreserved pool) and the pool (which keeps
 // the environments of the versions it runs: model.Function.Provisions).
-func (d *Daemon) provision(counter *admission.Counter, fn *model.Function) {
+func (d *Daemon) provision(counter admitter, fn *model.Function) {
 	var ps []pool.Provision
 	total := 0
 	for _, pc := range fn.Provisioned {

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"icebox/internal/admission"
 	"icebox/internal/api"
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
@@ -29,6 +32,41 @@ const (
 // errEngineGone answers calls on a node that has lost its engine for longer
 // than the membership TTL.
 var errEngineGone = fmt.Errorf("this icebox node has not reached its engine for longer than its membership TTL and takes no calls; retry on another node: %w", errdefs.ErrUnavailable)
+
+// admitter is admission as the daemon uses it: a Counter on an embedded
+// engine (one node), Leases on an external one (a cluster).
+type admitter interface {
+	invoke.Admission
+	api.Account
+	SetReservation(name string, r *int)
+	SetProvisioned(name string, n int)
+	CheckReservation(name string, r int) error
+	CheckProvisioned(name string, reserved *int, n int) error
+}
+
+// admission makes the node's admission: nodes on an external engine share
+// its limits through leases; an embedded engine has one node, whose
+// in-process counter decides alone (no engine on the hot path at all).
+func (d *Daemon) admission(ctx context.Context, js jetstream.JetStream) (admitter, error) {
+	cfg := admission.Config{AccountLimit: d.cfg.AccountConcurrency, UnreservedMin: d.cfg.UnreservedMin}
+	if d.cfg.NatsURL == "" {
+		return admission.New(cfg)
+	}
+	id, err := membership.NodeID(d.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ttl := d.cfg.NodeTTL
+	if ttl == 0 && d.cfg.NodeHeartbeat > 0 {
+		ttl = 5 * d.cfg.NodeHeartbeat // membership's default
+	}
+	l, err := admission.NewLeases(ctx, js, admission.LeaseConfig{Config: cfg, NodeID: id, TTL: ttl}, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.leases = l
+	return l, nil
+}
 
 // join registers the node in the cluster, serving at addr.
 func (d *Daemon) join(ctx context.Context, addr net.Addr) error {

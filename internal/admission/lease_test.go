@@ -1,0 +1,204 @@
+package admission_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"icebox/internal/admission"
+	"icebox/internal/engine"
+	"icebox/internal/engine/enginetest"
+	"icebox/internal/errdefs"
+	"icebox/internal/model"
+)
+
+// nodes opens n Leases on one external engine, each on its own connection,
+// as n icebox nodes would.
+func nodes(t *testing.T, n int, cfg admission.Config, ttl time.Duration) []*admission.Leases {
+	t.Helper()
+	url := enginetest.ExternalServer(t)
+	out := make([]*admission.Leases, n)
+	for i := range out {
+		e := enginetest.Open(t, engine.Config{URL: url, DataDir: t.TempDir()})
+		l, err := admission.NewLeases(context.Background(), e.JetStream(), admission.LeaseConfig{Config: cfg, NodeID: fmt.Sprintf("node%d", i), TTL: ttl}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Halt)
+		out[i] = l
+	}
+	return out
+}
+
+func throttleReason(err error) string {
+	var te *errdefs.ThrottleError
+	if errors.As(err, &te) && errors.Is(err, errdefs.ErrThrottled) {
+		return te.Reason
+	}
+	return ""
+}
+
+// A reservation of 2 holds across three nodes: the third call anywhere is
+// throttled with Lambda's reason, and a node returning its units on close
+// lets another node run.
+func TestLeasesReservationAcrossNodes(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 3, admission.Config{AccountLimit: 100, UnreservedMin: 10}, 10*time.Second)
+	r := 2
+	fn := &model.Function{Name: "f", ReservedConcurrency: &r}
+	var releases []func()
+	for i, l := range ns {
+		rel, err := l.Admit(fn)
+		if i < 2 {
+			if err != nil {
+				t.Fatalf("admit %d: %v", i, err)
+			}
+			releases = append(releases, rel)
+			continue
+		}
+		if got := throttleReason(err); got != errdefs.ReasonReservedConcurrentLimit {
+			t.Fatalf("third call across nodes: %v (reason %q), want %s", err, got, errdefs.ReasonReservedConcurrentLimit)
+		}
+	}
+	// Node 0's call ends; its unit stays leased (no round trip for its next
+	// call) until it returns it: on close, at once.
+	releases[0]()
+	if _, err := ns[2].Admit(fn); throttleReason(err) == "" {
+		t.Fatalf("node 2 admitted while node 0 still holds its unit: %v", err)
+	}
+	ns[0].Close()
+	rel, err := ns[2].Admit(fn)
+	if err != nil {
+		t.Fatalf("node 2 after node 0 returned its lease: %v", err)
+	}
+	rel()
+	releases[1]()
+}
+
+// The account limit holds across nodes, with the unreserved pool's reason.
+func TestLeasesAccountAcrossNodes(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 3, admission.Config{AccountLimit: 4, UnreservedMin: 1}, 10*time.Second)
+	fn := &model.Function{Name: "g"}
+	admitted, throttled := 0, 0
+	for i := range 9 {
+		_, err := ns[i%3].Admit(fn)
+		switch {
+		case err == nil:
+			admitted++
+		case throttleReason(err) == errdefs.ReasonConcurrentLimit:
+			throttled++
+		default:
+			t.Fatalf("admit %d: %v", i, err)
+		}
+	}
+	if admitted != 4 || throttled != 5 {
+		t.Fatalf("account limit 4 over 3 nodes: %d admitted, %d throttled", admitted, throttled)
+	}
+}
+
+// A node admits within the units it holds without writing to the engine: a
+// large pool is granted in batches, and units are reused after release.
+func TestLeasesHotPathNoRoundTrip(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 1, admission.Config{AccountLimit: 64, UnreservedMin: 0}, 10*time.Second)
+	fn := &model.Function{Name: "h"}
+	rel, err := ns[0].Admit(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := ns[0].Held()["account"]
+	if held != 4 {
+		t.Fatalf("first grant of a 64-unit pool: %d units, want 4 (1/16)", held)
+	}
+	rel()
+	var wg sync.WaitGroup
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := ns[0].Admit(fn)
+			if err == nil {
+				r()
+			}
+		}()
+	}
+	wg.Wait()
+	// Sequential calls never need a second unit.
+	for range 1000 {
+		r, err := ns[0].Admit(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+	}
+	if got := ns[0].Held()["account"]; got > 64 {
+		t.Fatalf("held %d units of 64", got)
+	}
+	if got := ns[0].Usage().Concurrent; got != 0 {
+		t.Fatalf("concurrent after all released: %d", got)
+	}
+}
+
+// A node that stops renewing (killed) loses its units TTL after its last
+// renewal; the others take them over.
+func TestLeasesDeadNodeExpires(t *testing.T) {
+	t.Parallel()
+	ttl := 900 * time.Millisecond
+	ns := nodes(t, 2, admission.Config{AccountLimit: 100, UnreservedMin: 10}, ttl)
+	r := 2
+	fn := &model.Function{Name: "k", ReservedConcurrency: &r}
+	for range 2 {
+		if _, err := ns[0].Admit(fn); err != nil { // never released: the node dies mid-call
+			t.Fatal(err)
+		}
+	}
+	ns[0].Halt()
+	killed := time.Now()
+	if _, err := ns[1].Admit(fn); throttleReason(err) == "" {
+		t.Fatalf("admitted while the dead node's lease is live: %v", err)
+	}
+	for {
+		if _, err := ns[1].Admit(fn); err == nil {
+			break
+		}
+		if time.Since(killed) > 3*ttl {
+			t.Fatalf("the dead node's lease did not expire within 3×TTL (%s)", ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := time.Since(killed); d < ttl/2 {
+		t.Fatalf("lease taken over after %s, before its TTL %s", d, ttl)
+	}
+}
+
+// Two nodes granting the last reservable units at once: exactly one wins.
+func TestLeasesReservationCheckAtomic(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 4, admission.Config{AccountLimit: 20, UnreservedMin: 10}, 10*time.Second)
+	var wg sync.WaitGroup
+	errs := make([]error, len(ns))
+	for i, l := range ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.CheckReservation(fmt.Sprintf("fn%d", i), 6)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, errdefs.ErrInvalid):
+			t.Fatalf("check: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 4 nodes granted 6 of the 10 reservable units each: %v", ok, errs)
+	}
+}
