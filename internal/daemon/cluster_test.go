@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,13 +25,13 @@ import (
 var storeStreams = []string{"KV_functions", "KV_iam", "OBJ_code", "EVENTS", "LOGS"}
 
 // With --replicas 3 on a 3-server cluster, stopping the server that leads the
-// most stores leaves create, sync and async invoke and logs working once
-// JetStream has elected new leaders; the replica count survives a restart
-// with no --replicas.
+// most stores leaves create, sync and async invoke and logs working on every
+// icebox node once JetStream has elected new leaders; the replica count
+// survives a restart with no --replicas.
 func TestReplicatedSurvivesServerLoss(t *testing.T) {
 	t.Parallel()
 	c := enginetest.Cluster(t, 3)
-	seen := make(chan string, 16)
+	seen := make(chan string, 64)
 	f := &sandboxtest.Factory{Runtime: func(int) sandboxtest.Runtime {
 		return func(ctx context.Context, sb *sandboxtest.Sandbox) {
 			for ctx.Err() == nil {
@@ -46,13 +47,18 @@ func TestReplicatedSurvivesServerLoss(t *testing.T) {
 			}
 		}
 	}}
-	cfg := config(t.TempDir(), f)
-	cfg.NatsURL, cfg.Replicas = c.URL(), 3
-	d, err := daemon.Start(context.Background(), cfg, enginetest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
+	// Two icebox nodes with --replicas 3.
+	var nodes [2]*daemon.Daemon
+	for i := range nodes {
+		cfg := config(t.TempDir(), f)
+		cfg.NatsURL, cfg.Replicas = c.URL(), 3
+		d, err := daemon.Start(context.Background(), cfg, enginetest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Shutdown()
+		nodes[i] = d
 	}
-	defer d.Shutdown()
 	if got := replicas(t, c.URL()); !allEqual(got, 3) {
 		t.Fatalf("replicas after start with --replicas 3: %v", got)
 	}
@@ -71,10 +77,10 @@ func TestReplicatedSurvivesServerLoss(t *testing.T) {
 	c.Server(victim).Stop()
 
 	// Creating waits out the elections (4–9 s in nats-server).
-	base := "http://" + d.Addr() + "/2015-03-31/functions"
+	fns := func(d *daemon.Daemon) string { return "http://" + d.Addr() + "/2015-03-31/functions" }
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp := signed(t, "POST", base, createBody("g"))
+		resp := signed(t, "POST", fns(nodes[0]), createBody("g"))
 		resp.Body.Close()
 		if resp.StatusCode == 201 {
 			break
@@ -84,38 +90,58 @@ func TestReplicatedSurvivesServerLoss(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	resp := signed(t, "POST", base+"/g/invocations", "sync-1")
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("sync invoke: %d", resp.StatusCode)
-	}
-	waitSeen(t, seen, `"sync-1"`)
-	req, _ := http.NewRequest("POST", base+"/g/invocations", strings.NewReader(`"async-1"`))
-	req.Header.Set("X-Amz-Invocation-Type", "Event")
-	if resp := do(t, req); resp.StatusCode != 202 {
-		t.Fatalf("async invoke: %d", resp.StatusCode)
-	}
-	waitSeen(t, seen, `"async-1"`)
-	// Both calls' lines reach the LOGS stream and are read back.
-	for !strings.Contains(filterLogs(t, d, "/aws/lambda/g"), `ran \"async-1\"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the function's log lines never became readable: %s", strings.ReplaceAll(filterLogs(t, d, "/aws/lambda/g"), `","`, "\n"))
+	for i, d := range nodes {
+		// The other node learns of the function from the catalog's watch.
+		payload := fmt.Sprintf("sync-%d", i)
+		for {
+			resp := signed(t, "POST", fns(d)+"/g/invocations", payload)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+			if resp.StatusCode != 404 || time.Now().After(deadline) {
+				t.Fatalf("sync invoke on node %d: %d", i, resp.StatusCode)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		waitSeen(t, seen, `"`+payload+`"`)
+		payload = fmt.Sprintf("async-%d", i)
+		req, _ := http.NewRequest("POST", fns(d)+"/g/invocations", strings.NewReader(`"`+payload+`"`))
+		req.Header.Set("X-Amz-Invocation-Type", "Event")
+		if resp := do(t, req); resp.StatusCode != 202 {
+			t.Fatalf("async invoke on node %d: %d", i, resp.StatusCode)
+		}
+		waitSeen(t, seen, `"`+payload+`"`)
+	}
+	// Every call's lines reach the LOGS stream and are read back on each node.
+	for i, d := range nodes {
+		for {
+			got := filterLogs(t, d, "/aws/lambda/g")
+			if strings.Contains(got, `ran \"sync-0\"`) && strings.Contains(got, `ran \"sync-1\"`) &&
+				strings.Contains(got, `ran \"async-0\"`) && strings.Contains(got, `ran \"async-1\"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the function's log lines never became readable on node %d: %s", i, strings.ReplaceAll(got, `","`, "\n"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 
 	// A restart without --replicas keeps 3.
 	c.Server(victim).Restart()
-	if err := d.Shutdown(); err != nil {
-		t.Fatal(err)
+	for _, d := range nodes {
+		if err := d.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cfg = config(t.TempDir(), &sandboxtest.Factory{})
+	cfg := config(t.TempDir(), &sandboxtest.Factory{})
 	cfg.NatsURL = c.URL()
-	d2, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	d, err := daemon.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.Shutdown()
+	defer d.Shutdown()
 	if got := replicas(t, c.URL()); !allEqual(got, 3) {
 		t.Fatalf("replicas after a restart without --replicas: %v", got)
 	}
