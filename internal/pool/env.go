@@ -49,10 +49,11 @@ type env struct {
 	// extensions were still working when it was answered are written; nil
 	// when none is.
 	settling chan struct{}
-	// pumpCond is signalled whenever out's or tel's pumped or ended change.
+	// pumpCond is signalled whenever a stream's pumped or ended change.
 	pumpCond *sync.Cond
-	// out is the runtime's stdout and stderr, tel its telemetry descriptor.
-	out, tel stream
+	// out is the runtime's stdout and stderr, tel its telemetry
+	// descriptor, ext the extensions' stdout and stderr.
+	out, tel, ext stream
 	// maxMemory is the sandbox's Max Memory Used as of its last call's end,
 	// for the status page (which must not read the sandbox's stats while
 	// a call does).

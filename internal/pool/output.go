@@ -73,8 +73,24 @@ func (e *env) progress(s *stream, handled int64, end bool) {
 }
 
 // pumpLines turns the runtime's stdout and stderr into one event per line.
-func (e *env) pumpLines(r io.Reader) {
-	s := &e.out
+func (e *env) pumpLines(r io.Reader) { e.pumpLinesOf(r, &e.out, e.app) }
+
+// pumpExtensionLines turns the extensions' stdout and stderr into one
+// event per line: in the function's log stream, and Telemetry API
+// extension records, as on Lambda.
+func (e *env) pumpExtensionLines(r io.Reader) { e.pumpLinesOf(r, &e.ext, e.extensionLine) }
+
+// extensionLine records one line an extension wrote.
+func (e *env) extensionLine(ts time.Time, msg []byte, _ int) {
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	e.writeLog(ts, string(msg))
+	e.hub.Publish(ts, telemetry.Extension, string(msg))
+}
+
+// pumpLinesOf reads r, counted in s, as lines, each one a record.
+func (e *env) pumpLinesOf(r io.Reader, s *stream, record func(ts time.Time, msg []byte, level int)) {
 	br := bufio.NewReaderSize(counter{r, s}, 64<<10)
 	var partial []byte
 	var handled int64
@@ -85,13 +101,13 @@ func (e *env) pumpLines(r io.Reader) {
 				partial = append(partial, chunk...)
 			}
 			if chunk[len(chunk)-1] == '\n' || len(partial) >= maxRecord {
-				e.app(time.Now(), partial, 0)
+				record(time.Now(), partial, 0)
 				partial = partial[:0]
 			}
 		}
 		end := err != nil && err != bufio.ErrBufferFull
 		if end && len(partial) > 0 {
-			e.app(time.Now(), partial, 0)
+			record(time.Now(), partial, 0)
 		}
 		handled += int64(len(chunk))
 		e.progress(s, handled, end)
@@ -230,6 +246,7 @@ func recordLevel(msg []byte) int {
 func (e *env) syncOutput() {
 	outTarget := e.out.read.Load() + int64(e.sb.OutputPending())
 	telTarget := e.tel.read.Load() + int64(e.sb.TelemetryPending())
+	extTarget := e.ext.read.Load() + int64(e.sb.ExtensionOutputPending())
 	give := time.AfterFunc(time.Second, func() {
 		e.mu.Lock()
 		e.pumpCond.Broadcast()
@@ -239,7 +256,8 @@ func (e *env) syncOutput() {
 	deadline := time.Now().Add(time.Second)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for (!e.out.ended && e.out.pumped < outTarget || !e.tel.ended && e.tel.pumped < telTarget) && time.Now().Before(deadline) {
+	for (!e.out.ended && e.out.pumped < outTarget || !e.tel.ended && e.tel.pumped < telTarget ||
+		!e.ext.ended && e.ext.pumped < extTarget) && time.Now().Before(deadline) {
 		e.pumpCond.Wait()
 	}
 }

@@ -503,6 +503,7 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	go e.api.Serve(e.sb.Listener())
 	go e.pumpLines(e.sb.Output())
 	go e.pumpFrames(e.sb.Telemetry())
+	go e.pumpExtensionLines(e.sb.ExtensionOutput())
 	out, err := e.life.Start(rt, requestID, initTimeout)
 	if err != nil {
 		return nil, nil, err

@@ -99,6 +99,11 @@ type Sandbox interface {
 	Telemetry() io.Reader
 	// TelemetryPending is Telemetry's OutputPending.
 	TelemetryPending() int
+	// ExtensionOutput yields the external extensions' stdout and stderr,
+	// merged, apart from the runtime's; ExtensionOutputPending is its
+	// OutputPending.
+	ExtensionOutput() io.Reader
+	ExtensionOutputPending() int
 	// StartExtensions runs the extension processes alone, so that they
 	// register before the runtime starts, as on Lambda; optional.
 	StartExtensions() error

@@ -226,7 +226,8 @@ func TestExtensionCrashFailsInit(t *testing.T) {
 }
 
 // A Telemetry API subscriber gets platform.start, the function's log line,
-// platform.runtimeDone and platform.report of every call, in order; the
+// platform.runtimeDone and platform.report of every call, in order, and
+// what extensions print as extension records; the
 // events of a call published after its environment froze arrive after the
 // thaw, none lost.
 func TestTelemetrySubscriber(t *testing.T) {
@@ -271,6 +272,10 @@ func TestTelemetrySubscriber(t *testing.T) {
 	}
 	if !strings.Contains(last.Tel, "platform.initStart") || !strings.Contains(last.Tel, "platform.telemetrySubscription") {
 		t.Errorf("init events missing: %s", last.Tel)
+	}
+	// An extension's output is its own: extension records, not function.
+	if !strings.Contains(last.Tel, "\nextension [subscriber] starting\n") || strings.Contains(last.Tel, "function [subscriber]") {
+		t.Errorf("the extension's line is not an extension record: %s", last.Tel)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // Extensions start with the runtime, as the sandbox user with its
-// environment, their output in the runtime's; each end is reported by name,
+// environment, their output apart from the runtime's; each end is reported by name,
 // one that cannot be executed as status 126, and the runtime's end is still
 // the sandbox's.
 func TestExtensionProcesses(t *testing.T) {
@@ -56,10 +57,72 @@ func TestExtensionProcesses(t *testing.T) {
 	}
 	out, _ := io.ReadAll(sb.Output())
 	<-sb.Done()
-	if !strings.Contains(string(out), "agent uid=993 foo=bar opt=a-agent,b-broken,") || !strings.Contains(string(out), "runtime done") {
-		t.Errorf("output %q", out)
+	extOut, _ := io.ReadAll(sb.ExtensionOutput())
+	if !strings.Contains(string(extOut), "agent uid=993 foo=bar opt=a-agent,b-broken,") || strings.Contains(string(extOut), "runtime done") {
+		t.Errorf("extensions' output %q", extOut)
+	}
+	if !strings.Contains(string(out), "runtime done") || strings.Contains(string(out), "agent") {
+		t.Errorf("runtime's output %q", out)
 	}
 	if st := sb.Exit(); st.Code != 0 {
 		t.Errorf("runtime exit %v", st)
+	}
+}
+
+// Extensions outlive the runtime, for their SHUTDOWN: SignalRuntime ends
+// the runtime alone (SIGTERM reaches its handler; SIGKILL its process
+// group), the sandbox's Done closes with the runtime's end, and an
+// extension's end is still reported after it.
+func TestExtensionsOutliveRuntime(t *testing.T) {
+	m := newManager(t)
+	code := script(t, "trap 'touch /tmp/go; exit 4' TERM\nsleep 60 &\nwait\n")
+	opt := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(opt, "extensions"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The agent ends a while after the runtime's TERM handler ran.
+	agent := "#!/bin/sh\nwhile [ ! -e /tmp/go ]; do sleep 0.02; done\nsleep 0.5\necho agent-saw-the-end\n"
+	if err := os.WriteFile(filepath.Join(opt, "extensions", "agent"), []byte(agent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "y" + filepath.Base(code), CodeDir: code, OptDir: opt, MemoryMB: 128, TmpMB: 16,
+		Args: []string{"/var/task/bootstrap"}, Env: []string{"PATH=/usr/bin:/bin"}, Extensions: []string{"/opt/extensions/agent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.StartExtensions(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the trap is set
+	if err := sb.SignalRuntime(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sb.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the runtime did not end on SIGTERM")
+	}
+	if st := sb.Exit(); st.Code != 4 {
+		t.Errorf("runtime exit %v, want its TERM handler's 4", st)
+	}
+	select {
+	case ex := <-sb.ExtensionExits():
+		t.Fatalf("the extension ended with the runtime: %v", ex)
+	case <-time.After(100 * time.Millisecond):
+	}
+	select {
+	case ex := <-sb.ExtensionExits():
+		if ex.Name != "agent" || ex.Status.Code != 0 {
+			t.Errorf("extension exit %+v", ex)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no extension exit after the runtime's")
+	}
+	if out, _ := io.ReadAll(sb.ExtensionOutput()); !strings.Contains(string(out), "agent-saw-the-end") {
+		t.Errorf("extensions' output %q", out)
 	}
 }

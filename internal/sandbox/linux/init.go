@@ -58,10 +58,13 @@ type bindMount struct {
 
 // ctlFD is the control socket the daemon passes as the first extra file,
 // telemetryFD the write end of the runtime's telemetry pipe, its second:
-// the runtime gets it as sandbox.TelemetryFD.
+// the runtime gets it as sandbox.TelemetryFD. extOutFD, the third, is the
+// write end of the extensions' own pipe: their stdout and stderr, kept
+// apart from the runtime's as Lambda keeps them (extension records).
 const (
 	ctlFD       = 3
 	telemetryFD = 4
+	extOutFD    = 5
 )
 
 // rootMountName is the directory, inside the one the daemon sends with the
@@ -109,6 +112,7 @@ func RunInit() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 	unix.CloseOnExec(ctlFD)
 	unix.CloseOnExec(telemetryFD)
+	unix.CloseOnExec(extOutFD)
 	// Not dumpable: /proc/1 belongs to the sandbox's root, not to whoever
 	// shares init's uid, and nothing can attach to it.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -550,8 +554,11 @@ func startExtensions(s *runSpec) (command func(args []string) *exec.Cmd, exts []
 		}
 	}
 	exts = make([]int, len(s.Exts))
+	extOut := os.NewFile(extOutFD, "extensions-output")
 	for i, path := range s.Exts {
-		if x := command([]string{path}); x.Start() == nil {
+		x := command([]string{path})
+		x.Stdout, x.Stderr = extOut, extOut
+		if x.Start() == nil {
 			exts[i] = x.Process.Pid
 		}
 	}

@@ -468,6 +468,12 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	defer tw.Close()
 	s.telemetry = tr
+	xr, xw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer xw.Close()
+	s.extOut = xr
 	// The runtime may reopen its end through /proc/self/fd (the JVM has no
 	// other way to write to an inherited descriptor): the pipe's inode,
 	// root's, must let the sandbox's user write. Only processes holding
@@ -488,7 +494,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		Env:        initEnv,
 		Stdout:     pw,
 		Stderr:     pw,
-		ExtraFiles: []*os.File{child, tw}, // ctlFD, telemetryFD
+		ExtraFiles: []*os.File{child, tw, xw}, // ctlFD, telemetryFD, extOutFD
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
 				unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
@@ -583,7 +589,8 @@ type linuxSandbox struct {
 	ctlR        *bufio.Reader
 	out         *os.File
 	telemetry   *os.File
-	hostNS      int // the manager's, to come back to after a Dial
+	extOut      *os.File // the extensions' stdout and stderr
+	hostNS      int      // the manager's, to come back to after a Dial
 	listener    net.Listener
 	apiListener net.Listener
 
@@ -622,11 +629,12 @@ type linuxSandbox struct {
 
 var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 
-func (s *linuxSandbox) Listener() net.Listener    { return s.listener }
-func (s *linuxSandbox) APIListener() net.Listener { return s.apiListener }
-func (s *linuxSandbox) Output() io.Reader         { return s.out }
-func (s *linuxSandbox) Telemetry() io.Reader      { return s.telemetry }
-func (s *linuxSandbox) Done() <-chan struct{}     { return s.done }
+func (s *linuxSandbox) Listener() net.Listener     { return s.listener }
+func (s *linuxSandbox) APIListener() net.Listener  { return s.apiListener }
+func (s *linuxSandbox) Output() io.Reader          { return s.out }
+func (s *linuxSandbox) Telemetry() io.Reader       { return s.telemetry }
+func (s *linuxSandbox) ExtensionOutput() io.Reader { return s.extOut }
+func (s *linuxSandbox) Done() <-chan struct{}      { return s.done }
 func (s *linuxSandbox) Dial(ctx context.Context, port int) (net.Conn, error) {
 	return dialInNetns(ctx, s.hostNS, s.cmd.Process.Pid, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }
@@ -637,6 +645,9 @@ func (s *linuxSandbox) ExtensionExits() <-chan sandbox.ExtensionExit {
 
 func (s *linuxSandbox) OutputPending() int    { return pipePending(s.out) }
 func (s *linuxSandbox) TelemetryPending() int { return pipePending(s.telemetry) }
+func (s *linuxSandbox) ExtensionOutputPending() int {
+	return pipePending(s.extOut)
+}
 
 // pipePending is the number of bytes written to a pipe and not yet read.
 func pipePending(f *os.File) int {
@@ -877,6 +888,9 @@ func (s *linuxSandbox) Destroy() error {
 		}
 		if s.telemetry != nil {
 			s.telemetry.Close()
+		}
+		if s.extOut != nil {
+			s.extOut.Close()
 		}
 		if s.cg != nil {
 			err = errors.Join(err, s.cg.remove())

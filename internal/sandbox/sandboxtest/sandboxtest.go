@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,6 +148,10 @@ func (s *Sandbox) Log(format string, args ...any) {
 func (s *Sandbox) WriteTelemetry(b []byte) {
 	s.tel.Write(b)
 }
+
+// ExtensionOutput is empty: a fake sandbox starts no extension processes.
+func (s *Sandbox) ExtensionOutput() io.Reader  { return strings.NewReader("") }
+func (s *Sandbox) ExtensionOutputPending() int { return 0 }
 
 // StartExtensions does nothing: a fake sandbox starts no extension
 // processes.
