@@ -22,7 +22,7 @@ import (
 //
 // Reserved concurrency keeps part of the queue waiting, so the kill finds
 // events of every kind: finished and acked, running (redelivered after the
-// consumer's AckWait, shortened here with the hidden --async-ack-wait), and
+// consumer's AckWait, shortened here with --async-ack-wait), and
 // queued behind throttling (nakked with a delay).
 //
 // Evidence that an event ran is the EVENT line the function prints when it

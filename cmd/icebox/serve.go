@@ -76,10 +76,9 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 		}
 		return nil
 	})
-	// Hidden: how long an event a crashed daemon left in progress waits
-	// before it is redelivered (default 30s). Only tests that kill the
-	// daemon need it shorter; it is not a knob users should reach for.
-	fs.Func(hiddenAckWait, "", func(v string) error {
+	// How long an event a killed node left in progress waits before
+	// another node runs it again (at least once): bounds redelivery.
+	fs.Func(ackWaitFlag, "how long an asynchronous event a killed node was running waits before another node runs it again; delivery is at least once (default 30s)", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("bad duration %q", v)
@@ -90,7 +89,7 @@ func serveFlags(fs *flag.FlagSet) *daemon.Config {
 	return cfg
 }
 
-const hiddenAckWait = "async-ack-wait"
+const ackWaitFlag = "async-ack-wait"
 
 func serve(args []string) error {
 	fs := newFlagSet("serve")

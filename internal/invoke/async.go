@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,13 @@ type queue struct {
 	noPull context.CancelFunc
 	pulled chan struct{}
 
+	// pullCtx ends when the node stops taking events.
+	pullCtx context.Context
+
 	mu sync.Mutex
+	// waiting counts, per function, the events waiting in a slot for
+	// capacity.
+	waiting map[string]int
 	// running counts, per function, the events whose attempt runs now:
 	// still in the stream until acked, but no longer queued.
 	running map[string]int
@@ -133,10 +140,10 @@ func (iv *Invoker) StartAsync(ctx context.Context, js jetstream.JetStream, cfg A
 		return fmt.Errorf("event consumer: %w", err)
 	}
 	q := &queue{iv: iv, cfg: cfg, js: js, log: log, sem: make(chan struct{}, cfg.MaxInFlight), pulled: make(chan struct{}),
-		running: map[string]int{}}
+		running: map[string]int{}, waiting: map[string]int{}}
 	q.ctx, q.stop = context.WithCancel(context.Background())
 	pullCtx, noPull := context.WithCancel(context.Background())
-	q.noPull = noPull
+	q.noPull, q.pullCtx = noPull, pullCtx
 	go q.pull(pullCtx, cons)
 	iv.async = q
 	iv.metrics.WatchQueue(func() map[string]float64 { return q.depth(context.Background()) })
@@ -332,9 +339,7 @@ func (q *queue) handle(msg jetstream.Msg) {
 		TraceID:     TraceID(e.traceID),
 	}
 	stop := q.keepAlive(msg)
-	q.attempting(fn.Name, 1)
-	res, err := q.iv.run(q.ctx, fn, inv)
-	q.attempting(fn.Name, -1)
+	res, err := q.attempt(fn, inv)
 	stop()
 	if err != nil {
 		// Throttled, or icebox could not run it: not a retry of the
@@ -344,9 +349,14 @@ func (q *queue) handle(msg jetstream.Msg) {
 		if meta != nil {
 			delivered = meta.NumDelivered
 		}
-		if !errors.Is(err, errdefs.ErrThrottled) {
-			q.log.Warn("asynchronous attempt could not run", "function", fn.Name, "request_id", e.requestID, "err", err)
+		if errors.Is(err, errdefs.ErrThrottled) && (fn.ReservedConcurrency == nil || *fn.ReservedConcurrency > 0) {
+			// The function's capacity is busy: back soon, for a slot
+			// that may be free by then (here or on another node). A
+			// function reserved to 0 backs off: nothing frees up.
+			_ = msg.NakWithDelay(throttleDelay())
+			return
 		}
+		q.log.Warn("asynchronous attempt could not run", "function", fn.Name, "request_id", e.requestID, "err", err)
 		_ = msg.NakWithDelay(throttleBackoff(delivered))
 		return
 	}
@@ -366,6 +376,73 @@ func (q *queue) handle(msg jetstream.Msg) {
 		return
 	}
 	q.finish(msg, &fn, e, "RetriesExhausted", &res)
+}
+
+// Waiting for capacity: a throttled event is kept (alive, in its slot) and
+// tried again as soon as an execution ends, so a throttled backlog drains at
+// the limit's full rate instead of backing off. At most a quarter of the
+// slots wait per function, so one function's backlog never holds them all;
+// the others' events go back to the queue for a moment (throttleDelay).
+const (
+	// throttleDelayMin is the least wait of a throttled event sent back;
+	// the wait is between it and twice it, spread so returns do not bunch.
+	throttleDelayMin = 150 * time.Millisecond
+	// capacityPoll is how often a waiting event tries again when no
+	// execution ended here (capacity freed on another node).
+	capacityPoll = 100 * time.Millisecond
+	// maxCapacityWait bounds one event's wait in its slot.
+	maxCapacityWait = 30 * time.Second
+)
+
+func throttleDelay() time.Duration {
+	return throttleDelayMin + time.Duration(mrand.Int64N(int64(throttleDelayMin)))
+}
+
+// attempt runs an event's attempt, waiting in its slot for capacity while
+// it is throttled (see maxCapacityWait).
+func (q *queue) attempt(fn model.Function, inv *model.Invocation) (model.Result, error) {
+	deadline := time.Now().Add(maxCapacityWait)
+	waiting := false
+	defer func() {
+		if waiting {
+			q.mu.Lock()
+			q.waiting[fn.Name]--
+			q.mu.Unlock()
+		}
+	}()
+	for {
+		// Freed is asked for before the attempt: an execution ending
+		// between a refusal and the wait still wakes it.
+		var freed <-chan struct{}
+		if f, ok := q.iv.admit.(interface{ Freed() <-chan struct{} }); ok {
+			freed = f.Freed()
+		}
+		q.attempting(fn.Name, 1)
+		res, err := q.iv.run(q.ctx, fn, inv)
+		q.attempting(fn.Name, -1)
+		if !errors.Is(err, errdefs.ErrThrottled) || time.Now().After(deadline) {
+			return res, err
+		}
+		if !waiting {
+			q.mu.Lock()
+			if q.waiting[fn.Name] >= q.cfg.MaxInFlight/4 {
+				q.mu.Unlock()
+				return res, err
+			}
+			q.waiting[fn.Name]++
+			waiting = true
+			q.mu.Unlock()
+		}
+		t := time.NewTimer(capacityPoll)
+		select {
+		case <-freed:
+		case <-t.C:
+		case <-q.pullCtx.Done(): // shutting down: the event goes back
+			t.Stop()
+			return res, err
+		}
+		t.Stop()
+	}
 }
 
 // keepAlive tells JetStream the event is still being worked on while a long

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"icebox/internal/admission"
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/errdefs"
 	"icebox/internal/invoke"
@@ -181,4 +183,69 @@ func TestAsyncQueueDepthLeavesOutRunning(t *testing.T) {
 	if got := iv.QueueDepth(context.Background())["f"]; got != 2 {
 		t.Errorf("queue depth with one of 3 events running = %v, want 2", got)
 	}
+}
+
+// TestAsyncThrottledBacklogDrainsAtLimit: a backlog of a function with
+// reserved concurrency 8 drains at the reservation's full rate: throttled
+// events wait in their slot for an execution to end instead of backing off
+// (1 s, 2 s, 4 s ... once, which took minutes for 200 one-second events).
+// Scaled down to 80 events of 250 ms: ideally 10 rounds, 2.5 s.
+func TestAsyncThrottledBacklogDrainsAtLimit(t *testing.T) {
+	t.Parallel()
+	const (
+		n, reserved = 80, 8
+		runTime     = 250 * time.Millisecond
+		ideal       = n / reserved * runTime
+		// Generous for a loaded CI machine: pulls, acks and wake-ups; the
+		// backoff this replaces took well over 4× here.
+		factor = 2.5
+	)
+	counter, err := admission.New(admission.Config{AccountLimit: 100, UnreservedMin: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := newRecordingRunner(runTime)
+	var peak atomic.Int32
+	e := enginetest.Embedded(t)
+	fn := testFunction("slow")
+	r := reserved
+	fn.ReservedConcurrency = &r
+	cat := &fakeCatalog{fns: map[string]model.Function{"slow": fn}}
+	iv := invoke.New(invoke.Config{Region: region, AccountID: account}, cat, counter, peakRunner{run, counter, &peak}, metrics.New(func() float64 { return 0 }))
+	if err := iv.StartAsync(context.Background(), e.JetStream(), invoke.AsyncConfig{}, enginetest.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iv.StopAsync(context.Background()) })
+	start := time.Now()
+	for range n {
+		queueEvent(t, iv, "slow")
+	}
+	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d events to run", n), func() bool {
+		run.mu.Lock()
+		defer run.mu.Unlock()
+		return len(run.runs) == n && run.running == 0
+	})
+	took := time.Since(start)
+	t.Logf("%d events of %s at reserved concurrency %d: drained in %s (ideal %s, bound %.1f×), peak concurrency %d",
+		n, runTime, reserved, took.Round(time.Millisecond), ideal, factor, peak.Load())
+	if p := peak.Load(); p > reserved {
+		t.Errorf("peak concurrency %d over the reservation %d", p, reserved)
+	}
+	if took > time.Duration(factor*float64(ideal)) {
+		t.Errorf("drain took %s, over %.1f× the ideal %s", took, factor, ideal)
+	}
+}
+
+// peakRunner records the admission counter's highest concurrency.
+type peakRunner struct {
+	invoke.Runner
+	c    *admission.Counter
+	peak *atomic.Int32
+}
+
+func (p peakRunner) Invoke(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
+	if n := int32(p.c.Usage().Concurrent); n > p.peak.Load() {
+		p.peak.Store(n)
+	}
+	return p.Runner.Invoke(ctx, fn, inv)
 }
