@@ -61,5 +61,6 @@ func invokeRequest(r *http.Request, fn *model.Function, typ invoke.Type) invoke.
 		Payload:       bodyOf(r),
 		ClientContext: r.Header.Get("X-Amz-Client-Context"),
 		TraceHeader:   r.Header.Get("X-Amzn-Trace-Id"),
+		Tail:          r.Header.Get("X-Amz-Log-Type") == "Tail",
 	}
 }

@@ -96,6 +96,9 @@ type Request struct {
 	// TraceHeader is the caller's X-Amzn-Trace-Id: when it is a valid X-Ray
 	// header its trace is the call's, as Lambda passes it on.
 	TraceHeader string
+	// Tail: the caller takes the call's log (LogType Tail), END and REPORT
+	// included.
+	Tail bool
 }
 
 // Invoke resolves and runs a call. For DryRun it only resolves.
@@ -156,6 +159,7 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		Payload:     payload,
 		TraceID:     TraceID(req.TraceHeader),
 		Stream:      req.Stream,
+		Tail:        req.Tail,
 	}
 	if req.ClientContext != "" {
 		cc, err := base64.StdEncoding.DecodeString(req.ClientContext)

@@ -14,6 +14,10 @@ type Invocation struct {
 	// arrives (InvokeWithResponseStream, function URLs in RESPONSE_STREAM
 	// mode); nil: a streamed response is buffered like any other.
 	Stream ResponseStream
+	// Tail: the caller asked for the call's log (LogType Tail). Its answer
+	// then waits for the call's END and REPORT, which come once the
+	// extensions still working on the call are done.
+	Tail bool
 }
 
 // ResponseStream is the caller's end of a streamed response.

@@ -251,6 +251,14 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 	if out.Kind == environment.TimedOut {
 		e.writeLog(time.Now(), time.Now().UTC().Format("2006-01-02T15:04:05.000Z")+" "+inv.RequestID+" "+model.TimedOutMessage(timeout))
 	}
+	reportDuration := res.Duration
+	if settled := e.life.Settled(); !isClosed(settled) && inv.Tail {
+		// The caller asked for the call's log, END and REPORT included:
+		// its answer waits for the extensions (by the call's deadline at
+		// the latest), and REPORT's Duration counts their work.
+		<-settled
+		reportDuration = time.Since(runStart)
+	}
 	if settled := e.life.Settled(); !isClosed(settled) {
 		// The caller has the answer now; the environment is done with
 		// the call when its extensions are, and the call's END and REPORT
@@ -274,7 +282,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		p.release(e)
 		return res, false, nil
 	}
-	p.countTraffic(e, e.report(inv.RequestID, out.Kind, res.Duration, fn.MemorySize, cold, res.InitDuration))
+	p.countTraffic(e, e.report(inv.RequestID, out.Kind, reportDuration, fn.MemorySize, cold, res.InitDuration))
 	e.mu.Lock()
 	res.LogTail = append([]byte(nil), e.tail.bytes()...)
 	e.tail = nil

@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -159,6 +161,18 @@ func TestExtensionLifecycle(t *testing.T) {
 		if !strings.Contains(r3.Ext, "invoke "+r2.ID) {
 			t.Errorf("no INVOKE for %s: %q", r2.ID, r3.Ext)
 		}
+	}
+
+	// A caller asking for the log (LogType Tail) gets the call's END and
+	// REPORT in it: its answer waits for the extension's work.
+	out := s.invoke("lc", map[string]any{"n": 9}, func(in *lambda.InvokeInput) { in.LogType = types.LogTypeTail })
+	tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+	var r9 extResult
+	if err := json.Unmarshal(out.Payload, &r9); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(tail), "END RequestId: "+r9.ID) || !strings.Contains(string(tail), "REPORT RequestId: "+r9.ID) {
+		t.Errorf("the tail of a call whose extension works on lacks END or REPORT:\n%s", tail)
 	}
 
 	shutdowns := func(want int, why string) {
