@@ -41,6 +41,10 @@ const (
 	claimTTL = time.Minute
 	// casAttempts bounds the retries of one compare-and-set.
 	casAttempts = 20
+	// idleLinger is how long units stay with a node after its last call
+	// ended: its next calls need no round trip, and units it no longer
+	// uses reach other nodes this soon.
+	idleLinger = 250 * time.Millisecond
 	opTimeout   = 5 * time.Second
 )
 
@@ -311,7 +315,7 @@ func (l *Leases) update(key string, change func(map[string]entry, time.Time) boo
 // loop renews the node's leases and returns idle units.
 func (l *Leases) loop(ctx context.Context) {
 	defer close(l.done)
-	t := time.NewTicker(l.lcfg.TTL / 3)
+	t := time.NewTicker(min(l.lcfg.TTL/3, idleLinger))
 	defer t.Stop()
 	for {
 		select {
@@ -323,9 +327,9 @@ func (l *Leases) loop(ctx context.Context) {
 	}
 }
 
-// renew writes every lease the node holds with a fresh expiry, keeping
-// only busy units of a pool idle since the last renewal (all units when
-// returning: none stay but busy ones).
+// renew writes the leases the node holds with a fresh expiry once a third
+// of their TTL has passed, and returns the units not busy of a pool idle
+// for idleLinger (all units not busy when returning).
 func (l *Leases) renew(returning bool) {
 	l.mu.Lock()
 	keys := make([]string, 0, len(l.pools))
@@ -333,18 +337,29 @@ func (l *Leases) renew(returning bool) {
 		keys = append(keys, k)
 	}
 	l.mu.Unlock()
-	idleAfter := l.lcfg.Now().Add(-l.lcfg.TTL / 3)
+	now := l.lcfg.Now()
+	idleAfter, renewAfter := now.Add(-idleLinger), now.Add(l.lcfg.TTL*2/3)
 	for _, key := range keys {
 		l.mu.Lock()
 		p := l.pools[key]
 		l.mu.Unlock()
+		if p == nil {
+			continue
+		}
 		// Serialized with grants of the pool: a renewal never writes a
 		// count older than a grant's.
 		p.acquire.Lock()
 		l.mu.Lock()
-		if returning || p.lastUse.Before(idleAfter) {
+		write := !p.expires.After(renewAfter)
+		if (returning || p.lastUse.Before(idleAfter)) && p.held > p.used {
 			// Lowered first: the units going back are not taken meanwhile.
-			p.held = min(p.held, p.used)
+			p.held = p.used
+			write = true
+		}
+		if !write {
+			l.mu.Unlock()
+			p.acquire.Unlock()
+			continue
 		}
 		if p.held == 0 && p.used == 0 && p.expires.IsZero() {
 			delete(l.pools, key) // nothing held, nothing stored
