@@ -45,7 +45,7 @@ const (
 	// ended: its next calls need no round trip, and units it no longer
 	// uses reach other nodes this soon.
 	idleLinger = 250 * time.Millisecond
-	opTimeout   = 5 * time.Second
+	opTimeout  = 5 * time.Second
 )
 
 // LeaseConfig configures cluster-wide admission.

@@ -241,9 +241,9 @@ type Daemon struct {
 	served      chan error
 	// member is the node's cluster membership, set once it joined;
 	// draining is set when shutdown begins (node.go).
-	member   atomic.Pointer[membership.Membership]
+	member atomic.Pointer[membership.Membership]
 	// leases is cluster-wide admission (nil on an embedded engine).
-	leases *admission.Leases
+	leases   *admission.Leases
 	draining atomic.Bool
 }
 
