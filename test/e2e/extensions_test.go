@@ -225,6 +225,35 @@ func TestExtensionShutdownOnReset(t *testing.T) {
 	}
 }
 
+// stubbornExtension registers for SHUTDOWN and, given it, never asks for
+// the next event: it runs a marked sleep instead.
+const stubbornExtension = `#!/usr/bin/env python3
+import json, os, sys, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension"
+req = urllib.request.Request(api + "/register", data=b'{"events":["SHUTDOWN"]}', method="POST",
+                             headers={"Lambda-Extension-Name": os.path.basename(sys.argv[0])})
+ident = urllib.request.urlopen(req).headers["Lambda-Extension-Identifier"]
+while True:
+    ev = json.load(urllib.request.urlopen(urllib.request.Request(api + "/event/next", headers={"Lambda-Extension-Identifier": ident})))
+    if ev["eventType"] == "SHUTDOWN":
+        os.execv("/bin/sleep", ["sleep", "4242.%d" % os.getpid()])
+`
+
+// An extension that does not finish its SHUTDOWN within Lambda's budget
+// is killed with its environment.
+func TestExtensionShutdownBudgetKills(t *testing.T) {
+	needPython(t)
+	s := startServer(t)
+	layer := s.publishLayer("stubborn", extensionLayer(map[string][]byte{"extensions/stubborn": []byte(stubbornExtension)}))
+	s.createExtFn("stubborn", layer, nil)
+	s.pyCall("stubborn", map[string]any{"n": 1}, nil)
+	if _, err := s.client.DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String("stubborn")}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the stubborn extension's SHUTDOWN", func() bool { return processRunning("sleep 4242.") })
+	testkit.WaitFor(t, 10*time.Second, "the stubborn extension killed past the budget", func() bool { return !processRunning("sleep 4242.") })
+}
+
 // An extension that exits during init fails it as Lambda reports it:
 // Extension.Crash, after the init is tried again inside the call.
 func TestExtensionCrashFailsInit(t *testing.T) {
