@@ -217,3 +217,36 @@ func TestLeasesReservationCheckAtomic(t *testing.T) {
 		t.Fatalf("%d of 4 nodes granted 6 of the 10 reservable units each: %v", ok, errs)
 	}
 }
+
+// BenchmarkLeasesAdmit times a warm call's admission on a node of a
+// cluster, within the units it holds (no round trip), next to the
+// in-process counter's as the floor, in the same run.
+func BenchmarkLeasesAdmit(b *testing.B) {
+	url := enginetest.ExternalServer(b)
+	e := enginetest.Open(b, engine.Config{URL: url, DataDir: b.TempDir()})
+	cfg := admission.Config{AccountLimit: 1000, UnreservedMin: 10}
+	l, err := admission.NewLeases(context.Background(), e.JetStream(), admission.LeaseConfig{Config: cfg, NodeID: "bench"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(l.Close)
+	c, _ := admission.New(cfg)
+	fn := &model.Function{Name: "f"}
+	for _, a := range []struct {
+		name  string
+		admit func(*model.Function) (func(), error)
+	}{{"counter", c.Admit}, {"leases", l.Admit}} {
+		b.Run(a.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					release, err := a.admit(fn)
+					if err != nil {
+						b.Fatal(err)
+					}
+					release()
+				}
+			})
+		})
+	}
+}
