@@ -100,23 +100,28 @@ func renderNodes(out io.Writer, nodes []membership.Node) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "\nNODE\tADDRESS\tLAST HEARTBEAT\tENVIRONMENTS")
+	fmt.Fprintln(w, "\nNODE\tADDRESS\tLAST HEARTBEAT\tENVIRONMENTS\tLEASES")
 	for _, n := range nodes {
-		states := make([]string, 0, len(n.Environments))
-		for s, c := range n.Environments {
-			if c > 0 {
-				states = append(states, fmt.Sprintf("%s %d", s, c))
-			}
-		}
-		sort.Strings(states)
-		envs := strings.Join(states, ", ")
-		if envs == "" {
-			envs = "-"
-		}
+		envs := counts(n.Environments)
 		ago := time.Since(n.LastHeartbeat).Round(time.Second)
-		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", n.ID, n.Address, max(ago, 0), envs)
+		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\t%s\n", n.ID, n.Address, max(ago, 0), envs, counts(n.Leases))
 	}
 	return w.Flush()
+}
+
+// counts renders named counts as "a 1, b 2" ("-" for none).
+func counts(m map[string]int) string {
+	out := make([]string, 0, len(m))
+	for s, c := range m {
+		if c > 0 {
+			out = append(out, fmt.Sprintf("%s %d", s, c))
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // shortID is an environment id cut to 12 characters, as docker shows ids.

@@ -38,7 +38,8 @@ queued-only  3       -
 
 func TestRenderStatusNodes(t *testing.T) {
 	st := api.Status{Environments: map[string]int{}, Nodes: []membership.Node{
-		{ID: "n-a", Address: "host-a:9070", LastHeartbeat: time.Now(), Environments: map[string]int{"idle": 2, "busy": 1, "frozen": 0}},
+		{ID: "n-a", Address: "host-a:9070", LastHeartbeat: time.Now(), Environments: map[string]int{"idle": 2, "busy": 1, "frozen": 0},
+			Leases: map[string]int{"fn.hello": 2, "account": 4}},
 		{ID: "n-b", Address: "host-b:9070", LastHeartbeat: time.Now()},
 	}}
 	var b strings.Builder
@@ -47,9 +48,9 @@ func TestRenderStatusNodes(t *testing.T) {
 	}
 	want := `concurrent executions  0  (unreserved 0)
 
-NODE  ADDRESS      LAST HEARTBEAT  ENVIRONMENTS
-n-a   host-a:9070  0s ago          busy 1, idle 2
-n-b   host-b:9070  0s ago          -
+NODE  ADDRESS      LAST HEARTBEAT  ENVIRONMENTS    LEASES
+n-a   host-a:9070  0s ago          busy 1, idle 2  account 4, fn.hello 2
+n-b   host-b:9070  0s ago          -               -
 
 no environments and no queued events
 `

@@ -76,7 +76,12 @@ func (d *Daemon) join(ctx context.Context, addr net.Addr) error {
 	}
 	m, err := membership.Join(ctx, d.engine.JetStream(), membership.Config{
 		NodeID: id, Address: advertised(addr), Heartbeat: d.cfg.NodeHeartbeat, TTL: d.cfg.NodeTTL,
-		Report: func(n *membership.Node) { n.Environments = d.pool.Counts() },
+		Report: func(n *membership.Node) {
+			n.Environments = d.pool.Counts()
+			if d.leases != nil {
+				n.Leases = d.leases.Held()
+			}
+		},
 	}, d.log)
 	if err != nil {
 		return err

@@ -418,7 +418,7 @@ func (q *queue) attempt(fn model.Function, inv *model.Invocation) (model.Result,
 			freed = f.Freed()
 		}
 		q.attempting(fn.Name, 1)
-		res, err := q.iv.run(q.ctx, fn, inv)
+		res, err := q.iv.run(q.ctx, fn, inv, !waiting)
 		q.attempting(fn.Name, -1)
 		if !errors.Is(err, errdefs.ErrThrottled) || time.Now().After(deadline) {
 			return res, err

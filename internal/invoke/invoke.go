@@ -171,17 +171,20 @@ func (iv *Invoker) Invoke(ctx context.Context, req Request) (_ model.Result, err
 		}
 		inv.ClientContext = string(cc)
 	}
-	return iv.run(ctx, fn, inv)
+	return iv.run(ctx, fn, inv, true)
 }
 
 // run admits and runs one invocation, for synchronous calls and for each
-// attempt of an asynchronous one.
-func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invocation) (model.Result, error) {
+// attempt of an asynchronous one. countThrottle is false for an event's
+// retries while it waits for capacity: the event counts one throttle.
+func (iv *Invoker) run(ctx context.Context, fn model.Function, inv *model.Invocation, countThrottle bool) (model.Result, error) {
 	m := iv.metrics.Function(fn.Name)
 	release, err := iv.admit.Admit(&fn)
 	if err != nil {
 		// A throttled call does not run and is not an invocation.
-		m.Throttles().Inc()
+		if countThrottle {
+			m.Throttles().Inc()
+		}
 		return model.Result{}, err
 	}
 	m.Invocations().Inc()

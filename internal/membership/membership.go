@@ -82,6 +82,9 @@ type Node struct {
 	Started       time.Time      `json:"started"`
 	LastHeartbeat time.Time      `json:"lastHeartbeat"`
 	Environments  map[string]int `json:"environments,omitempty"`
+	// Leases are the concurrency units the node holds, by admission pool
+	// (account, fn.NAME, prov.NAME).
+	Leases map[string]int `json:"leases,omitempty"`
 }
 
 // Membership is this node's registration.
