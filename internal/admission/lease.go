@@ -467,17 +467,54 @@ func (l *Leases) CheckReservation(name string, r int) error {
 		}
 		claims[name] = claim{N: r, At: now.UnixMilli()}
 		b, _ := json.Marshal(claims)
-		if rev == 0 {
-			_, err = l.kv.Create(ctx, keyReservations, b)
-		} else {
-			_, err = l.kv.Update(ctx, keyReservations, b, rev)
-		}
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return fmt.Errorf("admission: claim reservation: %w: %w", errdefs.ErrUnavailable, err)
+		if err := l.writeClaims(ctx, rev, b); err == nil || !errors.Is(err, errRetry) {
+			return err
 		}
 	}
 	return fmt.Errorf("admission: reservations changed %d times in a row: %w", casAttempts, errdefs.ErrUnavailable)
+}
+
+var errRetry = errors.New("changed since read")
+
+// writeClaims writes the ledger if unchanged since revision rev (0: absent);
+// errRetry when it changed.
+func (l *Leases) writeClaims(ctx context.Context, rev uint64, b []byte) error {
+	var err error
+	if rev == 0 {
+		_, err = l.kv.Create(ctx, keyReservations, b)
+	} else {
+		_, err = l.kv.Update(ctx, keyReservations, b, rev)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return errRetry
+	}
+	return fmt.Errorf("admission: claim reservation: %w: %w", errdefs.ErrUnavailable, err)
+}
+
+// ReleaseReservation withdraws name's claim once its reservation is gone
+// from the catalog (deleted, or the function deleted), so it stops counting
+// against others' at once instead of after claimTTL. Best effort: a claim
+// left behind expires.
+func (l *Leases) ReleaseReservation(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for range casAttempts {
+		e, err := l.kv.Get(ctx, keyReservations)
+		if err != nil {
+			return
+		}
+		claims := map[string]claim{}
+		_ = json.Unmarshal(e.Value(), &claims)
+		if _, ok := claims[name]; !ok {
+			return
+		}
+		delete(claims, name)
+		b, _ := json.Marshal(claims)
+		if err := l.writeClaims(ctx, e.Revision(), b); !errors.Is(err, errRetry) {
+			return
+		}
+	}
 }

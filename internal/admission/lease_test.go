@@ -218,6 +218,23 @@ func TestLeasesReservationCheckAtomic(t *testing.T) {
 	}
 }
 
+// A claim withdrawn (the reservation deleted) stops counting at once: the
+// units it held can be reserved by another function on another node.
+func TestLeasesReleasedClaimFreesUnits(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 2, admission.Config{AccountLimit: 20, UnreservedMin: 10}, 10*time.Second)
+	if err := ns[0].CheckReservation("a", 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns[1].CheckReservation("b", 8); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("b's 8 on top of a's claimed 8 (2 reservable left): %v", err)
+	}
+	ns[0].ReleaseReservation("a")
+	if err := ns[1].CheckReservation("b", 8); err != nil {
+		t.Fatalf("b's 8 after a's claim was withdrawn: %v", err)
+	}
+}
+
 // BenchmarkLeasesAdmit times a warm call's admission on a node of a
 // cluster, within the units it holds (no round trip), next to the
 // in-process counter's as the floor, in the same run.

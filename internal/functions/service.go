@@ -304,7 +304,18 @@ func (s *Service) DeleteConcurrency(ctx context.Context, name string) error {
 		f.ReservedConcurrency = nil
 		return nil
 	})
+	if err == nil {
+		s.releaseReservation(name)
+	}
 	return err
+}
+
+// releaseReservation tells cluster-wide admission a reservation is gone
+// (admission.Leases withdraws its claim); the in-process counter needs not.
+func (s *Service) releaseReservation(name string) {
+	if r, ok := s.cfg.Reservations.(interface{ ReleaseReservation(string) }); ok {
+		r.ReleaseReservation(name)
+	}
 }
 
 // Delete removes a function and, when no other function uses it, its code.
@@ -316,6 +327,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if err := s.catalog.Delete(ctx, name); err != nil {
 		return err
 	}
+	s.releaseReservation(name)
 	s.collect(ctx, fn.CodeSha256)
 	for _, v := range fn.Versions {
 		s.collect(ctx, v.CodeSha256)
