@@ -54,6 +54,11 @@ type Config struct {
 	// leases the manager takes are recorded under its ID, so a restart
 	// gets the same ids back.
 	Lock *DataDirLock
+	// OrphanRegistry is the host-wide directory where managers record
+	// which data dir guards their cgroup parent, so a start on any data
+	// dir reclaims the sandboxes of one whose daemon and watchdog both
+	// died (orphans.go). Default DefaultOrphanRegistry; "-" turns it off.
+	OrphanRegistry string
 	// Egress, when enabled, gives sandboxes a policed route to the world
 	// (see egress.go). Default off: loopback only.
 	Egress EgressConfig
@@ -62,6 +67,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.CgroupParent == "" {
 		c.CgroupParent = "icebox"
+	}
+	if c.OrphanRegistry == "" {
+		c.OrphanRegistry = DefaultOrphanRegistry
 	}
 	if c.CgroupMount == "" {
 		c.CgroupMount = "/sys/fs/cgroup"
@@ -162,6 +170,13 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	// Groups under the parent now are a predecessor's whose watchdog died
 	// with it: the data dir lock keeps a live one out.
 	_ = sweep(m.cgroupRoots(), cfg.CgroupParent)
+	// And those of other data dirs whose daemon and watchdog are both
+	// gone (orphans.go).
+	if base, self := filepath.Split(cfg.CgroupParent); cfg.Lock != nil && cfg.OrphanRegistry != "-" && parentID.MatchString(self) {
+		if err := registerParent(cfg.OrphanRegistry, self, cfg.Lock.dir); err == nil {
+			_ = sweepOrphans(cfg.OrphanRegistry, m.cgroupRoots(), filepath.Clean(base), self)
+		}
+	}
 	if err := m.leaseIDs(); err != nil {
 		return nil, err
 	}
