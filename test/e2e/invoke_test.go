@@ -137,8 +137,9 @@ func TestTimeoutKillsEverything(t *testing.T) {
 	if took > 3*time.Second {
 		t.Errorf("timed-out call took %v", took)
 	}
-	// The SIGTERM-ignoring grandchild must be gone: no `sleep 1000` anywhere.
-	testkit.WaitFor(t, 5*time.Second, "orphaned sleep to disappear", func() bool { return !processRunning("sleep 1000") })
+	// The SIGTERM-ignoring grandchild must be gone: no `sleep 4711` (a
+	// length no other test's processes sleep) anywhere.
+	testkit.WaitFor(t, 5*time.Second, "orphaned sleep to disappear", func() bool { return !processRunning("sleep 4711") })
 	if r := s.call("slow", map[string]any{}); r.Calls != 1 {
 		t.Errorf("after timeout calls = %d, want 1 (new environment)", r.Calls)
 	}

@@ -78,7 +78,7 @@ func handler(ctx context.Context, raw json.RawMessage) (any, error) {
 		}
 	case "orphan":
 		// A grandchild that ignores SIGTERM and outlives its parent shell.
-		cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; (trap "" TERM; exec sleep 1000) & echo started`)
+		cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; (trap "" TERM; exec sleep 4711) & echo started`)
 		out, err := cmd.Output()
 		fmt.Println("orphan", strings.TrimSpace(string(out)), err)
 		time.Sleep(time.Hour)
