@@ -247,6 +247,16 @@ func (e *env) syncOutput() {
 	outTarget := e.out.read.Load() + int64(e.sb.OutputPending())
 	telTarget := e.tel.read.Load() + int64(e.sb.TelemetryPending())
 	extTarget := e.ext.read.Load() + int64(e.sb.ExtensionOutputPending())
+	behind := func() bool {
+		return !e.out.ended && e.out.pumped < outTarget || !e.tel.ended && e.tel.pumped < telTarget ||
+			!e.ext.ended && e.ext.pumped < extTarget
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !behind() {
+		return // the usual case: no timer to arm and stop on every call
+	}
+	e.mu.Unlock()
 	give := time.AfterFunc(time.Second, func() {
 		e.mu.Lock()
 		e.pumpCond.Broadcast()
@@ -255,9 +265,7 @@ func (e *env) syncOutput() {
 	defer give.Stop()
 	deadline := time.Now().Add(time.Second)
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	for (!e.out.ended && e.out.pumped < outTarget || !e.tel.ended && e.tel.pumped < telTarget ||
-		!e.ext.ended && e.ext.pumped < extTarget) && time.Now().Before(deadline) {
+	for behind() && time.Now().Before(deadline) {
 		e.pumpCond.Wait()
 	}
 }

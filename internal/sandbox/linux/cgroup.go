@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -242,11 +241,14 @@ func readKey(f *statFile, key string) uint64 {
 	if b == nil {
 		return 0
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if ok && k == key {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	// Cut, not a bufio.Scanner: this runs once per invocation, and a
+	// Scanner allocated 4 KiB each time.
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		k, v, ok := bytes.Cut(line, []byte(" "))
+		if ok && string(k) == key {
+			n, _ := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
 			return n
 		}
 	}

@@ -103,3 +103,19 @@ func TestResidentCache(t *testing.T) {
 	value = 1 << 20                                            // the big process exited
 	step(0, residentRefresh+3*time.Millisecond, 4, 10<<20)     // no cgroup peak: read; the peak stays
 }
+
+// readKey finds one "key value" line of a cgroup stat file.
+func TestReadKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "memory.oom_control")
+	os.WriteFile(path, []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), 0o644)
+	f := &statFile{path: path}
+	defer f.close()
+	for key, want := range map[string]uint64{"oom_kill": 3, "under_oom": 0, "oom": 0, "missing": 0} {
+		if got := readKey(f, key); got != want {
+			t.Errorf("readKey(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { readKey(f, "oom_kill") }); n > 1 {
+		t.Errorf("readKey allocates %v times per call", n)
+	}
+}
