@@ -13,6 +13,7 @@ import (
 	"icebox/internal/testkit"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"icebox/internal/auth/authtest"
+	sblinux "icebox/internal/sandbox/linux"
 )
 
 func TestMain(m *testing.M) {
@@ -582,6 +584,7 @@ type footprint struct {
 	hash    string
 	procs   []procInfo
 	cgroups []string
+	bridge  string // the egress bridge, if the daemon has one
 }
 
 // record takes the running daemon's footprint and checks it is what a
@@ -615,7 +618,10 @@ func record(t *testing.T, s *server) footprint {
 	if m := mountsUnder(t, fp.dataDir); len(m) > 0 {
 		t.Errorf("while serving, the host sees mounts under the data dir: %v", m)
 	}
-	t.Logf("daemon pid %d: %d descendants (%d sandbox inits), %d cgroup dirs under icebox/%s", s.pid(), len(fp.procs), inits, len(fp.cgroups), fp.hash)
+	if b := sblinux.EgressBridge("icebox/" + fp.hash); linkExists(b) {
+		fp.bridge = b
+	}
+	t.Logf("daemon pid %d: %d descendants (%d sandbox inits), %d cgroup dirs under icebox/%s, egress bridge %q", s.pid(), len(fp.procs), inits, len(fp.cgroups), fp.hash, fp.bridge)
 	return fp
 }
 
@@ -731,4 +737,13 @@ func checkGone(t *testing.T, fp footprint, allOfBinary bool) {
 	if m := mountsUnder(t, fp.dataDir); len(m) > 0 {
 		t.Errorf("mounts under the data dir remain after shutdown: %v", m)
 	}
+	if fp.bridge != "" && linkExists(fp.bridge) {
+		t.Errorf("the egress bridge %s remains after shutdown", fp.bridge)
+	}
+}
+
+// linkExists reports whether the host has a network interface named name.
+func linkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
 }

@@ -60,6 +60,9 @@ func TestServeShutdownLeavesNothing(t *testing.T) {
 	if !running {
 		t.Errorf("the function's runtime (/var/task/bootstrap) is not among the daemon's descendants: %+v", fp.procs)
 	}
+	if fp.bridge == "" {
+		t.Error("no egress bridge: icebox serve should give functions the network (--egress nat) unless told otherwise")
+	}
 	s.signal(syscall.SIGTERM, 10*time.Second)
 	checkGone(t, fp, true)
 	if t.Failed() {
