@@ -86,18 +86,24 @@ func descendants(pid int) []int {
 	return out
 }
 
-// parentPID reads the fourth field of /proc/PID/stat; the command name
-// before it is in parentheses and may contain spaces.
-func parentPID(pid int) int {
+// statFields reads /proc/PID/stat's fields after the command name (which
+// is in parentheses and may contain spaces): state, ppid, pgrp, …; nil if
+// the process is gone.
+func statFields(pid int) []string {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0
+		return nil
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return nil
 	}
-	f := strings.Fields(string(b[i+1:]))
+	return strings.Fields(string(b[i+1:]))
+}
+
+// parentPID is process pid's parent, 0 if it is gone.
+func parentPID(pid int) int {
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
@@ -130,17 +136,9 @@ const clockTick = 10 * time.Millisecond
 // procCPU is the CPU time (user + system, every thread) process pid has
 // used so far, from /proc/PID/stat; 0 if it is gone.
 func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	// After the command: state ppid pgrp session tty tpgid flags minflt
-	// cminflt majflt cmajflt utime stime.
-	f := strings.Fields(string(b[i+1:]))
+	// state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	// cmajflt utime stime.
+	f := statFields(pid)
 	if len(f) < 13 {
 		return 0
 	}

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,25 +45,6 @@ func (t *target) urlClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// post sends payload to a function URL and reads the answer.
-func postURL(ctx context.Context, c *http.Client, u string, payload []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("function URL: %s", resp.Status)
-	}
-	return err
-}
-
 // measureWarmURL times sequential calls to the warm echo function through
 // its function URL, then as many round trips to the bare echo with the
 // same client.
@@ -75,12 +54,12 @@ func (r *run) measureWarmURL(ctx context.Context, n int) (Row, error) {
 		return Row{}, err
 	}
 	c := r.t.urlClient()
-	if err := postURL(ctx, c, u, payload); err != nil {
+	if err := postTo(ctx, c, u, payload); err != nil {
 		return Row{}, err
 	}
 	var warm, floor samples
 	for range n {
-		d, err := timed(func() error { return postURL(ctx, c, u, payload) })
+		d, err := timed(func() error { return postTo(ctx, c, u, payload) })
 		if err != nil {
 			return Row{}, err
 		}
