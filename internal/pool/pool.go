@@ -489,6 +489,14 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 		spec.Networks = fn.Vpc.SubnetIDs
 	}
 	if e.sb, err = p.factory.Create(cctx, spec); err != nil {
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			// The host could not build the sandbox in time (a burst of
+			// cold starts on a busy machine): no capacity for this call
+			// now, which Lambda answers with a retryable 429.
+			p.log.Warn("sandbox not built in time", "function", fn.Name, "timeout", p.cfg.InitTimeout, "err", err)
+			return nil, nil, &errdefs.ThrottleError{Reason: errdefs.ReasonConcurrentLimit, RetryAfterSeconds: 1,
+				Message: fmt.Sprintf("Rate Exceeded. icebox could not start a new environment within %v: the host is busy starting others.", p.cfg.InitTimeout)}
+		}
 		return nil, nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	rt := environment.Runtime{Sandbox: e.sb, ExtensionExits: e.sb.ExtensionExits()}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,12 +14,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"icebox/internal/errdefs"
 	"icebox/internal/metrics"
 	"icebox/internal/model"
 	"icebox/internal/sandbox"
@@ -503,5 +506,44 @@ func TestFreezeHooks(t *testing.T) {
 	want := "freezing (frozen false), thawed (frozen false), freezing (frozen false), thawed (frozen false), freezing (frozen false)"
 	if got != want {
 		t.Errorf("hooks: %s\nwant   %s", got, want)
+	}
+}
+
+// A sandbox the host cannot build within the init timeout (a burst of cold
+// starts on a loaded machine) is a throttled call Lambda's clients retry,
+// not an internal error; the pool stays usable, and a caller that gives up
+// first gets its own cancellation back.
+func TestSandboxBuildTimeoutThrottles(t *testing.T) {
+	t.Parallel()
+	p, f := newPool(t, Config{InitTimeout: 200 * time.Millisecond}, always(echo))
+	var slow atomic.Bool
+	slow.Store(true)
+	f.Build = func(ctx context.Context, n int) error {
+		if !slow.Load() {
+			return nil
+		}
+		<-ctx.Done()
+		// What the Linux sandbox returns when init's reply misses the deadline.
+		return fmt.Errorf("build sandbox root: sandbox init: read ctl: %w", os.ErrDeadlineExceeded)
+	}
+	fn := function("f")
+	_, err := p.Invoke(context.Background(), fn, invocation(`{}`))
+	var te *errdefs.ThrottleError
+	if !errors.As(err, &te) || !errors.Is(err, errdefs.ErrThrottled) || te.Reason != errdefs.ReasonConcurrentLimit || te.RetryAfterSeconds < 1 {
+		t.Fatalf("slow build: %v (%T); want a ThrottleError (%s)", err, err, errdefs.ReasonConcurrentLimit)
+	}
+	if !strings.Contains(te.Message, "Rate Exceeded.") {
+		t.Errorf("message %q", te.Message)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := p.Invoke(ctx, fn, invocation(`{}`)); err == nil || errors.As(err, &te) {
+		t.Errorf("caller gone during the build: %v; want its cancellation, not a throttle", err)
+	}
+
+	slow.Store(false)
+	if res := invoke(t, p, fn, `{}`); !res.ColdStart {
+		t.Error("the call after the slow builds was not a cold start")
 	}
 }

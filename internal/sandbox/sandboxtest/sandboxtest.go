@@ -36,6 +36,10 @@ type Factory struct {
 	// sandboxes made before it (0 for the first). Nil: Echo for every one.
 	// A runtime that depends on the function reads sb.Spec.
 	Runtime func(n int) Runtime
+	// Build, when set, runs first in each Create with its ctx (n as for
+	// Runtime); an error it returns fails Create, as a real sandbox build
+	// that fails or outlives ctx on a busy host does.
+	Build func(ctx context.Context, n int) error
 
 	mu   sync.Mutex
 	made []*Sandbox
@@ -47,6 +51,14 @@ var _ sandbox.Factory = (*Factory)(nil)
 func (f *Factory) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sandbox, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
+	}
+	if f.Build != nil {
+		f.mu.Lock()
+		n := len(f.made)
+		f.mu.Unlock()
+		if err := f.Build(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	sb := &Sandbox{Spec: spec, done: make(chan struct{})}
 	defer func() {
