@@ -266,3 +266,24 @@ func signedDo(req *http.Request) (*http.Response, error) {
 	}
 	return http.DefaultClient.Do(req)
 }
+
+// The functions' scaling limits are the cluster's too: with a burst of 3
+// new environments over 3 nodes, 6 overlapping calls spread over the nodes
+// get 3 environments (one per node) and 3 throttles with Lambda's Reason.
+func TestClusterScalingRate(t *testing.T) {
+	t.Parallel()
+	url := enginetest.ExternalServer(t)
+	g := &gauge{}
+	ds := startNodes(t, url, 3, func(cfg *daemon.Config) {
+		cfg.ScaleBurst, cfg.ScaleRate = 3, 0.001
+		cfg.NodeHeartbeat, cfg.NodeTTL = 50*time.Millisecond, 500*time.Millisecond
+	}, func(int) *sandboxtest.Factory { return g.factory(time.Second, nil) })
+	createOn(t, ds, "burst")
+	// Each node learns the count of live nodes after its heartbeats.
+	time.Sleep(20 * 50 * time.Millisecond)
+	statuses, reasons := callAll(t, ds, "burst", 6)
+	ok, throttled := tally(t, statuses, reasons, "FunctionInvocationRateLimitExceeded")
+	if ok != 3 || throttled != 3 {
+		t.Fatalf("burst 3 over 3 nodes, 6 overlapping calls: %d ran, %d throttled; want 3 and 3", ok, throttled)
+	}
+}

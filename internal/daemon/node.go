@@ -82,6 +82,8 @@ func (d *Daemon) join(ctx context.Context, addr net.Addr) error {
 				n.Leases = d.leases.Held()
 			}
 		},
+		// Each node allows its share of the functions' scaling rates.
+		Live: d.pool.SetNodes,
 	}, d.log)
 	if err != nil {
 		return err

@@ -45,6 +45,10 @@ type Config struct {
 	// Report fills the node's entry with what it runs now (environments by
 	// state); nil reports nothing.
 	Report func(*Node)
+	// Live, when set, is told after each heartbeat how many nodes are live
+	// (see Membership.Live), so the node can take its share of limits the
+	// cluster holds together.
+	Live func(n int)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -103,6 +107,9 @@ type Membership struct {
 	// error of the last one that did not (nil after a success).
 	lastOK  time.Time
 	lastErr error
+	// heard is each node's last heartbeat as the bucket's watch delivered
+	// it, this node's own included.
+	heard map[string]time.Time
 }
 
 // Join opens the bucket, writes the node's first heartbeat and keeps it
@@ -130,12 +137,18 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("membership: open bucket %s: %w: %w", Bucket, errdefs.ErrUnavailable, err)
 	}
-	m := &Membership{cfg: cfg, kv: kv, log: log, started: cfg.Now(), done: make(chan struct{})}
+	m := &Membership{cfg: cfg, kv: kv, log: log, started: cfg.Now(), done: make(chan struct{}), heard: map[string]time.Time{}}
 	if err := m.beat(ctx); err != nil {
 		return nil, fmt.Errorf("membership: first heartbeat: %w: %w", errdefs.ErrUnavailable, err)
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := kv.WatchAll(bg)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("membership: watch bucket %s: %w: %w", Bucket, errdefs.ErrUnavailable, err)
+	}
 	m.stop = stop
+	go m.watch(w)
 	go m.loop(bg)
 	return m, nil
 }
@@ -166,7 +179,45 @@ func (m *Membership) loop(ctx context.Context) {
 		case err == nil && failing:
 			m.log.Info("membership: heartbeats reach the engine again", "node", m.cfg.NodeID)
 		}
+		if m.cfg.Live != nil {
+			m.cfg.Live(m.Live())
+		}
 	}
+}
+
+// watch follows the bucket: every heartbeat of every node arrives as an
+// update, so Live needs no round trip. Entries the bucket's TTL removes
+// arrive as nothing at all; Live ages them out by their last heartbeat.
+func (m *Membership) watch(w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			continue // the end of the initial values
+		}
+		var n Node
+		put := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &n) == nil
+		m.mu.Lock()
+		if put {
+			m.heard[e.Key()] = n.LastHeartbeat
+		} else {
+			delete(m.heard, e.Key())
+		}
+		m.mu.Unlock()
+	}
+}
+
+// Live is how many nodes have heartbeated within TTL, this one included:
+// the count nodes divide the cluster's scaling limits by.
+func (m *Membership) Live() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now, n := m.cfg.Now(), 0
+	for id, hb := range m.heard {
+		if id == m.cfg.NodeID || now.Sub(hb) <= m.cfg.TTL {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 func (m *Membership) failing() bool {

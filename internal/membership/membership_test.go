@@ -3,6 +3,7 @@ package membership_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/errdefs"
 	"icebox/internal/membership"
+	"icebox/internal/testkit"
 )
 
 const (
@@ -49,8 +51,9 @@ func ids(t *testing.T, m *membership.Membership) []string {
 	return out
 }
 
-// Nodes see each other; a node that leaves is gone at once; a node that
-// stops heartbeating (killed) is gone from the bucket itself within TTL.
+// Nodes see each other (in the bucket, and counted by Live); a node that
+// leaves is gone at once; a node that stops heartbeating (killed) is gone
+// from the bucket itself, and from the others' count, within TTL.
 func TestMembership(t *testing.T) {
 	t.Parallel()
 	e := enginetest.Embedded(t)
@@ -59,6 +62,11 @@ func TestMembership(t *testing.T) {
 	if got := ids(t, a); len(got) != 3 || got[0] != "a" || got[2] != "c" {
 		t.Fatalf("nodes = %v, want a b c", got)
 	}
+	live := func(m *membership.Membership, want int) {
+		t.Helper()
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("%d live nodes", want), func() bool { return m.Live() == want })
+	}
+	live(b, 3)
 	nodes, _ := b.Nodes(context.Background())
 	if n := nodes[0]; n.Address != "a:9070" || n.Environments["idle"] != 1 || time.Since(n.LastHeartbeat) > ttl {
 		t.Errorf("entry of a: %+v", n)
@@ -69,6 +77,7 @@ func TestMembership(t *testing.T) {
 	if got := ids(t, a); len(got) != 2 {
 		t.Fatalf("after c left: %v", got)
 	}
+	live(b, 2)
 	a.Halt()
 	kv, err := js.KeyValue(context.Background(), membership.Bucket)
 	if err != nil {
@@ -88,6 +97,7 @@ func TestMembership(t *testing.T) {
 	if got := ids(t, b); len(got) != 1 || got[0] != "b" {
 		t.Fatalf("after a died: %v", got)
 	}
+	live(b, 1)
 	if err := b.Ready(); err != nil {
 		t.Fatalf("ready: %v", err)
 	}

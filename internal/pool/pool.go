@@ -44,7 +44,8 @@ type Config struct {
 	MemoryBudgetMB int
 	// ScaleBurst and ScaleRate bound how fast one function gains new
 	// environments: a burst of ScaleBurst, refilled at ScaleRate per second
-	// (Lambda: 1,000 per 10 s). Defaults 1000 and 100.
+	// (Lambda: 1,000 per 10 s). Defaults 1000 and 100. They are the
+	// cluster's: a pool on one of n nodes (SetNodes) takes 1/n of each.
 	ScaleBurst int
 	ScaleRate  float64
 	// RuntimeDir holds the managed runtimes' clients (runtimes.Extract).
@@ -146,6 +147,7 @@ type Pool struct {
 	current  map[string]string // config slot (model.ConfigSlot) → newest config key
 	memoryMB int               // MemorySize of every live environment, summed
 	scaling  map[string]*rate.Limiter
+	nodes    int                   // the cluster's live nodes (SetNodes); 0 means 1
 	prov     map[string]*provision // provisioned environments by config key
 	calls    int                   // Invoke calls in progress; Close waits for them
 	closed   bool
@@ -634,6 +636,30 @@ func (p *Pool) destroy(e *env) {
 	}
 }
 
+// SetNodes tells the pool it is one of n live nodes sharing the scaling
+// limits: each node allows 1/n of the rate and of the burst (at least one
+// environment), so the cluster together holds the configured limits
+// without a round trip per new environment.
+func (p *Pool) SetNodes(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n = max(n, 1); n == max(p.nodes, 1) {
+		return
+	}
+	p.nodes = n
+	r, b := p.scaleShare()
+	for _, lim := range p.scaling {
+		lim.SetLimit(r)
+		lim.SetBurst(b)
+	}
+}
+
+// scaleShare is this node's share of the scaling limits. p.mu is held.
+func (p *Pool) scaleShare() (rate.Limit, int) {
+	n := max(p.nodes, 1)
+	return rate.Limit(p.cfg.ScaleRate / float64(n)), max(1, (p.cfg.ScaleBurst+n-1)/n)
+}
+
 // reserve admits a new environment for fn: within the function's scaling
 // rate, and within the host memory budget, evicting idle environments
 // (least recently used first) to make room. The reservation is returned by
@@ -642,7 +668,7 @@ func (p *Pool) reserve(fn *model.Function) error {
 	p.mu.Lock()
 	lim, ok := p.scaling[fn.Name]
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(p.cfg.ScaleRate), p.cfg.ScaleBurst)
+		lim = rate.NewLimiter(p.scaleShare())
 		p.scaling[fn.Name] = lim
 	}
 	p.mu.Unlock()

@@ -547,3 +547,39 @@ func TestSandboxBuildTimeoutThrottles(t *testing.T) {
 		t.Error("the call after the slow builds was not a cold start")
 	}
 }
+
+// The scaling limits are the cluster's: on one of 3 nodes a pool lets a
+// function gain a third of the burst at once; alone, all of it.
+func TestScalingSharedByNodes(t *testing.T) {
+	overlapping := func(p *Pool, calls int) (ok, throttled int) {
+		t.Helper()
+		var chans []<-chan invoked
+		for range calls {
+			// Each call takes 200 ms, so they overlap and each needs a new
+			// environment.
+			chans = append(chans, invokeAsync(p, function("f"), `{"Sleep":200}`))
+		}
+		for _, ch := range chans {
+			var te *errdefs.ThrottleError
+			switch r := <-ch; {
+			case r.err == nil:
+				ok++
+			case errors.As(r.err, &te) && te.Reason == errdefs.ReasonFunctionRateLimit:
+				throttled++
+			default:
+				t.Errorf("call: %v", r.err)
+			}
+		}
+		return ok, throttled
+	}
+	cfg := Config{ScaleBurst: 6, ScaleRate: 0.001}
+	alone, _ := newPool(t, cfg, always(echo))
+	if ok, throttled := overlapping(alone, 6); ok != 6 || throttled != 0 {
+		t.Errorf("alone: %d ran, %d throttled; want the whole burst of 6", ok, throttled)
+	}
+	shared, _ := newPool(t, cfg, always(echo))
+	shared.SetNodes(3)
+	if ok, throttled := overlapping(shared, 6); ok != 2 || throttled != 4 {
+		t.Errorf("one of 3 nodes: %d ran, %d throttled; want 2 (a third of the burst) and 4", ok, throttled)
+	}
+}
