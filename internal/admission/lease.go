@@ -80,6 +80,10 @@ type lease struct {
 	acquire sync.Mutex // one CAS for more units at a time
 	held    int        // units granted to this node
 	used    int        // units busy
+	// waiting counts calls that found every held unit busy and wait to
+	// ask the cluster for more. Not busy units: a waiter is admitted on a
+	// unit freed meanwhile, and idle units go back whatever waits.
+	waiting int
 	expires time.Time  // of the lease as last written
 	lastUse time.Time
 }
@@ -198,7 +202,7 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	}
 	// Counted while waiting: p stays in the map, and the unit is asked
 	// for by whichever waiter reaches the cluster first.
-	p.used++
+	p.waiting++
 	l.mu.Unlock()
 	p.acquire.Lock()
 	defer p.acquire.Unlock()
@@ -209,21 +213,30 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 		// now: the node asks again for all of them.
 		p.held = 0
 	}
-	if p.used <= min(p.held, capacity) {
+	if p.used < min(p.held, capacity) {
+		// Another waiter got enough for both, or a unit was freed.
+		p.waiting--
+		p.used++
 		p.lastUse = now
 		l.mu.Unlock()
-		return p, true, nil // another waiter got enough for both
+		return p, true, nil
 	}
-	base, need := p.held, p.used-p.held
+	base, need := p.held, p.used+p.waiting-p.held
 	l.mu.Unlock()
 	// More at once for large pools, so a busy node asks rarely.
-	granted, err := l.grant(p, key, capacity, base, max(need, capacity/16))
+	_, err := l.grant(p, key, capacity, base, max(need, capacity/16))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err != nil || granted == 0 {
-		p.used--
+	p.waiting--
+	if err != nil {
 		return nil, false, err
 	}
+	// Granted units, or one freed while the cluster was asked; either may
+	// have gone to a call that found it free first.
+	if p.used >= min(p.held, capacity) {
+		return nil, false, nil
+	}
+	p.used++
 	p.lastUse = l.lcfg.Now()
 	return p, true, nil
 }
@@ -361,7 +374,7 @@ func (l *Leases) renew(returning bool) {
 			p.acquire.Unlock()
 			continue
 		}
-		if p.held == 0 && p.used == 0 && p.expires.IsZero() {
+		if p.held == 0 && p.used == 0 && p.waiting == 0 && p.expires.IsZero() {
 			delete(l.pools, key) // nothing held, nothing stored
 			l.mu.Unlock()
 			p.acquire.Unlock()
