@@ -136,14 +136,17 @@ func (d *Daemon) leave() {
 // engine for TTL: the cluster has dropped the node by then, and with it what
 // admission granted it, so admitting more would break cluster-wide limits
 // (and their logs could not be stored). Until then, a short engine outage is
-// ridden out: the catalog is cached and the hot path needs no engine.
+// ridden out: the catalog is cached and the hot path needs no engine. An
+// embedded engine is never gated: there is no other node to go to, and its
+// admission does not use the engine (a heartbeat held up by a busy host
+// must not fail calls).
 type gatedInvoker struct {
 	api.Invoker
 	d *Daemon
 }
 
 func (g gatedInvoker) Invoke(ctx context.Context, req invoke.Request) (model.Result, error) {
-	if m := g.d.member.Load(); m != nil && m.Ready() != nil {
+	if m := g.d.member.Load(); m != nil && g.d.cfg.NatsURL != "" && m.Ready() != nil {
 		return model.Result{}, errEngineGone
 	}
 	return g.Invoker.Invoke(ctx, req)
