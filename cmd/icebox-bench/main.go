@@ -46,6 +46,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	cold := fs.Int("cold", 0, "cold starts to time (default 30, --full 100)")
 	warm := fs.Int("warm", 0, "sequential warm invokes to time (default 2000, --full 5000)")
 	dur := fs.Duration("duration", 0, "how long each throughput level runs (default 2s, --full 5s)")
+	cluster := fs.Bool("cluster", false, "measure only the cluster rows: sync invokes at 32 callers through 1 node and through 3 in-process nodes on one external JetStream started here (leases), with a tight account limit too; on one host this shows clustering's overhead, not its gain")
 	egress := fs.Bool("egress", false, "add the egress rows: cold start and environments/s with --egress nat, and a 50 MB download from a test host (network namespace on 198.18.0.0/15) next to the host's own")
 	fs.StringVar(&o.cfg.PeerRIE, "peer-rie", "", "also measure AWS's runtime interface emulator (the aws-lambda-rie binary at this path) on the same echo bootstrap, next to icebox run")
 	verbose := fs.Bool("v", false, "show the in-process server's warnings")
@@ -74,6 +75,10 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 		o.cfg.ThroughputTime = *dur
 	}
 	o.cfg.Egress = *egress
+	o.cfg.Cluster = *cluster
+	if o.cfg.Cluster && (*endpoint != "" || *egress || peer != "") {
+		return o, errors.New("bench: --cluster starts its own nodes and measures only the cluster rows (no --endpoint, --egress or --peer-rie)")
+	}
 	if *endpoint != "" {
 		o.cfg.Endpoint = *endpoint
 		o.cfg.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
@@ -132,7 +137,11 @@ func benchCmd(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := bench.Run(ctx, o.cfg)
+	run := bench.Run
+	if o.cfg.Cluster {
+		run = bench.RunCluster
+	}
+	rep, err := run(ctx, o.cfg)
 	if err != nil {
 		return err
 	}

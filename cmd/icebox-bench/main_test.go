@@ -37,6 +37,27 @@ func TestBenchFlags(t *testing.T) {
 		t.Errorf("--endpoint: %+v", o.cfg)
 	}
 
+	o, err = parseBench([]string{"--cluster", "--duration", "5s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.cfg.Cluster || o.cfg.ThroughputTime != 5*time.Second || o.cfg.Endpoint != "" {
+		t.Errorf("--cluster: %+v", o.cfg)
+	}
+	if o, _ := parseBench(nil, io.Discard); o.cfg.Cluster {
+		t.Error("the cluster rows run without --cluster")
+	}
+	// The cluster rows start their own nodes: nothing else to measure.
+	for _, bad := range [][]string{
+		{"--cluster", "--endpoint", "http://127.0.0.1:9070"},
+		{"--cluster", "--egress"},
+		{"--cluster", "--peer-rie", "/opt/aws-lambda-rie"},
+	} {
+		if _, err := parseBench(bad, io.Discard); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+
 	if _, err := parseBench([]string{"extra"}, io.Discard); err == nil {
 		t.Error("a stray argument was accepted")
 	}

@@ -95,6 +95,11 @@ type Config struct {
 	// host's own. Default off.
 	Egress bool
 
+	// Cluster runs the cluster rows only (RunCluster): sync invokes through
+	// one node and through ClusterNodes nodes on one external JetStream,
+	// all in-process. Default off.
+	Cluster bool
+
 	// Progress, when set, receives one line per phase.
 	Progress io.Writer
 	// Log receives the in-process daemon's log. Default: discarded.
@@ -217,6 +222,9 @@ func (c *Config) Validate() error {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return errors.New("bench: an endpoint needs credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
 		}
+	}
+	if c.Cluster && c.Endpoint != "" {
+		return errors.New("bench: the cluster rows start their own nodes (no --endpoint)")
 	}
 	if c.Egress && c.Endpoint != "" {
 		return errors.New("bench: the egress rows need the in-process server (no --endpoint)")

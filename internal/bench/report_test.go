@@ -212,3 +212,21 @@ func TestPanicLine(t *testing.T) {
 		t.Errorf("panicLine without a panic = %q", got)
 	}
 }
+
+// The cluster rows start their own nodes: an endpoint makes no sense there.
+func TestClusterConfig(t *testing.T) {
+	cfg := Smoke()
+	cfg.EchoZip = []byte("zip")
+	cfg.Cluster = true
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("cluster config: %v", err)
+	}
+	cfg.Endpoint, cfg.AccessKeyID, cfg.SecretAccessKey = "http://127.0.0.1:9070", "AKID", "secret"
+	if err := cfg.Validate(); err == nil {
+		t.Error("cluster rows against an endpoint were accepted")
+	}
+	if got := clusterLimit(ClusterCallers); got <= ClusterCallers || got >= clusterRoomyLimit {
+		t.Errorf("tight limit %d for %d callers: must be above the callers and below the roomy %d", got, ClusterCallers, clusterRoomyLimit)
+	}
+}
