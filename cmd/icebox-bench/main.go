@@ -76,8 +76,8 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	}
 	o.cfg.Egress = *egress
 	o.cfg.Cluster = *cluster
-	if o.cfg.Cluster && (*endpoint != "" || *egress || peer != "") {
-		return o, errors.New("bench: --cluster starts its own nodes and measures only the cluster rows (no --endpoint, --egress or --peer-rie)")
+	if o.cfg.Cluster && (*endpoint != "" || *egress || peer != "" || o.plotDir != "") {
+		return o, errors.New("bench: --cluster starts its own nodes and measures only the cluster rows (no --endpoint, --egress, --peer-rie or --plot)")
 	}
 	if *endpoint != "" {
 		o.cfg.Endpoint = *endpoint

@@ -52,6 +52,7 @@ func TestBenchFlags(t *testing.T) {
 		{"--cluster", "--endpoint", "http://127.0.0.1:9070"},
 		{"--cluster", "--egress"},
 		{"--cluster", "--peer-rie", "/opt/aws-lambda-rie"},
+		{"--cluster", "--plot", "docs"}, // nothing to plot: no curves
 	} {
 		if _, err := parseBench(bad, io.Discard); err == nil {
 			t.Errorf("%q was accepted", bad)
