@@ -63,6 +63,9 @@ func serve(t *testing.T, cfg ...Config) *harness {
 		}
 		h.start <- out
 	}()
+	// As in a sandbox, where the runtime exists only once Start ran it: a
+	// /next before that would find no init to end.
+	testkit.WaitFor(t, wait, "the environment's init to be under way", func() bool { return env.State() == environment.Initializing })
 	t.Cleanup(func() {
 		env.Destroy()
 		h.sb.Kill()
