@@ -73,6 +73,13 @@ type Leases struct {
 
 	mu    sync.Mutex
 	pools map[string]*lease
+
+	// lastOK is when the bucket last answered (a check or a write),
+	// lastCheck when the loop last asked it, lastErr its last failure.
+	health    sync.Mutex
+	lastOK    time.Time
+	lastCheck time.Time
+	lastErr   error
 }
 
 // lease is this node's share of one pool.
@@ -84,7 +91,7 @@ type lease struct {
 	// ask the cluster for more. Not busy units: a waiter is admitted on a
 	// unit freed meanwhile, and idle units go back whatever waits.
 	waiting int
-	expires time.Time  // of the lease as last written
+	expires time.Time // of the lease as last written
 	lastUse time.Time
 }
 
@@ -132,6 +139,7 @@ func NewLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig, log
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Leases{Counter: c, lcfg: cfg, kv: kv, log: log, stop: stop, done: make(chan struct{}), pools: map[string]*lease{}}
+	l.lastOK, l.lastCheck = cfg.Now(), cfg.Now()
 	go l.loop(bg)
 	return l, nil
 }
@@ -315,6 +323,7 @@ func (l *Leases) update(key string, change func(map[string]entry, time.Time) boo
 			_, err = l.kv.Update(ctx, key, b, rev)
 		}
 		if err == nil {
+			l.reached(nil)
 			written(now)
 			return nil
 		}
@@ -337,7 +346,53 @@ func (l *Leases) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		l.renew(false)
+		l.check(ctx)
 	}
+}
+
+// check asks the bucket for its status once a third of the TTL has passed
+// since the last check, so Ready knows whether it answers even while the
+// node holds no lease.
+func (l *Leases) check(ctx context.Context) {
+	l.health.Lock()
+	due := !l.lcfg.Now().Before(l.lastCheck.Add(l.lcfg.TTL / 3))
+	if due {
+		l.lastCheck = l.lcfg.Now()
+	}
+	l.health.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(opTimeout, l.lcfg.TTL/3))
+	defer cancel()
+	_, err := l.kv.Status(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return // stopping, not unreachable
+	}
+	l.reached(err)
+}
+
+// reached records whether the bucket answered.
+func (l *Leases) reached(err error) {
+	l.health.Lock()
+	defer l.health.Unlock()
+	if err != nil {
+		l.lastErr = err
+		return
+	}
+	l.lastOK, l.lastErr = l.lcfg.Now(), nil
+}
+
+// Ready reports whether the leases bucket answered within TTL: a node that
+// cannot reach it cannot be granted units beyond those it holds, nor renew
+// them, and should not take calls.
+func (l *Leases) Ready() error {
+	l.health.Lock()
+	defer l.health.Unlock()
+	if age := l.lcfg.Now().Sub(l.lastOK); age > l.lcfg.TTL {
+		return fmt.Errorf("admission: bucket %s unanswered for %s (%v): %w", LeaseBucket, age.Round(time.Second), l.lastErr, errdefs.ErrUnavailable)
+	}
+	return nil
 }
 
 // renew writes the leases the node holds with a fresh expiry once a third

@@ -27,6 +27,7 @@ const (
 	notReadyShuttingDown = "shutting down"
 	notReadyEngine       = "engine unreachable"
 	notReadyDisconnected = "engine disconnected"
+	notReadyAdmission    = "admission unavailable"
 )
 
 // errEngineGone answers calls on a node that has lost its engine for longer
@@ -114,6 +115,10 @@ func (d *Daemon) notReady() string {
 		// A reconnect to another server of the cluster usually takes
 		// milliseconds; a balancer sees the node unready meanwhile.
 		return notReadyDisconnected
+	case d.leases != nil && d.leases.Ready() != nil:
+		// The leases bucket does not answer (say its stream lost its
+		// leader): no unit can be granted or renewed here.
+		return notReadyAdmission
 	}
 	return ""
 }

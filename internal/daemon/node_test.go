@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"icebox/internal/admission"
 	"icebox/internal/api"
 	"icebox/internal/daemon"
 	"icebox/internal/engine/enginetest"
@@ -148,4 +152,52 @@ func TestEngineLoss(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("invoke after the engine came back: %d", resp.StatusCode)
 	}
+}
+
+// A cluster node whose admission bucket stops answering (here: deleted,
+// as a bucket whose stream lost its leader answers nothing) fails /readyz
+// with its own reason while the rest of the engine is fine, and is ready
+// again once the bucket is back.
+func TestReadyzAdmission(t *testing.T) {
+	t.Parallel()
+	c := enginetest.Cluster(t, 1)
+	d := clusterNode(t, c.URL(), t.TempDir())
+	waitReadyz := func(want int, reason string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := probe(t, d, "/readyz")
+			if code == want && strings.Contains(body, reason) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("readyz: %d %s, want %d %s", code, body, want, reason)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitReadyz(200, `"status":"ready"`)
+
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := js.DeleteKeyValue(ctx, admission.LeaseBucket); err != nil {
+		t.Fatal(err)
+	}
+	waitReadyz(503, `"reason":"admission unavailable"`)
+	if code, _ := probe(t, d, "/healthz"); code != 200 {
+		t.Errorf("healthz with the admission bucket gone: %d", code)
+	}
+
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: admission.LeaseBucket, History: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitReadyz(200, `"status":"ready"`)
 }
