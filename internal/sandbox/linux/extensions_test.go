@@ -2,7 +2,6 @@ package linux
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,16 +47,16 @@ func TestExtensionProcesses(t *testing.T) {
 		select {
 		case ex := <-sb.ExtensionExits():
 			got[ex.Name] = ex.Status
-		case <-time.After(10 * time.Second):
-			t.Fatalf("extension exits: %v", got)
+		case <-time.After(waitBound):
+			t.Fatalf("waited %v for both extensions' exits, got %v", waitBound, got)
 		}
 	}
 	if got["a-agent"].Code != 7 || got["b-broken"].Code != 126 {
 		t.Errorf("extension exits %v", got)
 	}
-	out, _ := io.ReadAll(sb.Output())
-	<-sb.Done()
-	extOut, _ := io.ReadAll(sb.ExtensionOutput())
+	out := readAllWithin(t, sb.Output(), "the runtime's output to end (the sandbox's init to exit)")
+	waitClosed(t, sb.Done(), "the sandbox's Done after its output ended")
+	extOut := readAllWithin(t, sb.ExtensionOutput(), "the extensions' output to end")
 	if !strings.Contains(string(extOut), "agent uid=993 foo=bar opt=a-agent,b-broken,") || strings.Contains(string(extOut), "runtime done") {
 		t.Errorf("extensions' output %q", extOut)
 	}
@@ -122,7 +121,7 @@ func TestExtensionsOutliveRuntime(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no extension exit after the runtime's")
 	}
-	if out, _ := io.ReadAll(sb.ExtensionOutput()); !strings.Contains(string(out), "agent-saw-the-end") {
+	if out := readAllWithin(t, sb.ExtensionOutput(), "the extensions' output to end"); !strings.Contains(string(out), "agent-saw-the-end") {
 		t.Errorf("extensions' output %q", out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,13 +61,68 @@ func run(t *testing.T, m *Manager, code string) (string, sandbox.ExitStatus) {
 	if err := sb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := io.ReadAll(sb.Output())
-	select {
-	case <-sb.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("sandbox did not exit")
-	}
+	out := readAllWithin(t, sb.Output(), "the runtime's output to end (the sandbox's init to exit)")
+	waitClosed(t, sb.Done(), "the sandbox's Done after its output ended")
 	return string(out), sb.Exit()
+}
+
+// waitBound is how long a test waits for a sandbox to do something it
+// does in milliseconds when idle; generous for a loaded 2-core CI host.
+const waitBound = 30 * time.Second
+
+// readAllWithin reads r to its end, failing the test with what it waited
+// for, and what it read so far, after waitBound. The reader left behind
+// ends when the test's Destroy closes the pipe.
+func readAllWithin(t testing.TB, r io.Reader, what string) []byte {
+	t.Helper()
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	var mu sync.Mutex
+	var sofar []byte
+	go func() {
+		var b []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			b = append(b, buf[:n]...)
+			mu.Lock()
+			sofar = append(sofar, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				ch <- result{b, err}
+				return
+			}
+		}
+	}()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			t.Fatalf("reading %s: %v", what, res.err)
+		}
+		return res.b
+	case <-time.After(waitBound):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("waited %v for %s; read so far: %q", waitBound, what, sofar)
+		return nil
+	}
+}
+
+// waitClosed waits for c to close, failing the test with what it waited
+// for after waitBound.
+func waitClosed(t testing.TB, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(waitBound):
+		t.Fatalf("waited %v for %s", waitBound, what)
+	}
 }
 
 func TestSandboxIsolation(t *testing.T) {
@@ -290,7 +346,7 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	// A shell doubling a variable until the kernel kills it.
 	sb := start(t, m, `x=a; while true; do x="$x$x"; done`, 128)
-	io.Copy(io.Discard, sb.Output())
+	readAllWithin(t, sb.Output(), "the memory hog's output to end (its sandbox killed)")
 	select {
 	case <-sb.Done():
 	case <-time.After(30 * time.Second):
@@ -354,7 +410,7 @@ func runArgs(t *testing.T, m *Manager, argv []string, env []string, inspect func
 			break
 		}
 	}
-	<-sb.Done()
+	waitClosed(t, sb.Done(), "the sandbox's Done after its output ended")
 	t.Log(string(out))
 	return string(out)
 }
@@ -680,8 +736,8 @@ func TestTelemetryDescriptor(t *testing.T) {
 	if err := sb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := io.ReadAll(sb.Output())
-	tel, _ := io.ReadAll(sb.Telemetry())
+	out := readAllWithin(t, sb.Output(), "the runtime's output to end")
+	tel := readAllWithin(t, sb.Telemetry(), "the telemetry pipe to end")
 	if string(out) != "out\n" || string(tel) != "one\ntwothree" {
 		t.Errorf("stdout %q, telemetry %q", out, tel)
 	}
