@@ -128,15 +128,31 @@ func TestClusterKill9DuringAsyncEvents(t *testing.T) {
 	// hold all of it once the killed node's leases expired.
 	queue := eventQueue(t, engine.URL())
 	leases := survivorLeases(t, engine.URL(), "fn."+fn, victim.dataDir)
-	var after map[string]int
-	var recovered time.Duration
-	testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d events to run and the queue to empty", events), func() bool {
-		if recovered == 0 && leases() == reserved {
-			recovered = time.Since(killed)
+	var recovered time.Duration // read once watching is done
+	watching, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watching:
+				return
+			case <-tick.C:
+			}
+			if n, err := leases(); err == nil && n == reserved {
+				recovered = time.Since(killed)
+				return
+			}
 		}
+	}()
+	var after map[string]int
+	testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d events to run and the queue to empty", events), func() bool {
 		after = ranEvents(t, survivors[0], fn)
 		return len(after) >= events && queue() == 0
 	})
+	close(watching)
+	<-watched
 	drained := time.Since(killed)
 	// A redelivered event may have run a second time just now; its line
 	// is stored 300 ms before its ack, so it is in this read.
@@ -169,7 +185,7 @@ func TestClusterKill9DuringAsyncEvents(t *testing.T) {
 		t.Fatalf("while the backlog drained, the survivors never held all %d units of the reservation", reserved)
 	}
 	t.Logf("the survivors held all %d units of the reservation %v after the kill (lease TTL %v)", reserved, recovered.Round(time.Millisecond), ttl)
-	if recovered > ttl+time.Second {
+	if recovered > ttl+2*time.Second { // the survivors ask again every 100 ms, under load later
 		t.Errorf("the survivors took the killed node's share over %v after the kill, want within its lease TTL %v", recovered, ttl)
 	}
 	var codes []int
@@ -198,8 +214,9 @@ func TestClusterKill9DuringAsyncEvents(t *testing.T) {
 }
 
 // survivorLeases returns a probe of the units of pool the nodes other than
-// the one of deadDir hold in the admission bucket, expired leases left out.
-func survivorLeases(t *testing.T, url, pool, deadDir string) func() int {
+// the one of deadDir hold in the admission bucket, expired leases left out;
+// the probe may run off the test's goroutine.
+func survivorLeases(t *testing.T, url, pool, deadDir string) func() (int, error) {
 	t.Helper()
 	id, err := os.ReadFile(filepath.Join(deadDir, "node-id"))
 	if err != nil {
@@ -221,19 +238,19 @@ func survivorLeases(t *testing.T, url, pool, deadDir string) func() int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() int {
+	return func() (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		e, err := kv.Get(ctx, pool)
 		if err != nil {
-			t.Fatalf("admission key %s: %v", pool, err)
+			return 0, err
 		}
 		var held map[string]struct {
 			N   int   `json:"n"`
 			Exp int64 `json:"exp"`
 		}
 		if err := json.Unmarshal(e.Value(), &held); err != nil {
-			t.Fatalf("admission key %s: %v: %s", pool, err, e.Value())
+			return 0, fmt.Errorf("admission key %s: %w: %s", pool, err, e.Value())
 		}
 		n, now := 0, time.Now().UnixMilli()
 		for node, l := range held {
@@ -241,7 +258,7 @@ func survivorLeases(t *testing.T, url, pool, deadDir string) func() int {
 				n += l.N
 			}
 		}
-		return n
+		return n, nil
 	}
 }
 
