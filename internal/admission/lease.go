@@ -45,7 +45,14 @@ const (
 	// ended: its next calls need no round trip, and units it no longer
 	// uses reach other nodes this soon.
 	idleLinger = 250 * time.Millisecond
-	opTimeout  = 5 * time.Second
+	// contendedWait is how long a call that finds every unit of a pool
+	// held (by other nodes too) keeps asking before it is throttled: long
+	// enough for the holders' next renewal to give back units they held
+	// above their use (see renew), so calls under the limit are never
+	// throttled because the units sat on another node.
+	contendedWait = 2 * idleLinger
+	contendedPoll = 10 * time.Millisecond
+	opTimeout     = 5 * time.Second
 )
 
 // LeaseConfig configures cluster-wide admission.
@@ -91,8 +98,18 @@ type lease struct {
 	// ask the cluster for more. Not busy units: a waiter is admitted on a
 	// unit freed meanwhile, and idle units go back whatever waits.
 	waiting int
+	// peak is the most units busy at once since the last renewal: what
+	// the node keeps of its lease while busy.
+	peak    int
 	expires time.Time // of the lease as last written
 	lastUse time.Time
+}
+
+// use takes a held unit; l.mu is held.
+func (p *lease) use(now time.Time) {
+	p.used++
+	p.peak = max(p.peak, p.used)
+	p.lastUse = now
 }
 
 // entry is a node's lease as stored.
@@ -190,7 +207,8 @@ func (l *Leases) Admit(fn *model.Function) (func(), error) {
 }
 
 // take holds one unit of key's lease, acquiring more from the cluster when
-// every held unit is busy. false: the cluster has none free.
+// every held unit is busy, and asking again for contendedWait while other
+// nodes hold every unit. false: the cluster has none free.
 func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	if capacity <= 0 {
 		return nil, false, nil
@@ -203,8 +221,7 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	}
 	now := l.lcfg.Now()
 	if p.used < min(p.held, capacity) && now.Before(p.expires) {
-		p.used++
-		p.lastUse = now
+		p.use(now)
 		l.mu.Unlock()
 		return p, true, nil
 	}
@@ -212,10 +229,28 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	// for by whichever waiter reaches the cluster first.
 	p.waiting++
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		p.waiting--
+		l.mu.Unlock()
+	}()
+	giveUp := time.Now().Add(contendedWait)
+	for {
+		ok, err := l.acquire(p, key, capacity)
+		if ok || err != nil || time.Now().After(giveUp) {
+			return p, ok, err
+		}
+		time.Sleep(contendedPoll)
+	}
+}
+
+// acquire is one attempt of take's slow path: a unit freed meanwhile, or
+// granted by the cluster.
+func (l *Leases) acquire(p *lease, key string, capacity int) (bool, error) {
 	p.acquire.Lock()
 	defer p.acquire.Unlock()
 	l.mu.Lock()
-	now = l.lcfg.Now()
+	now := l.lcfg.Now()
 	if !now.Before(p.expires) {
 		// Units held past the lease's expiry may be someone else's by
 		// now: the node asks again for all of them.
@@ -223,11 +258,9 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	}
 	if p.used < min(p.held, capacity) {
 		// Another waiter got enough for both, or a unit was freed.
-		p.waiting--
-		p.used++
-		p.lastUse = now
+		p.use(now)
 		l.mu.Unlock()
-		return p, true, nil
+		return true, nil
 	}
 	base, need := p.held, p.used+p.waiting-p.held
 	l.mu.Unlock()
@@ -235,18 +268,16 @@ func (l *Leases) take(key string, capacity int) (*lease, bool, error) {
 	_, err := l.grant(p, key, capacity, base, max(need, capacity/16))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p.waiting--
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	// Granted units, or one freed while the cluster was asked; either may
 	// have gone to a call that found it free first.
 	if p.used >= min(p.held, capacity) {
-		return nil, false, nil
+		return false, nil
 	}
-	p.used++
-	p.lastUse = l.lcfg.Now()
-	return p, true, nil
+	p.use(l.lcfg.Now())
+	return true, nil
 }
 
 // give returns a busy unit to the node's lease (not to the cluster).
@@ -419,9 +450,18 @@ func (l *Leases) renew(returning bool) {
 		p.acquire.Lock()
 		l.mu.Lock()
 		write := !p.expires.After(renewAfter)
-		if (returning || p.lastUse.Before(idleAfter)) && p.held > p.used {
+		// A busy node keeps the most it used at once since the last
+		// renewal; the rest goes back, so units follow the load between
+		// nodes rather than staying where they first landed. An idle one
+		// (or one returning) keeps only what is busy.
+		keep := max(p.peak, p.used)
+		if returning || p.lastUse.Before(idleAfter) {
+			keep = p.used
+		}
+		p.peak = p.used
+		if p.held > keep {
 			// Lowered first: the units going back are not taken meanwhile.
-			p.held = p.used
+			p.held = keep
 			write = true
 		}
 		if !write {

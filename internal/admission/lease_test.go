@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -265,5 +266,43 @@ func BenchmarkLeasesAdmit(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// Under the limit nothing is throttled, however calls spread: 32 callers
+// round robin over 3 nodes sharing an account limit of 48 never have more
+// than 32 calls running, so no call may get a 429 although each node's
+// share of the units moves with its load.
+func TestLeasesNoThrottleUnderTheLimit(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 3, admission.Config{AccountLimit: 48, UnreservedMin: 0}, 10*time.Second)
+	fn := &model.Function{Name: "steady"}
+	var mu sync.Mutex
+	calls, throttled := 0, 0
+	var firstErr error
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for c := range 32 {
+		wg.Go(func() {
+			for i := c; time.Now().Before(deadline); i += 32 {
+				rel, err := ns[i%3].Admit(fn)
+				mu.Lock()
+				calls++
+				if err != nil {
+					throttled++
+					firstErr = cmp.Or(firstErr, err)
+				}
+				mu.Unlock()
+				if err == nil {
+					time.Sleep(time.Duration(1+i%4) * time.Millisecond)
+					rel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d calls by 32 callers over 3 nodes, limit 48: %d throttled", calls, throttled)
+	if throttled > 0 {
+		t.Fatalf("%d of %d calls throttled under the limit (first: %v)", throttled, calls, firstErr)
 	}
 }
