@@ -3,6 +3,7 @@ package linux
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"icebox/internal/testkit"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -835,5 +837,40 @@ func BenchmarkColdSandbox(b *testing.B) {
 		io.Copy(io.Discard, sb.Output())
 		<-sb.Done()
 		sb.Destroy()
+	}
+}
+
+// An init that dies before answering fails the build with the end of its
+// control socket, not a wait for the context's deadline (or, with none, a
+// wait forever): the daemon keeps no copy of init's end of the socket.
+func TestInitDyingMidBuildEndsCreate(t *testing.T) {
+	testkit.NeedRoot(t)
+	m, err := NewManager(Config{StateDir: t.TempDir(), Prebuilt: -1, CgroupParent: "icebox-test/" + filepath.Base(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	// A stand-in init, run as the user namespace's root (no host
+	// privilege): alive while the daemon opens its root and sends the
+	// spec, gone without a word after.
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := filepath.Join(dir, "init")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep 0.5\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m.initPath = fake
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	_, err = m.Create(ctx, sandbox.Spec{ID: "dies", CodeDir: script(t, "exit 0\n"), MemoryMB: 128, TmpMB: 16,
+		Args: []string{"/var/task/bootstrap"}})
+	// The socket's end is an EOF, or a reset when the spec sent was
+	// left unread.
+	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Create with an init that died: %v, want the end of its control socket", err)
 	}
 }

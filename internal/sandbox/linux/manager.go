@@ -523,6 +523,13 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sandbox init: %w", err)
 	}
+	// Init has its copies now. The daemon's must go at once, not when
+	// build returns: while it held the socket's other end, an init that
+	// died before answering left expectOK waiting forever for a reply or
+	// an EOF that could not come.
+	for _, f := range []*os.File{child, pw, tw, xw} {
+		f.Close()
+	}
 	go s.wait()
 
 	base := baseSpec{
