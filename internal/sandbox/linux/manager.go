@@ -703,8 +703,27 @@ func (s *linuxSandbox) expectOK(ctx context.Context, what string) error {
 		_ = s.ctl.SetReadDeadline(dl)
 		defer s.ctl.SetReadDeadline(time.Time{})
 	}
-	// Cancelling ctx ends the read at once (a deadline in the past).
-	defer context.AfterFunc(ctx, func() { _ = s.ctl.SetReadDeadline(time.Unix(1, 0)) })()
+	// Cancelling ctx ends the read at once (a deadline in the past), but
+	// only while expectOK reads: stopping the AfterFunc does not stop one
+	// already under way, and a cancellation just as the reply came would
+	// otherwise end the status reader's reads after it.
+	var mu sync.Mutex
+	reading := true
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if reading {
+			_ = s.ctl.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	defer func() {
+		if !stop() {
+			mu.Lock()
+			reading = false
+			mu.Unlock()
+			_ = s.ctl.SetReadDeadline(time.Time{})
+		}
+	}()
 	line, err := s.ctlR.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("%s: sandbox init: %w", what, err)
