@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 func newManager(t *testing.T) *Manager {
 	t.Helper()
 	testkit.NeedRoot(t)
-	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(t.TempDir())})
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupParent: egressTestParent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestCgroupV2(t *testing.T) {
 			t.Skip("no cgroup2 hierarchy mounted on this host")
 		}
 	}
-	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupMount: mount, CgroupParent: "icebox-test/" + filepath.Base(t.TempDir())})
+	m, err := NewManager(Config{StateDir: t.TempDir(), CgroupMount: mount, CgroupParent: egressTestParent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestParentPidsMax(t *testing.T) {
 	checked := 0
 	for _, mount := range mounts {
 		top := "icebox-test"
-		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupMount: mount, CgroupParent: top + "/" + filepath.Base(t.TempDir()),
+		m, err := NewManager(Config{StateDir: t.TempDir(), CgroupMount: mount, CgroupParent: top + "/" + filepath.Base(t.TempDir()) + "-" + randomID()[:8],
 			AccountConcurrency: concurrency, Prebuilt: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -819,7 +819,7 @@ func TestCloseOnExecFrom(t *testing.T) {
 // runtime (/bin/true) has exited.
 func BenchmarkColdSandbox(b *testing.B) {
 	testkit.NeedRoot(b)
-	m, err := NewManager(Config{StateDir: b.TempDir(), CgroupParent: "icebox-test/" + filepath.Base(b.TempDir()), Prebuilt: -1})
+	m, err := NewManager(Config{StateDir: b.TempDir(), CgroupParent: egressTestParent(b), Prebuilt: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -845,7 +845,7 @@ func BenchmarkColdSandbox(b *testing.B) {
 // wait forever): the daemon keeps no copy of init's end of the socket.
 func TestInitDyingMidBuildEndsCreate(t *testing.T) {
 	testkit.NeedRoot(t)
-	m, err := NewManager(Config{StateDir: t.TempDir(), Prebuilt: -1, CgroupParent: "icebox-test/" + filepath.Base(t.TempDir())})
+	m, err := NewManager(Config{StateDir: t.TempDir(), Prebuilt: -1, CgroupParent: egressTestParent(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func TestIDRangesTakeLeases(t *testing.T) {
 // holds what it was handed until then.
 func TestWatchdogKillsFrozenGroups(t *testing.T) {
 	testkit.NeedRoot(t)
-	parent := "icebox-test/" + filepath.Base(t.TempDir())
+	parent := egressTestParent(t)
 	drv, err := detectCgroups("/sys/fs/cgroup", parent)
 	if err != nil {
 		t.Fatal(err)
