@@ -409,11 +409,15 @@ func (m *Manager) prebuild() {
 	// A build in progress ends when the manager closes: Close waits for
 	// this loop, and an init that stops answering (seen when a terminal's
 	// Ctrl-C reached the sandbox being built) must not hold it forever.
+	// The watcher reads its own copy of the stop channel: Close sets
+	// m.stop to nil once this loop has ended, and the watcher may not yet
+	// have looked by then.
+	stop := m.stop
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-m.stop:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}
