@@ -423,6 +423,12 @@ func (q *queue) attempt(fn model.Function, inv *model.Invocation) (model.Result,
 		if !errors.Is(err, errdefs.ErrThrottled) || time.Now().After(deadline) {
 			return res, err
 		}
+		if fn.ReservedConcurrency != nil && *fn.ReservedConcurrency == 0 {
+			// Nothing frees up: the event backs off (handle), and is
+			// looked up again when it comes back, so a reservation
+			// lifted meanwhile is seen.
+			return res, err
+		}
 		if !waiting {
 			q.mu.Lock()
 			if q.waiting[fn.Name] >= q.cfg.MaxInFlight/4 {
