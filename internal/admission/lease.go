@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"icebox/internal/engine"
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
 )
@@ -142,15 +143,12 @@ func NewLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := engine.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      LeaseBucket,
 		Description: "icebox admission: each node's leases of concurrency per pool, and claimed reservations",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, LeaseBucket)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("admission: open bucket %s: %w: %w", LeaseBucket, errdefs.ErrUnavailable, err)
 	}

@@ -280,3 +280,14 @@ func (l *serverLogger) startDone() error {
 // Connected reports whether the connection to the engine is up now (always
 // for the embedded server; an external one may be between reconnects).
 func (e *Engine) Connected() bool { return e.nc.IsConnected() }
+
+// OpenKeyValue creates the KV bucket cfg describes, or opens it as it is
+// when it exists with another configuration (made by nodes with other
+// settings, or changed by an operator: raised replicas, another TTL).
+func OpenKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
+	return kv, err
+}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"icebox/internal/engine"
 	"icebox/internal/errdefs"
 )
 
@@ -229,16 +230,13 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("logs: create stream %s: %w", StreamName, err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := engine.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      settingsBucket,
 		Description: "icebox log group settings (retention), keyed by base64url group name",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, settingsBucket) // configured differently by an operator
-	}
 	if err != nil {
 		return nil, fmt.Errorf("logs: open bucket %s: %w", settingsBucket, err)
 	}

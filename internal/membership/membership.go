@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"icebox/internal/engine"
 	"icebox/internal/errdefs"
 )
 
@@ -122,18 +123,15 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	// A bucket made by nodes with another TTL is opened as it is: entries
+	// expire by theirs, and Nodes drops stale ones by this node's.
+	kv, err := engine.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "icebox nodes: one entry per live node, removed TTL after its last heartbeat",
 		History:     1,
 		TTL:         cfg.TTL,
 		Storage:     jetstream.FileStorage,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Made by nodes with another TTL; entries expire by theirs, and
-		// Nodes drops stale ones by this node's.
-		kv, err = js.KeyValue(ctx, Bucket)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("membership: open bucket %s: %w: %w", Bucket, errdefs.ErrUnavailable, err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"icebox/internal/engine"
 	"icebox/internal/errdefs"
 	"icebox/internal/model"
 	"icebox/internal/policy"
@@ -538,12 +539,9 @@ func load(ctx context.Context, w jetstream.KeyWatcher, observe func(jetstream.Ke
 // is when it exists with another configuration (an operator may have raised
 // replicas on a cluster).
 func openBucket(ctx context.Context, js jetstream.JetStream, bucket, description string) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := engine.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: bucket, Description: description, History: 1, Storage: jetstream.FileStorage,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, bucket)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %q: %w", bucket, engineErr(err))
 	}
