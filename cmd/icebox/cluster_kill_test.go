@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"icebox/internal/engine"
 	"icebox/internal/engine/enginetest"
 	"icebox/internal/testkit"
 )
@@ -223,15 +221,7 @@ func survivorLeases(t *testing.T, url, pool, deadDir string) func() (int, error)
 		t.Fatal(err)
 	}
 	dead := strings.TrimSpace(string(id))
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := enginetest.Open(t, engine.Config{URL: url, DataDir: t.TempDir()}).JetStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "admission")
@@ -324,15 +314,7 @@ func concurrentExecutions(t *testing.T, s *server, fn string) float64 {
 // (stored and not yet acked), read from the engine directly.
 func eventQueue(t *testing.T, url string) func() uint64 {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := enginetest.Open(t, engine.Config{URL: url, DataDir: t.TempDir()}).JetStream()
 	return func() uint64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
