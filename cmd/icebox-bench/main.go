@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	cluster := fs.Bool("cluster", false, "measure only the cluster rows: sync invokes at 32 callers through 1 node and through 3 in-process nodes on one external JetStream started here (leases), with a tight account limit too; on one host this shows clustering's overhead, not its gain")
 	egress := fs.Bool("egress", false, "add the egress rows: cold start and environments/s with --egress nat, and a 50 MB download from a test host (network namespace on 198.18.0.0/15) next to the host's own")
 	fs.StringVar(&o.cfg.PeerRIE, "peer-rie", "", "also measure AWS's runtime interface emulator (the aws-lambda-rie binary at this path) on the same echo bootstrap, next to icebox run")
+	only := fs.String("only", "", "run only these row groups, comma-separated: "+strings.Join(bench.Groups, ", ")+" (scale runs cold and warm too, its floors)")
 	verbose := fs.Bool("v", false, "show the in-process server's warnings")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run (the in-process server included) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +77,12 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 		o.cfg.ThroughputTime = *dur
 	}
 	o.cfg.Egress = *egress
+	if *only != "" {
+		o.cfg.Only = strings.Split(*only, ",")
+		if err := bench.CheckGroups(o.cfg.Only); err != nil {
+			return o, err
+		}
+	}
 	o.cfg.Cluster = *cluster
 	if o.cfg.Cluster && (*endpoint != "" || *egress || peer != "" || o.plotDir != "") {
 		return o, errors.New("bench: --cluster starts its own nodes and measures only the cluster rows (no --endpoint, --egress, --peer-rie or --plot)")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,14 @@ func TestBenchFlags(t *testing.T) {
 	if o.cfg.IdleEnvs != 1000 || o.cfg.ColdStarts != 7 || o.cfg.ThroughputTime != 3*time.Second || !o.json || o.plotDir != "docs" ||
 		o.cfg.PeerRIE != "/opt/aws-lambda-rie" || len(o.cfg.ScaleFunctions) != 3 {
 		t.Errorf("--full with overrides: %+v json=%v plot=%q", o.cfg, o.json, o.plotDir)
+	}
+
+	o, err = parseBench([]string{"--only", "cold,load"}, io.Discard)
+	if err != nil || !slices.Equal(o.cfg.Only, []string{"cold", "load"}) {
+		t.Errorf("--only cold,load: %v %q", err, o.cfg.Only)
+	}
+	if _, err := parseBench([]string{"--only", "cold,nope"}, io.Discard); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("--only with an unknown group: %v", err)
 	}
 
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH")

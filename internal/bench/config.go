@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -100,10 +101,35 @@ type Config struct {
 	// all in-process. Default off.
 	Cluster bool
 
+	// Only, when not empty, names the row groups to run (Groups lists
+	// them); the others are skipped. A row whose floor is another group's
+	// row (the scale rows) runs that group too. Default: every group.
+	Only []string
+
 	// Progress, when set, receives one line per phase.
 	Progress io.Writer
 	// Log receives the in-process daemon's log. Default: discarded.
 	Log *slog.Logger
+}
+
+// Groups are the row groups Config.Only can name, in the order they run.
+var Groups = []string{"cold", "warm", "extension", "url", "load", "envs", "freeze", "egress", "run", "scale", "memory"}
+
+// CheckGroups refuses a name that is not one of Groups.
+func CheckGroups(names []string) error {
+	for _, g := range names {
+		if !slices.Contains(Groups, g) {
+			return fmt.Errorf("bench: unknown row group %q (groups: %s)", g, strings.Join(Groups, ", "))
+		}
+	}
+	return nil
+}
+
+// wants reports whether group g runs.
+func (c *Config) wants(g string) bool {
+	return len(c.Only) == 0 || slices.Contains(c.Only, g) ||
+		// The scale rows are judged against the cold and warm rows.
+		(g == "cold" || g == "warm") && slices.Contains(c.Only, "scale")
 }
 
 // Default is the configuration `icebox-bench` runs without --full: every row,
@@ -222,6 +248,9 @@ func (c *Config) Validate() error {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return errors.New("bench: an endpoint needs credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
 		}
+	}
+	if err := CheckGroups(c.Only); err != nil {
+		return err
 	}
 	if c.Cluster && c.Endpoint != "" {
 		return errors.New("bench: the cluster rows start their own nodes (no --endpoint)")

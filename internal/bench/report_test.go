@@ -230,3 +230,20 @@ func TestClusterConfig(t *testing.T) {
 		t.Errorf("tight limit %d for %d callers: must be above the callers and below the roomy %d", got, ClusterCallers, clusterRoomyLimit)
 	}
 }
+
+func TestOnlyGroups(t *testing.T) {
+	all := Config{}
+	only := Config{Only: []string{"scale", "run"}}
+	for _, g := range Groups {
+		if !all.wants(g) {
+			t.Errorf("without Only, group %q does not run", g)
+		}
+		want := g == "scale" || g == "run" || g == "cold" || g == "warm" // scale's floors
+		if only.wants(g) != want {
+			t.Errorf("Only scale,run: group %q runs = %v, want %v", g, only.wants(g), want)
+		}
+	}
+	if err := CheckGroups([]string{"cold", "warmth"}); err == nil {
+		t.Error("an unknown group was accepted")
+	}
+}

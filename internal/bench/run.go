@@ -77,43 +77,56 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	defer r.stub.close()
 	r.stubLambda = r.t.clientFor(r.stub.url)
 
-	r.progress("cold starts: %d fresh functions", cfg.ColdStarts)
-	cold, coldPoints, err := r.measureCold(ctx, cfg.ColdStarts)
-	if err != nil {
-		return nil, fmt.Errorf("cold start: %w", err)
+	var cold, warm Row
+	if cfg.wants("cold") {
+		r.progress("cold starts: %d fresh functions", cfg.ColdStarts)
+		var coldPoints []ColdPoint
+		if cold, coldPoints, err = r.measureCold(ctx, cfg.ColdStarts); err != nil {
+			return nil, fmt.Errorf("cold start: %w", err)
+		}
+		rep.Rows = append(rep.Rows, cold)
+		rep.ColdByAlive = append(rep.ColdByAlive, coldPoints...)
 	}
-	rep.Rows = append(rep.Rows, cold)
-	rep.ColdByAlive = append(rep.ColdByAlive, coldPoints...)
 
-	r.fn = r.t.prefix + "echo"
-	if err := r.t.create(ctx, r.fn, cfg.EchoZip, 3*time.Second); err != nil {
-		return nil, err
+	if cfg.wants("warm") || cfg.wants("extension") || cfg.wants("url") || cfg.wants("load") {
+		r.fn = r.t.prefix + "echo"
+		if err := r.t.create(ctx, r.fn, cfg.EchoZip, 3*time.Second); err != nil {
+			return nil, err
+		}
+		if _, err := r.t.invoke(ctx, r.fn, payload); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := r.t.invoke(ctx, r.fn, payload); err != nil {
-		return nil, err
+	if cfg.wants("warm") || cfg.wants("extension") {
+		r.progress("warm invokes: %d sequential", cfg.WarmCalls)
+		if warm, err = r.measureWarm(ctx, cfg.WarmCalls); err != nil {
+			return nil, fmt.Errorf("warm invoke: %w", err)
+		}
+		rep.Rows = append(rep.Rows, warm)
 	}
-	r.progress("warm invokes: %d sequential", cfg.WarmCalls)
-	warm, err := r.measureWarm(ctx, cfg.WarmCalls)
-	if err != nil {
-		return nil, fmt.Errorf("warm invoke: %w", err)
-	}
-	rep.Rows = append(rep.Rows, warm)
 
-	r.progress("warm invokes with a no-op extension: %d sequential", cfg.WarmCalls)
-	warmExt, err := r.measureWarmExtension(ctx, cfg.WarmCalls, warm.Result)
-	if err != nil {
-		return nil, fmt.Errorf("warm invoke with an extension: %w", err)
+	if cfg.wants("extension") {
+		r.progress("warm invokes with a no-op extension: %d sequential", cfg.WarmCalls)
+		warmExt, err := r.measureWarmExtension(ctx, cfg.WarmCalls, warm.Result)
+		if err != nil {
+			return nil, fmt.Errorf("warm invoke with an extension: %w", err)
+		}
+		rep.Rows = append(rep.Rows, warmExt)
 	}
-	rep.Rows = append(rep.Rows, warmExt)
 
-	r.progress("warm function URL calls: %d sequential", cfg.WarmCalls)
-	warmURL, err := r.measureWarmURL(ctx, cfg.WarmCalls)
-	if err != nil {
-		return nil, fmt.Errorf("warm function URL call: %w", err)
+	if cfg.wants("url") {
+		r.progress("warm function URL calls: %d sequential", cfg.WarmCalls)
+		warmURL, err := r.measureWarmURL(ctx, cfg.WarmCalls)
+		if err != nil {
+			return nil, fmt.Errorf("warm function URL call: %w", err)
+		}
+		rep.Rows = append(rep.Rows, warmURL)
 	}
-	rep.Rows = append(rep.Rows, warmURL)
 
 	for _, c := range cfg.Concurrency {
+		if !cfg.wants("load") {
+			break
+		}
 		r.progress("throughput at concurrency %d for %v", c, cfg.ThroughputTime)
 		rows, point, err := r.measureThroughput(ctx, c)
 		if err != nil {
@@ -123,22 +136,26 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		rep.Concurrency = append(rep.Concurrency, point)
 	}
 
-	r.progress("environments per second: burst of %d", cfg.Burst)
-	rate, err := r.measureEnvRate(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("environment burst: %w", err)
+	if cfg.wants("envs") {
+		r.progress("environments per second: burst of %d", cfg.Burst)
+		rate, err := r.measureEnvRate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("environment burst: %w", err)
+		}
+		rep.Rows = append(rep.Rows, rate)
 	}
-	rep.Rows = append(rep.Rows, rate)
 
-	r.progress("freeze/thaw: %d cycles", cfg.FreezeCycles)
-	freeze, thaw, version, err := r.measureFreezeThaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("freeze/thaw: %w", err)
+	if cfg.wants("freeze") {
+		r.progress("freeze/thaw: %d cycles", cfg.FreezeCycles)
+		freeze, thaw, version, err := r.measureFreezeThaw(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("freeze/thaw: %w", err)
+		}
+		rep.Machine.CgroupVersion = version
+		rep.Rows = append(rep.Rows, thaw, freeze)
 	}
-	rep.Machine.CgroupVersion = version
-	rep.Rows = append(rep.Rows, thaw, freeze)
 
-	if cfg.Egress {
+	if cfg.Egress && cfg.wants("egress") {
 		rows, err := r.measureEgress(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("egress: %w", err)
@@ -146,18 +163,23 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		rep.Rows = append(rep.Rows, rows...)
 	}
 
-	r.progress("icebox run: echo bootstrap at %v callers", cfg.SingleConcurrency)
-	single, err := r.measureIceboxRun(ctx)
-	if err != nil {
-		return nil, err
+	if cfg.wants("run") {
+		r.progress("icebox run: echo bootstrap at %v callers", cfg.SingleConcurrency)
+		single, err := r.measureIceboxRun(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, single...)
+		peer, err := r.measurePeerRIE(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, peer...)
 	}
-	rep.Rows = append(rep.Rows, single...)
-	peer, err := r.measurePeerRIE(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rep.Rows = append(rep.Rows, peer...)
 
+	if !cfg.wants("scale") && !cfg.wants("memory") {
+		return r.finish(rep), nil
+	}
 	// The scale rows and the memory row run on a daemon of their own,
 	// started fresh, with nothing deployed.
 	if cfg.Endpoint == "" {
@@ -169,33 +191,42 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 			return nil, err
 		}
 	}
-	scale, base, err := r.measureScale(ctx, cold, warm)
-	if err != nil {
-		return nil, err
-	}
-	rep.Rows = append(rep.Rows, scale...)
-
-	r.progress("memory: %d idle environments", cfg.IdleEnvs)
-	mem, memPoints, err := r.measureMemory(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("memory: %w", err)
-	}
-	rep.Rows = append(rep.Rows, mem)
-	rep.ColdByAlive = append(rep.ColdByAlive, memPoints...)
-	if r.t.d != nil {
-		idle, err := r.measureIdleAlive(ctx, base)
-		if err != nil {
+	var base scaleBase
+	if cfg.wants("scale") {
+		var scale []Row
+		if scale, base, err = r.measureScale(ctx, cold, warm); err != nil {
 			return nil, err
 		}
-		rep.Rows = append(rep.Rows, idle...)
+		rep.Rows = append(rep.Rows, scale...)
 	}
 
+	if cfg.wants("memory") {
+		r.progress("memory: %d idle environments", cfg.IdleEnvs)
+		mem, memPoints, err := r.measureMemory(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("memory: %w", err)
+		}
+		rep.Rows = append(rep.Rows, mem)
+		rep.ColdByAlive = append(rep.ColdByAlive, memPoints...)
+		if r.t.d != nil && cfg.wants("scale") {
+			idle, err := r.measureIdleAlive(ctx, base)
+			if err != nil {
+				return nil, err
+			}
+			rep.Rows = append(rep.Rows, idle...)
+		}
+	}
+	return r.finish(rep), nil
+}
+
+// finish judges the rows against their targets and stamps the run's length.
+func (r *run) finish(rep *Report) *Report {
 	r.progress("done")
 	for i := range rep.Rows {
 		judge(&rep.Rows[i])
 	}
 	rep.Duration = time.Since(rep.Started)
-	return rep, nil
+	return rep
 }
 
 // unpackBootstrap writes the zip's bootstrap into dir (world-readable, as
