@@ -2,6 +2,8 @@ package linux
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"slices"
 	"sync"
 	"syscall"
@@ -34,26 +36,46 @@ func newReaper(ctl *ctlConn, exts []int) *reaper {
 	return r
 }
 
-// loop reaps children for the rest of init's life.
+// loop reaps children for the rest of init's life. It waits for SIGCHLD,
+// then reaps without blocking, rather than sleeping in wait4: the cgroup
+// freezer leaves a thread asleep in a futex (where a goroutine waiting for
+// a signal sleeps) as it is, but pulls one blocked in wait4 out into the
+// refrigerator at every freeze and lets it back in at every thaw, CPU
+// charged to the sandbox on every call.
 func (r *reaper) loop() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	for {
+		if !r.reapEnded() {
+			return
+		}
+		// A child ends, or (no child yet: no extension, or all gone)
+		// the runtime comes.
+		select {
+		case <-sigs:
+		case <-r.more:
+		}
+	}
+}
+
+// reapEnded reaps every child that has ended; false when waiting for
+// children failed, which ends every wait for them.
+func (r *reaper) reapEnded() bool {
 	for {
 		var ws unix.WaitStatus
-		p, err := unix.Wait4(-1, &ws, 0, nil)
+		p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
 		switch {
 		case err == unix.EINTR:
 			continue
-		case err == unix.ECHILD:
-			// No child yet (no extension, or all gone): the runtime
-			// comes.
-			<-r.more
-			continue
+		case err == unix.ECHILD || (err == nil && p == 0):
+			return true
 		case err != nil:
 			r.mu.Lock()
 			r.runtimeDone, r.code = true, 255
 			clear(r.exts)
 			r.cond.Broadcast()
 			r.mu.Unlock()
-			return
+			return false
 		}
 		code, sig := ws.ExitStatus(), syscall.Signal(0)
 		if ws.Signaled() {
