@@ -874,3 +874,58 @@ func TestInitDyingMidBuildEndsCreate(t *testing.T) {
 		t.Fatalf("Create with an init that died: %v, want the end of its control socket", err)
 	}
 }
+
+// TestFreezeLeavesInitAsleep: freezing and thawing a sandbox whose runtime
+// waits does not wake its init. The freezer leaves a thread asleep in a
+// futex or nanosleep where it is, but pulls one blocked in wait4 or
+// epoll_wait into the refrigerator at each freeze and back out at each
+// thaw: CPU charged to the sandbox on every warm call.
+func TestFreezeLeavesInitAsleep(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sb := start(t, m, "exec sleep 1000", 128)
+	pid := sb.(*linuxSandbox).cmd.Process.Pid
+	testkit.WaitFor(t, waitBound, "init to start the runtime", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		return len(strings.Fields(string(b))) > 0
+	})
+	switches := func() int {
+		n := 0
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+			for _, l := range strings.Split(string(b), "\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+					c, _ := strconv.Atoi(strings.TrimSpace(v))
+					n += c
+				}
+			}
+		}
+		return n
+	}
+	// Init's own start-up (a race-enabled build's above all) takes a
+	// while to quiet down.
+	testkit.WaitFor(t, waitBound, "init to be idle", func() bool {
+		n := switches()
+		time.Sleep(100 * time.Millisecond)
+		return switches() == n
+	})
+	const cycles = 50
+	before := switches()
+	for range cycles {
+		if err := sb.Freeze(); err != nil {
+			t.Fatal(err)
+		}
+		// Writing FROZEN returns before every task is frozen: a
+		// thread the freeze wakes gets the time to be switched in.
+		time.Sleep(2 * time.Millisecond)
+		if err := sb.Thaw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Go's own housekeeping may wake a thread now and then; a thread
+	// the freezer wakes does so twice a cycle.
+	if n := switches() - before; n >= cycles/2 {
+		t.Errorf("init's threads were switched in %d times over %d freeze/thaw cycles", n, cycles)
+	}
+}
