@@ -45,7 +45,7 @@
 //	├─► shutting-down        Shutdown: SHUTDOWN to the extensions subscribed
 //	└─► destroyed            Destroy
 //	frozen
-//	├─► busy                 Invoke: thaw, hand the event to the waiting /next
+//	├─► busy                 Invoke: hand the event to the waiting /next, thaw once it is written
 //	├─► handing-over         Invoke after the frozen /next was dropped: thaw
 //	├─► draining             the runtime was killed, or a thaw failed
 //	├─► shutting-down        Shutdown: thaw, SHUTDOWN to the extensions subscribed

@@ -95,6 +95,9 @@ type Env struct {
 	// poll is the token of a runtime waiting in /next: a hand-over sends
 	// the call on it. nil when the runtime is not waiting.
 	poll chan *call
+	// thawLate is set when a call was handed to a frozen runtime's /next:
+	// the sandbox is thawed once the event is written (Sent).
+	thawLate bool
 
 	// exts are the registered extensions, in order; unregistered names
 	// the external ones launched that have not registered yet.
@@ -300,6 +303,8 @@ func (e *Env) await(c *call, timeout time.Duration) Outcome {
 	}
 
 	e.mu.Lock()
+	// A /next that never wrote the event leaves no sandbox frozen.
+	e.thawNow()
 	select {
 	case out := <-c.done:
 		// The answer raced with the end: it still counts.
@@ -359,12 +364,11 @@ func (e *Env) handOver(c *call) error {
 		return fmt.Errorf("environment: invoke while %s: %w", e.state, ErrRefused)
 	}
 	if e.state == Frozen {
-		if err := e.rt.Sandbox.Thaw(); err != nil {
+		if e.poll != nil && len(c.inv.Payload) <= lateThawMaxPayload {
+			e.thawLate = true
+		} else if err := e.thaw(); err != nil {
 			e.drainLocked(model.ShutdownFailure)
 			return fmt.Errorf("thaw: %w", err)
-		}
-		if e.rt.Thawed != nil {
-			e.rt.Thawed()
 		}
 	}
 	e.call = c
@@ -377,6 +381,51 @@ func (e *Env) handOver(c *call) error {
 	e.poll <- c
 	e.poll = nil
 	return e.move(Busy)
+}
+
+// lateThawMaxPayload bounds the events written to a frozen runtime's
+// /next: the whole response must fit in the connection's buffers, as
+// nobody reads it until the thaw.
+const lateThawMaxPayload = 16 << 10
+
+func (e *Env) thaw() error {
+	if err := e.rt.Sandbox.Thaw(); err != nil {
+		return err
+	}
+	if e.rt.Thawed != nil {
+		e.rt.Thawed()
+	}
+	return nil
+}
+
+// Sent is told that the event /next returned is written to the runtime's
+// connection, or failed to be. A call handed to a runtime waiting frozen
+// leaves the thaw until then: the runtime's thread waiting on the
+// connection, which the freezer wakes out of its wait anyway, finds the
+// event there and reads it, rather than sleeping again until it comes (a
+// thread switch, about 10-20 µs of the sandbox's CPU, on every warm call).
+func (e *Env) Sent() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.thawNow()
+}
+
+// thawNow thaws the sandbox if a hand-over left it frozen. A thaw that
+// fails leaves the runtime unable to run the call it was handed: the
+// sandbox is killed, and the call, never seen, is not taken.
+// Preconditions: e.mu held.
+func (e *Env) thawNow() {
+	if !e.thawLate {
+		return
+	}
+	e.thawLate = false
+	if err := e.thaw(); err != nil {
+		if c := e.call; c != nil && e.state == Busy {
+			c.taken = false
+		}
+		e.drainLocked(model.ShutdownFailure)
+		_ = e.rt.Sandbox.Kill()
+	}
 }
 
 // notTaken is the outcome of a call whose runtime died before it took the
@@ -500,6 +549,7 @@ func (e *Env) Next(ctx context.Context) (*model.Invocation, error) {
 func (e *Env) dropPoll(token chan *call) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.thawNow()
 	if e.poll == token {
 		e.poll = nil
 	}

@@ -29,6 +29,10 @@ func next(ctx context.Context, e *Env) <-chan polled {
 	ch := make(chan polled, 1)
 	go func() {
 		inv, err := e.Next(ctx)
+		if err == nil {
+			// As the Runtime API does once the event is written.
+			e.Sent()
+		}
 		ch <- polled{inv, err}
 	}()
 	return ch
@@ -424,8 +428,55 @@ func TestThawFailure(t *testing.T) {
 	recv(t, sb.Froze, "the freeze")
 	inState(t, e, Frozen)
 	sb.FailThaw = true
-	if _, err := e.Invoke(&model.Invocation{RequestID: "a"}, time.Minute); err == nil || e.State() != Draining {
+	// An event too large to wait in the connection's buffers: the
+	// sandbox is thawed before it is handed over.
+	big := bytes.Repeat([]byte("x"), lateThawMaxPayload+1)
+	if _, err := e.Invoke(&model.Invocation{RequestID: "a", Payload: big}, time.Minute); err == nil || e.State() != Draining {
 		t.Errorf("invoke on a sandbox that will not thaw: %v, state %s", err, e.State())
+	}
+}
+
+// A small event handed to a frozen runtime's /next is written before the
+// sandbox is thawed: the runtime's waiting thread, woken by the thaw, finds
+// it there.
+func TestThawAfterEventSent(t *testing.T) {
+	e, sb := ready(t)
+	polls := make(chan polled, 1)
+	go func() {
+		inv, err := e.Next(context.Background())
+		polls <- polled{inv, err}
+	}()
+	recv(t, sb.Froze, "the freeze")
+	res := invoke(t, e, "a", time.Minute)
+	if p := recv(t, polls, "the event"); p.err != nil || p.inv.RequestID != "a" {
+		t.Fatalf("/next: %+v", p)
+	}
+	if frozen, _, _ := sb.Frozen(); !frozen {
+		t.Error("thawed before the event was written")
+	}
+	e.Sent()
+	if frozen, _, _ := sb.Frozen(); frozen {
+		t.Error("still frozen after the event was written")
+	}
+	e.Respond("a", []byte(`1`))
+	if out := recv(t, res, "the outcome"); out.Kind != Answered {
+		t.Errorf("outcome %+v", out)
+	}
+}
+
+// A thaw that fails after the event was written to the waiting /next
+// kills the sandbox: the runtime never saw the call, which is not taken
+// (the pool runs it again elsewhere).
+func TestThawAfterEventSentFails(t *testing.T) {
+	e, sb := ready(t)
+	next(context.Background(), e)
+	recv(t, sb.Froze, "the freeze")
+	sb.FailThaw = true
+	if out := recv(t, invoke(t, e, "a", time.Minute), "the outcome"); out.Kind != NotTaken {
+		t.Errorf("outcome %+v", out)
+	}
+	if e.State() != Draining || !closed(sb.Done()) {
+		t.Errorf("state %s, sandbox ended %v", e.State(), closed(sb.Done()))
 	}
 }
 

@@ -106,7 +106,7 @@ var transitions = []transition{
 	{Idle, ShuttingDown, "Shutdown: SHUTDOWN to the extensions subscribed"},
 	{Idle, Destroyed, "Destroy"},
 
-	{Frozen, Busy, "Invoke: thaw, hand the event to the waiting /next"},
+	{Frozen, Busy, "Invoke: hand the event to the waiting /next, thaw once it is written"},
 	{Frozen, HandingOver, "Invoke after the frozen /next was dropped: thaw"},
 	{Frozen, Draining, "the runtime was killed, or a thaw failed"},
 	{Frozen, ShuttingDown, "Shutdown: thaw, SHUTDOWN to the extensions subscribed"},

@@ -31,6 +31,10 @@ import (
 type Environment interface {
 	// Next waits for the next event, until ctx ends.
 	Next(ctx context.Context) (*model.Invocation, error)
+	// Sent follows every event Next returned, once it is written to the
+	// runtime's connection (or failed to be): a sandbox frozen while its
+	// runtime waited in /next is thawed only then.
+	Sent()
 	// Holds reports whether the runtime holds the event with this request
 	// id, so that it may answer it.
 	Holds(requestID string) bool
@@ -124,6 +128,13 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeEvent(w, inv)
+	// On the connection before the thaw, the event is there when the
+	// runtime's thread waiting for it comes out of the freezer: it reads
+	// it at once rather than going back to sleep and being woken again.
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.env.Sent()
 }
 
 // jsonContentType is shared by every response: net/http copies header

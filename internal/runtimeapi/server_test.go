@@ -106,7 +106,10 @@ func start(t *testing.T, cfg ...Config) *harness {
 type event struct {
 	header http.Header
 	body   []byte
-	// frozenAtReceipt is the sandbox's state when the event arrived.
+	// frozenAtReceipt: the sandbox was frozen when the event arrived and
+	// no thaw followed within a few seconds. (A small event is written to
+	// a frozen runtime's connection, then the sandbox is thawed: a real
+	// runtime reads it only then.)
 	frozenAtReceipt bool
 	err             error
 }
@@ -123,7 +126,11 @@ func (h *harness) next(ctx context.Context) <-chan event {
 		}
 		defer resp.Body.Close()
 		ev := event{header: resp.Header}
-		ev.frozenAtReceipt, _, _ = h.sb.Frozen()
+		for deadline := time.Now().Add(5 * time.Second); resp.StatusCode == http.StatusOK; time.Sleep(100 * time.Microsecond) {
+			if ev.frozenAtReceipt, _, _ = h.sb.Frozen(); !ev.frozenAtReceipt || time.Now().After(deadline) {
+				break
+			}
+		}
 		if resp.StatusCode != http.StatusOK {
 			ev.err = fmt.Errorf("next: %s", resp.Status)
 		}

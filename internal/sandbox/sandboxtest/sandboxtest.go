@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"icebox/internal/sandbox"
 )
@@ -206,8 +207,8 @@ func (s *Sandbox) Freezes() int    { return int(s.freezes.Load()) }
 func (s *Sandbox) Destroyed() bool { return s.destroyed.Load() }
 
 // DeliveredFrozen counts the events Next received while the sandbox was
-// frozen. Anything but 0 is a bug in what drives the sandbox: an event must
-// be handed over only after a thaw.
+// frozen and not thawed within thawWait. Anything but 0 is a bug in what
+// drives the sandbox: an event handed over must be followed by a thaw.
 func (s *Sandbox) DeliveredFrozen() int { return int(s.delivered.Load()) }
 
 func (s *Sandbox) Kill() error {
@@ -282,7 +283,7 @@ func (s *Sandbox) Next(ctx context.Context) (id string, payload []byte, err erro
 		return "", nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && s.Frozen() {
+	if resp.StatusCode == http.StatusOK && !s.thawedWithin(ctx, thawWait) {
 		s.delivered.Add(1)
 	}
 	payload, err = io.ReadAll(resp.Body)
@@ -290,6 +291,29 @@ func (s *Sandbox) Next(ctx context.Context) (id string, payload []byte, err erro
 		return "", nil, fmt.Errorf("next: %s: %s", resp.Status, payload)
 	}
 	return resp.Header.Get("Lambda-Runtime-Aws-Request-Id"), payload, err
+}
+
+// thawWait bounds how long an event that reached a frozen runtime waits
+// for the thaw before it counts as delivered frozen.
+const thawWait = 5 * time.Second
+
+// thawedWithin waits until the sandbox is not frozen, as a real frozen
+// runtime would before it could read anything: the Runtime API writes a
+// small event to a frozen runtime's connection, then thaws it. False if it
+// is still frozen after d; true if the runtime ends meanwhile (it never
+// ran the event).
+func (s *Sandbox) thawedWithin(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for s.Frozen() {
+		if ctx.Err() != nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return true
 }
 
 // Respond posts body to the invocation's "response" or "error" endpoint.
