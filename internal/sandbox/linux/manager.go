@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -122,9 +123,12 @@ type Manager struct {
 	// egress is nil unless cfg.Egress.Enabled.
 	egress *egressNet
 
-	ready    chan *linuxSandbox // pre-built sandboxes
-	stop     chan struct{}
-	prebuilt chan struct{} // closed when the prebuild loop has ended
+	ready chan *linuxSandbox // pre-built sandboxes
+	// lastCreate is when Create last ran (UnixNano): the prebuild loop
+	// waits for a quiet moment after it (see refillQuiet).
+	lastCreate atomic.Int64
+	stop       chan struct{}
+	prebuilt   chan struct{} // closed when the prebuild loop has ended
 }
 
 var _ sandbox.Factory = (*Manager)(nil)
@@ -347,6 +351,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.lastCreate.Store(time.Now().UnixNano())
 	var s *linuxSandbox
 	select {
 	case s = <-m.ready:
@@ -438,6 +443,35 @@ func (m *Manager) prebuild() {
 		case <-m.stop:
 			s.Destroy()
 			return
+		}
+		if !m.quiet() {
+			return
+		}
+	}
+}
+
+// refillQuiet is how long the prebuild loop waits after a Create before it
+// builds the next sandbox. A build is CPU-bound (clone, exec, mounts) and
+// takes the mount lock many times: run next to the cold start that just
+// took a pre-built sandbox, it doubled that cold start's time on two
+// cores. A cold start is done in a few milliseconds; the replacement is
+// built once the host is quiet again.
+const refillQuiet = 40 * time.Millisecond
+
+// quiet waits until refillQuiet has passed since the last Create, and
+// reports false if the manager closed meanwhile.
+func (m *Manager) quiet() bool {
+	for {
+		wait := refillQuiet - time.Since(time.Unix(0, m.lastCreate.Load()))
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-m.stop:
+			t.Stop()
+			return false
 		}
 	}
 }
