@@ -69,6 +69,12 @@ type chunkLine struct {
 	WrittenMs int64 `json:"writtenMs"`
 }
 
+// parseChunks reads the five lines of stream.chunks out of a stream's
+// payload. Lambda does not keep the function's write boundaries: writes
+// that wait in a buffer together (a reader starved of CPU for a moment)
+// arrive as one PayloadChunk, so the tests count lines, not chunks, and
+// show streaming by the first chunk arriving before the last line is
+// written.
 func parseChunks(t *testing.T, payload string) []chunkLine {
 	t.Helper()
 	var lines []chunkLine
@@ -104,8 +110,8 @@ func TestNodeResponseStreaming(t *testing.T) {
 	t.Run("first chunk before the last is written (aws-sdk-go-v2)", func(t *testing.T) {
 		r := s.stream(ctx, "stream-chunks")
 		lines := parseChunks(t, string(r.payload()))
-		if len(r.chunks) != 5 || r.complete.ErrorCode != nil {
-			t.Fatalf("%d chunks, error %v; want 5 and none", len(r.chunks), aws.ToString(r.complete.ErrorCode))
+		if len(r.chunks) < 2 || r.complete.ErrorCode != nil {
+			t.Fatalf("%d chunks, error %v; want several and none", len(r.chunks), aws.ToString(r.complete.ErrorCode))
 		}
 		if first, last := r.receivedAt[0], time.UnixMilli(lines[4].WrittenMs); !first.Before(last) {
 			t.Errorf("the first chunk arrived at %v, after the last was written at %v", first, last)
@@ -132,7 +138,7 @@ func TestNodeResponseStreaming(t *testing.T) {
 			all.WriteString(c.Payload)
 		}
 		lines := parseChunks(t, all.String())
-		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) != 5 || r.Complete["ErrorCode"] != "" ||
+		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) < 2 || r.Complete["ErrorCode"] != "" ||
 			!strings.Contains(r.Complete["LogResult"], "REPORT RequestId:") {
 			t.Fatalf("boto3 saw %+v", r)
 		}
@@ -161,7 +167,7 @@ func TestNodeResponseStreaming(t *testing.T) {
 			all.WriteString(c.Payload)
 		}
 		lines := parseChunks(t, all.String())
-		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) != 5 || r.Complete == nil || r.Complete["ErrorCode"] != nil {
+		if r.Status != 200 || r.ExecutedVersion != "$LATEST" || len(r.Chunks) < 2 || r.Complete == nil || r.Complete["ErrorCode"] != nil {
 			t.Fatalf("the JS SDK saw %+v", r)
 		}
 		if first, last := r.Chunks[0].ReceivedMs, float64(lines[4].WrittenMs); first >= last {
