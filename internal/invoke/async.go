@@ -300,6 +300,13 @@ func throttleBackoff(deliveries uint64) time.Duration {
 	return min(d, 5*time.Minute)
 }
 
+// catalogLag is how long an event waits for a function, version or alias
+// this node's catalog does not know before it is dropped as deleted (Lambda
+// drops a deleted function's events): in a cluster the node that accepted
+// the event may have seen the function created before this node's catalog
+// watch has, longer while JetStream elects new leaders.
+const catalogLag = time.Minute
+
 // handle decides one event's fate. Every path either acks (the outcome and
 // any follow-up are stored) or naks with a delay (try again later).
 func (q *queue) handle(msg jetstream.Msg) {
@@ -319,6 +326,10 @@ func (q *queue) handle(msg jetstream.Msg) {
 		fn, err = q.iv.route(fn)
 	}
 	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) && now.Sub(e.received) < catalogLag {
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
 		q.log.Warn("dropping event of a deleted function, version or alias", "function", e.function, "qualifier", e.qualifier, "request_id", e.requestID)
 		q.iv.metrics.AsyncDropped.WithLabelValues(e.function).Inc()
 		_ = msg.Ack()

@@ -78,7 +78,7 @@ func (r *recordingRunner) wait(t *testing.T, n int) []ran {
 	return r.all()
 }
 
-func startQueue(t *testing.T, cat mapCatalog) (*Invoker, *recordingRunner, *metrics.Metrics) {
+func startQueue(t *testing.T, cat Catalog) (*Invoker, *recordingRunner, *metrics.Metrics) {
 	t.Helper()
 	e := enginetest.Embedded(t)
 	run := &recordingRunner{}
@@ -128,10 +128,12 @@ func TestEventAgeExceeded(t *testing.T) {
 	}
 }
 
-// Events of a deleted function are dropped and counted.
+// Events of a deleted function are dropped and counted, once the catalog
+// has had time to learn of a function created on another node.
 func TestEventOfDeletedFunctionDropped(t *testing.T) {
 	iv, run, m := startQueue(t, mapCatalog{})
-	if err := iv.async.enqueue(context.Background(), event{requestID: "r-2", function: "gone", received: time.Now()}, []byte(`{}`)); err != nil {
+	old := event{requestID: "r-2", function: "gone", received: time.Now().Add(-catalogLag)}
+	if err := iv.async.enqueue(context.Background(), old, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "the event of a deleted function to be counted as dropped", func() bool {
@@ -139,6 +141,35 @@ func TestEventOfDeletedFunctionDropped(t *testing.T) {
 	})
 	if runs := run.all(); len(runs) != 0 {
 		t.Errorf("runs = %+v", runs)
+	}
+}
+
+// laggingCatalog knows its functions only from a moment on, like a node
+// whose catalog watch has not yet seen a function created on another node.
+type laggingCatalog struct {
+	mapCatalog
+	from time.Time
+}
+
+func (c laggingCatalog) View(name, q string) (model.Function, error) {
+	if time.Now().Before(c.from) {
+		return mapCatalog{}.View(name, q)
+	}
+	return c.mapCatalog.View(name, q)
+}
+
+// An event of a function this node's catalog does not know yet waits for
+// it, and runs once the catalog has it.
+func TestEventWaitsForCatalog(t *testing.T) {
+	iv, run, m := startQueue(t, laggingCatalog{mapCatalog{"late": {Name: "late"}}, time.Now().Add(2 * time.Second)})
+	if err := iv.async.enqueue(context.Background(), event{requestID: "r-3", function: "late", received: time.Now()}, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if runs := run.wait(t, 1); runs[0].function != "late" {
+		t.Fatalf("runs = %+v", runs)
+	}
+	if n := testutil.ToFloat64(m.AsyncDropped.WithLabelValues("late")); n != 0 {
+		t.Errorf("%v events dropped", n)
 	}
 }
 
