@@ -106,7 +106,8 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 }
 
 func main() {
-	// The in-process server's sandboxes re-execute this binary as their init.
+	// Without an embedded icebox-init, the in-process server's sandboxes
+	// re-execute this binary as their init; its watchdog always does.
 	if len(os.Args) > 1 && os.Args[1] == sblinux.InitArg {
 		sblinux.RunInit()
 		return
@@ -129,8 +130,8 @@ func benchCmd(args []string) error {
 	if err := loadBenchZips(&o); err != nil {
 		return err
 	}
-	if o.cfg.InitPath != "" {
-		defer os.RemoveAll(filepath.Dir(o.cfg.InitPath))
+	if o.cfg.IceboxBin != "" {
+		defer os.RemoveAll(filepath.Dir(o.cfg.IceboxBin))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -208,21 +209,14 @@ func loadBenchZips(o *benchOptions) error {
 			return err
 		}
 	}
-	if rootErr == nil && o.cfg.Endpoint == "" {
-		// Sandboxes re-execute their server's binary as init: build the
-		// real one, so its cost is what is measured, not this tool's.
-		if o.cfg.InitPath, err = bench.BuildIcebox(root); err != nil {
+	if rootErr == nil {
+		// `icebox run` of the single-function rows.
+		if o.cfg.IceboxBin, err = bench.BuildIcebox(root); err != nil {
 			return err
 		}
 	}
-	if rootErr == nil {
-		// `icebox run` of the single-function rows is the same build.
-		if o.cfg.InitPath == "" {
-			if o.cfg.InitPath, err = bench.BuildIcebox(root); err != nil {
-				return err
-			}
-		}
-		o.cfg.IceboxBin = o.cfg.InitPath
+	if !sblinux.InitEmbedded() {
+		fmt.Fprintln(os.Stderr, "bench: no icebox-init embedded (run go generate ./... first): sandboxes re-execute this binary as their init")
 	}
 	fmt.Fprintf(os.Stderr, "bench: functions ready in %v\n", time.Since(start).Round(time.Millisecond))
 	return nil

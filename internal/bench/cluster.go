@@ -100,7 +100,6 @@ func (r *run) startNodes(ctx context.Context, c *cluster, limit int, key, secret
 			ScaleRate:           clusterRoomyLimit,
 			RootAccessKeyID:     key,
 			RootSecretAccessKey: secret,
-			InitPath:            r.cfg.InitPath,
 		}
 		d, err := daemon.Start(ctx, dcfg, r.cfg.Log)
 		if err != nil {

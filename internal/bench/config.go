@@ -27,10 +27,6 @@ type Config struct {
 	// data dir and a free loopback port. Memory per environment can only be
 	// measured in-process (it reads the sandboxes' /proc entries).
 	Endpoint string
-	// InitPath is the icebox binary the in-process server's sandboxes
-	// re-execute as their init, so the memory row measures what `icebox
-	// serve` runs. Default: this process's own binary.
-	InitPath string
 	// AccessKeyID, SecretAccessKey and SessionToken sign requests to
 	// Endpoint. In-process, the bench generates root credentials of its own.
 	AccessKeyID, SecretAccessKey, SessionToken string

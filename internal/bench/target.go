@@ -75,7 +75,6 @@ func startTarget(ctx context.Context, cfg *Config, dir string, egress bool) (_ *
 			ScaleRate:           float64(envs),
 			RootAccessKeyID:     key,
 			RootSecretAccessKey: secret,
-			InitPath:            cfg.InitPath,
 		}
 		if egress {
 			dcfg.Egress = daemon.EgressNAT

@@ -92,9 +92,6 @@ type Config struct {
 	// on first start and kept in the data dir.
 	RootAccessKeyID     string
 	RootSecretAccessKey string
-	// InitPath is the binary each sandbox re-executes as its init (`icebox
-	// init`). Default: the running binary.
-	InitPath string
 	// NoAuth turns request signature checking off (explicit choice only).
 	NoAuth bool
 	// MetricsAuth makes /metrics require a signed request like the API.
@@ -341,7 +338,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		if d.sandboxes, err = sblinux.NewManager(sblinux.Config{
 			StateDir:     filepath.Join(cfg.DataDir, "sandbox"),
 			CgroupParent: "icebox/" + d.lock.ID(),
-			InitPath:     cfg.InitPath,
 			Lock:         d.lock,
 			// Caps the tasks of all sandboxes together (pids.max).
 			AccountConcurrency: cfg.AccountConcurrency,

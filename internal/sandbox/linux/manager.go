@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"icebox/internal/sandbox"
+	"icebox/internal/sandbox/linux/pid1"
 )
 
 // Config configures the sandbox manager.
@@ -37,7 +38,10 @@ type Config struct {
 	CgroupParent string
 	// CgroupMount is where the cgroup hierarchies are mounted. Default /sys/fs/cgroup.
 	CgroupMount string
-	// InitPath is the binary re-executed as the sandbox's PID 1. Default /proc/self/exe.
+	// InitPath, when set, is the binary exec'ed (with InitArg) as each
+	// sandbox's PID 1: an icebox-init or a binary that calls RunInit.
+	// Default: the icebox-init embedded in this binary, or this binary
+	// when none is (see initbin).
 	InitPath string
 	// UID and GID the runtime runs as. Default 993, Lambda's sbx_user1051.
 	UID, GID int
@@ -75,9 +79,6 @@ func (c *Config) setDefaults() {
 	if c.CgroupMount == "" {
 		c.CgroupMount = "/sys/fs/cgroup"
 	}
-	if c.InitPath == "" {
-		c.InitPath = "/proc/self/exe"
-	}
 	if c.UID == 0 {
 		c.UID, c.GID = 993, 993
 	}
@@ -108,18 +109,19 @@ type Manager struct {
 	cfg    Config
 	cg     cgroupDriver
 	hostNS int    // this process's network namespace, to return to after setns
-	root   string // holds rootMountName, the mount point of sandbox roots
-	system []bindMount
+	root   string // holds pid1.RootMountName, the mount point of sandbox roots
+	system []pid1.Bind
 	links  [][2]string
 	// Host ids for sandboxes' user namespaces come from leases of the
 	// host-wide registry, so managers on one host never share them.
 	leases   idLeases
 	ids      *idRanges
 	watchdog *watchdog
-	// initPath is what is exec'ed as each sandbox's init; exeFD, when not
-	// -1, keeps the sealed copy it names open (see sealedExe).
-	initPath string
-	exeFD    int
+	// exePath is this binary, exec'ed as the watchdog, and initPath each
+	// sandbox's init; exeFD and initFD, when not -1, keep the sealed copies
+	// they name open (see sealedExe and sealedInit).
+	exePath, initPath string
+	exeFD, initFD     int
 	// egress is nil unless cfg.Egress.Enabled.
 	egress *egressNet
 
@@ -142,7 +144,7 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, hostNS: -1, exeFD: -1, root: filepath.Join(cfg.StateDir, "root")}
+	m := &Manager{cfg: cfg, hostNS: -1, exeFD: -1, initFD: -1, root: filepath.Join(cfg.StateDir, "root")}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -151,13 +153,23 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	// Sandbox inits are root only in their user namespace: they need search
 	// permission on this directory (the daemon hands it over open) to reach
 	// the mount point inside it.
-	if err := os.MkdirAll(filepath.Join(m.root, rootMountName), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(m.root, pid1.RootMountName), 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.Chmod(m.root, 0o711); err != nil {
 		return nil, err
 	}
-	m.exeFD, m.initPath = sealedExe(cfg.InitPath)
+	m.exeFD, m.exePath = sealedExe("/proc/self/exe")
+	switch bin := embeddedInit(); {
+	case cfg.InitPath != "":
+		m.initFD, m.initPath = sealedExe(cfg.InitPath)
+	case bin != nil:
+		if m.initFD, m.initPath, err = sealedInit(bin); err != nil {
+			return nil, err
+		}
+	default:
+		m.initPath = m.exePath
+	}
 	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
 		return nil, err
 	}
@@ -225,9 +237,11 @@ func (m *Manager) Close() {
 		unix.Close(m.hostNS)
 		m.hostNS = -1
 	}
-	if m.exeFD >= 0 {
-		unix.Close(m.exeFD)
-		m.exeFD = -1
+	for _, fd := range []*int{&m.exeFD, &m.initFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
 	}
 	if m.egress != nil {
 		m.egress.close()
@@ -272,7 +286,7 @@ func (m *Manager) startWatchdog() (err error) {
 		names := egressNamesFor(m.cfg.CgroupParent)
 		spec.Egress = &names
 	}
-	if m.watchdog, err = startWatchdog(m.initPath, spec, hold...); err != nil {
+	if m.watchdog, err = startWatchdog(m.exePath, spec, hold...); err != nil {
 		return err
 	}
 	if m.cfg.Lock != nil {
@@ -301,8 +315,8 @@ func (m *Manager) leaseIDs() error {
 // Never /root, /home, the data dir or other functions' code. /etc/hosts is
 // always the sandbox's own (etcHosts); with egress /etc/resolv.conf is too
 // (see egressNet.etcFiles).
-func hostSystem(egress bool) ([]bindMount, [][2]string) {
-	var binds []bindMount
+func hostSystem(egress bool) ([]pid1.Bind, [][2]string) {
+	var binds []pid1.Bind
 	var links [][2]string
 	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
 		fi, err := os.Lstat(d)
@@ -313,7 +327,7 @@ func hostSystem(egress bool) ([]bindMount, [][2]string) {
 				links = append(links, [2]string{t, d})
 			}
 		case fi.IsDir():
-			binds = append(binds, bindMount{Src: d, Dst: d, Dir: true})
+			binds = append(binds, pid1.Bind{Src: d, Dst: d, Dir: true})
 		}
 	}
 	for _, f := range []string{
@@ -325,11 +339,11 @@ func hostSystem(egress bool) ([]bindMount, [][2]string) {
 			continue
 		}
 		if fi, err := os.Stat(f); err == nil {
-			binds = append(binds, bindMount{Src: f, Dst: f, Dir: fi.IsDir()})
+			binds = append(binds, pid1.Bind{Src: f, Dst: f, Dir: fi.IsDir()})
 		}
 	}
 	for _, d := range []string{"null", "zero", "full", "random", "urandom"} {
-		binds = append(binds, bindMount{Src: "/dev/" + d, Dst: "/dev/" + d, RW: true})
+		binds = append(binds, pid1.Bind{Src: "/dev/" + d, Dst: "/dev/" + d, RW: true})
 	}
 	links = append(links,
 		[2]string{"/proc/self/fd", "/dev/fd"}, [2]string{"/proc/self/fd/0", "/dev/stdin"},
@@ -373,7 +387,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 			return nil, err
 		}
 	}
-	run := runSpec{
+	run := pid1.RunSpec{
 		TmpMB: spec.TmpMB,
 		UID:   m.cfg.UID,
 		GID:   m.cfg.GID,
@@ -387,7 +401,11 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		s.extNames = append(s.extNames, path.Base(x))
 	}
 	var fds []int
-	defer func() { closeAll(fds) }()
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
 	for _, d := range [][2]string{{spec.CodeDir, "/var/task"}, {spec.RuntimeDir, "/var/runtime"}, {spec.OptDir, "/opt"}} {
 		if d[0] == "" {
 			continue
@@ -397,7 +415,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 			return nil, err
 		}
 		fds = append(fds, fd)
-		run.Binds = append(run.Binds, bindMount{FD: len(fds), Dst: d[1], Dir: true})
+		run.Binds = append(run.Binds, pid1.Bind{FD: len(fds), Dst: d[1], Dir: true})
 	}
 	if err := s.send(run, fds...); err != nil {
 		return nil, err
@@ -547,7 +565,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		Env:        initEnv,
 		Stdout:     pw,
 		Stderr:     pw,
-		ExtraFiles: []*os.File{child, tw, xw}, // ctlFD, telemetryFD, extOutFD
+		ExtraFiles: []*os.File{child, tw, xw}, // pid1.CtlFD, pid1.TelemetryFD, pid1.ExtOutFD
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
 				unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
@@ -570,7 +588,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	go s.wait()
 
-	base := baseSpec{
+	base := pid1.BaseSpec{
 		Hostname: "localhost",
 		Binds:    m.system,
 		Links:    m.links,
@@ -916,10 +934,10 @@ func (s *linuxSandbox) SignalRuntime(sig syscall.Signal) error {
 	if s.cmd == nil || s.cmd.Process == nil || chanClosed(s.done) {
 		return nil
 	}
-	relay := sigTermRuntime
+	relay := pid1.SigTermRuntime
 	switch sig {
 	case syscall.SIGKILL:
-		relay = sigKillRuntime
+		relay = pid1.SigKillRuntime
 	case syscall.SIGTERM:
 	default:
 		return fmt.Errorf("signal %v: only SIGTERM and SIGKILL reach the runtime", sig)

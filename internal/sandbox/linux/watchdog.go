@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"icebox/internal/sandbox/linux/pid1"
 )
 
 // Sandboxes must not outlive their daemon, however it ends. Each sandbox's
@@ -184,16 +186,16 @@ func sendWithFDs(conn *os.File, b []byte, fds ...int) error {
 func runWatchdog() {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
-	ctl := &ctlConn{fd: ctlFD}
+	ctl := pid1.NewConn(pid1.CtlFD)
 	var spec watchdogSpec
 	// The descriptors that come with each line are kept open, never
 	// closed: holding them is the point.
-	if _, err := ctl.readJSON(&spec); err != nil {
+	if _, err := ctl.ReadJSON(&spec); err != nil {
 		// The daemon died before it had a sandbox to guard.
 		unix.Exit(0)
 	}
 	for {
-		if _, _, err := ctl.readLine(); err != nil {
+		if _, _, err := ctl.ReadLine(); err != nil {
 			break
 		}
 	}

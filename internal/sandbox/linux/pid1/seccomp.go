@@ -1,4 +1,4 @@
-package linux
+package pid1
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package linux
+package pid1
 
 import (
 	"fmt"
@@ -15,7 +15,7 @@ import (
 // 1): it tells the daemon of each extension's end as it happens, from the
 // extensions' start on, and init of the runtime's.
 type reaper struct {
-	ctl *ctlConn
+	ctl *Conn
 	// more wakes a reaper that found no child left once the runtime
 	// is started.
 	more chan struct{}
@@ -30,7 +30,7 @@ type reaper struct {
 	sig         syscall.Signal
 }
 
-func newReaper(ctl *ctlConn, exts []int) *reaper {
+func newReaper(ctl *Conn, exts []int) *reaper {
 	r := &reaper{ctl: ctl, more: make(chan struct{}, 1), exts: slices.Clone(exts)}
 	r.cond = sync.NewCond(&r.mu)
 	return r
@@ -86,7 +86,7 @@ func (r *reaper) reapEnded() bool {
 			r.runtimeDone, r.code, r.sig = true, code, sig
 		} else if i := slices.Index(r.exts, p); i >= 0 {
 			r.exts[i] = 0
-			r.ctl.write(fmt.Sprintf("ext %d %d %d\n", i, code, sig))
+			r.ctl.Write(fmt.Sprintf("ext %d %d %d\n", i, code, sig))
 		}
 		r.cond.Broadcast()
 		r.mu.Unlock()
