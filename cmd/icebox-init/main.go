@@ -7,4 +7,4 @@ package main
 
 import "icebox/internal/sandbox/linux/pid1"
 
-func main() { pid1.Run() }
+func main() { pid1.Main() }

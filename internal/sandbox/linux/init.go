@@ -17,13 +17,13 @@ import (
 // binaries included, must check for it first thing in main or TestMain.
 const InitArg = "init"
 
-// RunInit is a binary re-executed with InitArg: the watchdog, or a
-// sandbox's init. It never returns.
+// RunInit is a binary re-executed with InitArg: the watchdog, the spawner
+// or a sandbox's init. It never returns.
 func RunInit() {
 	if len(os.Args) > 2 && os.Args[2] == watchdogArg {
 		runWatchdog()
 	}
-	pid1.Run()
+	pid1.Main()
 }
 
 //go:generate env CGO_ENABLED=0 go build -trimpath "-ldflags=-s -w" -o initbin/icebox-init icebox/cmd/icebox-init

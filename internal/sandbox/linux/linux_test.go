@@ -441,7 +441,7 @@ unshare -U true 2>/dev/null && echo NESTED_USERNS
 echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
 		// Seen from the host, neither init nor the function is root, and
 		// each has ids of its own block.
-		initPID := sb.cmd.Process.Pid
+		initPID := sb.proc.Pid
 		uid := hostStatus(t, initPID, "Uid")
 		base, _ := strconv.Atoi(strings.Fields(uid)[0])
 		if uid == "0 0 0 0" || base < DefaultIDBase || uid != strings.Repeat(strconv.Itoa(base)+" ", 4)[:len(uid)] {
@@ -567,7 +567,7 @@ echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
 echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *linuxSandbox) {
 		// The runtime (the shell, waiting for sleep) holds what it was
 		// started with and nothing more: stdio and the telemetry pipe.
-		pid := sb.cmd.Process.Pid
+		pid := sb.proc.Pid
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%s/fd", strings.Fields(string(kids))[0]))
 		var names []string
@@ -656,7 +656,7 @@ echo ready; sleep 100`}
 	t.Run("embedded", func(t *testing.T) {
 		m := newManager(t)
 		out := runArgs(t, m, probe, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
-			exe := fmt.Sprintf("/proc/%d/exe", sb.cmd.Process.Pid)
+			exe := fmt.Sprintf("/proc/%d/exe", sb.proc.Pid)
 			if link, _ := os.Readlink(exe); !strings.HasPrefix(link, "/memfd:icebox-init") {
 				t.Errorf("sandbox init runs from %q, not the embedded icebox-init", link)
 			}
@@ -693,7 +693,7 @@ echo ready; sleep 100`}
 			// Opening for write fails with ETXTBSY before the mount is
 			// looked at; the mount's own flags tell that it is read-only.
 			var st unix.Statfs_t
-			if err := unix.Statfs(fmt.Sprintf("/proc/%d/exe", sb.cmd.Process.Pid), &st); err != nil {
+			if err := unix.Statfs(fmt.Sprintf("/proc/%d/exe", sb.proc.Pid), &st); err != nil {
 				t.Fatal(err)
 			}
 			if st.Flags&unix.ST_RDONLY == 0 {
@@ -756,6 +756,53 @@ func BenchmarkColdSandbox(b *testing.B) {
 	}
 }
 
+// TestSpawner: every init is started by the spawner but is this process's
+// child (so it is waited for here), and a spawner that dies is replaced at
+// the next Create.
+func TestSpawner(t *testing.T) {
+	testkit.NeedRoot(t)
+	m, err := NewManager(Config{StateDir: t.TempDir(), Prebuilt: -1, CgroupParent: egressTestParent(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	parentOf := func(pid int) int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ppid …; comm may hold spaces.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		ppid, _ := strconv.Atoi(f[1])
+		return ppid
+	}
+	spawnerPID := func() int {
+		m.spawner.mu.Lock()
+		defer m.spawner.mu.Unlock()
+		return m.spawner.cmd.Process.Pid
+	}
+	var killed int
+	for round := range 2 {
+		sb := start(t, m, "exec sleep 1000", 128).(*linuxSandbox)
+		if got := parentOf(sb.proc.Pid); got != os.Getpid() {
+			t.Errorf("round %d: init's parent is %d, not this process (%d)", round, got, os.Getpid())
+		}
+		if round == 1 && spawnerPID() == killed {
+			t.Errorf("the killed spawner %d was not replaced", killed)
+		}
+		sb.Destroy()
+		select {
+		case <-sb.initGone:
+		case <-time.After(waitBound):
+			t.Fatalf("round %d: init not waited for after Destroy", round)
+		}
+		killed = spawnerPID()
+		if err := unix.Kill(killed, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // An init that dies before answering fails the build with the end of its
 // control socket, not a wait for the context's deadline (or, with none, a
 // wait forever): the daemon keeps no copy of init's end of the socket.
@@ -779,7 +826,7 @@ func TestInitDyingMidBuildEndsCreate(t *testing.T) {
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep 0.5\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m.initPath = fake
+	m.spawnPath = fake
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	defer cancel()
 	_, err = m.Create(ctx, sandbox.Spec{ID: "dies", CodeDir: script(t, "exit 0\n"), MemoryMB: 128, TmpMB: 16,
@@ -800,7 +847,7 @@ func TestFreezeLeavesInitAsleep(t *testing.T) {
 	t.Parallel()
 	m := newManager(t)
 	sb := start(t, m, "exec sleep 1000", 128)
-	pid := sb.(*linuxSandbox).cmd.Process.Pid
+	pid := sb.(*linuxSandbox).proc.Pid
 	testkit.WaitFor(t, waitBound, "init to start the runtime", func() bool {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 		return len(strings.Fields(string(b))) > 0

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -122,6 +121,10 @@ type Manager struct {
 	// they name open (see sealedExe and sealedInit).
 	exePath, initPath string
 	exeFD, initFD     int
+	// spawner starts every sandbox's init (see pid1.Spawn); spawnPath, for
+	// tests, is another binary for it to exec as init.
+	spawner   *spawner
+	spawnPath string
 	// egress is nil unless cfg.Egress.Enabled.
 	egress *egressNet
 
@@ -169,6 +172,9 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 		}
 	default:
 		m.initPath = m.exePath
+	}
+	if m.spawner, err = startSpawner(m.initPath); err != nil {
+		return nil, err
 	}
 	if m.cg, err = detectCgroups(cfg.CgroupMount, cfg.CgroupParent); err != nil {
 		return nil, err
@@ -232,6 +238,10 @@ func (m *Manager) Close() {
 		for len(m.ready) > 0 {
 			(<-m.ready).Destroy()
 		}
+	}
+	if m.spawner != nil {
+		m.spawner.stop()
+		m.spawner = nil
 	}
 	if m.hostNS >= 0 {
 		unix.Close(m.hostNS)
@@ -410,7 +420,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		if d[0] == "" {
 			continue
 		}
-		fd, err := openInSandbox(s.cmd.Process.Pid, d[0])
+		fd, err := openInSandbox(s.proc.Pid, d[0])
 		if err != nil {
 			return nil, err
 		}
@@ -553,31 +563,9 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		return nil, err
 	}
 
-	// The user namespace is created first and owns the others, so init is
-	// privileged over its own mounts, hostname and network only. Go writes
-	// uid_map and gid_map from here, as host root, before the child goes on
-	// to become root of the namespace and exec init; setgroups stays
-	// allowed so the child can drop the daemon's supplementary groups (host
-	// gid 0 among them), which a mapped process would otherwise keep.
-	s.cmd = &exec.Cmd{
-		Path:       m.initPath,
-		Args:       []string{"icebox", InitArg},
-		Env:        initEnv,
-		Stdout:     pw,
-		Stderr:     pw,
-		ExtraFiles: []*os.File{child, tw, xw}, // pid1.CtlFD, pid1.TelemetryFD, pid1.ExtOutFD
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
-				unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
-			UidMappings:                idMap(firstID),
-			GidMappings:                idMap(firstID),
-			GidMappingsEnableSetgroups: true,
-			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
-			Pdeathsig:                  syscall.SIGKILL,
-		},
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sandbox init: %w", err)
+	req := pid1.SpawnRequest{Path: m.spawnPath, Args: []string{"icebox", InitArg}, Env: initEnv, FirstID: int(firstID), IDs: idRangeSize}
+	if s.proc, err = m.spawner.spawn(req, pw, child, tw, xw); err != nil { // pid1.CtlFD, pid1.TelemetryFD, pid1.ExtOutFD
+		return nil, err
 	}
 	// Init has its copies now. The daemon's must go at once, not when
 	// build returns: while it held the socket's other end, an init that
@@ -601,7 +589,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if m.egress != nil {
 		base.Files = append(base.Files, m.egress.etcFiles()...)
 	}
-	rootFD, err := openInSandbox(s.cmd.Process.Pid, m.root)
+	rootFD, err := openInSandbox(s.proc.Pid, m.root)
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +600,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	}
 	// While init builds the root, join the cgroup and open the Runtime API
 	// listener in the sandbox's network namespace.
-	if err := s.cg.addProc(s.cmd.Process.Pid); err != nil {
+	if err := s.cg.addProc(s.proc.Pid); err != nil {
 		return nil, err
 	}
 	var inside func() error
@@ -622,7 +610,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 		}
 		inside = func() error { return m.egress.configureInside(s.link) }
 	}
-	ls, err := listenInNetns(m.hostNS, s.cmd.Process.Pid, inside, RuntimeAPIAddr, sandbox.APIAddr)
+	ls, err := listenInNetns(m.hostNS, s.proc.Pid, inside, RuntimeAPIAddr, sandbox.APIAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -635,7 +623,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 
 // attachEgress gives s its veth pair and address (see egress.go).
 func (m *Manager) attachEgress(s *linuxSandbox) error {
-	nsFD, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", s.cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	nsFD, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", s.proc.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open sandbox netns: %w", err)
 	}
@@ -662,7 +650,7 @@ func randomID() string {
 type linuxSandbox struct {
 	id          string
 	cg          cgroup
-	cmd         *exec.Cmd
+	proc        *os.Process // init
 	ctl         *os.File
 	ctlR        *bufio.Reader
 	out         *os.File
@@ -714,7 +702,7 @@ func (s *linuxSandbox) Telemetry() io.Reader       { return s.telemetry }
 func (s *linuxSandbox) ExtensionOutput() io.Reader { return s.extOut }
 func (s *linuxSandbox) Done() <-chan struct{}      { return s.done }
 func (s *linuxSandbox) Dial(ctx context.Context, port int) (net.Conn, error) {
-	return dialInNetns(ctx, s.hostNS, s.cmd.Process.Pid, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	return dialInNetns(ctx, s.hostNS, s.proc.Pid, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }
 
 func (s *linuxSandbox) ExtensionExits() <-chan sandbox.ExtensionExit {
@@ -911,7 +899,7 @@ func (s *linuxSandbox) runtimeExited(st sandbox.ExitStatus) {
 }
 
 func (s *linuxSandbox) wait() {
-	_ = s.cmd.Wait()
+	_, _ = s.proc.Wait()
 	s.mu.Lock()
 	started := s.started
 	s.mu.Unlock()
@@ -931,7 +919,7 @@ func (s *linuxSandbox) Exit() sandbox.ExitStatus {
 // SignalRuntime sends the runtime process alone SIGTERM, or SIGKILL (its
 // process group too), through init: extensions keep running.
 func (s *linuxSandbox) SignalRuntime(sig syscall.Signal) error {
-	if s.cmd == nil || s.cmd.Process == nil || chanClosed(s.done) {
+	if s.proc == nil || chanClosed(s.done) {
 		return nil
 	}
 	relay := pid1.SigTermRuntime
@@ -942,7 +930,7 @@ func (s *linuxSandbox) SignalRuntime(sig syscall.Signal) error {
 	default:
 		return fmt.Errorf("signal %v: only SIGTERM and SIGKILL reach the runtime", sig)
 	}
-	if err := s.cmd.Process.Signal(relay); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := s.proc.Signal(relay); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	return nil
@@ -955,10 +943,10 @@ func (s *linuxSandbox) Thaw() error   { return s.cg.thaw() }
 // of its pid namespace, double-forked or not. A frozen group is thawed so the
 // signal is delivered.
 func (s *linuxSandbox) Kill() error {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return nil
 	}
-	err := s.cmd.Process.Signal(syscall.SIGKILL)
+	err := s.proc.Signal(syscall.SIGKILL)
 	if s.cg != nil {
 		_ = s.cg.thaw()
 	}
@@ -980,7 +968,7 @@ func (s *linuxSandbox) Stats() sandbox.Stats {
 func (s *linuxSandbox) Destroy() error {
 	var err error
 	s.destroy.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
+		if s.proc != nil {
 			_ = s.Kill()
 			select {
 			case <-s.initGone:
@@ -1016,7 +1004,7 @@ func (s *linuxSandbox) Destroy() error {
 		}
 		// A range goes back only when init is known to be gone: the kernel
 		// has killed its whole pid namespace with it.
-		if s.releaseIDs != nil && (s.cmd == nil || s.cmd.Process == nil || chanClosed(s.initGone)) {
+		if s.releaseIDs != nil && (s.proc == nil || chanClosed(s.initGone)) {
 			s.releaseIDs()
 			s.releaseIDs = nil
 		}

@@ -24,10 +24,10 @@ import (
 // s.resident reads it again only when it may have moved (see
 // residentCache.peak).
 func (s *linuxSandbox) memoryPeak(cgroupPeak uint64) uint64 {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return cgroupPeak
 	}
-	pid := s.cmd.Process.Pid
+	pid := s.proc.Pid
 	resident := s.resident.peak(cgroupPeak, time.Now(), func() uint64 {
 		return residentPeak(s.cg.procsFile(), "/proc", pid)
 	})

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,11 +83,6 @@ func (r *idRanges) put(first uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.free = append(r.free, first)
-}
-
-// idMap maps the sandbox's ids 0..idRangeSize-1 onto the block at first.
-func idMap(first uint32) []syscall.SysProcIDMap {
-	return []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(first), Size: idRangeSize}}
 }
 
 // openInSandbox opens path as it is seen from inside init's mount

@@ -72,6 +72,15 @@ const (
 // BaseSpec, on which init mounts the sandbox's root tmpfs.
 const RootMountName = "rootfs"
 
+// Main runs what os.Args asks of the init binary: the spawner, after
+// SpawnerArg, or else a sandbox's PID 1. It never returns.
+func Main() {
+	if len(os.Args) > 2 && os.Args[2] == SpawnerArg {
+		Spawn()
+	}
+	Run()
+}
+
 // Run is the sandbox's PID 1. It is entered in fresh user, mount, pid,
 // ipc, uts and net namespaces, as root of its user namespace only: host ids
 // are mapped to an unprivileged range, so nothing init or the function does
