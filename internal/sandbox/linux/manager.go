@@ -110,7 +110,9 @@ type Manager struct {
 	hostNS int    // this process's network namespace, to return to after setns
 	root   string // holds pid1.RootMountName, the mount point of sandbox roots
 	system []pid1.Bind
-	links  [][2]string
+	// seccomp is the filter every sandbox's init loads (seccompProgram).
+	seccomp []byte
+	links   [][2]string
 	// Host ids for sandboxes' user namespaces come from leases of the
 	// host-wide registry, so managers on one host never share them.
 	leases   idLeases
@@ -172,6 +174,9 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 		}
 	default:
 		m.initPath = m.exePath
+	}
+	if m.seccomp, err = seccompProgram(); err != nil {
+		return nil, err
 	}
 	if m.spawner, err = startSpawner(m.initPath); err != nil {
 		return nil, err
@@ -577,6 +582,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	go s.wait()
 
 	base := pid1.BaseSpec{
+		Seccomp:  m.seccomp,
 		Hostname: "localhost",
 		Binds:    m.system,
 		Links:    m.links,

@@ -8,6 +8,7 @@ package pid1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +34,9 @@ type BaseSpec struct {
 	Binds    []Bind      `json:"binds"`
 	Links    [][2]string `json:"links"` // {target, path inside the root}
 	Files    [][2]string `json:"files"` // {path inside the root, content}
+	// Seccomp is the filter the extensions and the runtime run under:
+	// struct sock_filter after struct sock_filter, in native byte order.
+	Seccomp []byte `json:"seccomp"`
 }
 
 // RunSpec is the function-specific part, sent when the sandbox is claimed.
@@ -153,7 +158,7 @@ func Run() {
 	}
 	// Lambda's order: the extensions start, and register, before the
 	// runtime starts; the daemon says when with "runtime".
-	command, exts, err := startExtensions(&run)
+	command, exts, err := startExtensions(&run, base.Seccomp)
 	reply(err)
 	r := newReaper(ctl, exts)
 	for i, pid := range exts {
@@ -523,7 +528,7 @@ const nofileLimit = 1024
 // none of what the filter denies from here on (it only reaps and reports).
 // exts holds the extensions' pids (0 for one that could not start, which
 // fails the init rather than the sandbox).
-func startExtensions(s *RunSpec) (command func(args []string) *exec.Cmd, exts []int, err error) {
+func startExtensions(s *RunSpec, filter []byte) (command func(args []string) *exec.Cmd, exts []int, err error) {
 	// syscall.Setrlimit, not unix's: it also stops Go from restoring the
 	// soft limit it raised at start-up in the child.
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: nofileLimit, Max: nofileLimit}); err != nil {
@@ -544,7 +549,7 @@ func startExtensions(s *RunSpec) (command func(args []string) *exec.Cmd, exts []
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return nil, nil, fmt.Errorf("no_new_privs: %w", err)
 	}
-	if err := loadSeccomp(); err != nil {
+	if err := loadSeccomp(filter); err != nil {
 		return nil, nil, err
 	}
 	env := s.Env
@@ -593,6 +598,26 @@ func closeOnExecFrom(lowfd int) error {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= lowfd {
 			unix.CloseOnExec(fd)
 		}
+	}
+	return nil
+}
+
+// loadSeccomp installs filter (see BaseSpec.Seccomp) on the calling
+// thread, which the runtime is then forked from.
+func loadSeccomp(filter []byte) error {
+	const size = int(unsafe.Sizeof(unix.SockFilter{}))
+	if len(filter) == 0 || len(filter)%size != 0 || len(filter)/size > 0xffff {
+		return fmt.Errorf("seccomp: a filter of %d bytes", len(filter))
+	}
+	insts := make([]unix.SockFilter, len(filter)/size)
+	for i := range insts {
+		b := filter[i*size:]
+		insts[i] = unix.SockFilter{Code: binary.NativeEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.NativeEndian.Uint32(b[4:])}
+	}
+	prog := unix.SockFprog{Len: uint16(len(insts)), Filter: &insts[0]}
+	// An unprivileged filter needs no_new_privs; init has set it already.
+	if _, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); errno != 0 {
+		return fmt.Errorf("seccomp: load filter: %w", errno)
 	}
 	return nil
 }

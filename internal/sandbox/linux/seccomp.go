@@ -1,10 +1,9 @@
-package pid1
+package linux
 
 import (
 	"encoding/binary"
 	"fmt"
 	"sync"
-	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -185,28 +184,34 @@ func seccompArgLoOff(i uint32) uint32 {
 
 func bigEndian() bool { return binary.NativeEndian.Uint16([]byte{0, 1}) == 1 }
 
-// loadSeccomp installs the sandbox filter on the calling thread (which the
-// runtime is then forked from).
-func loadSeccomp() error {
-	insts, err := sandboxFilter()
-	if err != nil {
-		return err
-	}
-	raw, err := bpf.Assemble(insts)
-	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	// An unprivileged filter needs no_new_privs; init has set it already.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("no_new_privs: %w", err)
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); errno != 0 {
-		return fmt.Errorf("seccomp: load filter: %w", errno)
-	}
-	return nil
+var (
+	programOnce sync.Once
+	program     []byte
+	programErr  error
+)
+
+// seccompProgram is the sandbox filter assembled, once per daemon, in
+// the form pid1 loads it (pid1.BaseSpec.Seccomp): each instruction's
+// struct sock_filter in native byte order. Inits get it ready-made rather
+// than build it themselves: the library's syscall tables alone cost each
+// init more CPU than its mounts.
+func seccompProgram() ([]byte, error) {
+	programOnce.Do(func() {
+		insts, err := sandboxFilter()
+		if err != nil {
+			programErr = err
+			return
+		}
+		raw, err := bpf.Assemble(insts)
+		if err != nil {
+			programErr = fmt.Errorf("seccomp: %w", err)
+			return
+		}
+		for _, r := range raw {
+			program = binary.NativeEndian.AppendUint16(program, r.Op)
+			program = append(program, r.Jt, r.Jf)
+			program = binary.NativeEndian.AppendUint32(program, r.K)
+		}
+	})
+	return program, programErr
 }
