@@ -595,12 +595,12 @@ func record(t *testing.T, s *server) footprint {
 	fp := footprint{dataDir: s.dataDir, hash: cgroupHash(s.dataDir), procs: descendants(s.pid())}
 	inits := 0
 	for _, pi := range fp.procs {
-		if pi.cmdline == "icebox init" && runsBinary(pi.pid) {
+		if pi.cmdline == "icebox init" && runsEmbeddedInit(pi.pid) {
 			inits++
 		}
 	}
 	if inits == 0 {
-		t.Fatalf("no `icebox init` child of the daemon (pid %d) running %s; descendants: %+v", s.pid(), build.icebox, fp.procs)
+		t.Fatalf("no `icebox init` child of the daemon (pid %d) running the icebox-init it embeds; descendants: %+v", s.pid(), fp.procs)
 	}
 	// Sandboxes are pre-built, so groups exist below the hash level even
 	// before any call.
@@ -632,6 +632,13 @@ func runsBinary(pid int) bool {
 	exe, err1 := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
 	bin, err2 := os.Stat(build.icebox)
 	return err1 == nil && err2 == nil && os.SameFile(exe, bin)
+}
+
+// runsEmbeddedInit reports whether process pid runs the icebox-init the
+// daemon embeds, from its sealed memfd.
+func runsEmbeddedInit(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasPrefix(exe, "/memfd:icebox-init")
 }
 
 // watchdogOf finds the watchdog among a daemon's descendants.
