@@ -110,9 +110,9 @@ type Manager struct {
 	hostNS int    // this process's network namespace, to return to after setns
 	root   string // holds pid1.RootMountName, the mount point of sandbox roots
 	system []pid1.Bind
+	links  [][2]string
 	// seccomp is the filter every sandbox's init loads (seccompProgram).
 	seccomp []byte
-	links   [][2]string
 	// Host ids for sandboxes' user namespaces come from leases of the
 	// host-wide registry, so managers on one host never share them.
 	leases   idLeases
@@ -165,15 +165,16 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 		return nil, err
 	}
 	m.exeFD, m.exePath = sealedExe("/proc/self/exe")
+	m.initPath = m.exePath
 	switch bin := embeddedInit(); {
 	case cfg.InitPath != "":
 		m.initFD, m.initPath = sealedExe(cfg.InitPath)
 	case bin != nil:
-		if m.initFD, m.initPath, err = sealedInit(bin); err != nil {
-			return nil, err
+		// A host that allows no executable memfd (vm.memfd_noexec = 2)
+		// keeps the daemon re-executed as init.
+		if fd, path, err := sealedInit(bin); err == nil {
+			m.initFD, m.initPath = fd, path
 		}
-	default:
-		m.initPath = m.exePath
 	}
 	if m.seccomp, err = seccompProgram(); err != nil {
 		return nil, err
