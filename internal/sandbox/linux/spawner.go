@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -146,12 +145,7 @@ func (sp *spawner) request(b []byte, fds []int) (string, error) {
 // one that does not end within 10 s is killed. mu held.
 func (sp *spawner) end() {
 	sp.conn.Close()
-	select {
-	case <-sp.exited:
-	case <-time.After(10 * time.Second):
-		_ = sp.cmd.Process.Kill()
-		<-sp.exited
-	}
+	awaitExit(sp.cmd.Process, sp.exited)
 }
 
 // stop ends the spawner for good.

@@ -140,11 +140,17 @@ func (w *watchdog) stop() {
 		w.conn = nil
 	}
 	w.mu.Unlock()
+	awaitExit(w.cmd.Process, w.exited)
+}
+
+// awaitExit waits until exited is closed; a process p that has not ended
+// within 10 s is killed.
+func awaitExit(p *os.Process, exited <-chan struct{}) {
 	select {
-	case <-w.exited:
+	case <-exited:
 	case <-time.After(10 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.exited
+		_ = p.Kill()
+		<-exited
 	}
 }
 
