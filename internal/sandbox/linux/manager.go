@@ -40,7 +40,7 @@ type Config struct {
 	// InitPath, when set, is the binary exec'ed (with InitArg) as each
 	// sandbox's PID 1: an icebox-init or a binary that calls RunInit.
 	// Default: the icebox-init embedded in this binary, or this binary
-	// when none is (see initbin).
+	// when none is (see embeddedInit).
 	InitPath string
 	// UID and GID the runtime runs as. Default 993, Lambda's sbx_user1051.
 	UID, GID int

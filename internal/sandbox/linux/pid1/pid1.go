@@ -1,7 +1,7 @@
 // Package pid1 is a sandbox's init: the process the manager starts in a
 // sandbox's new namespaces, which builds its root, starts the extensions
 // and the runtime, and reaps. It is built on its own, as the small
-// icebox-init binary the daemon embeds (see package initbin), so that every
+// icebox-init binary the daemon embeds (internal/sandbox/linux/init.go), so that every
 // environment pays for this code alone, not for the daemon's; the daemon
 // binary re-executed as init runs the same Run.
 package pid1
