@@ -346,6 +346,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}
 		factory = d.sandboxes
+		if !d.sandboxes.DedicatedInit() {
+			log.Warn("sandboxes re-execute this binary as their init, about 1.2 MiB more per environment: build icebox after go generate ./... (README.md) to embed icebox-init")
+		}
 		d.networks.Subscribe(func(nets []model.Network) {
 			if err := d.sandboxes.SetNetworks(nets); err != nil {
 				log.Error("networks: applying to sandboxes", "err", err)

@@ -784,6 +784,9 @@ func TestInitBinaryCannotBeRewritten(t *testing.T) {
 echo ready; sleep 100`}
 	t.Run("embedded", func(t *testing.T) {
 		m := newManager(t)
+		if !m.DedicatedInit() {
+			t.Error("the manager re-executes this binary although an icebox-init is embedded")
+		}
 		out := runArgs(t, m, probe, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
 			exe := fmt.Sprintf("/proc/%d/exe", sb.proc.Pid)
 			if link, _ := os.Readlink(exe); !strings.HasPrefix(link, "/memfd:icebox-init") {

@@ -230,6 +230,10 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	return m, nil
 }
 
+// DedicatedInit reports whether sandboxes run an init binary of their own
+// (icebox-init) rather than this binary re-executed.
+func (m *Manager) DedicatedInit() bool { return m.initPath != m.exePath }
+
 // CgroupVersion reports which cgroup hierarchy the manager drives.
 func (m *Manager) CgroupVersion() int { return m.cg.version() }
 
