@@ -87,7 +87,8 @@ func TestJSONPattern(t *testing.T) {
 }
 
 // FuzzPattern: any pattern from the outside parses or is refused, never
-// panics, and a pattern made of one unquoted term matches its own text.
+// panics, and a pattern made of one unquoted term matches its own text (a
+// JSON pattern, "{…}", is not a term: it matches JSON events only).
 func FuzzPattern(f *testing.F) {
 	for _, s := range []string{"", "ERROR", `"a b" -c ?d`, `"\"`, `-`, `?"x"`, "{", "a\tb", `{ ($.a[0].b = "x*" || $.n >= 1.5) && $.c NOT EXISTS }`} {
 		f.Add(s)
@@ -99,7 +100,7 @@ func FuzzPattern(f *testing.F) {
 		}
 		pt.match(p)
 		if term := strings.TrimSpace(p); term != "" && !strings.ContainsAny(term, " \t\n\r\"") &&
-			term[0] != '-' && term[0] != '?' && !pt.match(term) {
+			term[0] != '-' && term[0] != '?' && term[0] != '{' && !pt.match(term) {
 			t.Fatalf("term %q does not match itself", term)
 		}
 	})
