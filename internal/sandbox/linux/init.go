@@ -69,16 +69,14 @@ func sealedInit(bin []byte) (int, string, error) {
 		return -1, "", fmt.Errorf("seal the sandbox init: %w", err)
 	}
 	// exec refuses a file open for writing (ETXTBSY): keep a read-only
-	// descriptor of it, clear of the low numbers the forked child dup2s
-	// its stdio and extra files onto before it execs.
+	// descriptor of it.
 	ro, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, "", fmt.Errorf("reopen the sandbox init: %w", err)
 	}
-	high, err := unix.FcntlInt(uintptr(ro), unix.F_DUPFD_CLOEXEC, 100)
-	unix.Close(ro)
+	high, exe, err := execPath(ro)
 	if err != nil {
 		return -1, "", fmt.Errorf("sandbox init descriptor: %w", err)
 	}
-	return high, "/proc/self/fd/" + strconv.Itoa(high), nil
+	return high, exe, nil
 }

@@ -129,12 +129,21 @@ func sealedExe(path string) (int, string) {
 		unix.Close(fd)
 		return -1, path
 	}
-	// Keep it clear of the low numbers the forked child dup2s its stdio
-	// and extra files onto before it execs this path.
-	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 100)
-	unix.Close(fd)
+	high, exe, err := execPath(fd)
 	if err != nil {
 		return -1, path
 	}
-	return high, "/proc/self/fd/" + strconv.Itoa(high)
+	return high, exe
+}
+
+// execPath moves fd, a file to exec, clear of the low numbers a forked
+// child dup2s its stdio and extra files onto before it execs, and returns
+// the new descriptor (fd itself is closed) and the path that execs it.
+func execPath(fd int) (int, string, error) {
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 100)
+	unix.Close(fd)
+	if err != nil {
+		return -1, "", err
+	}
+	return high, "/proc/self/fd/" + strconv.Itoa(high), nil
 }
