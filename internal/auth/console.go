@@ -1,11 +1,8 @@
 package auth
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"icebox/internal/errdefs"
@@ -35,12 +32,12 @@ func (a *Authority) ConsoleToken(accessKeyID string, ttl time.Duration) (token, 
 	expires = time.Unix(a.cfg.Now().Add(ttl).Unix(), 0)
 	payload, _ := json.Marshal(consoleClaims{AccessKeyID: accessKeyID, Expires: expires.Unix(), Nonce: nonce})
 	key := a.sessionKey()
-	token = base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac(key, "console", payload))
+	token = signToken(key, "console", payload)
 	return token, consoleCSRF(key, token), expires
 }
 
 func consoleCSRF(key []byte, token string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(key, "console-csrf", []byte(token)))
+	return tokenEncoding.EncodeToString(mac(key, "console-csrf", []byte(token)))
 }
 
 // ConsoleIdentity resolves a console token to its key's identity as it is
@@ -48,8 +45,8 @@ func consoleCSRF(key []byte, token string) string {
 // or one whose key was deleted, is an unknown key; an old one is expired.
 func (a *Authority) ConsoleIdentity(token string) (id Identity, csrf string, expires time.Time, err error) {
 	key := a.sessionKey()
-	p, m, ok := cutToken(token)
-	if !ok || !hmac.Equal(m, mac(key, "console", p)) {
+	p, ok := openToken(key, "console", token)
+	if !ok {
 		return Identity{}, "", time.Time{}, unknownKey
 	}
 	var c consoleClaims
@@ -63,14 +60,6 @@ func (a *Authority) ConsoleIdentity(token string) (id Identity, csrf string, exp
 		return Identity{}, "", time.Time{}, unknownKey
 	}
 	return id, consoleCSRF(key, token), time.Unix(c.Expires, 0), nil
-}
-
-// cutToken splits a "payload.mac" token and decodes both halves.
-func cutToken(token string) (payload, sum []byte, ok bool) {
-	p, m, ok := strings.Cut(token, ".")
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	sum, err2 := base64.RawURLEncoding.DecodeString(m)
-	return payload, sum, ok && err1 == nil && err2 == nil
 }
 
 // longTermIdentity is the identity and secret of root's or a user's

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,12 +44,13 @@ func TestConsoleToken(t *testing.T) {
 
 	var ae *errdefs.AuthError
 	for name, bad := range map[string]string{
-		"empty":       "",
-		"no mac":      token[:len(token)-44],
-		"altered":     "A" + token[1:],
-		"unknown key": func() string { s, _, _ := a.ConsoleToken("AKIANOSUCHKEYXXXXXXX", time.Hour); return s }(),
-		"session mac": token[:len(token)-1] + "A",
-		"garbage":     "x.y",
+		"empty":         "",
+		"no mac":        token[:len(token)-44],
+		"altered":       "A" + token[1:],
+		"unknown key":   func() string { s, _, _ := a.ConsoleToken("AKIANOSUCHKEYXXXXXXX", time.Hour); return s }(),
+		"session mac":   token[:len(token)-1] + otherLast(token, 4),
+		"non-canonical": token[:len(token)-1] + otherLast(token, 1),
+		"garbage":       "x.y",
 	} {
 		if _, _, _, err := a.ConsoleIdentity(bad); !errors.As(err, &ae) || ae.Kind != errdefs.AuthUnknownKey {
 			t.Errorf("%s: %v, want an unknown key", name, err)
@@ -66,4 +68,13 @@ func TestConsoleToken(t *testing.T) {
 	if _, _, _, err := a.ConsoleIdentity(token); !errors.As(err, &ae) || ae.Kind != errdefs.AuthUnknownKey {
 		t.Errorf("after its key was deleted: %v, want an unknown key", err)
 	}
+}
+
+// otherLast is token's last base64url character with its 6-bit value
+// xor-ed with bit: bit 4 changes the MAC's last byte, bit 1 only the
+// padding bits a lax decoder ignores.
+func otherLast(token string, bit byte) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, token[len(token)-1])
+	return string(alphabet[byte(i)^bit])
 }
