@@ -79,7 +79,7 @@ type sandboxEnv struct {
 }
 
 // freezing closes every connection that is mid-body, and any that starts
-// one until thawed: the daemon may still be parsing requests the sandbox
+// one until thawing: the daemon may still be parsing requests the sandbox
 // sent just before it was frozen.
 func (e *sandboxEnv) freezing() {
 	e.mu.Lock()
@@ -90,7 +90,7 @@ func (e *sandboxEnv) freezing() {
 	}
 }
 
-func (e *sandboxEnv) thawed() {
+func (e *sandboxEnv) thawing() {
 	e.mu.Lock()
 	e.frozen = false
 	e.mu.Unlock()
@@ -256,8 +256,8 @@ func (s *Server) HTTPServer() *http.Server {
 // ServeEnvironment serves the API on one sandbox's listener until it is
 // closed, with the environment's own connection and byte budgets. The pool
 // calls freezing before each freeze (requests still sending their body are
-// cut) and thawed after each thaw.
-func (s *Server) ServeEnvironment(l net.Listener) (freezing, thawed func()) {
+// cut) and thawing right before each thaw.
+func (s *Server) ServeEnvironment(l net.Listener) (freezing, thawing func()) {
 	env := &sandboxEnv{budget: budget{limit: envBodyBudget}, reading: map[net.Conn]struct{}{}}
 	srv := &http.Server{
 		Handler:           s,
@@ -269,5 +269,5 @@ func (s *Server) ServeEnvironment(l net.Listener) (freezing, thawed func()) {
 		},
 	}
 	go srv.Serve(netutil.LimitListener(l, envMaxConns))
-	return env.freezing, env.thawed
+	return env.freezing, env.thawing
 }

@@ -51,11 +51,12 @@ type Config struct {
 // Runtime is what Start runs.
 type Runtime struct {
 	Sandbox Sandbox
-	// Freezing, when set, is called right before every freeze, and Thawed
-	// right after every thaw and after a freeze that failed (the sandbox
+	// Freezing, when set, is called right before every freeze, and Thawing
+	// right before every thaw and after a freeze that failed (the sandbox
 	// keeps running): the sandbox's own API server cuts what a frozen
-	// sandbox would hold.
-	Freezing, Thawed func()
+	// sandbox would hold. Thawing comes first because a thawed function may
+	// call that server at once.
+	Freezing, Thawing func()
 	// Extensions names the external extensions started with the runtime
 	// (the file names under /opt/extensions); init waits for each to
 	// register. ExtensionExits, when set, reports their ends.
@@ -389,13 +390,10 @@ func (e *Env) handOver(c *call) error {
 const lateThawMaxPayload = 16 << 10
 
 func (e *Env) thaw() error {
-	if err := e.rt.Sandbox.Thaw(); err != nil {
-		return err
+	if e.rt.Thawing != nil {
+		e.rt.Thawing()
 	}
-	if e.rt.Thawed != nil {
-		e.rt.Thawed()
-	}
-	return nil
+	return e.rt.Sandbox.Thaw()
 }
 
 // Sent is told that the event /next returned is written to the runtime's
@@ -584,8 +582,8 @@ func (e *Env) freeze() {
 		e.rt.Freezing()
 	}
 	if err := e.rt.Sandbox.Freeze(); err != nil {
-		if e.rt.Thawed != nil {
-			e.rt.Thawed()
+		if e.rt.Thawing != nil {
+			e.rt.Thawing()
 		}
 		return
 	}

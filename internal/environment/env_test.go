@@ -324,7 +324,8 @@ func TestStartOutcomes(t *testing.T) {
 
 // Freezing: the runtime waiting with nothing to do is frozen, except at
 // its first /next; a call thaws it before the event is handed over; the
-// hooks run right before each freeze and right after each thaw.
+// hooks run right before each freeze and each thaw (a thawed function may
+// call the sandbox's API server at once).
 func TestFreezeThaw(t *testing.T) {
 	sb := envtest.New()
 	var mu sync.Mutex
@@ -337,7 +338,7 @@ func TestFreezeThaw(t *testing.T) {
 			hooks = append(hooks, name+map[bool]string{true: " (frozen)", false: " (running)"}[frozen])
 		}
 	}
-	e, start := starting(t, Runtime{Sandbox: sb, Freezing: hook("freezing"), Thawed: hook("thawed")})
+	e, start := starting(t, Runtime{Sandbox: sb, Freezing: hook("freezing"), Thawing: hook("thawing")})
 	first := next(context.Background(), e)
 	recv(t, start, "init")
 	for i := range 3 {
@@ -361,7 +362,7 @@ func TestFreezeThaw(t *testing.T) {
 	mu.Lock()
 	got := strings.Join(hooks, ", ")
 	mu.Unlock()
-	if want := "freezing (running), thawed (running), freezing (running), thawed (running)"; got != want {
+	if want := "freezing (running), thawing (frozen), freezing (running), thawing (frozen)"; got != want {
 		t.Errorf("hooks: %s\nwant   %s", got, want)
 	}
 	if _, freezes, thaws := sb.Frozen(); freezes != 2 || thaws != 2 {
@@ -382,17 +383,17 @@ func TestFreezeThaw(t *testing.T) {
 func TestFreezeFailureKeepsRunning(t *testing.T) {
 	sb := envtest.New()
 	sb.FailFreeze = true
-	var thawed int
-	e, start := starting(t, Runtime{Sandbox: sb, Thawed: func() { thawed++ }})
+	var thawing int
+	e, start := starting(t, Runtime{Sandbox: sb, Thawing: func() { thawing++ }})
 	next(context.Background(), e)
 	recv(t, start, "init")
 	polls := next(context.Background(), e)
 	recv(t, sb.Froze, "the freeze attempt")
 	e.mu.Lock()
-	st, th := e.state, thawed
+	st, th := e.state, thawing
 	e.mu.Unlock()
 	if st != Idle || th != 1 {
-		t.Fatalf("after a failed freeze: %s, thawed told %d times", st, th)
+		t.Fatalf("after a failed freeze: %s, thawing told %d times", st, th)
 	}
 	res := invoke(t, e, "a", time.Minute)
 	recv(t, polls, "the event")

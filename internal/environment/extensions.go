@@ -424,12 +424,9 @@ func (e *Env) Shutdown(budget time.Duration) bool {
 	if e.state == Frozen || e.state == Draining {
 		// A draining environment may have been frozen when its runtime
 		// was killed.
-		if err := e.rt.Sandbox.Thaw(); err != nil {
+		if err := e.thaw(); err != nil {
 			e.mu.Unlock()
 			return false
-		}
-		if e.rt.Thawed != nil {
-			e.rt.Thawed()
 		}
 	}
 	if e.move(ShuttingDown) != nil {

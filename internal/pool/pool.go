@@ -68,10 +68,10 @@ type Config struct {
 // SandboxAPI serves icebox's own API to the code of one environment.
 type SandboxAPI interface {
 	// ServeEnvironment serves l until it is closed (with the sandbox). The
-	// environment calls freezing right before each freeze and thawed right
-	// after each thaw: a frozen environment's half-sent requests must not
+	// environment calls freezing right before each freeze and thawing right
+	// before each thaw: a frozen environment's half-sent requests must not
 	// hold the daemon's memory.
-	ServeEnvironment(l net.Listener) (freezing, thawed func())
+	ServeEnvironment(l net.Listener) (freezing, thawing func())
 }
 
 func (c *Config) setDefaults() {
@@ -507,12 +507,12 @@ func (p *Pool) start(ctx context.Context, fn *model.Function, requestID string, 
 	}
 	// Telemetry deliveries stop while the sandbox is frozen.
 	e.hub = telemetry.New(e.sb.Dial)
-	rt.Freezing, rt.Thawed = e.hub.Pause, e.hub.Resume
+	rt.Freezing, rt.Thawing = e.hub.Pause, e.hub.Resume
 	if l := e.sb.APIListener(); l != nil && p.cfg.SandboxAPI != nil {
 		// l is closed with the sandbox, which ends serving it.
-		freezing, thawed := p.cfg.SandboxAPI.ServeEnvironment(l)
+		freezing, thawing := p.cfg.SandboxAPI.ServeEnvironment(l)
 		rt.Freezing = func() { freezing(); e.hub.Pause() }
-		rt.Thawed = func() { thawed(); e.hub.Resume() }
+		rt.Thawing = func() { thawing(); e.hub.Resume() }
 	}
 	version := p.cfg.Runtimes.RuntimeVersion(fn.Runtime)
 	e.platform(initStart(fn, initType, phase, version, runtimeVersionARN(p.cfg.Region, version)))
