@@ -37,6 +37,9 @@ const (
 	fetchBatch = 256
 	fetchBytes = 4 << 20
 	fetchWait  = 5 * time.Second
+	// fetchHeartbeat: a fetch the engine stops answering ends after two
+	// heartbeats missed instead of at fetchWait.
+	fetchHeartbeat = time.Second
 )
 
 var (
@@ -138,18 +141,25 @@ func (s *Store) scan(ctx context.Context, subjects []string, from uint64, since 
 	for range readerAttempts {
 		var fed bool
 		next, end, err = s.scanOnce(ctx, subjects, from, since, func(r record) bool { fed = true; return fn(r) })
-		if fed || !errors.Is(err, nats.ErrNoResponders) {
+		if fed || ctx.Err() != nil || !readerLost(err) {
 			break
 		}
 	}
 	return next, end, err
 }
 
-// readerAttempts bounds the readers scan creates. On a replicated stream
-// whose server went down, JetStream may still place a new (one-replica)
-// reader on that server until the cluster marks it offline: its first fetch
-// gets no responder, and another reader is placed elsewhere.
+// readerAttempts bounds the readers scan creates for one read.
 const readerAttempts = 4
+
+// readerLost reports a read that got nothing because its reader did not
+// answer, which another reader may: on a replicated stream whose server went
+// down, JetStream may still place a new (one-replica) reader on that server
+// until the cluster marks it offline (no responder); and an engine restarted
+// after a kill has once left a first fetch unanswered, neither events nor
+// heartbeats nor the end of its wait.
+func readerLost(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.DeadlineExceeded)
+}
 
 func (s *Store) scanOnce(ctx context.Context, subjects []string, from uint64, since time.Time, fn func(record) bool) (next uint64, end bool, err error) {
 	cons, pending, err := s.reader(ctx, subjects, from, since)
@@ -161,7 +171,11 @@ func (s *Store) scanOnce(ctx context.Context, subjects []string, from uint64, si
 	next = info.Delivered.Stream + 1
 	for pending > 0 {
 		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		batch, err := cons.Fetch(int(min(pending, fetchBatch)), jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchContext(fctx))
+		opts := []jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchContext(fctx)}
+		if dl, _ := fctx.Deadline(); time.Until(dl) > 3*fetchHeartbeat { // the wait must span two beats
+			opts = append(opts, jetstream.FetchHeartbeat(fetchHeartbeat))
+		}
+		batch, err := cons.Fetch(int(min(pending, fetchBatch)), opts...)
 		if err != nil {
 			cancel()
 			return next, false, fmt.Errorf("logs: read: %w", err)
