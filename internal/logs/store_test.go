@@ -1,14 +1,18 @@
 package logs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +29,13 @@ import (
 // newStore opens a Store on a real embedded JetStream in a temp dir.
 func newStore(t testing.TB, cfg Config) (*Store, jetstream.JetStream) {
 	t.Helper()
+	return newStoreOn(t, cfg, nil)
+}
+
+// newStoreOn is newStore with the client's connection to the engine
+// wrapped by wrap (nil: as it is).
+func newStoreOn(t testing.TB, cfg Config, wrap func(net.Conn) net.Conn) (*Store, jetstream.JetStream) {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoLog: true, NoSigs: true,
 	})
@@ -35,7 +46,11 @@ func newStore(t testing.TB, cfg Config) (*Store, jetstream.JetStream) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats server not ready")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	var provider nats.InProcessConnProvider = srv
+	if wrap != nil {
+		provider = wrappedConn{srv, wrap}
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(provider))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +69,75 @@ func newStore(t testing.TB, cfg Config) (*Store, jetstream.JetStream) {
 		srv.WaitForShutdown()
 	})
 	return s, js
+}
+
+type wrappedConn struct {
+	srv  *server.Server
+	wrap func(net.Conn) net.Conn
+}
+
+func (w wrappedConn) InProcessConn() (net.Conn, error) {
+	c, err := w.srv.InProcessConn()
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(c), nil
+}
+
+// losingConn passes a client's protocol on to the engine but loses the
+// first publish on a subject with prefix once armed: a request the engine
+// never hears of.
+type losingConn struct {
+	net.Conn
+	prefix string
+	mu     sync.Mutex
+	armed  bool
+	lost   int
+	buf    []byte // the client's bytes not yet passed on: an incomplete operation
+}
+
+func (c *losingConn) arm() {
+	c.mu.Lock()
+	c.armed = true
+	c.mu.Unlock()
+}
+
+func (c *losingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	var out []byte
+	for {
+		i := bytes.Index(c.buf, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		n := i + 2
+		f := strings.Fields(string(c.buf[:i]))
+		if len(f) > 2 && (f[0] == "PUB" || f[0] == "HPUB") { // PUB subject [reply] size, HPUB subject [reply] hsize size
+			size, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				return 0, err
+			}
+			if n += size + 2; len(c.buf) < n {
+				break
+			}
+			if c.armed && strings.HasPrefix(f[1], c.prefix) {
+				c.armed = false
+				c.lost++
+				c.buf = c.buf[n:]
+				continue
+			}
+		}
+		out = append(out, c.buf[:n]...)
+		c.buf = c.buf[n:]
+	}
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
 }
 
 func flush(t testing.TB, s *Store) {
@@ -282,6 +366,34 @@ func TestForwardTokenFollows(t *testing.T) {
 
 // TestEngineGone: with the connection closed, events are counted as dropped,
 // Flush reports it as unavailable, and Close does not hang.
+// TestReadAfterLostFetch: a read whose first pull request the engine never
+// hears of (no events, no heartbeat, no end of its wait) takes another
+// reader and returns every event (seen once on the first read after an
+// engine restarted from a kill).
+func TestReadAfterLostFetch(t *testing.T) {
+	var lc *losingConn
+	s, _ := newStoreOn(t, Config{}, func(c net.Conn) net.Conn {
+		lc = &losingConn{Conn: c, prefix: "$JS.API.CONSUMER.MSG.NEXT."}
+		return lc
+	})
+	w := s.Writer("/aws/lambda/lost", "s")
+	for i := range 5 {
+		w.Write(time.Now(), fmt.Sprintf("line %d", i))
+	}
+	flush(t, s)
+	lc.arm()
+	res, err := s.FilterLogEvents(t.Context(), "/aws/lambda/lost", nil, 0, 0, "", 0, "")
+	if err != nil || len(res.Events) != 5 || res.NextToken != "" {
+		t.Fatalf("FilterLogEvents after a lost fetch: %d events, token %q, %v; want 5, none", len(res.Events), res.NextToken, err)
+	}
+	lc.mu.Lock()
+	lost := lc.lost
+	lc.mu.Unlock()
+	if lost != 1 {
+		t.Fatalf("%d pull requests lost, want 1 (the test lost none: it shows nothing)", lost)
+	}
+}
+
 func TestEngineGone(t *testing.T) {
 	s, js := newStore(t, Config{PublishTimeout: 200 * time.Millisecond})
 	js.Conn().Close()
