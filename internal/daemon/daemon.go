@@ -346,8 +346,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}
 		factory = d.sandboxes
-		if !d.sandboxes.DedicatedInit() {
-			log.Warn("sandboxes re-execute this binary as their init, about 1.2 MiB more per environment: build icebox after go generate ./... (README.md) to embed icebox-init")
+		if err := d.sandboxes.InitFallback(); err != nil {
+			log.Warn("sandboxes re-execute this binary as their init, about 1.2 MiB more per environment", "why", err)
 		}
 		d.networks.Subscribe(func(nets []model.Network) {
 			if err := d.sandboxes.SetNetworks(nets); err != nil {

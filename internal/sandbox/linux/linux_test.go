@@ -784,8 +784,8 @@ func TestInitBinaryCannotBeRewritten(t *testing.T) {
 echo ready; sleep 100`}
 	t.Run("embedded", func(t *testing.T) {
 		m := newManager(t)
-		if !m.DedicatedInit() {
-			t.Error("the manager re-executes this binary although an icebox-init is embedded")
+		if err := m.InitFallback(); err != nil {
+			t.Errorf("the manager re-executes this binary although an icebox-init is embedded: %v", err)
 		}
 		out := runArgs(t, m, probe, []string{"PATH=/usr/bin:/bin"}, func(sb *linuxSandbox) {
 			exe := fmt.Sprintf("/proc/%d/exe", sb.proc.Pid)

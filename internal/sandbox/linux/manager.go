@@ -123,6 +123,8 @@ type Manager struct {
 	// they name open (see sealedExe and sealedInit).
 	exePath, initPath string
 	exeFD, initFD     int
+	// reexec says why initPath is this binary (InitFallback).
+	reexec error
 	// spawner starts every sandbox's init (see pid1.Spawn); spawnPath, for
 	// tests, is another binary for it to exec as init.
 	spawner   *spawner
@@ -172,9 +174,13 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	case bin != nil:
 		// A host that allows no executable memfd (vm.memfd_noexec = 2)
 		// keeps the daemon re-executed as init.
-		if fd, path, err := sealedInit(bin); err == nil {
+		var fd int
+		var path string
+		if fd, path, m.reexec = sealedInit(bin); m.reexec == nil {
 			m.initFD, m.initPath = fd, path
 		}
+	default:
+		m.reexec = errors.New("no icebox-init is embedded: build icebox after go generate ./... (README.md)")
 	}
 	if m.seccomp, err = seccompProgram(); err != nil {
 		return nil, err
@@ -230,9 +236,10 @@ func NewManager(cfg Config) (_ *Manager, err error) {
 	return m, nil
 }
 
-// DedicatedInit reports whether sandboxes run an init binary of their own
-// (icebox-init) rather than this binary re-executed.
-func (m *Manager) DedicatedInit() bool { return m.initPath != m.exePath }
+// InitFallback says why sandboxes run this binary re-executed as their
+// init rather than an init binary of their own (icebox-init); nil when they
+// run one.
+func (m *Manager) InitFallback() error { return m.reexec }
 
 // CgroupVersion reports which cgroup hierarchy the manager drives.
 func (m *Manager) CgroupVersion() int { return m.cg.version() }
