@@ -238,15 +238,13 @@ func recordLevel(msg []byte) int {
 
 // syncOutput waits until everything the runtime wrote so far has been
 // pumped, so log lines land before END/REPORT and in the tail. A runtime
-// writes its logs before it posts the response, so they are in the pipes
-// by the time we get here: what was read plus what is still in the pipe is
-// the target. (Reading the two in this order can only undercount, in the
-// instant between a read returning and its count being added.) A frame the
-// runtime left half written is waited for at most a second.
+// writes its logs before it posts the response, so the sandbox has counted
+// them by the time we get here. A frame the runtime left half written is
+// waited for at most a second.
 func (e *env) syncOutput() {
-	outTarget := e.out.read.Load() + int64(e.sb.OutputPending())
-	telTarget := e.tel.read.Load() + int64(e.sb.TelemetryPending())
-	extTarget := e.ext.read.Load() + int64(e.sb.ExtensionOutputPending())
+	outTarget := e.sb.OutputWritten()
+	telTarget := e.sb.TelemetryWritten()
+	extTarget := e.sb.ExtensionOutputWritten()
 	behind := func() bool {
 		return !e.out.ended && e.out.pumped < outTarget || !e.tel.ended && e.tel.pumped < telTarget ||
 			!e.ext.ended && e.ext.pumped < extTarget

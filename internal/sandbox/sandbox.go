@@ -91,19 +91,21 @@ type Sandbox interface {
 	Dial(ctx context.Context, port int) (net.Conn, error)
 	// Output yields the runtime's stdout and stderr, merged, until it exits.
 	Output() io.Reader
-	// OutputPending is the number of output bytes written but not yet read.
-	OutputPending() int
+	// OutputWritten is the number of output bytes written so far: those
+	// Output yielded and those it has still to yield, counted at one
+	// instant.
+	OutputWritten() int64
 	// Telemetry yields what the runtime wrote to descriptor TelemetryFD
 	// (Lambda's _LAMBDA_TELEMETRY_LOG_FD): framed log records, one per log
 	// call, until it and every process it started have exited.
 	Telemetry() io.Reader
-	// TelemetryPending is Telemetry's OutputPending.
-	TelemetryPending() int
+	// TelemetryWritten is Telemetry's OutputWritten.
+	TelemetryWritten() int64
 	// ExtensionOutput yields the external extensions' stdout and stderr,
-	// merged, apart from the runtime's; ExtensionOutputPending is its
-	// OutputPending.
+	// merged, apart from the runtime's; ExtensionOutputWritten is its
+	// OutputWritten.
 	ExtensionOutput() io.Reader
-	ExtensionOutputPending() int
+	ExtensionOutputWritten() int64
 	// StartExtensions runs the extension processes alone, so that they
 	// register before the runtime starts, as on Lambda; optional.
 	StartExtensions() error

@@ -227,7 +227,7 @@ func testFreezeAndKill(t *testing.T, m *Manager) {
 	// Ticks written before the freeze are not ticks while frozen: wait
 	// for the pipe to be read empty, then take what the reader still
 	// holds.
-	testkit.WaitFor(t, 5*time.Second, "the output written before the freeze to be read", func() bool { return sb.OutputPending() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the output written before the freeze to be read", func() bool { return sb.(*linuxSandbox).out.pending() == 0 })
 	countFor(ch, 50*time.Millisecond)
 	if n := countFor(ch, 300*time.Millisecond); n > 1 {
 		t.Errorf("%d ticks while frozen", n)

@@ -554,24 +554,21 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	s.ctlR = bufio.NewReader(s.ctl)
 	child := os.NewFile(uintptr(fds[1]), "ctl-child")
 	defer child.Close()
-	pr, pw, err := os.Pipe()
+	pw, err := s.out.open()
 	if err != nil {
 		return nil, err
 	}
 	defer pw.Close()
-	s.out = pr
-	tr, tw, err := os.Pipe()
+	tw, err := s.telemetry.open()
 	if err != nil {
 		return nil, err
 	}
 	defer tw.Close()
-	s.telemetry = tr
-	xr, xw, err := os.Pipe()
+	xw, err := s.extOut.open()
 	if err != nil {
 		return nil, err
 	}
 	defer xw.Close()
-	s.extOut = xr
 	// The runtime may reopen its end through /proc/self/fd (the JVM has no
 	// other way to write to an inherited descriptor): the pipe's inode,
 	// root's, must let the sandbox's user write. Only processes holding
@@ -671,10 +668,10 @@ type linuxSandbox struct {
 	proc        *os.Process // init
 	ctl         *os.File
 	ctlR        *bufio.Reader
-	out         *os.File
-	telemetry   *os.File
-	extOut      *os.File // the extensions' stdout and stderr
-	hostNS      int      // the manager's, to come back to after a Dial
+	out         outputPipe
+	telemetry   outputPipe
+	extOut      outputPipe // the extensions' stdout and stderr
+	hostNS      int        // the manager's, to come back to after a Dial
 	listener    net.Listener
 	apiListener net.Listener
 
@@ -715,9 +712,9 @@ var _ sandbox.Sandbox = (*linuxSandbox)(nil)
 
 func (s *linuxSandbox) Listener() net.Listener     { return s.listener }
 func (s *linuxSandbox) APIListener() net.Listener  { return s.apiListener }
-func (s *linuxSandbox) Output() io.Reader          { return s.out }
-func (s *linuxSandbox) Telemetry() io.Reader       { return s.telemetry }
-func (s *linuxSandbox) ExtensionOutput() io.Reader { return s.extOut }
+func (s *linuxSandbox) Output() io.Reader          { return &s.out }
+func (s *linuxSandbox) Telemetry() io.Reader       { return &s.telemetry }
+func (s *linuxSandbox) ExtensionOutput() io.Reader { return &s.extOut }
 func (s *linuxSandbox) Done() <-chan struct{}      { return s.done }
 func (s *linuxSandbox) Dial(ctx context.Context, port int) (net.Conn, error) {
 	return dialInNetns(ctx, s.hostNS, s.proc.Pid, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -727,20 +724,9 @@ func (s *linuxSandbox) ExtensionExits() <-chan sandbox.ExtensionExit {
 	return s.extExits
 }
 
-func (s *linuxSandbox) OutputPending() int    { return pipePending(s.out) }
-func (s *linuxSandbox) TelemetryPending() int { return pipePending(s.telemetry) }
-func (s *linuxSandbox) ExtensionOutputPending() int {
-	return pipePending(s.extOut)
-}
-
-// pipePending is the number of bytes written to a pipe and not yet read.
-func pipePending(f *os.File) int {
-	n := 0
-	if rc, err := f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
-	}
-	return n
-}
+func (s *linuxSandbox) OutputWritten() int64          { return s.out.Written() }
+func (s *linuxSandbox) TelemetryWritten() int64       { return s.telemetry.Written() }
+func (s *linuxSandbox) ExtensionOutputWritten() int64 { return s.extOut.Written() }
 
 // send writes one JSON line to init, with fds attached to its first byte.
 func (s *linuxSandbox) send(v any, fds ...int) error {
@@ -1004,15 +990,9 @@ func (s *linuxSandbox) Destroy() error {
 			s.ctl.Close()
 		}
 		// The readers may still be draining; closing here unblocks them.
-		if s.out != nil {
-			s.out.Close()
-		}
-		if s.telemetry != nil {
-			s.telemetry.Close()
-		}
-		if s.extOut != nil {
-			s.extOut.Close()
-		}
+		s.out.close()
+		s.telemetry.close()
+		s.extOut.close()
 		if s.cg != nil {
 			err = errors.Join(err, s.cg.remove())
 		}

@@ -118,15 +118,11 @@ type Sandbox struct {
 
 // pipe is one of the runtime's outputs, counting what crosses it.
 type pipe struct {
-	r, w          *os.File
-	written, read atomic.Int64
+	r, w    *os.File
+	written atomic.Int64
 }
 
-func (p *pipe) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.read.Add(int64(n))
-	return n, err
-}
+func (p *pipe) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 func (p *pipe) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
@@ -134,16 +130,14 @@ func (p *pipe) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (p *pipe) pending() int { return int(p.written.Load() - p.read.Load()) }
-
 var _ sandbox.Sandbox = (*Sandbox)(nil)
 
 func (s *Sandbox) Listener() net.Listener    { return s.l }
 func (s *Sandbox) APIListener() net.Listener { return s.apiL }
 func (s *Sandbox) Output() io.Reader         { return &s.out }
-func (s *Sandbox) OutputPending() int        { return s.out.pending() }
+func (s *Sandbox) OutputWritten() int64      { return s.out.written.Load() }
 func (s *Sandbox) Telemetry() io.Reader      { return &s.tel }
-func (s *Sandbox) TelemetryPending() int     { return s.tel.pending() }
+func (s *Sandbox) TelemetryWritten() int64   { return s.tel.written.Load() }
 
 // RuntimeAPI is the Runtime API's base URL, "http://127.0.0.1:PORT/2018-06-01".
 func (s *Sandbox) RuntimeAPI() string { return "http://" + s.l.Addr().String() + "/2018-06-01" }
@@ -163,8 +157,8 @@ func (s *Sandbox) WriteTelemetry(b []byte) {
 }
 
 // ExtensionOutput is empty: a fake sandbox starts no extension processes.
-func (s *Sandbox) ExtensionOutput() io.Reader  { return strings.NewReader("") }
-func (s *Sandbox) ExtensionOutputPending() int { return 0 }
+func (s *Sandbox) ExtensionOutput() io.Reader    { return strings.NewReader("") }
+func (s *Sandbox) ExtensionOutputWritten() int64 { return 0 }
 
 // StartExtensions does nothing: a fake sandbox starts no extension
 // processes.
