@@ -25,6 +25,7 @@ import (
 
 	"icebox/internal/sandbox"
 	"icebox/internal/sandbox/linux/abitest"
+	"icebox/internal/sandbox/linux/pid1"
 )
 
 func TestMain(m *testing.M) {
@@ -135,6 +136,8 @@ func TestSandboxIsolation(t *testing.T) {
 echo "uid=$(id -u) foo=$FOO pid=$$"
 ls /
 test -e /root && echo HAS_ROOT
+test -e /.host && echo HAS_HOST_ROOT
+cut -d' ' -f5 /proc/self/mountinfo | sed 's/^/MOUNT /'
 touch /var/task/x 2>/dev/null && echo TASK_WRITABLE
 touch /usr/x 2>/dev/null && echo USR_WRITABLE
 echo data > /tmp/f && echo TMP_OK
@@ -153,7 +156,7 @@ exit 3
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"HAS_ROOT", "TASK_WRITABLE", "USR_WRITABLE"} {
+	for _, bad := range []string{"HAS_ROOT", "HAS_HOST_ROOT", "TASK_WRITABLE", "USR_WRITABLE", "MOUNT /" + pid1.OldRootName} {
 		if strings.Contains(out, bad) {
 			t.Errorf("output has %q", bad)
 		}

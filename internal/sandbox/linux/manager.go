@@ -437,7 +437,7 @@ func (m *Manager) Create(ctx context.Context, spec sandbox.Spec) (_ sandbox.Sand
 		if d[0] == "" {
 			continue
 		}
-		fd, err := openInSandbox(s.proc.Pid, d[0])
+		fd, err := openInSandbox(s.proc.Pid, pid1.OldRootName, d[0])
 		if err != nil {
 			return nil, err
 		}
@@ -604,7 +604,7 @@ func (m *Manager) build(ctx context.Context) (_ *linuxSandbox, err error) {
 	if m.egress != nil {
 		base.Files = append(base.Files, m.egress.etcFiles()...)
 	}
-	rootFD, err := openInSandbox(s.proc.Pid, m.root)
+	rootFD, err := openInSandbox(s.proc.Pid, "/", m.root)
 	if err != nil {
 		return nil, err
 	}

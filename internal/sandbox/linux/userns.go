@@ -85,8 +85,9 @@ func (r *idRanges) put(first uint32) {
 	r.free = append(r.free, first)
 }
 
-// openInSandbox opens path as it is seen from inside init's mount
-// namespace, as an O_PATH descriptor init can mount from. Going through
+// openInSandbox opens the host's path as it is seen from inside init's
+// mount namespace, where init keeps the host's root at hostRoot (relative
+// to its own root), as an O_PATH descriptor init can mount from. Going through
 // /proc/PID/root matters twice: the daemon, host root, walks directories
 // init may not enter, and the result belongs to init's mount namespace,
 // where the kernel accepts it as a bind source (one opened in the daemon's
@@ -94,7 +95,7 @@ func (r *idRanges) put(first uint32) {
 // reached through one) are resolved first, in the daemon's view: an
 // absolute link followed under /proc/PID/root would lead back into the
 // daemon's namespace.
-func openInSandbox(pid int, path string) (int, error) {
+func openInSandbox(pid int, hostRoot, path string) (int, error) {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return -1, fmt.Errorf("open %s for the sandbox: %w", path, err)
@@ -103,7 +104,7 @@ func openInSandbox(pid int, path string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	p := filepath.Join("/proc", strconv.Itoa(pid), "root", abs)
+	p := filepath.Join("/proc", strconv.Itoa(pid), "root", hostRoot, abs)
 	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open %s for the sandbox: %w", path, err)

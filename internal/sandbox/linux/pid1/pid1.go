@@ -40,7 +40,9 @@ type BaseSpec struct {
 }
 
 // RunSpec is the function-specific part, sent when the sandbox is claimed.
-// Its binds name their sources by index into the descriptors sent with it.
+// Its binds name their sources by index into the descriptors sent with it,
+// opened in init's mount namespace: under OldRootName, since init has
+// pivoted into the sandbox's root by then.
 type RunSpec struct {
 	Binds []Bind   `json:"binds"`
 	TmpMB int      `json:"tmpMB"`
@@ -76,6 +78,11 @@ const (
 // RootMountName is the directory, inside the one the daemon sends with the
 // BaseSpec, on which init mounts the sandbox's root tmpfs.
 const RootMountName = "rootfs"
+
+// OldRootName is where a built sandbox's init keeps the host's root, inside
+// its own, until the function's code is mounted: the daemon opens what it
+// sends with a RunSpec under it (see RunSpec).
+const OldRootName = ".host"
 
 // Main runs what os.Args asks of the init binary: the spawner, after
 // SpawnerArg, or else a sandbox's PID 1. It never returns.
@@ -332,8 +339,10 @@ var maskedProcPaths = []string{
 var readOnlyProcPaths = []string{"bus", "fs", "irq", "sys", "sysrq-trigger"}
 
 // buildBase assembles the shared part of the sandbox's filesystem on a tmpfs
-// mounted on the directory fds[0] names, and leaves init's working
-// directory at the root of that tmpfs.
+// mounted on the directory fds[0] names and pivots into it, the host's root
+// kept at OldRootName until finishRoot. pivot_root costs time in proportion
+// to the threads on the host (the kernel visits each one to move roots), so
+// it is done here, ahead of need, rather than on a cold start.
 func buildBase(s *BaseSpec, fds []int) error {
 	if len(fds) != 1 {
 		return fmt.Errorf("want 1 descriptor with the base spec, got %d", len(fds))
@@ -386,11 +395,17 @@ func buildBase(s *BaseSpec, fds []int) error {
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	return nil
+	if err := os.Mkdir(OldRootName, 0o700); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", OldRootName); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	return unix.Chdir("/")
 }
 
 // in names a path inside the sandbox root, relative to init's working
-// directory (the root) until pivot_root.
+// directory: the root, before and after pivot_root.
 func in(p string) string { return filepath.Join(".", p) }
 
 // maskProc hides and write-protects the parts of the sandbox's /proc that
@@ -424,8 +439,8 @@ func maskProc() error {
 	return nil
 }
 
-// finishRoot mounts the function's code and its /tmp, then pivots into the
-// root and makes it read-only.
+// finishRoot mounts the function's code and its /tmp, lets go of the host's
+// root and makes the sandbox's read-only.
 func finishRoot(s *RunSpec, fds []int) error {
 	for _, b := range s.Binds {
 		src, err := b.source(fds)
@@ -440,16 +455,12 @@ func finishRoot(s *RunSpec, fds []int) error {
 	if err := unix.Mount("tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
-	// pivot_root(".", ".") stacks the old root on top of the new one; the
-	// detach then leaves only the new root (runc does the same). The working
-	// directory is the new root since buildBase.
-	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
-	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+	// The binds hold their own references to what they show; the rest of
+	// the host goes from the namespace.
+	if err := unix.Unmount(OldRootName, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)
 	}
-	if err := unix.Chdir("/"); err != nil {
+	if err := os.Remove(OldRootName); err != nil {
 		return err
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
