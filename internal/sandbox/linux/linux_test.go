@@ -161,6 +161,19 @@ exit 3
 			t.Errorf("output has %q", bad)
 		}
 	}
+	// Its cgroup namespace is rooted at its own cgroup, in every hierarchy.
+	cgroups := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.SplitN(l, ":", 3); len(f) == 3 && f[0] != "" && f[0][0] >= '0' && f[0][0] <= '9' {
+			cgroups++
+			if f[2] != "/" {
+				t.Errorf("cgroup %q seen from inside, want / (a namespace rooted at the sandbox's cgroup)", l)
+			}
+		}
+	}
+	if cgroups == 0 {
+		t.Error("no /proc/self/cgroup lines")
+	}
 }
 
 // start creates and starts a sandbox running a shell script.
