@@ -270,6 +270,7 @@ func (p *Pool) invoke(ctx context.Context, fn *model.Function, inv *model.Invoca
 		res.LogTail = append([]byte(nil), e.tail.bytes()...)
 		done := make(chan struct{})
 		e.settling = done
+		e.lastUsed = time.Now()
 		e.mu.Unlock()
 		go func() {
 			<-settled
@@ -781,7 +782,9 @@ func (p *Pool) reapIdle(cutoff time.Time) {
 		keep := list[:0]
 		for _, e := range list {
 			e.mu.Lock()
-			expired := e.lastUsed.Before(cutoff) || e.retired(time.Now()) || !e.life.State().TakesCalls()
+			// One settling is in use: its extensions work on the call
+			// just answered.
+			expired := e.settling == nil && e.lastUsed.Before(cutoff) || e.retired(time.Now()) || !e.life.State().TakesCalls()
 			e.mu.Unlock()
 			if expired {
 				old = append(old, e)

@@ -288,6 +288,59 @@ func TestIdleReaping(t *testing.T) {
 	}
 }
 
+// withExtension is echo with an internal extension subscribed to INVOKE
+// that works on each call until the test sends on work.
+func withExtension(work <-chan struct{}) sandboxtest.Runtime {
+	return func(ctx context.Context, sb *sandboxtest.Sandbox) {
+		base := strings.TrimSuffix(sb.RuntimeAPI(), "/2018-06-01") + "/2020-01-01/extension"
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/register", strings.NewReader(`{"events":["INVOKE"]}`))
+		req.Header.Set("Lambda-Extension-Name", "worker")
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		r.Body.Close()
+		id := r.Header.Get("Lambda-Extension-Identifier")
+		go func() {
+			for first := true; ; first = false {
+				if !first {
+					select {
+					case <-work:
+					case <-ctx.Done():
+						return
+					}
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", base+"/event/next", nil)
+				req.Header.Set("Lambda-Extension-Identifier", id)
+				r, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				r.Body.Close()
+			}
+		}()
+		echo(ctx, sb)
+	}
+}
+
+// An environment whose extension still works on the call just answered is
+// in use, not idle: the idle reaper leaves it, however long the work takes,
+// and the next call gets it once the work is done.
+func TestIdleReapingSparesWorkingExtensions(t *testing.T) {
+	work := make(chan struct{})
+	p, f := newPool(t, Config{IdleTimeout: 100 * time.Millisecond}, always(withExtension(work)))
+	fn := function("f")
+	invoke(t, p, fn, `{}`)
+	time.Sleep(300 * time.Millisecond) // several reaper ticks past the idle timeout
+	next := invokeAsync(p, fn, `{}`)
+	work <- struct{}{}
+	if n := result(t, next).Payload; !bytes.Contains(n, []byte(`"n":2`)) {
+		t.Errorf("the next call ran in another environment: %s", n)
+	}
+	work <- struct{}{}
+	testkit.WaitFor(t, 5*time.Second, "the environment reaped once idle", f.Made()[0].Destroyed)
+}
+
 func TestCloseDestroysEverything(t *testing.T) {
 	p, f := newPool(t, Config{}, always(echo))
 	invoke(t, p, function("a"), `{}`)
