@@ -695,18 +695,33 @@ func (p *Pool) reserve(fn *model.Function) error {
 }
 
 // popLRU removes the least recently used idle environment from its list.
+// One whose extensions still work on its last call is in use, not a
+// candidate.
 // Preconditions: p.mu held.
 func (p *Pool) popLRU() *env {
 	var victim *env
 	var victimKey string
+	var victimUsed time.Time
+	victimAt := 0
 	for key, list := range p.idle {
-		// Lists are ordered by use: the first is the oldest of its key.
-		if len(list) > 0 && (victim == nil || list[0].lastUsed.Before(victim.lastUsed)) {
-			victim, victimKey = list[0], key
+		// Lists are ordered by use: the first free one is the oldest of
+		// its key.
+		for i, e := range list {
+			e.mu.Lock()
+			settling, used := e.settling != nil, e.lastUsed
+			e.mu.Unlock()
+			if settling {
+				continue
+			}
+			if victim == nil || used.Before(victimUsed) {
+				victim, victimKey, victimUsed, victimAt = e, key, used, i
+			}
+			break
 		}
 	}
 	if victim != nil {
-		p.idle[victimKey] = p.idle[victimKey][1:]
+		list := p.idle[victimKey]
+		p.idle[victimKey] = append(list[:victimAt:victimAt], list[victimAt+1:]...)
 		if len(p.idle[victimKey]) == 0 {
 			delete(p.idle, victimKey)
 		}

@@ -341,6 +341,33 @@ func TestIdleReapingSparesWorkingExtensions(t *testing.T) {
 	testkit.WaitFor(t, 5*time.Second, "the environment reaped once idle", f.Made()[0].Destroyed)
 }
 
+// The memory budget evicts idle environments for a new one, never one
+// whose extensions still work on the call just answered.
+func TestEvictionSparesWorkingExtensions(t *testing.T) {
+	work := make(chan struct{})
+	p, f := newPool(t, Config{MemoryBudgetMB: 128}, func(n int) sandboxtest.Runtime {
+		if n == 0 {
+			return withExtension(work)
+		}
+		return echo
+	})
+	invoke(t, p, function("a"), `{}`)
+	_, err := p.Invoke(context.Background(), function("b"), invocation(`{}`))
+	var throttled *errdefs.ThrottleError
+	if !errors.As(err, &throttled) || !strings.Contains(err.Error(), "memory budget") {
+		t.Fatalf("a call that needs the memory of an environment in use: %v; want the budget's throttle", err)
+	}
+	if f.Made()[0].Destroyed() {
+		t.Fatal("the environment whose extension works was evicted")
+	}
+	work <- struct{}{}
+	testkit.WaitFor(t, 5*time.Second, "the extension's work to end", func() bool {
+		_, err := p.Invoke(context.Background(), function("b"), invocation(`{}`))
+		return err == nil
+	})
+	testkit.WaitFor(t, 5*time.Second, "the idle environment evicted", f.Made()[0].Destroyed)
+}
+
 func TestCloseDestroysEverything(t *testing.T) {
 	p, f := newPool(t, Config{}, always(echo))
 	invoke(t, p, function("a"), `{}`)
