@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"icebox/internal/environment"
@@ -43,7 +42,9 @@ const (
 
 // stream is one of a runtime's outputs as its pump reads it.
 type stream struct {
-	read atomic.Int64 // bytes taken from the pipe
+	// read is the bytes the frame pump took from the pipe (its goroutine's
+	// own count: the line pumps track what they handled as they go).
+	read int64
 	// pumped (bytes fully handled) and ended are guarded by env.mu and
 	// signalled on env.pumpCond.
 	pumped int64
@@ -58,7 +59,7 @@ type counter struct {
 
 func (c counter) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.s.read.Add(int64(n))
+	c.s.read += int64(n)
 	return n, err
 }
 
@@ -89,9 +90,9 @@ func (e *env) extensionLine(ts time.Time, msg []byte, _ int) {
 	e.hub.Publish(ts, telemetry.Extension, string(msg))
 }
 
-// pumpLinesOf reads r, counted in s, as lines, each one a record.
+// pumpLinesOf reads r as lines, each one a record, reporting progress in s.
 func (e *env) pumpLinesOf(r io.Reader, s *stream, record func(ts time.Time, msg []byte, level int)) {
-	br := bufio.NewReaderSize(counter{r, s}, 64<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var partial []byte
 	var handled int64
 	for {
@@ -128,9 +129,9 @@ func (e *env) pumpFrames(r io.Reader) {
 	for {
 		// Everything read so far is handled: a wait for output (here) must
 		// not hold up the end of a call.
-		e.progress(s, s.read.Load(), false)
+		e.progress(s, s.read, false)
 		if _, err := io.ReadFull(cr, head[:]); err != nil {
-			e.progress(s, s.read.Load(), true)
+			e.progress(s, s.read, true)
 			return
 		}
 		typ := binary.BigEndian.Uint32(head[0:4])
@@ -145,11 +146,11 @@ func (e *env) pumpFrames(r io.Reader) {
 		}
 		buf = buf[:keep]
 		if _, err := io.ReadFull(cr, buf); err != nil {
-			e.progress(s, s.read.Load(), true)
+			e.progress(s, s.read, true)
 			return
 		}
 		if _, err := io.CopyN(io.Discard, cr, n-keep); err != nil {
-			e.progress(s, s.read.Load(), true)
+			e.progress(s, s.read, true)
 			return
 		}
 		ts := frameTime(binary.BigEndian.Uint64(head[8:16]))
@@ -169,7 +170,7 @@ func (e *env) pumpLinesAfter(head []byte, r io.Reader) {
 		if len(line) > 0 {
 			e.app(time.Now(), line[:min(len(line), maxRecord)], 0)
 		}
-		e.progress(&e.tel, e.tel.read.Load()-int64(br.Buffered()), err != nil && err != bufio.ErrBufferFull)
+		e.progress(&e.tel, e.tel.read-int64(br.Buffered()), err != nil && err != bufio.ErrBufferFull)
 		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
