@@ -250,11 +250,11 @@ func TestPortInUse(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	binaries(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Both the port and the next one (serve's default --url-listen) are
+	// taken: the taken --listen is what is reported.
+	l, next := twoAdjacentListeners(t)
 	defer l.Close()
+	defer next.Close()
 	for _, args := range [][]string{
 		{"serve", "--data-dir", t.TempDir()},
 		{"run", "--code", build.codeDir},
@@ -271,6 +271,24 @@ func TestPortInUse(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "function URL listener on "+l.Addr().String()) || !strings.Contains(errOut, "pass --url-listen") {
 		t.Errorf("serve with a taken --url-listen: exit %d, stderr:\n%s\nwant non-zero and a hint to --url-listen", code, errOut)
 	}
+}
+
+// twoAdjacentListeners listens on two free loopback ports, the second the
+// first's next.
+func twoAdjacentListeners(t *testing.T) (net.Listener, net.Listener) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port+1))
+		if err == nil {
+			return l, next
+		}
+		l.Close()
+	}
+	t.Fatal("no two adjacent free loopback ports in 100 tries")
+	return nil, nil
 }
 
 // TestRunShowsFunctionOutput: icebox run prints each call's START, the

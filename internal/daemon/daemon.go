@@ -407,7 +407,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return float64(u.Concurrent), float64(u.Unreserved)
 	})
 	iv := invoke.New(invoke.Config{Region: cfg.Region, AccountID: cfg.AccountID}, d.catalog, counter, d.pool, m)
-	// Every function URL names the URL listener's port: it is open first.
+	// The API listener is opened first, so a taken --listen is what is
+	// reported even when the URL listener's default port is taken too; and
+	// every function URL names the URL listener's port: it is open before
+	// the API is built.
+	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
 	urlListen := cfg.URLListen
 	if urlListen == "" {
 		urlListen = nextAddr(cfg.Listen)
@@ -439,9 +445,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 	d.invoker = iv
-	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, err
-	}
 	if err := d.join(ctx, d.listener.Addr()); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
@@ -536,8 +539,10 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	if d.urlHTTP == nil && d.urlListener != nil {
-		d.urlListener.Close() // opened, never served
+	for _, l := range []net.Listener{d.listener, d.urlListener} {
+		if l != nil {
+			l.Close() // opened and perhaps never served; a second close is harmless
+		}
 	}
 	if d.invoker != nil {
 		d.invoker.StopAsync(ctx)
