@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"icebox/internal/sandbox/linux/pid1"
 )
 
 // cgroupDriver hides the difference between cgroup v1 (one hierarchy per
@@ -73,8 +75,11 @@ func limitsFor(memoryMB int) limits {
 }
 
 // sandboxPids is each sandbox's pids.max: init, the runtime and all it
-// forks, threads included (the controller counts tasks).
-const sandboxPids = 1024
+// forks, threads included (the controller counts tasks). The function's
+// user may hold pid1.NprocLimit of them (its RLIMIT_NPROC); the rest are
+// init's, so a fork bomb never leaves init unable to start a thread (its Go
+// runtime dies when it cannot, and the runtime's exit status with it).
+const sandboxPids = pid1.NprocLimit + 64
 
 // pidsLimit is the pids.max of the groups above the sandboxes'.
 type pidsLimit struct {

@@ -709,6 +709,7 @@ func TestDescriptorsEnvironmentLimits(t *testing.T) {
 	out := runArgs(t, m, []string{"/bin/sh", "-c", `
 echo "env $(tr '\0' ' ' < /proc/$$/environ)"
 echo "nofile $(ulimit -Sn) $(ulimit -Hn)"
+echo "nproc $(ulimit -Sp) $(ulimit -Hp)"
 echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *linuxSandbox) {
 		// The runtime (the shell, waiting for sleep) holds what it was
 		// started with and nothing more: stdio and the telemetry pipe.
@@ -722,24 +723,78 @@ echo ready; sleep 100`}, []string{"PATH=/usr/bin:/bin", "ONLY=this"}, func(sb *l
 		if strings.Join(names, " ") != "0 1 2 3" {
 			t.Errorf("runtime descriptors %v, want 0 1 2 3", names)
 		}
-		var f string
-		switch g := sb.cg.(type) {
-		case *v1Group:
-			f = filepath.Join(g.paths["pids"], "pids.max")
-		case *v2Group:
-			if !g.limits {
-				return
+		if f := pidsFile(sb, "pids.max"); f != "" {
+			if b, _ := os.ReadFile(f); strings.TrimSpace(string(b)) != "1088" {
+				t.Errorf("pids.max = %q, want 1088 (the function user's 1024 and init's 64)", b)
 			}
-			f = filepath.Join(g.dir, "pids.max")
-		}
-		if b, _ := os.ReadFile(f); strings.TrimSpace(string(b)) != "1024" {
-			t.Errorf("pids.max = %q, want 1024", b)
 		}
 	})
-	for _, want := range []string{"env PATH=/usr/bin:/bin ONLY=this \n", "nofile 1024 1024\n"} {
+	for _, want := range []string{"env PATH=/usr/bin:/bin ONLY=this \n", "nofile 1024 1024\n", "nproc 1024 1024\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// pidsFile is the path of one file of the sandbox's pids cgroup, or "" when
+// the host gives sandboxes no pids controller.
+func pidsFile(sb *linuxSandbox, name string) string {
+	switch g := sb.cg.(type) {
+	case *v1Group:
+		if dir, ok := g.paths["pids"]; ok {
+			return filepath.Join(dir, name)
+		}
+	case *v2Group:
+		if g.limits {
+			return filepath.Join(g.dir, name)
+		}
+	}
+	return ""
+}
+
+// TestForkLimitSparesInit: a runtime forking without end meets the
+// function user's process limit (1,024, as on Lambda) before the sandbox's
+// cgroup is full, so init keeps room for its own threads and reports how
+// the runtime really ended; the daemon never has to assume a kill.
+func TestForkLimitSparesInit(t *testing.T) {
+	m := newManager(t)
+	sb, err := m.Create(context.Background(), sandbox.Spec{ID: "forks", CodeDir: script(t, `
+n=0
+while [ $n -lt 2000 ]; do sleep 100 >/dev/null 2>&1 & n=$((n+1)); done
+echo "forked all $n"
+`), MemoryMB: 512, TmpMB: 16, Args: []string{"/var/task/bootstrap"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The shell gives up when a fork fails; the sleeps it left hold the
+	// user's processes until the sandbox is destroyed.
+	out := string(readAllWithin(t, sb.Output(), "the runtime's output to end"))
+	waitClosed(t, sb.Done(), "the runtime's end")
+	ls := sb.(*linuxSandbox)
+	if chanClosed(ls.initGone) {
+		t.Errorf("init died with the runtime")
+	}
+	if st := sb.Exit(); st.Signal != 0 || st.Code != 2 {
+		t.Errorf("runtime exit %+v, want the shell's own exit code 2 for a failed fork; output:\n%s", st, out)
+	}
+	if strings.Contains(out, "forked all") {
+		t.Errorf("2,000 forks all succeeded; want the process limit to stop them:\n%s", out)
+	}
+	if f := pidsFile(ls, "pids.events"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != "max 0" {
+			t.Errorf("pids.events %q: the cgroup's limit was hit; want the user's process limit to stop the forks first", got)
+		}
+	}
+	if procs := len(pidsOf(t, ls)); procs < 1000 || procs > 1088 {
+		t.Errorf("%d processes in the sandbox, want the 1,024 of the function's user and init's", procs)
 	}
 }
 

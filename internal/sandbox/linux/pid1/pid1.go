@@ -530,11 +530,17 @@ func lockedFlags(st int64) uintptr {
 // nofileLimit is Lambda's open-file limit, soft and hard.
 const nofileLimit = 1024
 
+// NprocLimit is Lambda's limit on the function user's processes and
+// threads, soft and hard. The sandbox's cgroup allows init a few tasks more
+// than this, so a fork bomb meets this limit first and init can always
+// start the threads its own runtime needs.
+const NprocLimit = 1024
+
 // startExtensions drops every privilege and starts the extensions as the
 // sandbox user, in a cgroup namespace rooted at the sandbox's own cgroup;
 // command then makes the runtime's command the same way. Everything here is
 // done on init's locked thread, which the extensions and later the runtime
-// are forked from: the rlimit, the cgroup namespace, the bounding set,
+// are forked from: the rlimits, the cgroup namespace, the bounding set,
 // no_new_privs and the seccomp filter all pass to them; init itself needs
 // none of what the filter denies from here on (it only reaps and reports).
 // exts holds the extensions' pids (0 for one that could not start, which
@@ -544,6 +550,9 @@ func startExtensions(s *RunSpec, filter []byte) (command func(args []string) *ex
 	// soft limit it raised at start-up in the child.
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: nofileLimit, Max: nofileLimit}); err != nil {
 		return nil, nil, fmt.Errorf("RLIMIT_NOFILE: %w", err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &unix.Rlimit{Cur: NprocLimit, Max: NprocLimit}); err != nil {
+		return nil, nil, fmt.Errorf("RLIMIT_NPROC: %w", err)
 	}
 	// Nothing of init's but stdin, stdout and stderr may reach the runtime.
 	if err := closeOnExecFrom(3); err != nil {
