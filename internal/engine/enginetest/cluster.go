@@ -2,8 +2,10 @@ package enginetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +141,41 @@ func (c *NATSCluster) StreamLeader(stream string) int {
 	return -1
 }
 
+// WaitStreamLeaders waits until every stream the running servers hold has a
+// leader, so a client starting now is not refused by one still electing
+// (after a server stopped as a crash would, 4–9 s).
+func (c *NATSCluster) WaitStreamLeaders() {
+	c.t.Helper()
+	deadline := time.Now().Add(clusterReadyTimeout)
+	for {
+		leaderless := ""
+		for _, s := range c.servers {
+			ns := s.server()
+			if ns == nil {
+				continue
+			}
+			jsz, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+			if err != nil {
+				continue
+			}
+			for _, acc := range jsz.AccountDetails {
+				for _, st := range acc.Streams {
+					if c.StreamLeader(st.Name) < 0 {
+						leaderless = st.Name
+					}
+				}
+			}
+		}
+		if leaderless == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nats cluster: stream %s has no leader after %s", leaderless, clusterReadyTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // URL is the server's client URL (stable across restarts).
 func (s *ClusterServer) URL() string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port)
@@ -172,17 +209,32 @@ func (s *ClusterServer) server() *server.Server {
 	return s.ns
 }
 
-// freePorts returns n distinct loopback TCP ports that were free a moment ago.
+// freePorts returns n distinct loopback TCP ports that were free a moment ago,
+// chosen below the kernel's ephemeral range: a port from that range, free
+// when reserved, could be taken by another test's listener on port 0 or an
+// outgoing connection before its server binds it.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	low := 32768 // Linux's default ip_local_port_range starts here
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				low = v
+			}
+		}
+	}
+	const floor = 10000 // above the well-known and common service ports
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 10000 {
+			t.Fatalf("reserve ports: no %d free ports in %d–%d", n, floor, low-1)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", floor+rand.IntN(low-floor)))
 		if err != nil {
-			t.Fatalf("reserve port: %v", err)
+			continue // taken
 		}
 		defer l.Close() // held until all are chosen, so they differ
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
 }
