@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -129,6 +130,65 @@ func (s *runtimeStub) waitNext(ctx context.Context, n int) error {
 		}
 	}
 	return nil
+}
+
+// runtimeFloor runs the echo binary on the host against a trivial Runtime
+// API that hands it events back to back, for d after a short warm-up, and
+// returns the runtime's CPU per call and the calls measured: the floor of a
+// runtime's share of a warm invoke (its own two loopback exchanges per
+// call, with no platform and no freezer around it).
+func runtimeFloor(ctx context.Context, bin string, d time.Duration) (perCall time.Duration, calls int, err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	var answered atomic.Int64
+	deadline := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Lambda-Runtime-Aws-Request-Id", strconv.FormatInt(answered.Load()+1, 10))
+		h.Set("Lambda-Runtime-Deadline-Ms", deadline)
+		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:echo")
+		h.Set("Content-Type", "application/json")
+		_, _ = w.Write(payload)
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		answered.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	defer srv.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + l.Addr().String(), "_HANDLER=bootstrap"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	for answered.Load() < 100 {
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("runtime floor: %d calls answered: %w", answered.Load(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cpu0, n0 := procCPU(cmd.Process.Pid), answered.Load()
+	select {
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	case <-time.After(d):
+	}
+	cpu1, n1 := procCPU(cmd.Process.Pid), answered.Load()
+	if n1 == n0 {
+		return 0, 0, errors.New("runtime floor: no call answered")
+	}
+	return (cpu1 - cpu0) / time.Duration(n1-n0), int(n1 - n0), nil
 }
 
 // idleProcesses are copies of the echo binary on the host, each waiting

@@ -235,9 +235,32 @@ func (r *run) measureThroughput(ctx context.Context, c int) ([]Row, ConcurrencyP
 			row.Floor = Stat{Value: floorCPU, Samples: len(flat)}
 			row.Note = "daemon: this process minus the client's share, measured on the floor"
 		}
-		rows = append(rows, row)
+		rows = append(rows, row, r.runtimeShareRow(ctx, row))
 	}
 	return rows, ConcurrencyPoint{Concurrency: c, Invoke: lat.stat(), Echo: flat.stat()}, nil
+}
+
+// runtimeShareRow sets the runtime's share of the CPU row next to its floor:
+// the same runtime binary on the host, answering a trivial Runtime API. What
+// the share has over that floor is what running in an environment costs the
+// runtime; the floor itself bounds the calls per second two cores can give
+// that runtime, whatever the daemon does.
+func (r *run) runtimeShareRow(ctx context.Context, cpu Row) Row {
+	row := Row{ID: RowCPURuntime, Name: "CPU per warm invoke, the runtime's share, 32 SDK callers", Unit: UnitCPU,
+		FloorName: "the same runtime on the host, a trivial Runtime API handing it events back to back"}
+	if cpu.Skipped != "" {
+		row.Skipped = cpu.Skipped
+		return row
+	}
+	quiesce()
+	per, n, err := runtimeFloor(ctx, r.echoBin, r.cfg.ThroughputTime)
+	if err != nil {
+		row.Skipped = err.Error()
+		return row
+	}
+	row.Result = Stat{Value: cpu.Result.Runtime, Samples: cpu.Result.Samples}
+	row.Floor = Stat{Value: float64(per) / float64(time.Microsecond), Samples: n}
+	return row
 }
 
 // warmUp calls at concurrency c until the function stops gaining

@@ -1,0 +1,39 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRuntimeFloor: the echo runtime on the host answers the trivial
+// Runtime API's events back to back, and its CPU per call is measured.
+func TestRuntimeFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the echo function")
+	}
+	root, err := ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zips, err := BuildZips(root, EchoPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := unpackBootstrap(zips[0], t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	per, calls, err := runtimeFloor(ctx, bin, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls, %v of the runtime's CPU per call", calls, per)
+	// Each call is at least one event read and one answer written by the
+	// runtime; a call answered without the runtime using CPU is no call.
+	if calls < 50 || per <= 0 {
+		t.Errorf("%d calls at %v each; want the runtime answering events and its CPU counted", calls, per)
+	}
+}
