@@ -132,12 +132,13 @@ func (s *runtimeStub) waitNext(ctx context.Context, n int) error {
 	return nil
 }
 
-// runtimeFloor runs the echo binary on the host against a trivial Runtime
-// API that hands it events back to back, for d after a short warm-up, and
-// returns the runtime's CPU per call and the calls measured: the floor of a
-// runtime's share of a warm invoke (its own two loopback exchanges per
-// call, with no platform and no freezer around it).
-func runtimeFloor(ctx context.Context, bin string, d time.Duration) (perCall time.Duration, calls int, err error) {
+// runtimeFloor runs n copies of the echo binary on the host against a
+// trivial Runtime API that hands them events back to back, for d after a
+// short warm-up, and returns their CPU per call and the calls measured: the
+// floor of a runtime's share of a warm invoke with n environments busy (each
+// runtime's own two loopback exchanges per call, with no platform and no
+// freezer around it).
+func runtimeFloor(ctx context.Context, bin string, n int, d time.Duration) (perCall time.Duration, calls int, err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, 0, err
@@ -147,7 +148,7 @@ func runtimeFloor(ctx context.Context, bin string, d time.Duration) (perCall tim
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Lambda-Runtime-Aws-Request-Id", strconv.FormatInt(answered.Load()+1, 10))
+		h.Set("Lambda-Runtime-Aws-Request-Id", randomHex(8))
 		h.Set("Lambda-Runtime-Deadline-Ms", deadline)
 		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:echo")
 		h.Set("Content-Type", "application/json")
@@ -161,30 +162,36 @@ func runtimeFloor(ctx context.Context, bin string, d time.Duration) (perCall tim
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	defer srv.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + l.Addr().String(), "_HANDLER=bootstrap"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return 0, 0, err
-	}
+	pids := make([]int, 0, n)
 	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}()
-	for answered.Load() < 100 {
+	for range n {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + l.Addr().String(), "_HANDLER=bootstrap"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return 0, 0, err
+		}
+		pids = append(pids, cmd.Process.Pid)
+		go cmd.Wait()
+	}
+	for answered.Load() < int64(100*n) {
 		select {
 		case <-ctx.Done():
 			return 0, 0, fmt.Errorf("runtime floor: %d calls answered: %w", answered.Load(), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	cpu0, n0 := procCPU(cmd.Process.Pid), answered.Load()
+	cpu0, n0 := cpuOf(pids), answered.Load()
 	select {
 	case <-ctx.Done():
 		return 0, 0, ctx.Err()
 	case <-time.After(d):
 	}
-	cpu1, n1 := procCPU(cmd.Process.Pid), answered.Load()
+	cpu1, n1 := cpuOf(pids), answered.Load()
 	if n1 == n0 {
 		return 0, 0, errors.New("runtime floor: no call answered")
 	}

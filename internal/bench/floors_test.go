@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// TestRuntimeFloor: the echo runtime on the host answers the trivial
-// Runtime API's events back to back, and its CPU per call is measured.
+// TestRuntimeFloor: copies of the echo runtime on the host answer the
+// trivial Runtime API's events back to back, and their CPU per call is
+// measured.
 func TestRuntimeFloor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the echo function")
@@ -26,7 +27,7 @@ func TestRuntimeFloor(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	per, calls, err := runtimeFloor(ctx, bin, 500*time.Millisecond)
+	per, calls, err := runtimeFloor(ctx, bin, 4, 500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

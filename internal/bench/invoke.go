@@ -241,19 +241,19 @@ func (r *run) measureThroughput(ctx context.Context, c int) ([]Row, ConcurrencyP
 }
 
 // runtimeShareRow sets the runtime's share of the CPU row next to its floor:
-// the same runtime binary on the host, answering a trivial Runtime API. What
-// the share has over that floor is what running in an environment costs the
-// runtime; the floor itself bounds the calls per second two cores can give
-// that runtime, whatever the daemon does.
+// as many copies of the same runtime binary on the host, answering a
+// trivial Runtime API. What the share has over that floor is what running
+// in an environment costs the runtime; the floor itself bounds the calls
+// per second two cores can give that runtime, whatever the daemon does.
 func (r *run) runtimeShareRow(ctx context.Context, cpu Row) Row {
 	row := Row{ID: RowCPURuntime, Name: "CPU per warm invoke, the runtime's share, 32 SDK callers", Unit: UnitCPU,
-		FloorName: "the same runtime on the host, a trivial Runtime API handing it events back to back"}
+		FloorName: "32 of the same runtime on the host, a trivial Runtime API handing them events back to back"}
 	if cpu.Skipped != "" {
 		row.Skipped = cpu.Skipped
 		return row
 	}
 	quiesce()
-	per, n, err := runtimeFloor(ctx, r.echoBin, r.cfg.ThroughputTime)
+	per, n, err := runtimeFloor(ctx, r.echoBin, 32, r.cfg.ThroughputTime)
 	if err != nil {
 		row.Skipped = err.Error()
 		return row

@@ -43,11 +43,11 @@ const (
 // Row ids of the rounds that compare icebox with the single-function peers
 // and with itself at scale.
 const (
-	RowCPUInvoke = "cpu_per_invoke"            // in-process, SDK callers at concurrency 32
+	RowCPUInvoke = "cpu_per_invoke" // in-process, SDK callers at concurrency 32
 	// RowCPURuntime is RowCPUInvoke's runtime share next to the same
 	// runtime's own CPU per call against a trivial Runtime API.
 	RowCPURuntime = "cpu_per_invoke_runtime"
-	RowCPURun    = "cpu_per_invoke_icebox_run" // icebox run, net/http callers at concurrency 32
+	RowCPURun     = "cpu_per_invoke_icebox_run" // icebox run, net/http callers at concurrency 32
 )
 
 // CPURunRow is the id of the CPU row of `icebox run` with c callers
