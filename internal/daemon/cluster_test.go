@@ -232,3 +232,58 @@ func allEqual(m map[string]int, n int) bool {
 	}
 	return true
 }
+
+// A node started while the engine's streams have no leader (two of its
+// three servers down) keeps trying instead of failing to start, and is up
+// once a server is back and the streams have elected leaders.
+func TestStartDuringElection(t *testing.T) {
+	t.Parallel()
+	c := enginetest.Cluster(t, 3)
+	cfg := config(t.TempDir(), &sandboxtest.Factory{})
+	cfg.NatsURL, cfg.Replicas = c.URL(), 3
+	d, err := daemon.Start(context.Background(), cfg, enginetest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	c.Server(1).Stop()
+	c.Server(2).Stop()
+	type started struct {
+		d   *daemon.Daemon
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		cfg := config(t.TempDir(), &sandboxtest.Factory{})
+		cfg.NatsURL = c.URL()
+		d, err := daemon.Start(context.Background(), cfg, enginetest.Logger(t))
+		done <- started{d, err}
+	}()
+	// Longer than any one request to the engine waits: a start that gives
+	// up on the first refusal has done so by now.
+	select {
+	case r := <-done:
+		if r.d != nil {
+			r.d.Shutdown()
+		}
+		t.Fatalf("start with no stream leader returned before the engine came back: %v", r.err)
+	case <-time.After(8 * time.Second):
+	}
+	c.Server(1).Restart()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("start once the engine came back: %v", r.err)
+		}
+		defer r.d.Shutdown()
+		resp := signed(t, "GET", "http://"+r.d.Addr()+"/2015-03-31/functions", nil)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("list functions on the node started during the election: %d", resp.StatusCode)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("start did not finish within a minute of the engine's quorum coming back")
+	}
+}

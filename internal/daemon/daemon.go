@@ -272,9 +272,31 @@ func (t teeWriter) Write(ts time.Time, msg string) {
 	t.tee(t.group, msg)
 }
 
+// electionWait bounds how long Start keeps trying while the external
+// engine elects leaders; nats-server's elections take 4–9 s.
+const electionWait = time.Minute
+
 // Start brings every part up and starts serving. On error, whatever was
-// started is stopped again.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err error) {
+// started is stopped again. With an external engine, a start that failed
+// because a stream was between leaders (one of the engine's servers just
+// went down) is made again, for up to electionWait.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Daemon, error) {
+	deadline := time.Now().Add(electionWait)
+	for {
+		d, err := start(ctx, cfg, log)
+		if err == nil || cfg.NatsURL == "" || !engine.Electing(err) || time.Now().After(deadline) {
+			return d, err
+		}
+		log.Warn("the engine is electing a leader; starting again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

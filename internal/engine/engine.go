@@ -281,6 +281,21 @@ func (l *serverLogger) startDone() error {
 // for the embedded server; an external one may be between reconnects).
 func (e *Engine) Connected() bool { return e.nc.IsConnected() }
 
+// jsClusterNotAvailable is the JetStream API's error code for "JetStream
+// system temporarily unavailable", its answer while it has no meta leader.
+const jsClusterNotAvailable jetstream.ErrorCode = 10008
+
+// Electing reports whether err is what a JetStream cluster answers while a
+// stream or its meta layer is between leaders, as after one of its servers
+// went down: no responder, no answer in time, or "temporarily unavailable".
+// The same request succeeds again once the election is over (seconds).
+func Electing(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &api) && api.ErrorCode == jsClusterNotAvailable)
+}
+
 // OpenKeyValue creates the KV bucket cfg describes, or opens it as it is
 // when it exists with another configuration (made by nodes with other
 // settings, or changed by an operator: raised replicas, another TTL).

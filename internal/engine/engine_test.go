@@ -3,12 +3,14 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	. "icebox/internal/engine"
@@ -124,5 +126,25 @@ func TestExternalUnreachable(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "secret") {
 		t.Errorf("error leaks the password: %s", msg)
+	}
+}
+
+// Electing tells the answers of a cluster between leaders, which pass,
+// from a wrong URL or a server without JetStream, which do not.
+func TestElecting(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("session signing key: %w", jetstream.ErrNoStreamResponse), true},
+		{fmt.Errorf("catalog: %w", context.DeadlineExceeded), true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{fmt.Errorf("engine: connect: %w: %w", errdefs.ErrUnavailable, nats.ErrNoServers), false},
+		{jetstream.ErrJetStreamNotEnabled, false},
+		{errors.New("bad config"), false},
+	} {
+		if got := Electing(c.err); got != c.want {
+			t.Errorf("Electing(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
