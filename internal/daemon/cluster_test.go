@@ -130,7 +130,6 @@ func TestReplicatedSurvivesServerLoss(t *testing.T) {
 
 	// A restart without --replicas keeps 3.
 	c.Server(victim).Restart()
-	c.WaitStreamLeaders()
 	for _, d := range nodes {
 		if err := d.Shutdown(); err != nil {
 			t.Fatal(err)

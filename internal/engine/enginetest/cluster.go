@@ -141,41 +141,6 @@ func (c *NATSCluster) StreamLeader(stream string) int {
 	return -1
 }
 
-// WaitStreamLeaders waits until every stream the running servers hold has a
-// leader, so a client starting now is not refused by one still electing
-// (after a server stopped as a crash would, 4–9 s).
-func (c *NATSCluster) WaitStreamLeaders() {
-	c.t.Helper()
-	deadline := time.Now().Add(clusterReadyTimeout)
-	for {
-		leaderless := ""
-		for _, s := range c.servers {
-			ns := s.server()
-			if ns == nil {
-				continue
-			}
-			jsz, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
-			if err != nil {
-				continue
-			}
-			for _, acc := range jsz.AccountDetails {
-				for _, st := range acc.Streams {
-					if c.StreamLeader(st.Name) < 0 {
-						leaderless = st.Name
-					}
-				}
-			}
-		}
-		if leaderless == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("nats cluster: stream %s has no leader after %s", leaderless, clusterReadyTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // URL is the server's client URL (stable across restarts).
 func (s *ClusterServer) URL() string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port)
