@@ -94,59 +94,40 @@ func forkExecRate(n int) (float64, error) {
 	return float64(n) / elapsed.Seconds(), nil
 }
 
-// runtimeStub is a Runtime API that never hands out an event: a runtime
-// pointed at it initializes, asks for the next event and waits, which is
-// what an idle environment's runtime does.
-type runtimeStub struct {
-	srv  *http.Server
-	next chan struct{} // one value per /next request received
+// runtimeAPI is a trivial Runtime API, for copies of the echo binary on
+// the host or for a sandbox's runtime. /next hands out the payload at once,
+// or when gated, only when a value arrives on gate (what a platform does
+// when a call comes; with no call, the runtime waits there as an idle
+// environment's does). /response counts the answer and, when gated,
+// reports it on answered.
+type runtimeAPI struct {
+	srv      *http.Server
+	asked    chan struct{} // one value per /next request received
+	count    atomic.Int64
+	gate     chan struct{}
+	answered chan struct{}
+	cmds     []*exec.Cmd
 }
 
-func serveRuntimeStub(l net.Listener) *runtimeStub {
-	s := &runtimeStub{next: make(chan struct{}, 4096)}
-	s.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case s.next <- struct{}{}:
-			default:
-			}
-			<-r.Context().Done()
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
+func serveRuntimeAPI(l net.Listener, gated bool) *runtimeAPI {
+	a := &runtimeAPI{asked: make(chan struct{}, 4096)}
+	if gated {
+		a.gate, a.answered = make(chan struct{}), make(chan struct{}, 1)
 	}
-	go s.srv.Serve(l)
-	return s
-}
-
-func (s *runtimeStub) close() { s.srv.Close() }
-
-// waitNext waits until n runtimes have asked for their next event.
-func (s *runtimeStub) waitNext(ctx context.Context, n int) error {
-	for range n {
-		select {
-		case <-s.next:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for idle runtimes: %w", ctx.Err())
-		}
-	}
-	return nil
-}
-
-// runtimeFloor runs n copies of the echo binary on the host against a
-// trivial Runtime API that hands them events back to back, for d after a
-// short warm-up, and returns their CPU per call and the calls measured: the
-// floor of a runtime's share of a warm invoke with n environments busy (each
-// runtime's own two loopback exchanges per call, with no platform and no
-// freezer around it).
-func runtimeFloor(ctx context.Context, bin string, n int, d time.Duration) (perCall time.Duration, calls int, err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, 0, err
-	}
-	var answered atomic.Int64
 	deadline := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case a.asked <- struct{}{}:
+		default:
+		}
+		if a.gate != nil {
+			select {
+			case <-a.gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		h := w.Header()
 		h.Set("Lambda-Runtime-Aws-Request-Id", randomHex(8))
 		h.Set("Lambda-Runtime-Deadline-Ms", deadline)
@@ -156,64 +137,28 @@ func runtimeFloor(ctx context.Context, bin string, n int, d time.Duration) (perC
 	})
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		answered.Add(1)
+		a.count.Add(1)
+		if a.answered != nil {
+			a.answered <- struct{}{}
+		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
-	defer srv.Close()
-	pids := make([]int, 0, n)
-	defer func() {
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}()
-	for range n {
-		cmd := exec.Command(bin)
-		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + l.Addr().String(), "_HANDLER=bootstrap"}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return 0, 0, err
-		}
-		pids = append(pids, cmd.Process.Pid)
-		go cmd.Wait()
-	}
-	for answered.Load() < int64(100*n) {
-		select {
-		case <-ctx.Done():
-			return 0, 0, fmt.Errorf("runtime floor: %d calls answered: %w", answered.Load(), ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	cpu0, n0 := cpuOf(pids), answered.Load()
-	select {
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	case <-time.After(d):
-	}
-	cpu1, n1 := cpuOf(pids), answered.Load()
-	if n1 == n0 {
-		return 0, 0, errors.New("runtime floor: no call answered")
-	}
-	return (cpu1 - cpu0) / time.Duration(n1-n0), int(n1 - n0), nil
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go a.srv.Serve(l)
+	return a
 }
 
-// idleProcesses are copies of the echo binary on the host, each waiting
-// for its next event on a runtime stub: the floor of an idle environment.
-type idleProcesses struct {
-	stub *runtimeStub
-	cmds []*exec.Cmd
-}
-
-func startIdle(ctx context.Context, bin string, n int) (_ *idleProcesses, err error) {
+// startRuntimes serves a runtimeAPI (gated or not) on loopback and starts
+// n copies of bin against it.
+func startRuntimes(bin string, n int, gated bool) (_ *runtimeAPI, err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &idleProcesses{stub: serveRuntimeStub(l)}
+	a := serveRuntimeAPI(l, gated)
 	defer func() {
 		if err != nil {
-			p.stop()
+			a.stop()
 		}
 	}()
 	for range n {
@@ -223,27 +168,128 @@ func startIdle(ctx context.Context, bin string, n int) (_ *idleProcesses, err er
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		p.cmds = append(p.cmds, cmd)
+		a.cmds = append(a.cmds, cmd)
+	}
+	return a, nil
+}
+
+// startIdle starts n copies of bin that wait for their next event: the
+// floor of an idle environment.
+func startIdle(ctx context.Context, bin string, n int) (*runtimeAPI, error) {
+	a, err := startRuntimes(bin, n, true)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return p, p.stub.waitNext(ctx, n)
+	if err := a.waitNext(ctx, n); err != nil {
+		a.stop()
+		return nil, err
+	}
+	return a, nil
 }
 
-func (p *idleProcesses) pids() []int {
-	out := make([]int, len(p.cmds))
-	for i, c := range p.cmds {
+// waitNext waits until n runtimes have asked for their next event.
+func (a *runtimeAPI) waitNext(ctx context.Context, n int) error {
+	for range n {
+		select {
+		case <-a.asked:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for idle runtimes: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (a *runtimeAPI) pids() []int {
+	out := make([]int, len(a.cmds))
+	for i, c := range a.cmds {
 		out[i] = c.Process.Pid
 	}
 	return out
 }
 
-func (p *idleProcesses) stop() {
-	for _, c := range p.cmds {
+// stop ends the copies started, if any, and the server.
+func (a *runtimeAPI) stop() {
+	for _, c := range a.cmds {
 		_ = c.Process.Kill()
 		_ = c.Wait()
 	}
-	p.stub.close()
+	a.cmds = nil
+	a.srv.Close()
+}
+
+// roundTrip hands one event to the runtime waiting in /next and returns
+// when its response has arrived.
+func (a *runtimeAPI) roundTrip(ctx context.Context) error {
+	select {
+	case a.gate <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("runtime round trip: no runtime asked for an event: %w", ctx.Err())
+	}
+	select {
+	case <-a.answered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runtime round trip: no response: %w", ctx.Err())
+	}
+}
+
+// runtimeFloor runs n copies of the echo binary on the host against a
+// trivial Runtime API that hands them events back to back, for d after a
+// short warm-up, and returns their CPU per call and the calls measured: the
+// floor of a runtime's share of a warm invoke with n environments busy (each
+// runtime's own two loopback exchanges per call, with no platform and no
+// freezer around it).
+func runtimeFloor(ctx context.Context, bin string, n int, d time.Duration) (perCall time.Duration, calls int, err error) {
+	a, err := startRuntimes(bin, n, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer a.stop()
+	for a.count.Load() < int64(100*n) {
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("runtime floor: %d calls answered: %w", a.count.Load(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cpu0, n0 := cpuOf(a.pids()), a.count.Load()
+	select {
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	case <-time.After(d):
+	}
+	cpu1, n1 := cpuOf(a.pids()), a.count.Load()
+	if n1 == n0 {
+		return 0, 0, errors.New("runtime floor: no call answered")
+	}
+	return (cpu1 - cpu0) / time.Duration(n1-n0), int(n1 - n0), nil
+}
+
+// runtimeRoundTrips times n sequential round trips of one copy of the echo
+// binary on the host, after a warm-up of 100: each from an event handed to
+// the runtime waiting in /next to its response read by the trivial Runtime
+// API. It is the floor of the runtime's part of a sequential warm invoke.
+func runtimeRoundTrips(ctx context.Context, bin string, n int) (samples, error) {
+	a, err := startRuntimes(bin, 1, true)
+	if err != nil {
+		return nil, err
+	}
+	defer a.stop()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+time.Duration(n)*time.Millisecond)
+	defer cancel()
+	out := make(samples, 0, n)
+	for i := range 100 + n {
+		d, err := timed(func() error { return a.roundTrip(ctx) })
+		if err != nil {
+			return nil, err
+		}
+		if i >= 100 {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // rawFreezer is a bare cgroup (freezer only) holding one idle process. Its

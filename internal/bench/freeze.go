@@ -38,8 +38,8 @@ func (r *run) measureFreezeThaw(ctx context.Context) (freeze, thaw Row, version 
 		return freeze, thaw, version, err
 	}
 	defer sb.Destroy()
-	stub := serveRuntimeStub(sb.Listener())
-	defer stub.close()
+	stub := serveRuntimeAPI(sb.Listener(), true)
+	defer stub.stop()
 	go io.Copy(io.Discard, sb.Output())
 	if err := sb.Start(); err != nil {
 		return freeze, thaw, version, err

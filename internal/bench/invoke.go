@@ -107,6 +107,26 @@ func (r *run) measureWarm(ctx context.Context, n int) (Row, error) {
 	}, nil
 }
 
+// runtimeRoundTripRow sets what a sequential warm invoke takes over its
+// SDK floor (warm's p50 and p99 less the floor's: icebox's whole part of
+// the call) next to the same runtime's own round trip on the host, one
+// event at a time from a trivial Runtime API. The target's 150 µs over the
+// floor has to hold both.
+func (r *run) runtimeRoundTripRow(ctx context.Context, warm Row) (Row, error) {
+	quiesce()
+	rt, err := runtimeRoundTrips(ctx, r.echoBin, warm.Result.Samples)
+	if err != nil {
+		return Row{}, err
+	}
+	return Row{
+		ID: RowWarmOver, Name: "warm invoke, sequential: its time over the SDK floor (row above)", Unit: UnitMicros,
+		Result:    Stat{P50: warm.Result.P50 - warm.Floor.P50, P99: warm.Result.P99 - warm.Floor.P99, Samples: warm.Result.Samples},
+		FloorName: "the same runtime alone on the host: an event handed to its waiting /next until its response is read, one at a time",
+		Floor:     rt.stat(),
+		Note:      "p50 and p99 of the row above less its floor's",
+	}, nil
+}
+
 // sdkFloorName names the floor of the SDK rows.
 const sdkFloorName = "same SDK client, signed, to a trivial Invoke server"
 

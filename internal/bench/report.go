@@ -16,6 +16,7 @@ import (
 const (
 	RowColdStart    = "cold_start"
 	RowWarmInvoke   = "warm_invoke"
+	RowWarmOver     = "warm_invoke_over_floor"
 	RowWarmURL      = "warm_url"
 	RowWarmExt      = "warm_invoke_extension"
 	RowEnvRate      = "env_create_rate"

@@ -102,7 +102,11 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if warm, err = r.measureWarm(ctx, cfg.WarmCalls); err != nil {
 			return nil, fmt.Errorf("warm invoke: %w", err)
 		}
-		rep.Rows = append(rep.Rows, warm)
+		over, err := r.runtimeRoundTripRow(ctx, warm)
+		if err != nil {
+			return nil, fmt.Errorf("the runtime's round trip: %w", err)
+		}
+		rep.Rows = append(rep.Rows, warm, over)
 	}
 
 	if cfg.wants("extension") {
