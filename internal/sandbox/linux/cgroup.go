@@ -215,13 +215,20 @@ type statFile struct {
 	f    *os.File
 }
 
-func (s *statFile) read() []byte {
+// open opens the file if it is not open yet. A group opens its files when
+// it is made, with the sandbox ahead of need: an open on a call's path is a
+// blocking system call after which the call's goroutine may wait for a P.
+func (s *statFile) open() {
 	if s.f == nil {
-		f, err := os.Open(s.path)
-		if err != nil {
-			return nil
+		if f, err := os.Open(s.path); err == nil {
+			s.f = f
 		}
-		s.f = f
+	}
+}
+
+func (s *statFile) read() []byte {
+	if s.open(); s.f == nil {
+		return nil
 	}
 	var buf [512]byte
 	n, _ := s.f.ReadAt(buf[:], 0)
@@ -361,6 +368,8 @@ func (d *v1Driver) create(name string) (_ cgroup, err error) {
 	g.state.path = filepath.Join(g.paths["freezer"], "freezer.state")
 	g.peak.path = filepath.Join(g.paths["memory"], "memory.max_usage_in_bytes")
 	g.oom.path = filepath.Join(g.paths["memory"], "memory.oom_control")
+	g.peak.open()
+	g.oom.open()
 	return g, nil
 }
 
@@ -491,6 +500,8 @@ func (d *v2Driver) create(name string) (cgroup, error) {
 	g.state.path = filepath.Join(g.dir, "cgroup.freeze")
 	g.peak.path = filepath.Join(g.dir, "memory.peak")
 	g.events.path = filepath.Join(g.dir, "memory.events")
+	g.peak.open()
+	g.events.open()
 	return g, nil
 }
 

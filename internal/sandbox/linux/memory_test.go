@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,5 +118,42 @@ func TestReadKey(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { readKey(f, "oom_kill") }); n > 1 {
 		t.Errorf("readKey allocates %v times per call", n)
+	}
+}
+
+// TestStatsFilesOpenWhenBuilt: a sandbox's cgroup statistics files (its
+// memory peak and OOM kills, read for every REPORT) are open once the
+// sandbox is built, so that its first call's REPORT opens none of them.
+func TestStatsFilesOpenWhenBuilt(t *testing.T) {
+	m := newManager(t)
+	s, err := m.build(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	var files []string
+	switch g := s.cg.(type) {
+	case *v1Group:
+		files = []string{g.peak.path, g.oom.path}
+	case *v2Group:
+		if !g.limits {
+			t.Skip("the cgroup v2 hierarchy here has no memory controller: there are no memory statistics to open")
+		}
+		files = []string{g.peak.path, g.events.path}
+	}
+	open := map[string]bool{}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil {
+			open[target] = true
+		}
+	}
+	for _, f := range files {
+		if !open[f] {
+			t.Errorf("%s is not open after the sandbox was built; its first REPORT would open it", f)
+		}
 	}
 }
