@@ -138,26 +138,41 @@ func decode(subj string, seq uint64, stored time.Time, data []byte) (record, boo
 // the beginning). It stops when fn returns false or nothing is pending. next
 // is the sequence after the last event fed; end reports nothing was left.
 func (s *Store) scan(ctx context.Context, subjects []string, from uint64, since time.Time, fn func(record) bool) (next uint64, end bool, err error) {
-	for range readerAttempts {
+	_ = untilAnswered(ctx, func() error {
 		var fed bool
 		next, end, err = s.scanOnce(ctx, subjects, from, since, func(r record) bool { fed = true; return fn(r) })
-		if fed || ctx.Err() != nil || !readerLost(err) {
-			break
+		if fed {
+			return nil // records were handed on: a second reader would repeat them
 		}
-	}
+		return err
+	})
 	return next, end, err
 }
 
-// readerAttempts bounds the readers scan creates for one read.
-const readerAttempts = 4
+// answerAttempts bounds how often untilAnswered makes one request.
+const answerAttempts = 4
 
-// readerLost reports a read that got nothing because its reader did not
-// answer, which another reader may: on a replicated stream whose server went
-// down, JetStream may still place a new (one-replica) reader on that server
-// until the cluster marks it offline (no responder); and an engine restarted
-// after a kill has once left a first fetch unanswered, neither events nor
-// heartbeats nor the end of its wait.
-func readerLost(err error) bool {
+// untilAnswered makes a request to the engine (op) again while it failed
+// unanswered and ctx is live, answerAttempts times in all, and returns its
+// last error.
+func untilAnswered(ctx context.Context, op func() error) error {
+	var err error
+	for range answerAttempts {
+		if err = op(); err == nil || ctx.Err() != nil || !unanswered(err) {
+			break
+		}
+	}
+	return err
+}
+
+// unanswered reports a request that got nothing because the engine did not
+// answer it, which a second one may get: on a replicated stream whose server
+// went down, JetStream may still place a new (one-replica) reader on that
+// server until the cluster marks it offline (no responder); and an engine
+// restarted after a kill has left a first request unanswered, a fetch
+// (neither events nor heartbeats nor the end of its wait) or a stream's
+// info.
+func unanswered(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -254,7 +269,11 @@ func (s *Store) groupStreams(ctx context.Context, group string) (map[string]uint
 	if subj == "" {
 		return nil, errNoGroup
 	}
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+	var info *jetstream.StreamInfo
+	err := untilAnswered(ctx, func() (err error) {
+		info, err = s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("logs: list streams of %q: %w", group, err)
 	}
