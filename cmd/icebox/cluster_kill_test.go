@@ -43,9 +43,13 @@ func TestClusterKill9DuringAsyncEvents(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
 	binaries(t)
+	// What is left after the kill must keep the survivors asking for the
+	// whole reservation past the lease TTL: ~300 events of 300 ms on the
+	// survivors' ~7 units take ~13 s (with 200 left, the backlog once
+	// drained in 9.9 s, before the killed node's leases had expired).
 	const (
 		fn         = "slow"
-		events     = 300
+		events     = 400
 		killAfter  = 100 // events seen running before the kill
 		reserved   = 10
 		ttl        = 10 * time.Second // the nodes' default lease and membership TTL
