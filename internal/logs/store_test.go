@@ -364,62 +364,42 @@ func TestForwardTokenFollows(t *testing.T) {
 	}
 }
 
+// A request the engine leaves unanswered (as one restarted after a kill has
+// done), a reader's fetch or the listing of the group's streams, is made
+// again, and the read answers.
+func TestReadAfterLostRequest(t *testing.T) {
+	for what, prefix := range map[string]string{
+		"fetch":       "$JS.API.CONSUMER.MSG.NEXT.",
+		"stream info": "$JS.API.STREAM.INFO.",
+	} {
+		t.Run(what, func(t *testing.T) {
+			var lc *losingConn
+			s, _ := newStoreOn(t, Config{}, func(c net.Conn) net.Conn {
+				lc = &losingConn{Conn: c, prefix: prefix}
+				return lc
+			})
+			w := s.Writer("/aws/lambda/lost", "s")
+			for i := range 5 {
+				w.Write(time.Now(), fmt.Sprintf("line %d", i))
+			}
+			flush(t, s)
+			lc.arm()
+			res, err := s.FilterLogEvents(t.Context(), "/aws/lambda/lost", nil, 0, 0, "", 0, "")
+			if err != nil || len(res.Events) != 5 || res.NextToken != "" {
+				t.Fatalf("FilterLogEvents after a lost %s: %d events, token %q, %v; want 5, none", what, len(res.Events), res.NextToken, err)
+			}
+			lc.mu.Lock()
+			lost := lc.lost
+			lc.mu.Unlock()
+			if lost != 1 {
+				t.Fatalf("%d %s requests lost, want 1 (the test lost none: it shows nothing)", lost, what)
+			}
+		})
+	}
+}
+
 // TestEngineGone: with the connection closed, events are counted as dropped,
 // Flush reports it as unavailable, and Close does not hang.
-// TestReadAfterLostFetch: a read whose first pull request the engine never
-// hears of (no events, no heartbeat, no end of its wait) takes another
-// reader and returns every event (seen once on the first read after an
-// engine restarted from a kill).
-func TestReadAfterLostFetch(t *testing.T) {
-	var lc *losingConn
-	s, _ := newStoreOn(t, Config{}, func(c net.Conn) net.Conn {
-		lc = &losingConn{Conn: c, prefix: "$JS.API.CONSUMER.MSG.NEXT."}
-		return lc
-	})
-	w := s.Writer("/aws/lambda/lost", "s")
-	for i := range 5 {
-		w.Write(time.Now(), fmt.Sprintf("line %d", i))
-	}
-	flush(t, s)
-	lc.arm()
-	res, err := s.FilterLogEvents(t.Context(), "/aws/lambda/lost", nil, 0, 0, "", 0, "")
-	if err != nil || len(res.Events) != 5 || res.NextToken != "" {
-		t.Fatalf("FilterLogEvents after a lost fetch: %d events, token %q, %v; want 5, none", len(res.Events), res.NextToken, err)
-	}
-	lc.mu.Lock()
-	lost := lc.lost
-	lc.mu.Unlock()
-	if lost != 1 {
-		t.Fatalf("%d pull requests lost, want 1 (the test lost none: it shows nothing)", lost)
-	}
-}
-
-// A request for the group's streams that the engine leaves unanswered (as
-// one restarted after a kill has done) is made again, and the read answers.
-func TestReadAfterLostStreamInfo(t *testing.T) {
-	var lc *losingConn
-	s, _ := newStoreOn(t, Config{}, func(c net.Conn) net.Conn {
-		lc = &losingConn{Conn: c, prefix: "$JS.API.STREAM.INFO."}
-		return lc
-	})
-	w := s.Writer("/aws/lambda/lost", "s")
-	for i := range 5 {
-		w.Write(time.Now(), fmt.Sprintf("line %d", i))
-	}
-	flush(t, s)
-	lc.arm()
-	res, err := s.FilterLogEvents(t.Context(), "/aws/lambda/lost", nil, 0, 0, "", 0, "")
-	if err != nil || len(res.Events) != 5 || res.NextToken != "" {
-		t.Fatalf("FilterLogEvents after a lost stream info: %d events, token %q, %v; want 5, none", len(res.Events), res.NextToken, err)
-	}
-	lc.mu.Lock()
-	lost := lc.lost
-	lc.mu.Unlock()
-	if lost != 1 {
-		t.Fatalf("%d stream info requests lost, want 1 (the test lost none: it shows nothing)", lost)
-	}
-}
-
 func TestEngineGone(t *testing.T) {
 	s, js := newStore(t, Config{PublishTimeout: 200 * time.Millisecond})
 	js.Conn().Close()
